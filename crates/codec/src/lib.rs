@@ -1,0 +1,110 @@
+//! Turns payload bytes into something a person can read and search: protobuf messages (from
+//! .proto files compiled at run time or from descriptor sets) as canonical proto3 JSON, JSON
+//! payloads as JSON, UTF-8 as text, and anything else as bytes.
+//!
+//! This crate owns schemas and decoding. It must not read from buses, write the lake, or know
+//! where schemas are stored on disk beyond the paths it is handed: the API crate persists them.
+//! Decoding never panics and never fails a capture: a bad payload yields a `decode_error`.
+
+mod json;
+mod protobuf;
+mod schema;
+
+pub use protobuf::ProtobufCodec;
+pub use schema::{compile_paths, Compiled, SchemaError, SchemaSet};
+
+use sluice_model::Encoding;
+
+/// What decoding one payload (or key) produced.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Decoded {
+    pub encoding: Option<Encoding>,
+    pub schema: Option<String>,
+    /// JSON text (protobuf or JSON payloads).
+    pub json: Option<String>,
+    /// Text for valid UTF-8 that is not JSON.
+    pub text: Option<String>,
+    pub error: Option<String>,
+}
+
+/// How a topic's keys or values decode: a mapped protobuf type, or sniffing.
+#[derive(Debug, Clone, Default)]
+pub struct Decoder {
+    codec: Option<ProtobufCodec>,
+}
+
+impl Decoder {
+    pub fn sniffing() -> Self {
+        Decoder { codec: None }
+    }
+
+    pub fn protobuf(codec: ProtobufCodec) -> Self {
+        Decoder { codec: Some(codec) }
+    }
+
+    /// Decodes a payload. `complete` is false when the payload was cut at the size cap, in which
+    /// case a mapped type is not attempted (it would fail on the cut) and that is said plainly.
+    pub fn decode(&self, bytes: &[u8], complete: bool) -> Decoded {
+        match &self.codec {
+            Some(codec) if !complete => Decoded {
+                encoding: Some(Encoding::Binary),
+                schema: Some(codec.type_name().to_string()),
+                error: Some("payload exceeds the size cap and was truncated; not decoded".into()),
+                ..Decoded::default()
+            },
+            Some(codec) => match codec.decode_to_json(bytes) {
+                Ok(json) => Decoded {
+                    encoding: Some(Encoding::Protobuf),
+                    schema: Some(codec.type_name().to_string()),
+                    json: Some(json),
+                    ..Decoded::default()
+                },
+                Err(e) => {
+                    // Still show what we can: the failure is recorded, the raw bytes are kept.
+                    let mut d = sniff(bytes);
+                    d.schema = Some(codec.type_name().to_string());
+                    d.error = Some(e.to_string());
+                    d
+                }
+            },
+            None => sniff(bytes),
+        }
+    }
+}
+
+/// Unmapped payloads: JSON if it parses, text if valid UTF-8, bytes otherwise.
+pub fn sniff(bytes: &[u8]) -> Decoded {
+    if let Some(json) = json::parse_object_or_array(bytes) {
+        return Decoded { encoding: Some(Encoding::Json), json: Some(json), ..Decoded::default() };
+    }
+    match std::str::from_utf8(bytes) {
+        Ok(text) => Decoded { encoding: Some(Encoding::Text), text: Some(text.to_string()), ..Decoded::default() },
+        Err(_) => Decoded { encoding: Some(Encoding::Binary), ..Decoded::default() },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sniffs_json_text_and_bytes() {
+        let d = sniff(br#"{"a": 1, "b": [true]}"#);
+        assert_eq!(d.encoding, Some(Encoding::Json));
+        assert_eq!(d.json.as_deref(), Some(r#"{"a":1,"b":[true]}"#));
+        let d = sniff(b"hello world");
+        assert_eq!(d.encoding, Some(Encoding::Text));
+        assert_eq!(d.text.as_deref(), Some("hello world"));
+        let d = sniff(&[0xff, 0x00, 0x12]);
+        assert_eq!(d.encoding, Some(Encoding::Binary));
+        assert!(d.json.is_none() && d.text.is_none());
+    }
+
+    #[test]
+    fn truncated_payloads_are_not_decoded_with_a_type() {
+        let set = SchemaSet::from_proto_source("t.proto", "syntax = \"proto3\"; message M { string a = 1; }").unwrap();
+        let d = Decoder::protobuf(set.codec("M").unwrap()).decode(b"\x0a\x05hel", false);
+        assert!(d.error.unwrap().contains("truncated"));
+        assert!(d.json.is_none());
+    }
+}

@@ -1,0 +1,45 @@
+//! Protobuf payloads as canonical proto3 JSON: prost-reflect's serializer with its default
+//! options is the proto3 JSON mapping (lowerCamelCase names, 64-bit integers as strings, bytes
+//! as base64, enums by name, well-known types mapped, default values omitted).
+
+use prost::Message as _;
+use prost_reflect::{DynamicMessage, MessageDescriptor};
+
+/// Decodes and encodes one message type.
+#[derive(Debug, Clone)]
+pub struct ProtobufCodec {
+    desc: MessageDescriptor,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProtobufError {
+    #[error("not a valid {type_name} message: {reason}")]
+    Decode { type_name: String, reason: String },
+    #[error("JSON does not fit {type_name}: {reason}")]
+    Encode { type_name: String, reason: String },
+}
+
+impl ProtobufCodec {
+    pub fn new(desc: MessageDescriptor) -> Self {
+        ProtobufCodec { desc }
+    }
+
+    pub fn type_name(&self) -> &str {
+        self.desc.full_name()
+    }
+
+    pub fn decode_to_json(&self, bytes: &[u8]) -> Result<String, ProtobufError> {
+        let err = |reason: String| ProtobufError::Decode { type_name: self.type_name().to_string(), reason };
+        let msg = DynamicMessage::decode(self.desc.clone(), bytes).map_err(|e| err(e.to_string()))?;
+        serde_json::to_string(&msg).map_err(|e| err(e.to_string()))
+    }
+
+    /// Encodes canonical proto3 JSON back to wire bytes (for replaying edited events).
+    pub fn encode_from_json(&self, json: &str) -> Result<Vec<u8>, ProtobufError> {
+        let err = |reason: String| ProtobufError::Encode { type_name: self.type_name().to_string(), reason };
+        let mut de = serde_json::Deserializer::from_str(json);
+        let msg = DynamicMessage::deserialize(self.desc.clone(), &mut de).map_err(|e| err(e.to_string()))?;
+        de.end().map_err(|e| err(e.to_string()))?;
+        Ok(msg.encode_to_vec())
+    }
+}

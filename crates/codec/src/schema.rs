@@ -1,0 +1,283 @@
+//! Schemas: .proto files compiled at run time with protox, and binary FileDescriptorSets
+//! (`protoc --descriptor_set_out`, `buf build -o`), merged into one descriptor pool.
+
+use crate::ProtobufCodec;
+use miette::Diagnostic;
+use prost::Message as _;
+use prost_reflect::DescriptorPool;
+use prost_types::{FileDescriptorProto, FileDescriptorSet};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// A schema problem, located as precisely as the compiler allows.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{}{message}", location(.file, .line, .column))]
+pub struct SchemaError {
+    pub file: Option<String>,
+    pub line: Option<usize>,
+    pub column: Option<usize>,
+    pub message: String,
+}
+
+fn location(file: &Option<String>, line: &Option<usize>, column: &Option<usize>) -> String {
+    match (file, line, column) {
+        (Some(f), Some(l), Some(c)) => format!("{f}:{l}:{c}: "),
+        (Some(f), _, _) => format!("{f}: "),
+        _ => String::new(),
+    }
+}
+
+impl SchemaError {
+    fn plain(file: Option<String>, message: impl Into<String>) -> Self {
+        SchemaError { file, line: None, column: None, message: message.into() }
+    }
+
+    /// Reads file, line and column out of a miette diagnostic (protox and prost-reflect errors).
+    fn from_diagnostic(d: &dyn Diagnostic, fallback_file: Option<String>, display_path: impl Fn(&str) -> String) -> Self {
+        let mut message = d.to_string();
+        let (mut file, mut line, mut column) = (fallback_file, None, None);
+        if let (Some(src), Some(label)) = (d.source_code(), d.labels().and_then(|mut l| l.next())) {
+            if let Ok(span) = src.read_span(label.inner(), 0, 0) {
+                line = Some(span.line() + 1);
+                column = Some(span.column() + 1);
+                if let Some(name) = span.name() {
+                    file = Some(display_path(name));
+                }
+            }
+            if let Some(text) = label.label() {
+                message = format!("{message} ({text})");
+            }
+        }
+        SchemaError { file, line, column, message }
+    }
+}
+
+/// The result of compiling what the user handed over: everything that compiled, and an error
+/// for each file that did not (one bad file does not stop the others).
+#[derive(Debug, Default)]
+pub struct Compiled {
+    pub set: FileDescriptorSet,
+    pub errors: Vec<SchemaError>,
+}
+
+/// Compiles .proto files and folders, and loads binary descriptor sets.
+///
+/// A folder is its own include root. A single file's include root is the ancestor folder that
+/// matches its `package` (so `protos/shop/v1/order.proto` with `package shop.v1;` resolves
+/// imports like `shop/v1/common.proto`), else its own folder. `includes` adds more roots.
+pub fn compile_paths(paths: &[PathBuf], includes: &[PathBuf]) -> Compiled {
+    let mut out = Compiled::default();
+    let mut proto_files: Vec<(PathBuf, PathBuf)> = Vec::new(); // (include root, file)
+    for path in paths {
+        if path.is_dir() {
+            let mut files = Vec::new();
+            collect_protos(path, &mut files);
+            if files.is_empty() {
+                out.errors.push(SchemaError::plain(Some(path.display().to_string()), "folder holds no .proto files"));
+            }
+            proto_files.extend(files.into_iter().map(|f| (path.clone(), f)));
+        } else if path.extension().is_some_and(|e| e == "proto") {
+            proto_files.push((package_root(path), path.clone()));
+        } else {
+            match load_descriptor_set(path) {
+                Ok(set) => out.set.file.extend(set.file),
+                Err(e) => out.errors.push(e),
+            }
+        }
+    }
+
+    let mut roots: Vec<PathBuf> = includes.to_vec();
+    for (root, _) in &proto_files {
+        if !roots.contains(root) {
+            roots.push(root.clone());
+        }
+    }
+    if !proto_files.is_empty() {
+        match protox::Compiler::new(&roots) {
+            Ok(mut compiler) => {
+                compiler.include_imports(true).include_source_info(true);
+                for (_, file) in &proto_files {
+                    if let Err(e) = compiler.open_file(file) {
+                        let display = |name: &str| display_path(&roots, name);
+                        out.errors.push(SchemaError::from_diagnostic(&e, e.file().map(&display), display));
+                    }
+                }
+                out.set.file.extend(compiler.file_descriptor_set().file);
+            }
+            Err(e) => out.errors.push(SchemaError::plain(None, e.to_string())),
+        }
+    }
+    out
+}
+
+fn collect_protos(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let mut entries: Vec<_> = entries.flatten().map(|e| e.path()).collect();
+    entries.sort();
+    for p in entries {
+        if p.is_dir() {
+            collect_protos(&p, out);
+        } else if p.extension().is_some_and(|e| e == "proto") {
+            out.push(p);
+        }
+    }
+}
+
+/// The folder that `import` paths in this file are relative to, guessed from its package.
+fn package_root(file: &Path) -> PathBuf {
+    let parent = file.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
+    let parent = if parent.as_os_str().is_empty() { PathBuf::from(".") } else { parent };
+    let Ok(text) = std::fs::read_to_string(file) else { return parent };
+    let package = text.lines().find_map(|l| {
+        let l = l.trim();
+        l.strip_prefix("package ").map(|p| p.trim_end_matches(';').trim().to_string())
+    });
+    if let Some(package) = package {
+        let parts: Vec<&str> = package.split('.').collect();
+        let mut root = parent.clone();
+        for part in parts.iter().rev() {
+            if root.file_name().is_some_and(|n| n == *part) {
+                root = root.parent().map(Path::to_path_buf).unwrap_or_default();
+            } else {
+                return parent;
+            }
+        }
+        if root.as_os_str().is_empty() {
+            return PathBuf::from(".");
+        }
+        return root;
+    }
+    parent
+}
+
+fn display_path(roots: &[PathBuf], name: &str) -> String {
+    roots
+        .iter()
+        .map(|r| r.join(name))
+        .find(|p| p.exists())
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| name.to_string())
+}
+
+fn load_descriptor_set(path: &Path) -> Result<FileDescriptorSet, SchemaError> {
+    let file = Some(path.display().to_string());
+    let bytes = std::fs::read(path).map_err(|e| SchemaError::plain(file.clone(), format!("cannot read: {e}")))?;
+    let not_a_set = || SchemaError::plain(file.clone(), "neither a .proto file nor a binary FileDescriptorSet");
+    let set = FileDescriptorSet::decode(bytes.as_slice()).map_err(|_| not_a_set())?;
+    if set.file.is_empty() || set.file.iter().any(|f| f.name.as_deref().unwrap_or("").is_empty()) {
+        return Err(not_a_set());
+    }
+    Ok(set)
+}
+
+/// Google's well-known types, so descriptor sets built without `--include_imports` still resolve.
+fn well_known_files() -> Vec<FileDescriptorProto> {
+    const NAMES: &[&str] = &[
+        "any", "api", "descriptor", "duration", "empty", "field_mask", "source_context", "struct", "timestamp", "type",
+        "wrappers",
+    ];
+    let mut compiler = protox::Compiler::with_file_resolver(protox::file::GoogleFileResolver::new());
+    compiler.include_imports(true);
+    for n in NAMES {
+        // Cannot fail: these files ship inside protox.
+        let _ = compiler.open_file(format!("google/protobuf/{n}.proto"));
+    }
+    compiler.file_descriptor_set().file
+}
+
+/// All known message types.
+#[derive(Debug, Clone)]
+pub struct SchemaSet {
+    pool: DescriptorPool,
+    files: Vec<FileDescriptorProto>,
+}
+
+impl Default for SchemaSet {
+    fn default() -> Self {
+        SchemaSet { pool: DescriptorPool::new(), files: Vec::new() }
+    }
+}
+
+impl SchemaSet {
+    /// Builds a pool from descriptor sets; a file added later replaces an earlier one of the same
+    /// name, so re-adding an edited .proto updates it.
+    pub fn from_sets(sets: impl IntoIterator<Item = FileDescriptorSet>) -> Result<Self, SchemaError> {
+        let mut by_name: BTreeMap<String, FileDescriptorProto> = BTreeMap::new();
+        let mut order: Vec<String> = Vec::new();
+        for set in sets {
+            for f in set.file {
+                let name = f.name.clone().unwrap_or_default();
+                if by_name.insert(name.clone(), f).is_none() {
+                    order.push(name);
+                }
+            }
+        }
+        let mut files: Vec<FileDescriptorProto> = order.iter().filter_map(|n| by_name.remove(n)).collect();
+        let mut all = FileDescriptorSet { file: files.clone() };
+        let missing_wkt = files.iter().flat_map(|f| f.dependency.iter()).any(|d| {
+            d.starts_with("google/protobuf/") && !files.iter().any(|f| f.name.as_deref() == Some(d.as_str()))
+        });
+        if missing_wkt {
+            let have: Vec<String> = files.iter().filter_map(|f| f.name.clone()).collect();
+            let wkt: Vec<_> = well_known_files().into_iter().filter(|f| !have.contains(f.name.as_ref().unwrap())).collect();
+            all.file.splice(0..0, wkt);
+        }
+        let mut pool = DescriptorPool::new();
+        pool.add_file_descriptor_set(all).map_err(|e| SchemaError::from_diagnostic(&e, e.file().map(str::to_string), str::to_string))?;
+        files.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(SchemaSet { pool, files })
+    }
+
+    /// Compiles one in-memory .proto source (tests and quick checks).
+    pub fn from_proto_source(name: &str, source: &str) -> Result<Self, SchemaError> {
+        let dir = std::env::temp_dir().join(format!("sluice-proto-{}-{}", std::process::id(), name.replace('/', "_")));
+        let _ = std::fs::create_dir_all(&dir);
+        let path = dir.join(name);
+        std::fs::write(&path, source).map_err(|e| SchemaError::plain(Some(name.into()), e.to_string()))?;
+        let compiled = compile_paths(std::slice::from_ref(&path), &[dir.clone()]);
+        let _ = std::fs::remove_dir_all(&dir);
+        if let Some(e) = compiled.errors.into_iter().next() {
+            return Err(e);
+        }
+        Self::from_sets([compiled.set])
+    }
+
+    /// The descriptor files this set holds (what gets persisted).
+    pub fn to_descriptor_set(&self) -> FileDescriptorSet {
+        FileDescriptorSet { file: self.files.clone() }
+    }
+
+    /// Every message type, by full name, excluding Google's own.
+    pub fn message_types(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .pool
+            .all_messages()
+            .filter(|m| !m.full_name().starts_with("google.protobuf."))
+            .filter(|m| !m.is_map_entry())
+            .map(|m| m.full_name().to_string())
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// Resolves a type by full name, or by a suffix (`Order`, `v1.Order`) when that is unique.
+    pub fn codec(&self, name: &str) -> Result<ProtobufCodec, SchemaError> {
+        let name = name.trim_start_matches('.');
+        if let Some(desc) = self.pool.get_message_by_name(name) {
+            return Ok(ProtobufCodec::new(desc));
+        }
+        let suffix = format!(".{name}");
+        let matches: Vec<_> = self.pool.all_messages().filter(|m| m.full_name().ends_with(&suffix)).collect();
+        match matches.as_slice() {
+            [one] => Ok(ProtobufCodec::new(one.clone())),
+            [] => Err(SchemaError::plain(None, format!("no message type named {name:?}; `sluice schema list` shows the known types"))),
+            many => Err(SchemaError::plain(
+                None,
+                format!(
+                    "{name:?} is ambiguous: {}",
+                    many.iter().map(|m| m.full_name().to_string()).collect::<Vec<_>>().join(", ")
+                ),
+            )),
+        }
+    }
+}

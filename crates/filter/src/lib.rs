@@ -1,0 +1,32 @@
+//! The filter language people type into Sluice's search bar, and its compiler to DuckDB SQL.
+//!
+//! This crate owns syntax, error positions and the column/operator allowlist. It must not run
+//! queries, and it must never splice user text into SQL: every value, JSON path and regex leaves
+//! as a bound parameter, and every column or operator comes from the fixed tables below.
+
+mod lexer;
+mod parser;
+mod sql;
+
+pub use parser::{parse, Comparison, Expr, Field, Op, Value};
+pub use sql::{compile, Compiled, Param};
+
+/// A filter that could not be understood, with the 1-based column where the problem starts.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("column {column}: {message}")]
+pub struct FilterError {
+    pub column: usize,
+    pub message: String,
+}
+
+impl FilterError {
+    pub(crate) fn at(column: usize, message: impl Into<String>) -> Self {
+        FilterError { column, message: message.into() }
+    }
+}
+
+/// Parses and compiles in one step; `now_us` anchors `last:` windows.
+pub fn to_sql(filter: &str, now_us: i64) -> Result<Compiled, FilterError> {
+    let expr = parse(filter)?;
+    compile(expr.as_ref(), now_us)
+}

@@ -1,0 +1,385 @@
+//! Recursive-descent parser: `or` binds loosest, then `and` (also implied between adjacent
+//! terms, so `payment declined` means both words), then `not`.
+
+use crate::lexer::{lex, Tok, Token};
+use crate::FilterError;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Expr {
+    And(Box<Expr>, Box<Expr>),
+    Or(Box<Expr>, Box<Expr>),
+    Not(Box<Expr>),
+    /// Case-insensitive substring anywhere in the decoded or text payload.
+    Text(String),
+    Compare(Comparison),
+    Exists(Field),
+    /// Events at or after this time (microseconds).
+    After(i64),
+    /// Events before this time (microseconds).
+    Before(i64),
+    /// Events within this many microseconds before now.
+    Last(i64),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Comparison {
+    pub field: Field,
+    pub op: Op,
+    /// One value, or several for `in`.
+    pub values: Vec<Value>,
+    pub column: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    /// `~`: regular expression (a plain word is a substring match).
+    Match,
+    In,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum PathSegment {
+    Key(String),
+    Index(usize),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Field {
+    Id,
+    Bus,
+    Connection,
+    Source,
+    Partition,
+    Offset,
+    Key,
+    Header(String),
+    Timestamp,
+    Size,
+    Schema,
+    Encoding,
+    DecodeError,
+    Decoded(Vec<PathSegment>),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Str(String),
+    Num(f64),
+    Bool(bool),
+}
+
+pub fn parse(input: &str) -> Result<Option<Expr>, FilterError> {
+    let tokens = lex(input)?;
+    if tokens.is_empty() {
+        return Ok(None);
+    }
+    let mut p = Parser { tokens, pos: 0, end: input.chars().count() + 1 };
+    let expr = p.or()?;
+    if let Some(t) = p.peek() {
+        let what = if t.tok == Tok::RParen { "`)` without a matching `(`" } else { "unexpected token" };
+        return Err(FilterError::at(t.column, format!("{what}: expected `and`, `or` or end of filter")));
+    }
+    Ok(Some(expr))
+}
+
+struct Parser {
+    tokens: Vec<Token>,
+    pos: usize,
+    end: usize,
+}
+
+fn is_kw(t: &Token, kw: &str) -> bool {
+    matches!(&t.tok, Tok::Word(w) if w.eq_ignore_ascii_case(kw))
+}
+
+impl Parser {
+    fn peek(&self) -> Option<&Token> {
+        self.tokens.get(self.pos)
+    }
+
+    fn next(&mut self) -> Option<Token> {
+        let t = self.tokens.get(self.pos).cloned();
+        self.pos += 1;
+        t
+    }
+
+    fn column(&self) -> usize {
+        self.peek().map(|t| t.column).unwrap_or(self.end)
+    }
+
+    fn or(&mut self) -> Result<Expr, FilterError> {
+        let mut left = self.and()?;
+        while self.peek().is_some_and(|t| is_kw(t, "or")) {
+            self.pos += 1;
+            let right = self.and()?;
+            left = Expr::Or(Box::new(left), Box::new(right));
+        }
+        Ok(left)
+    }
+
+    fn and(&mut self) -> Result<Expr, FilterError> {
+        let mut left = self.unary()?;
+        loop {
+            match self.peek() {
+                Some(t) if is_kw(t, "and") => self.pos += 1,
+                Some(t) if is_kw(t, "or") || t.tok == Tok::RParen => break,
+                Some(_) => {}
+                None => break,
+            }
+            let right = self.unary()?;
+            left = Expr::And(Box::new(left), Box::new(right));
+        }
+        Ok(left)
+    }
+
+    fn unary(&mut self) -> Result<Expr, FilterError> {
+        if self.peek().is_some_and(|t| is_kw(t, "not")) {
+            self.pos += 1;
+            return Ok(Expr::Not(Box::new(self.unary()?)));
+        }
+        self.primary()
+    }
+
+    fn primary(&mut self) -> Result<Expr, FilterError> {
+        let column = self.column();
+        let Some(t) = self.next() else {
+            return Err(FilterError::at(column, "expected a search term, a comparison like `field = value`, or `(`"));
+        };
+        match t.tok {
+            Tok::LParen => {
+                let e = self.or()?;
+                match self.next() {
+                    Some(Token { tok: Tok::RParen, .. }) => Ok(e),
+                    _ => Err(FilterError::at(self.column_before(), format!("expected `)` to close the `(` at column {column}"))),
+                }
+            }
+            Tok::Str(s) => Ok(Expr::Text(s)),
+            Tok::Word(w) => self.word(w, column),
+            Tok::RParen => Err(FilterError::at(column, "unexpected `)`: expected a search term or comparison")),
+            Tok::Comma => Err(FilterError::at(column, "unexpected `,` outside an `in (...)` list")),
+            Tok::Op(op) => Err(FilterError::at(column, format!("expected a field name before `{op}`"))),
+        }
+    }
+
+    /// Column just after the last consumed token, for "expected X here" messages at the end.
+    fn column_before(&self) -> usize {
+        self.tokens.get(self.pos.saturating_sub(1)).map(|t| t.column).unwrap_or(self.end).min(self.end)
+    }
+
+    fn word(&mut self, w: String, column: usize) -> Result<Expr, FilterError> {
+        let lower = w.to_ascii_lowercase();
+        for (prefix, kind) in [("after:", 0), ("before:", 1), ("last:", 2)] {
+            if let Some(rest) = lower.strip_prefix(prefix) {
+                let raw = if rest.is_empty() {
+                    match self.next() {
+                        Some(Token { tok: Tok::Str(s) | Tok::Word(s), .. }) => s,
+                        _ => return Err(FilterError::at(column + prefix.len(), format!("expected a value after `{prefix}`"))),
+                    }
+                } else {
+                    w[prefix.len()..].to_string()
+                };
+                let vcol = column + prefix.len();
+                return match kind {
+                    0 => Ok(Expr::After(parse_time(&raw, vcol)?)),
+                    1 => Ok(Expr::Before(parse_time(&raw, vcol)?)),
+                    _ => humantime::parse_duration(&raw)
+                        .map(|d| Expr::Last(d.as_micros().min(i64::MAX as u128) as i64))
+                        .map_err(|e| FilterError::at(vcol, format!("expected a duration like 15m, 2h or 7d: {e}"))),
+                };
+            }
+        }
+        if lower == "exists" && self.peek().is_some_and(|t| t.tok == Tok::LParen) {
+            self.pos += 1;
+            let fcol = self.column();
+            let field = match self.next() {
+                Some(Token { tok: Tok::Word(f), .. }) => parse_field(&f, fcol)?,
+                _ => return Err(FilterError::at(fcol, "expected a field name inside `exists(...)`")),
+            };
+            return match self.next() {
+                Some(Token { tok: Tok::RParen, .. }) => Ok(Expr::Exists(field)),
+                _ => Err(FilterError::at(self.column_before(), "expected `)` after the field name")),
+            };
+        }
+        match self.peek().map(|t| t.tok.clone()) {
+            Some(Tok::Op(op)) => {
+                self.pos += 1;
+                let field = parse_field(&w, column)?;
+                let op = match op {
+                    "=" => Op::Eq,
+                    "!=" => Op::Ne,
+                    "<" => Op::Lt,
+                    "<=" => Op::Le,
+                    ">" => Op::Gt,
+                    ">=" => Op::Ge,
+                    _ => Op::Match,
+                };
+                let value = self.value(&format!("after `{}`", op_text(op)))?;
+                if op == Op::Match {
+                    if let Value::Str(re) = &value {
+                        if let Err(e) = regex::Regex::new(re) {
+                            return Err(FilterError::at(column, format!("invalid regular expression: {e}")));
+                        }
+                    }
+                }
+                Ok(Expr::Compare(Comparison { field, op, values: vec![value], column }))
+            }
+            Some(Tok::Word(next)) if next.eq_ignore_ascii_case("in") => {
+                self.pos += 1;
+                let field = parse_field(&w, column)?;
+                let lcol = self.column();
+                if !matches!(self.next(), Some(Token { tok: Tok::LParen, .. })) {
+                    return Err(FilterError::at(lcol, "expected `(` after `in`"));
+                }
+                let mut values = vec![self.value("in the `in (...)` list")?];
+                loop {
+                    let ccol = self.column();
+                    match self.next() {
+                        Some(Token { tok: Tok::Comma, .. }) => values.push(self.value("after `,`")?),
+                        Some(Token { tok: Tok::RParen, .. }) => break,
+                        _ => return Err(FilterError::at(ccol, "expected `,` or `)` in the `in (...)` list")),
+                    }
+                }
+                Ok(Expr::Compare(Comparison { field, op: Op::In, values, column }))
+            }
+            Some(Tok::Word(next)) if next.eq_ignore_ascii_case("exists") => {
+                self.pos += 1;
+                Ok(Expr::Exists(parse_field(&w, column)?))
+            }
+            _ => Ok(Expr::Text(w)),
+        }
+    }
+
+    fn value(&mut self, context: &str) -> Result<Value, FilterError> {
+        let column = self.column();
+        match self.next() {
+            Some(Token { tok: Tok::Str(s), .. }) => Ok(Value::Str(s)),
+            Some(Token { tok: Tok::Word(w), .. }) => Ok(bare_value(w)),
+            _ => Err(FilterError::at(column, format!("expected a value {context}"))),
+        }
+    }
+}
+
+fn op_text(op: Op) -> &'static str {
+    match op {
+        Op::Eq => "=",
+        Op::Ne => "!=",
+        Op::Lt => "<",
+        Op::Le => "<=",
+        Op::Gt => ">",
+        Op::Ge => ">=",
+        Op::Match => "~",
+        Op::In => "in",
+    }
+}
+
+fn bare_value(w: String) -> Value {
+    if w.eq_ignore_ascii_case("true") {
+        return Value::Bool(true);
+    }
+    if w.eq_ignore_ascii_case("false") {
+        return Value::Bool(false);
+    }
+    match w.parse::<f64>() {
+        Ok(n) if n.is_finite() && !w.eq_ignore_ascii_case("inf") && !w.eq_ignore_ascii_case("nan") => Value::Num(n),
+        _ => Value::Str(w),
+    }
+}
+
+fn parse_time(raw: &str, column: usize) -> Result<i64, FilterError> {
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(raw) {
+        return Ok(t.timestamp_micros());
+    }
+    if let Ok(d) = chrono::NaiveDate::parse_from_str(raw, "%Y-%m-%d") {
+        return Ok(d.and_hms_opt(0, 0, 0).unwrap().and_utc().timestamp_micros());
+    }
+    Err(FilterError::at(column, format!("expected a time like 2026-11-20T10:00:00Z or 2026-11-20, found {raw:?}")))
+}
+
+/// Resolves a field name: metadata columns by name, `header.NAME`, otherwise (or after an
+/// explicit `decoded.`) a path into the decoded payload.
+fn parse_field(word: &str, column: usize) -> Result<Field, FilterError> {
+    let lower = word.to_ascii_lowercase();
+    let meta = match lower.as_str() {
+        "id" => Some(Field::Id),
+        "bus" => Some(Field::Bus),
+        "connection" => Some(Field::Connection),
+        "source" | "topic" => Some(Field::Source),
+        "partition" => Some(Field::Partition),
+        "offset" => Some(Field::Offset),
+        "key" => Some(Field::Key),
+        "timestamp" | "time" => Some(Field::Timestamp),
+        "size" => Some(Field::Size),
+        "schema" => Some(Field::Schema),
+        "encoding" => Some(Field::Encoding),
+        "decode_error" => Some(Field::DecodeError),
+        _ => None,
+    };
+    if let Some(f) = meta {
+        return Ok(f);
+    }
+    for prefix in ["header.", "headers."] {
+        if lower.starts_with(prefix) {
+            let name = &word[prefix.len()..];
+            if name.is_empty() {
+                return Err(FilterError::at(column + prefix.len(), "expected a header name after `header.`"));
+            }
+            return Ok(Field::Header(name.to_string()));
+        }
+    }
+    let path = if lower.starts_with("decoded.") { &word["decoded.".len()..] } else { word };
+    let offset = word.len() - path.len();
+    Ok(Field::Decoded(parse_path(path, column + offset)?))
+}
+
+fn parse_path(path: &str, column: usize) -> Result<Vec<PathSegment>, FilterError> {
+    let mut segments = Vec::new();
+    let chars: Vec<char> = path.chars().collect();
+    let mut i = 0;
+    let mut name = String::new();
+    let flush = |name: &mut String, segments: &mut Vec<PathSegment>, at: usize| -> Result<(), FilterError> {
+        if name.is_empty() {
+            return Err(FilterError::at(at, "expected a field name in the path"));
+        }
+        segments.push(PathSegment::Key(std::mem::take(name)));
+        Ok(())
+    };
+    while i < chars.len() {
+        match chars[i] {
+            '.' => {
+                if !matches!(segments.last(), Some(PathSegment::Index(_))) || !name.is_empty() {
+                    flush(&mut name, &mut segments, column + i)?;
+                }
+                i += 1;
+            }
+            '[' => {
+                if !name.is_empty() {
+                    flush(&mut name, &mut segments, column + i)?;
+                }
+                let close = chars[i..].iter().position(|&c| c == ']').map(|p| p + i);
+                let Some(close) = close else {
+                    return Err(FilterError::at(column + i, "expected `]` to close the index"));
+                };
+                let idx: String = chars[i + 1..close].iter().collect();
+                let n = idx.parse::<usize>().map_err(|_| FilterError::at(column + i + 1, "expected a whole number index like [0]"))?;
+                segments.push(PathSegment::Index(n));
+                i = close + 1;
+            }
+            ']' => return Err(FilterError::at(column + i, "unexpected `]`")),
+            '"' | '$' | '\\' | '*' => return Err(FilterError::at(column + i, format!("`{}` is not allowed in a field path", chars[i]))),
+            c => {
+                name.push(c);
+                i += 1;
+            }
+        }
+    }
+    if !name.is_empty() || segments.is_empty() {
+        flush(&mut name, &mut segments, column + i)?;
+    }
+    Ok(segments)
+}

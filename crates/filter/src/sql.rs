@@ -1,0 +1,199 @@
+//! Compiles a parsed filter to a DuckDB `WHERE` clause over the `events` view. Columns and
+//! operators come only from the match arms below; everything the user typed is a `?` parameter.
+
+use crate::parser::{Comparison, Expr, Field, Op, PathSegment, Value};
+use crate::FilterError;
+
+/// A value bound to one `?` placeholder, in order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Param {
+    Text(String),
+    Int(i64),
+    Float(f64),
+    Blob(Vec<u8>),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Compiled {
+    /// A boolean SQL expression; `TRUE` for an empty filter.
+    pub where_sql: String,
+    pub params: Vec<Param>,
+}
+
+pub fn compile(expr: Option<&Expr>, now_us: i64) -> Result<Compiled, FilterError> {
+    let mut c = Compiler { params: Vec::new(), now_us };
+    let where_sql = match expr {
+        Some(e) => c.expr(e)?,
+        None => "TRUE".to_string(),
+    };
+    Ok(Compiled { where_sql, params: c.params })
+}
+
+struct Compiler {
+    params: Vec<Param>,
+    now_us: i64,
+}
+
+/// The SQL text a metadata field maps to, and how its values compare.
+enum Column {
+    Text(&'static str),
+    Number(&'static str),
+}
+
+fn json_path(path: &[PathSegment]) -> String {
+    let mut s = String::from("$");
+    for seg in path {
+        match seg {
+            PathSegment::Key(k) => {
+                s.push_str(".\"");
+                s.push_str(k);
+                s.push('"');
+            }
+            PathSegment::Index(i) => s.push_str(&format!("[{i}]")),
+        }
+    }
+    s
+}
+
+fn value_text(v: &Value) -> String {
+    match v {
+        Value::Str(s) => s.clone(),
+        Value::Num(n) => n.to_string(),
+        Value::Bool(b) => b.to_string(),
+    }
+}
+
+fn sql_op(op: Op) -> &'static str {
+    match op {
+        Op::Eq => "=",
+        Op::Ne => "IS DISTINCT FROM",
+        Op::Lt => "<",
+        Op::Le => "<=",
+        Op::Gt => ">",
+        Op::Ge => ">=",
+        Op::Match | Op::In => unreachable!("handled by the caller"),
+    }
+}
+
+impl Compiler {
+    fn bind(&mut self, p: Param) -> &'static str {
+        self.params.push(p);
+        "?"
+    }
+
+    fn expr(&mut self, e: &Expr) -> Result<String, FilterError> {
+        Ok(match e {
+            Expr::And(a, b) => format!("({} AND {})", self.expr(a)?, self.expr(b)?),
+            Expr::Or(a, b) => format!("({} OR {})", self.expr(a)?, self.expr(b)?),
+            // A missing field makes a comparison NULL; `not` should then match, not drop the row.
+            Expr::Not(a) => format!("(NOT coalesce({}, FALSE))", self.expr(a)?),
+            Expr::Text(t) => {
+                let p = self.bind(Param::Text(t.to_lowercase()));
+                format!("contains(lower(coalesce(decoded, payload_text, '')), {p})")
+            }
+            Expr::After(us) => format!("(epoch_us(timestamp) >= {})", self.bind(Param::Int(*us))),
+            Expr::Before(us) => format!("(epoch_us(timestamp) < {})", self.bind(Param::Int(*us))),
+            Expr::Last(d) => format!("(epoch_us(timestamp) >= {})", self.bind(Param::Int(self.now_us.saturating_sub(*d)))),
+            Expr::Exists(f) => self.exists(f),
+            Expr::Compare(c) => self.compare(c)?,
+        })
+    }
+
+    fn exists(&mut self, f: &Field) -> String {
+        match f {
+            Field::Decoded(path) => format!("(json_extract(decoded, {}) IS NOT NULL)", self.bind(Param::Text(json_path(path)))),
+            Field::Header(name) => {
+                let p = self.bind(Param::Text(name.clone()));
+                format!("(len(list_filter(headers, h -> h.key = {p})) > 0)")
+            }
+            other => match metadata_column(other) {
+                Column::Text(c) | Column::Number(c) => format!("({c} IS NOT NULL)"),
+            },
+        }
+    }
+
+    fn compare(&mut self, c: &Comparison) -> Result<String, FilterError> {
+        if c.op == Op::In {
+            let parts: Result<Vec<String>, FilterError> = c
+                .values
+                .iter()
+                .map(|v| self.compare(&Comparison { field: c.field.clone(), op: Op::Eq, values: vec![v.clone()], column: c.column }))
+                .collect();
+            return Ok(format!("({})", parts?.join(" OR ")));
+        }
+        let v = &c.values[0];
+        match &c.field {
+            Field::Decoded(path) => {
+                let p = self.bind(Param::Text(json_path(path)));
+                let x = format!("json_extract_string(decoded, {p})");
+                Ok(match (c.op, v) {
+                    (Op::Match, v) => format!("regexp_matches({x}, {})", self.bind(Param::Text(value_text(v)))),
+                    (op, Value::Num(n)) => format!("(TRY_CAST({x} AS DOUBLE) {} {})", sql_op(op), self.bind(Param::Float(*n))),
+                    (op, v) => format!("({x} {} {})", sql_op(op), self.bind(Param::Text(value_text(v)))),
+                })
+            }
+            Field::Header(name) => {
+                let k = self.bind(Param::Text(name.clone()));
+                let test = match c.op {
+                    Op::Match => format!("regexp_matches(coalesce(try(decode(h.value)), ''), {})", self.bind(Param::Text(value_text(v)))),
+                    Op::Eq | Op::Ne => format!("h.value = {}", self.bind(Param::Blob(value_text(v).into_bytes()))),
+                    op => format!("try(decode(h.value)) {} {}", sql_op(op), self.bind(Param::Text(value_text(v)))),
+                };
+                let any = format!("(len(list_filter(headers, h -> h.key = {k} AND {test})) > 0)");
+                Ok(if c.op == Op::Ne { format!("(NOT {any})") } else { any })
+            }
+            Field::Key => Ok(match c.op {
+                Op::Eq | Op::Ne => format!("(key {} {})", sql_op(c.op), self.bind(Param::Blob(value_text(v).into_bytes()))),
+                Op::Match => format!("regexp_matches(coalesce(try(decode(key)), ''), {})", self.bind(Param::Text(value_text(v)))),
+                op => format!("(try(decode(key)) {} {})", sql_op(op), self.bind(Param::Text(value_text(v)))),
+            }),
+            Field::Timestamp => {
+                let us = match v {
+                    Value::Str(s) => chrono::DateTime::parse_from_rfc3339(s)
+                        .map(|t| t.timestamp_micros())
+                        .map_err(|_| FilterError::at(c.column, "timestamp compares with a time like \"2026-11-20T10:00:00Z\""))?,
+                    _ => return Err(FilterError::at(c.column, "timestamp compares with a time like \"2026-11-20T10:00:00Z\"")),
+                };
+                if c.op == Op::Match {
+                    return Err(FilterError::at(c.column, "`~` does not apply to timestamp"));
+                }
+                Ok(format!("(epoch_us(timestamp) {} {})", sql_op(c.op), self.bind(Param::Int(us))))
+            }
+            other => match metadata_column(other) {
+                Column::Text(col) => Ok(match c.op {
+                    Op::Match => format!("regexp_matches(coalesce({col}, ''), {})", self.bind(Param::Text(value_text(v)))),
+                    op => format!("({col} {} {})", sql_op(op), self.bind(Param::Text(value_text(v)))),
+                }),
+                Column::Number(col) => {
+                    let n = match v {
+                        Value::Num(n) => *n,
+                        _ => return Err(FilterError::at(c.column, format!("{col} compares with a number, found {:?}", value_text(v)))),
+                    };
+                    if c.op == Op::Match {
+                        return Err(FilterError::at(c.column, format!("`~` does not apply to the number {col}")));
+                    }
+                    let p = if n.fract() == 0.0 && n.abs() < 9.0e15 { Param::Int(n as i64) } else { Param::Float(n) };
+                    Ok(format!("({col} {} {})", sql_op(c.op), self.bind(p)))
+                }
+            },
+        }
+    }
+}
+
+fn metadata_column(f: &Field) -> Column {
+    match f {
+        Field::Id => Column::Text("id"),
+        Field::Bus => Column::Text("bus"),
+        Field::Connection => Column::Text("connection"),
+        Field::Source => Column::Text("source"),
+        Field::Schema => Column::Text("schema"),
+        Field::Encoding => Column::Text("encoding"),
+        Field::DecodeError => Column::Text("decode_error"),
+        Field::Partition => Column::Number("partition"),
+        Field::Offset => Column::Number("\"offset\""),
+        Field::Size => Column::Number("size"),
+        Field::Key => Column::Text("key"),
+        Field::Timestamp => Column::Number("timestamp"),
+        Field::Header(_) | Field::Decoded(_) => unreachable!("not a metadata column"),
+    }
+}

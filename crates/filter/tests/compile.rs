@@ -1,0 +1,131 @@
+//! Every construct of the filter language, its SQL shape and bound parameters, error columns,
+//! and hostile input staying inside parameters.
+
+use sluice_filter::{to_sql, Param};
+
+const NOW: i64 = 1_800_000_000_000_000;
+
+fn sql(f: &str) -> (String, Vec<Param>) {
+    let c = to_sql(f, NOW).unwrap_or_else(|e| panic!("{f:?} failed: {e}"));
+    (c.where_sql, c.params)
+}
+
+fn err(f: &str) -> (usize, String) {
+    let e = to_sql(f, NOW).expect_err(f);
+    (e.column, e.message)
+}
+
+fn text(s: &str) -> Param {
+    Param::Text(s.into())
+}
+
+#[test]
+fn empty_filter_matches_everything() {
+    assert_eq!(sql("  ").0, "TRUE");
+}
+
+#[test]
+fn free_text_is_lowercased_substring() {
+    let (s, p) = sql("\"Payment Declined\"");
+    assert_eq!(s, "contains(lower(coalesce(decoded, payload_text, '')), ?)");
+    assert_eq!(p, vec![text("payment declined")]);
+    let (s, p) = sql("timeout retry");
+    assert!(s.starts_with("(contains") && s.contains(" AND "), "{s}");
+    assert_eq!(p, vec![text("timeout"), text("retry")]);
+}
+
+#[test]
+fn decoded_paths_become_bound_json_paths() {
+    let (s, p) = sql("order.customer.id = 42");
+    assert_eq!(s, "(TRY_CAST(json_extract_string(decoded, ?) AS DOUBLE) = ?)");
+    assert_eq!(p, vec![text("$.\"order\".\"customer\".\"id\""), Param::Float(42.0)]);
+    let (_, p) = sql("items[0].sku = \"A-1\"");
+    assert_eq!(p, vec![text("$.\"items\"[0].\"sku\""), text("A-1")]);
+    let (s, p) = sql("amount > 100.5");
+    assert!(s.contains("AS DOUBLE) > ?"), "{s}");
+    assert_eq!(p[1], Param::Float(100.5));
+    let (s, p) = sql("status in (\"FAILED\", \"RETRY\")");
+    assert_eq!(s.matches(" OR ").count(), 1, "{s}");
+    assert_eq!(p, vec![text("$.\"status\""), text("FAILED"), text("$.\"status\""), text("RETRY")]);
+    let (s, p) = sql("exists(refund)");
+    assert_eq!(s, "(json_extract(decoded, ?) IS NOT NULL)");
+    assert_eq!(p, vec![text("$.\"refund\"")]);
+    let (_, p) = sql("decoded.source = x");
+    assert_eq!(p[0], text("$.\"source\""));
+    let (s, _) = sql("active = true");
+    assert!(s.contains("json_extract_string(decoded, ?) = ?"), "{s}");
+}
+
+#[test]
+fn metadata_fields_use_their_columns() {
+    assert_eq!(sql("source = orders"), ("(source = ?)".into(), vec![text("orders")]));
+    assert_eq!(sql("topic = orders").0, "(source = ?)");
+    assert_eq!(sql("partition = 3"), ("(partition = ?)".into(), vec![Param::Int(3)]));
+    assert_eq!(sql("offset >= 1000"), ("(\"offset\" >= ?)".into(), vec![Param::Int(1000)]));
+    assert_eq!(sql("key = \"abc\""), ("(key = ?)".into(), vec![Param::Blob(b"abc".to_vec())]));
+    assert_eq!(sql("schema = shop.v1.Order"), ("(schema = ?)".into(), vec![text("shop.v1.Order")]));
+    assert_eq!(sql("decode_error exists").0, "(decode_error IS NOT NULL)");
+    let (s, p) = sql("header.trace-id = \"x\"");
+    assert_eq!(s, "(len(list_filter(headers, h -> h.key = ? AND h.value = ?)) > 0)");
+    assert_eq!(p, vec![text("trace-id"), Param::Blob(b"x".to_vec())]);
+    let (s, _) = sql("source ~ \"ord.*\"");
+    assert!(s.starts_with("regexp_matches(coalesce(source"), "{s}");
+}
+
+#[test]
+fn time_terms_bind_microseconds() {
+    assert_eq!(sql("after:2026-11-20T10:00:00Z"), ("(epoch_us(timestamp) >= ?)".into(), vec![Param::Int(1_795_168_800_000_000)]));
+    assert_eq!(sql("before:2026-11-20").1, vec![Param::Int(1_795_132_800_000_000)]);
+    assert_eq!(sql("last:15m").1, vec![Param::Int(NOW - 15 * 60 * 1_000_000)]);
+}
+
+#[test]
+fn boolean_structure_and_precedence() {
+    let (s, _) = sql("a = 1 or b = 2 and c = 3");
+    assert!(s.starts_with("((TRY_CAST") && s.contains(" OR ((TRY_CAST"), "{s}");
+    let (s, _) = sql("(a = 1 or b = 2) and not c = 3");
+    assert!(s.contains("(NOT coalesce("), "{s}");
+    assert!(s.find(" OR ").unwrap() < s.find(" AND ").unwrap(), "{s}");
+}
+
+#[test]
+fn hostile_values_stay_in_parameters() {
+    for hostile in [
+        "x'; DROP TABLE events; --",
+        "\") OR 1=1 --",
+        "'; COPY events TO '/tmp/x.csv'; SELECT '",
+        "SELECT * FROM read_csv('/etc/passwd')",
+    ] {
+        let quoted = format!("\"{}\"", hostile.replace('"', "\\\""));
+        for f in [format!("status = {quoted}"), format!("source = {quoted}"), quoted.clone(), format!("header.h = {quoted}")] {
+            let (s, p) = sql(&f);
+            assert!(!s.contains("DROP") && !s.contains("COPY") && !s.contains("passwd") && !s.contains("1=1"), "{f} -> {s}");
+            assert!(p.iter().any(|p| match p {
+                Param::Text(t) => t.to_lowercase() == hostile.to_lowercase(),
+                Param::Blob(b) => b == hostile.as_bytes(),
+                _ => false,
+            }), "{f}: {p:?}");
+        }
+    }
+    // Paths too are parameters, never identifiers.
+    let (s, p) = sql("a;DROP = 1");
+    assert!(!s.contains("DROP"));
+    assert_eq!(p[0], text("$.\"a;DROP\""));
+}
+
+#[test]
+fn syntax_errors_name_the_column() {
+    assert_eq!(err("status = ").0, 10);
+    assert!(err("status = ").1.contains("expected a value"));
+    assert_eq!(err("(a = 1").0, 7);
+    assert_eq!(err("a = 1)").0, 6);
+    assert_eq!(err("name = \"open").0, 8);
+    assert!(err("name = \"open").1.contains("unterminated"));
+    assert_eq!(err("partition = abc").0, 1);
+    assert_eq!(err("x ~ \"(\"").1.contains("regular expression"), true);
+    assert_eq!(err("after:yesterday").0, 7);
+    assert_eq!(err("last:soon").0, 6);
+    assert_eq!(err("status in \"A\"").0, 11);
+    assert_eq!(err("a ! b").0, 3);
+    assert_eq!(err("items[x] = 1").0, 7);
+}

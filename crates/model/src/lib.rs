@@ -1,0 +1,200 @@
+//! The vocabulary every other Sluice crate speaks: a message as read from a bus, an event as
+//! stored in the lake, where reading starts, and the stable identity of a bus position.
+//!
+//! This crate owns plain data only. It must not do I/O, know any bus client library, or depend
+//! on DuckDB, Parquet or the codecs: connectors, the lake and the UI all build on it.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// The kind of message bus a connection talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Bus {
+    Kafka,
+}
+
+impl Bus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Bus::Kafka => "kafka",
+        }
+    }
+}
+
+impl fmt::Display for Bus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One header as the bus carries it: values are bytes and may be absent (Kafka allows null),
+/// keys may repeat, and order matters for replay.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Header {
+    pub key: String,
+    pub value: Option<Vec<u8>>,
+}
+
+/// A message exactly as read from a bus, before any decoding.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Message {
+    pub source: String,
+    pub partition: Option<i32>,
+    pub offset: Option<i64>,
+    pub key: Option<Vec<u8>>,
+    pub headers: Vec<Header>,
+    /// Broker (or producer) time in microseconds since the Unix epoch.
+    pub timestamp_us: Option<i64>,
+    pub payload: Vec<u8>,
+}
+
+/// A message to send to a bus: what replay hands to a connector.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outgoing {
+    pub target: String,
+    pub partition: Option<i32>,
+    pub key: Option<Vec<u8>>,
+    pub headers: Vec<Header>,
+    pub timestamp_us: Option<i64>,
+    pub payload: Vec<u8>,
+    /// Correlates a delivery report with the event it came from.
+    pub event_id: String,
+}
+
+/// How a payload (or key) was understood.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Encoding {
+    Protobuf,
+    Json,
+    Text,
+    Binary,
+}
+
+impl Encoding {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Encoding::Protobuf => "protobuf",
+            Encoding::Json => "json",
+            Encoding::Text => "text",
+            Encoding::Binary => "binary",
+        }
+    }
+}
+
+/// One captured event: a row of the lake.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    pub id: String,
+    pub bus: Bus,
+    pub connection: String,
+    pub source: String,
+    pub partition: Option<i32>,
+    pub offset: Option<i64>,
+    pub key: Option<Vec<u8>>,
+    pub key_decoded: Option<String>,
+    pub headers: Vec<Header>,
+    pub timestamp_us: Option<i64>,
+    pub captured_at_us: i64,
+    /// Raw payload bytes, possibly cut at the size cap (see `truncated`).
+    pub payload: Vec<u8>,
+    /// The payload's size on the bus, before any truncation.
+    pub size: i64,
+    pub truncated: bool,
+    pub schema: Option<String>,
+    pub encoding: Encoding,
+    /// Decoded payload as JSON text (protobuf or JSON payloads).
+    pub decoded: Option<String>,
+    /// The payload as text when it is valid UTF-8 but not JSON.
+    pub payload_text: Option<String>,
+    pub decode_error: Option<String>,
+}
+
+/// The bus position an event came from, as carried in the `sluice-source` replay header.
+pub fn position(connection: &str, source: &str, partition: Option<i32>, offset: Option<i64>) -> String {
+    let p = partition.map(|p| p.to_string()).unwrap_or_default();
+    let o = offset.map(|o| o.to_string()).unwrap_or_default();
+    format!("{connection}/{source}/{p}/{o}")
+}
+
+/// A stable event id for a bus position: capturing the same range twice yields the same ids.
+pub fn event_id(bus: Bus, connection: &str, source: &str, partition: Option<i32>, offset: Option<i64>) -> String {
+    format!("{}:{}", bus.as_str(), position(connection, source, partition, offset))
+}
+
+/// Where a read starts, per partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartFrom {
+    Beginning,
+    End,
+    Offset(i64),
+    /// The first message at or after this time (microseconds since the epoch).
+    Time(i64),
+    /// The last N messages of each partition.
+    Last(i64),
+}
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+#[error("invalid start position {input:?}: {reason} (use beginning, end, OFFSET, @RFC3339 or -N)")]
+pub struct StartFromError {
+    pub input: String,
+    pub reason: String,
+}
+
+impl std::str::FromStr for StartFrom {
+    type Err = StartFromError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let err = |reason: &str| StartFromError { input: s.to_string(), reason: reason.to_string() };
+        match s {
+            "beginning" | "earliest" | "start" => Ok(StartFrom::Beginning),
+            "end" | "latest" => Ok(StartFrom::End),
+            _ if s.starts_with('@') => chrono::DateTime::parse_from_rfc3339(&s[1..])
+                .map(|t| StartFrom::Time(t.timestamp_micros()))
+                .map_err(|e| err(&format!("not an RFC 3339 time: {e}"))),
+            _ if s.starts_with('-') => match s[1..].parse::<i64>() {
+                Ok(n) if n > 0 => Ok(StartFrom::Last(n)),
+                _ => Err(err("-N needs a positive whole number")),
+            },
+            _ => match s.parse::<i64>() {
+                Ok(n) if n >= 0 => Ok(StartFrom::Offset(n)),
+                _ => Err(err("not a known position")),
+            },
+        }
+    }
+}
+
+/// Microseconds since the Unix epoch, now.
+pub fn now_us() -> i64 {
+    chrono::Utc::now().timestamp_micros()
+}
+
+/// Formats microseconds since the epoch as RFC 3339 UTC with microseconds.
+pub fn format_us(us: i64) -> String {
+    chrono::DateTime::from_timestamp_micros(us)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
+        .unwrap_or_else(|| us.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_start_positions() {
+        assert_eq!("beginning".parse(), Ok(StartFrom::Beginning));
+        assert_eq!("end".parse(), Ok(StartFrom::End));
+        assert_eq!("42".parse(), Ok(StartFrom::Offset(42)));
+        assert_eq!("-10".parse(), Ok(StartFrom::Last(10)));
+        assert_eq!("@2026-11-20T10:00:00Z".parse(), Ok(StartFrom::Time(1_795_168_800_000_000)));
+        assert!("-0".parse::<StartFrom>().is_err());
+        assert!("@yesterday".parse::<StartFrom>().is_err());
+        assert!("soon".parse::<StartFrom>().is_err());
+    }
+
+    #[test]
+    fn ids_are_stable_per_position() {
+        assert_eq!(event_id(Bus::Kafka, "local", "orders", Some(2), Some(7)), "kafka:local/orders/2/7");
+    }
+}

