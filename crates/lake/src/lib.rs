@@ -1,1 +1,16 @@
-//! placeholder
+//! The lake: captured events as Parquet files under one folder, partitioned Hive-style by
+//! `connection=/source=/date=` so DuckDB, Spark, Trino or Athena read the same tree, and the
+//! DuckDB queries Sluice runs over it (search, count, read-only SQL, export, replay order).
+//!
+//! This crate owns the file layout, atomic writes and every SQL string Sluice sends to DuckDB.
+//! It must not talk to buses or decode payloads, and it never splices user text into SQL:
+//! filters arrive compiled with bound parameters (sluice-filter); raw SQL runs sandboxed.
+
+mod layout;
+mod query;
+mod schema;
+mod writer;
+
+pub use layout::{Lake, LakeError};
+pub use query::{Covered, Query, SqlResult};
+pub use writer::{write_parquet, FlushPolicy, FlushStats, LakeWriter};

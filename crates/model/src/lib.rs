@@ -20,6 +20,13 @@ impl Bus {
             Bus::Kafka => "kafka",
         }
     }
+
+    pub fn parse(s: &str) -> Option<Bus> {
+        match s {
+            "kafka" => Some(Bus::Kafka),
+            _ => None,
+        }
+    }
 }
 
 impl fmt::Display for Bus {

@@ -1,0 +1,101 @@
+//! Where files go: `ROOT/connection=C/source=S/date=YYYY-MM-DD/part-*.parquet`, plus the lake's
+//! own identity file (used to recognise events this lake replayed, so captures do not loop).
+
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum LakeError {
+    #[error("lake folder {path}: {source}")]
+    Io { path: String, source: std::io::Error },
+    #[error("writing Parquet {path}: {reason}")]
+    Parquet { path: String, reason: String },
+    #[error("query failed: {0}")]
+    Query(String),
+    #[error("SQL not allowed: {0}")]
+    Forbidden(String),
+    #[error("query took longer than {0} seconds and was stopped")]
+    Timeout(u64),
+}
+
+pub(crate) fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> LakeError + '_ {
+    move |source| LakeError::Io { path: path.display().to_string(), source }
+}
+
+/// A lake folder.
+#[derive(Debug, Clone)]
+pub struct Lake {
+    root: PathBuf,
+    id: String,
+}
+
+const ID_FILE: &str = ".sluice-lake-id";
+
+impl Lake {
+    /// Opens (creating if needed) a lake folder.
+    pub fn open(root: impl Into<PathBuf>) -> Result<Self, LakeError> {
+        let root: PathBuf = root.into();
+        std::fs::create_dir_all(&root).map_err(io_err(&root))?;
+        let id_path = root.join(ID_FILE);
+        let id = match std::fs::read_to_string(&id_path) {
+            Ok(s) if !s.trim().is_empty() => s.trim().to_string(),
+            _ => {
+                let id = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
+                std::fs::write(&id_path, &id).map_err(io_err(&id_path))?;
+                id
+            }
+        };
+        Ok(Lake { root, id })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// A short random id naming this lake in `sluice-replay-id` headers.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    pub(crate) fn partition_dir(&self, connection: &str, source: &str, date: &str) -> PathBuf {
+        self.root
+            .join(format!("connection={}", escape(connection)))
+            .join(format!("source={}", escape(source)))
+            .join(format!("date={date}"))
+    }
+
+    /// All finished Parquet files (temp files of writes in progress never match).
+    pub fn files(&self) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        collect(&self.root, &mut out);
+        out.sort();
+        out
+    }
+}
+
+fn collect(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for e in entries.flatten() {
+        let p = e.path();
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        if p.is_dir() {
+            collect(&p, out);
+        } else if name.ends_with(".parquet") && !name.starts_with('.') {
+            out.push(p);
+        }
+    }
+}
+
+/// Hive partition values: characters other than letters, digits, `.`, `_` and `-` are
+/// percent-encoded as Hive does, so any name is a safe single path segment.
+pub(crate) fn escape(value: &str) -> String {
+    let mut s = String::new();
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-') {
+            s.push(b as char);
+        } else {
+            s.push_str(&format!("%{b:02X}"));
+        }
+    }
+    s
+}

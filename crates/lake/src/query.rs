@@ -1,0 +1,265 @@
+//! Reading the lake with DuckDB: a view named `events` over every Parquet file, queried with
+//! compiled filters (parameters bound, never spliced) or with sandboxed read-only SQL.
+
+use crate::layout::{Lake, LakeError};
+use duckdb::types::Value as DbValue;
+use duckdb::{params_from_iter, Connection};
+use sluice_filter::{Compiled, Param};
+use sluice_model::{Bus, Encoding, Event, Header};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// Columns read back into an `Event`; headers cross as JSON (base64 values) to keep the
+/// Rust side free of DuckDB's nested-type conversions.
+const EVENT_COLUMNS: &str = "id, bus, connection, source, partition, \"offset\", key, key_decoded, \
+     CAST(to_json(list_transform(headers, h -> {'k': h.key, 'v': base64(h.value)})) AS VARCHAR), \
+     epoch_us(timestamp), epoch_us(captured_at), payload, payload_text, size, truncated, schema, encoding, \
+     decoded, decode_error";
+
+/// Where an empty lake still needs a typed `events` view.
+const EMPTY_VIEW: &str = "SELECT NULL::VARCHAR AS id, NULL::VARCHAR AS bus, NULL::INTEGER AS partition, \
+     NULL::BIGINT AS \"offset\", NULL::BLOB AS key, NULL::VARCHAR AS key_decoded, \
+     NULL::STRUCT(key VARCHAR, value BLOB)[] AS headers, NULL::TIMESTAMPTZ AS timestamp, \
+     NULL::TIMESTAMPTZ AS captured_at, NULL::BLOB AS payload, NULL::VARCHAR AS payload_text, NULL::BIGINT AS size, \
+     NULL::BOOLEAN AS truncated, NULL::VARCHAR AS schema, NULL::VARCHAR AS encoding, NULL::VARCHAR AS decoded, \
+     NULL::VARCHAR AS decode_error, NULL::VARCHAR AS connection, NULL::VARCHAR AS source, NULL::DATE AS date \
+     WHERE FALSE";
+
+fn qerr(e: impl std::fmt::Display) -> LakeError {
+    LakeError::Query(e.to_string())
+}
+
+fn sql_string_literal(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+fn to_db(p: &Param) -> DbValue {
+    match p {
+        Param::Text(s) => DbValue::Text(s.clone()),
+        Param::Int(i) => DbValue::BigInt(*i),
+        Param::Float(f) => DbValue::Double(*f),
+        Param::Blob(b) => DbValue::Blob(b.clone()),
+    }
+}
+
+/// Offsets already in the lake for one source, as closed intervals per partition, so a new
+/// capture of an overlapping range skips what is there (ids stay unique in search).
+#[derive(Debug, Default, Clone)]
+pub struct Covered {
+    ranges: BTreeMap<i32, Vec<(i64, i64)>>,
+}
+
+impl Covered {
+    pub fn contains(&self, partition: i32, offset: i64) -> bool {
+        self.ranges.get(&partition).is_some_and(|r| {
+            let i = r.partition_point(|(lo, _)| *lo <= offset);
+            i > 0 && r[i - 1].1 >= offset
+        })
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ranges.is_empty()
+    }
+}
+
+/// The result of `sluice sql`: column names and one JSON object per row.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SqlResult {
+    pub columns: Vec<String>,
+    pub rows: Vec<serde_json::Map<String, serde_json::Value>>,
+}
+
+pub struct Query {
+    lake: Lake,
+    conn: Connection,
+}
+
+impl Query {
+    pub fn open(lake: &Lake) -> Result<Self, LakeError> {
+        let conn = Connection::open_in_memory().map_err(qerr)?;
+        conn.execute_batch("SET TimeZone = 'UTC';").map_err(qerr)?;
+        create_view(&conn, lake)?;
+        Ok(Query { lake: lake.clone(), conn })
+    }
+
+    /// Matches newest first, `limit` rows after skipping `skip`.
+    pub fn search(&self, filter: &Compiled, limit: u64, skip: u64) -> Result<Vec<Event>, LakeError> {
+        let sql = format!(
+            "SELECT {EVENT_COLUMNS} FROM events WHERE {} ORDER BY timestamp DESC NULLS LAST, captured_at DESC, \"offset\" DESC LIMIT {limit} OFFSET {skip}",
+            filter.where_sql
+        );
+        let mut out = Vec::new();
+        self.stream(&sql, filter, |e| {
+            out.push(e);
+            true
+        })?;
+        Ok(out)
+    }
+
+    pub fn count(&self, filter: &Compiled) -> Result<u64, LakeError> {
+        let sql = format!("SELECT count(*) FROM events WHERE {}", filter.where_sql);
+        let params: Vec<DbValue> = filter.params.iter().map(to_db).collect();
+        self.conn.query_row(&sql, params_from_iter(params), |r| r.get::<_, i64>(0)).map(|n| n as u64).map_err(qerr)
+    }
+
+    /// Matches oldest first while keeping each source partition in offset order (a running
+    /// maximum of time per partition orders the merge), handing each to `f` until it says stop.
+    pub fn for_each_in_order(&self, filter: &Compiled, limit: Option<u64>, mut f: impl FnMut(Event) -> bool) -> Result<(), LakeError> {
+        let limit = limit.map(|l| format!("LIMIT {l}")).unwrap_or_default();
+        let sql = format!(
+            "SELECT {EVENT_COLUMNS} FROM (SELECT *, max(coalesce(epoch_us(timestamp), epoch_us(captured_at))) OVER \
+             (PARTITION BY connection, source, partition ORDER BY \"offset\" ROWS UNBOUNDED PRECEDING) AS sluice_order \
+             FROM events WHERE {}) ORDER BY sluice_order, connection, source, partition, \"offset\" {limit}",
+            filter.where_sql
+        );
+        self.stream(&sql, filter, &mut f)
+    }
+
+    fn stream(&self, sql: &str, filter: &Compiled, mut f: impl FnMut(Event) -> bool) -> Result<(), LakeError> {
+        let mut stmt = self.conn.prepare(sql).map_err(qerr)?;
+        let params: Vec<DbValue> = filter.params.iter().map(to_db).collect();
+        let mut rows = stmt.query(params_from_iter(params)).map_err(qerr)?;
+        while let Some(row) = rows.next().map_err(qerr)? {
+            if !f(row_to_event(row).map_err(qerr)?) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    pub fn covered(&self, connection: &str, source: &str) -> Result<Covered, LakeError> {
+        let sql = "SELECT partition, min(o), max(o) FROM (SELECT partition, o, o - row_number() OVER (PARTITION BY partition ORDER BY o) AS grp \
+                   FROM (SELECT DISTINCT partition, \"offset\" AS o FROM events WHERE connection = ? AND source = ? AND partition IS NOT NULL AND \"offset\" IS NOT NULL)) \
+                   GROUP BY partition, grp ORDER BY partition, 2";
+        let mut stmt = self.conn.prepare(sql).map_err(qerr)?;
+        let mut rows = stmt.query([connection, source]).map_err(qerr)?;
+        let mut covered = Covered::default();
+        while let Some(r) = rows.next().map_err(qerr)? {
+            let (p, lo, hi): (i32, i64, i64) = (r.get(0).map_err(qerr)?, r.get(1).map_err(qerr)?, r.get(2).map_err(qerr)?);
+            covered.ranges.entry(p).or_default().push((lo, hi));
+        }
+        Ok(covered)
+    }
+
+    /// Runs one read-only SELECT in a sandbox: no file access outside the lake, no settings
+    /// changes, a memory cap and a time limit.
+    pub fn sql(&self, user_sql: &str, timeout: Duration, max_rows: usize) -> Result<SqlResult, LakeError> {
+        let conn = Connection::open_in_memory().map_err(qerr)?;
+        conn.execute_batch("SET TimeZone = 'UTC'; SET memory_limit = '2GB';").map_err(qerr)?;
+        create_view(&conn, &self.lake)?;
+        let root = self.lake.root().canonicalize().unwrap_or_else(|_| self.lake.root().to_path_buf());
+        conn.execute_batch(&format!(
+            "SET allowed_directories = [{}]; SET enable_external_access = false; SET lock_configuration = true;",
+            sql_string_literal(&root.display().to_string())
+        ))
+        .map_err(qerr)?;
+
+        let check: String = conn.query_row("SELECT json_serialize_sql(?::VARCHAR)::VARCHAR", [user_sql], |r| r.get(0)).map_err(qerr)?;
+        let parsed: serde_json::Value = serde_json::from_str(&check).map_err(qerr)?;
+        if parsed.get("error").and_then(|e| e.as_bool()).unwrap_or(true) {
+            let why = parsed.get("error_message").and_then(|m| m.as_str()).unwrap_or("only a single SELECT statement is allowed");
+            return Err(LakeError::Forbidden(format!("only a single read-only SELECT is allowed ({why})")));
+        }
+        if parsed.get("statements").and_then(|s| s.as_array()).map_or(0, |s| s.len()) != 1 {
+            return Err(LakeError::Forbidden("exactly one SELECT statement is allowed".into()));
+        }
+
+        let handle = conn.interrupt_handle();
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+        let watchdog = std::thread::spawn(move || {
+            if done_rx.recv_timeout(timeout).is_err() {
+                handle.interrupt();
+                return true;
+            }
+            false
+        });
+        let wrapped = format!("SELECT CAST(to_json(sluice_row) AS VARCHAR) FROM ({}) AS sluice_row", user_sql.trim().trim_end_matches(';'));
+        let result = (|| {
+            let mut stmt = conn.prepare(&wrapped)?;
+            let mut rows = stmt.query([])?;
+            let mut out = Vec::new();
+            while let Some(r) = rows.next()? {
+                if out.len() >= max_rows {
+                    break;
+                }
+                let json: Option<String> = r.get(0)?;
+                out.push(json.unwrap_or_default());
+            }
+            Ok::<_, duckdb::Error>(out)
+        })();
+        let _ = done_tx.send(());
+        let timed_out = watchdog.join().unwrap_or(false);
+        let rows = match result {
+            Ok(rows) => rows,
+            Err(_) if timed_out => return Err(LakeError::Timeout(timeout.as_secs())),
+            Err(e) => return Err(qerr(e)),
+        };
+        let mut columns: Vec<String> = Vec::new();
+        let mut out = Vec::new();
+        for r in rows {
+            let obj: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&r).map_err(qerr)?;
+            if columns.is_empty() {
+                columns = obj.keys().cloned().collect();
+            }
+            out.push(obj);
+        }
+        Ok(SqlResult { columns, rows: out })
+    }
+}
+
+fn create_view(conn: &Connection, lake: &Lake) -> Result<(), LakeError> {
+    let sql = if lake.files().is_empty() {
+        format!("CREATE OR REPLACE VIEW events AS {EMPTY_VIEW}")
+    } else {
+        let glob = lake.root().join("**").join("*.parquet");
+        format!(
+            "CREATE OR REPLACE VIEW events AS SELECT * FROM read_parquet({}, hive_partitioning = true, union_by_name = true, \
+             hive_types = {{'connection': VARCHAR, 'source': VARCHAR, 'date': DATE}})",
+            sql_string_literal(&glob.display().to_string())
+        )
+    };
+    conn.execute_batch(&sql).map_err(qerr)
+}
+
+fn row_to_event(r: &duckdb::Row) -> Result<Event, duckdb::Error> {
+    let headers_json: Option<String> = r.get(8)?;
+    let headers = headers_json
+        .and_then(|j| serde_json::from_str::<Vec<serde_json::Value>>(&j).ok())
+        .unwrap_or_default()
+        .into_iter()
+        .map(|h| Header {
+            key: h.get("k").and_then(|k| k.as_str()).unwrap_or_default().to_string(),
+            value: h.get("v").and_then(|v| v.as_str()).and_then(|v| {
+                use base64::Engine;
+                base64::engine::general_purpose::STANDARD.decode(v).ok()
+            }),
+        })
+        .collect();
+    let encoding: String = r.get(16)?;
+    Ok(Event {
+        id: r.get(0)?,
+        bus: Bus::parse(&r.get::<_, String>(1)?).unwrap_or(Bus::Kafka),
+        connection: r.get(2)?,
+        source: r.get(3)?,
+        partition: r.get(4)?,
+        offset: r.get(5)?,
+        key: r.get(6)?,
+        key_decoded: r.get(7)?,
+        headers,
+        timestamp_us: r.get(9)?,
+        captured_at_us: r.get(10)?,
+        payload: r.get(11)?,
+        payload_text: r.get(12)?,
+        size: r.get(13)?,
+        truncated: r.get(14)?,
+        schema: r.get(15)?,
+        encoding: match encoding.as_str() {
+            "protobuf" => Encoding::Protobuf,
+            "json" => Encoding::Json,
+            "text" => Encoding::Text,
+            _ => Encoding::Binary,
+        },
+        decoded: r.get(17)?,
+        decode_error: r.get(18)?,
+    })
+}

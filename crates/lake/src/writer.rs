@@ -1,0 +1,148 @@
+//! Batched, atomic Parquet writes: events are buffered per partition folder and flushed by
+//! row count, bytes or age (whichever comes first) to a temp file that is fsynced and renamed,
+//! so a reader never sees half a file and a flushed batch survives a crash.
+
+use crate::layout::{io_err, Lake, LakeError};
+use crate::schema::{arrow_schema, to_batch};
+use parquet::arrow::ArrowWriter;
+use parquet::basic::Compression;
+use parquet::file::properties::WriterProperties;
+use sluice_model::Event;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// When buffered events are written out.
+#[derive(Debug, Clone, Copy)]
+pub struct FlushPolicy {
+    pub max_rows: usize,
+    pub max_bytes: usize,
+    /// Bounds how long a captured event waits before search can see it.
+    pub max_age: Duration,
+}
+
+impl Default for FlushPolicy {
+    fn default() -> Self {
+        FlushPolicy { max_rows: 200_000, max_bytes: 64 << 20, max_age: Duration::from_millis(500) }
+    }
+}
+
+/// What one flush made durable.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FlushStats {
+    pub rows: u64,
+    pub bytes: u64,
+    pub files: u64,
+}
+
+type PartitionKey = (String, String, String);
+
+pub struct LakeWriter {
+    lake: Lake,
+    policy: FlushPolicy,
+    buffers: BTreeMap<PartitionKey, Vec<Event>>,
+    rows: usize,
+    bytes: usize,
+    oldest: Option<Instant>,
+}
+
+impl LakeWriter {
+    pub fn new(lake: Lake, policy: FlushPolicy) -> Self {
+        LakeWriter { lake, policy, buffers: BTreeMap::new(), rows: 0, bytes: 0, oldest: None }
+    }
+
+    /// Buffers an event; writes when the row or byte limit is reached.
+    pub fn push(&mut self, event: Event) -> Result<Option<FlushStats>, LakeError> {
+        let ts = event.timestamp_us.unwrap_or(event.captured_at_us);
+        let date = chrono::DateTime::from_timestamp_micros(ts)
+            .unwrap_or_default()
+            .format("%Y-%m-%d")
+            .to_string();
+        self.bytes += event.payload.len() + event.decoded.as_ref().map_or(0, String::len) + 64;
+        self.rows += 1;
+        self.oldest.get_or_insert_with(Instant::now);
+        self.buffers.entry((event.connection.clone(), event.source.clone(), date)).or_default().push(event);
+        if self.rows >= self.policy.max_rows || self.bytes >= self.policy.max_bytes {
+            return self.flush().map(Some);
+        }
+        Ok(None)
+    }
+
+    /// Writes when the oldest buffered event has waited `max_age`.
+    pub fn flush_if_due(&mut self) -> Result<Option<FlushStats>, LakeError> {
+        match self.oldest {
+            Some(t) if t.elapsed() >= self.policy.max_age => self.flush().map(Some),
+            _ => Ok(None),
+        }
+    }
+
+    pub fn buffered(&self) -> usize {
+        self.rows
+    }
+
+    /// Writes everything buffered. On error the failed partition's events stay buffered.
+    pub fn flush(&mut self) -> Result<FlushStats, LakeError> {
+        let mut stats = FlushStats::default();
+        while let Some((key, events)) = self.buffers.pop_first() {
+            let dir = self.lake.partition_dir(&key.0, &key.1, &key.2);
+            match write_partition_file(&dir, &events) {
+                Ok(bytes) => {
+                    stats.rows += events.len() as u64;
+                    stats.bytes += bytes;
+                    stats.files += 1;
+                }
+                Err(e) => {
+                    self.buffers.insert(key, events);
+                    return Err(e);
+                }
+            }
+        }
+        self.rows = 0;
+        self.bytes = 0;
+        self.oldest = None;
+        Ok(stats)
+    }
+}
+
+fn write_partition_file(dir: &Path, events: &[Event]) -> Result<u64, LakeError> {
+    std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+    let name = format!("part-{}-{}.parquet", sluice_model::now_us(), &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let path = dir.join(&name);
+    let bytes = write_parquet(&path, events, false)?;
+    // The folder entry must be durable too, or a crash could forget the rename.
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(bytes)
+}
+
+/// Writes events to one Parquet file atomically (temp file, fsync, rename). Exports pass
+/// `with_partition_columns` so the file stands alone outside the lake.
+pub fn write_parquet(path: &Path, events: &[Event], with_partition_columns: bool) -> Result<u64, LakeError> {
+    let tmp: PathBuf = path.with_file_name(format!(
+        ".{}.tmp",
+        path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default()
+    ));
+    let perr = |reason: String| LakeError::Parquet { path: path.display().to_string(), reason };
+    let result = (|| {
+        let file = std::fs::File::create(&tmp).map_err(io_err(&tmp))?;
+        let props = WriterProperties::builder()
+            .set_compression(Compression::SNAPPY)
+            .set_max_row_group_row_count(Some(100_000))
+            .build();
+        let mut writer = ArrowWriter::try_new(file, arrow_schema(with_partition_columns), Some(props)).map_err(|e| perr(e.to_string()))?;
+        for chunk in events.chunks(50_000) {
+            let batch = to_batch(chunk, with_partition_columns).map_err(|e| perr(e.to_string()))?;
+            writer.write(&batch).map_err(|e| perr(e.to_string()))?;
+        }
+        let file = writer.into_inner().map_err(|e| perr(e.to_string()))?;
+        file.sync_all().map_err(io_err(&tmp))?;
+        let bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
+        std::fs::rename(&tmp, path).map_err(io_err(path))?;
+        Ok(bytes)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
