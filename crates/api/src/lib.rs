@@ -1,1 +1,496 @@
-//! placeholder
+//! The command API: every action Sluice offers, as plain blocking functions over plain data,
+//! called alike by the `sluice` CLI and the desktop app's thin command wrappers.
+//!
+//! This crate owns configuration (profiles, mappings, secrets, schema store) and wires
+//! connectors, codecs, the lake and replay together. It must not print, prompt, or know about
+//! terminals or windows: hosts render results and progress. Errors are `{code, message}`.
+
+mod capture;
+mod config;
+mod error;
+mod render;
+mod schemas;
+mod secrets;
+
+pub use capture::{CaptureOptions, CaptureProgress, DEFAULT_MAX_PAYLOAD_BYTES};
+pub use config::{Config, ConnectionProfile, Mapping, PasswordStore};
+pub use error::{ApiError, ErrorCode, Result};
+pub use render::{event_json, headers_json};
+pub use schemas::{SchemaAdded, SchemaProblem};
+pub use sluice_bus::{Delivery, Health, SourceInfo};
+pub use sluice_lake::{FlushPolicy, SqlResult};
+pub use sluice_model::{Event, StartFrom};
+pub use sluice_replay::{ReplayProgress, ReplaySummary};
+
+use capture::{EventBuilder, TopicDecoders};
+use serde::Serialize;
+use sluice_bus::kafka::{Kafka, KafkaConfig, Sasl, Tls};
+use sluice_bus::Connector;
+use sluice_codec::Decoder;
+use sluice_lake::{Lake, Query};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+/// How long a connection may take to answer before we say it is unreachable (the whole
+/// command stays under the promised 10 seconds).
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(8);
+
+/// Where Sluice keeps its configuration and its lake.
+#[derive(Debug, Clone)]
+pub struct Sluice {
+    pub config_dir: PathBuf,
+    pub lake_dir: PathBuf,
+}
+
+/// `connection add` input.
+#[derive(Debug, Clone, Default)]
+pub struct ConnectionAdd {
+    pub name: String,
+    pub bus: String,
+    pub brokers: String,
+    pub sasl_mechanism: Option<String>,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub tls: bool,
+    pub tls_ca: Option<String>,
+    pub tls_cert: Option<String>,
+    pub tls_key: Option<String>,
+    pub replace: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ConnectionAdded {
+    pub name: String,
+    pub password_store: Option<PasswordStore>,
+    /// Set when the password had to go into the config file.
+    pub warning: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ConnectionSummary {
+    pub name: String,
+    pub bus: String,
+    pub brokers: String,
+    pub auth: String,
+    pub tls: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SchemaListing {
+    pub message_types: Vec<String>,
+    pub mappings: Vec<Mapping>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExportFormat {
+    Jsonl,
+    Csv,
+    Parquet,
+}
+
+#[derive(Debug, Clone)]
+pub struct ReplayRequest {
+    /// `CONNECTION:TOPIC`
+    pub to: String,
+    pub rate: Option<u32>,
+    pub limit: Option<u64>,
+    pub keep_partition: bool,
+}
+
+fn default_dirs() -> Option<directories::ProjectDirs> {
+    directories::ProjectDirs::from("dev", "sluice", "sluice")
+}
+
+impl Sluice {
+    /// Uses the given folders, else the platform's config and data folders.
+    pub fn new(config_dir: Option<PathBuf>, lake_dir: Option<PathBuf>) -> Result<Self> {
+        let dirs = default_dirs();
+        let missing = || ApiError::new(ErrorCode::Config, "cannot find a home folder: pass --config and --lake");
+        let config_dir = match config_dir {
+            Some(d) => d,
+            None => dirs.as_ref().ok_or_else(missing)?.config_dir().to_path_buf(),
+        };
+        let lake_dir = match lake_dir {
+            Some(d) => d,
+            None => dirs.as_ref().ok_or_else(missing)?.data_dir().join("lake"),
+        };
+        Ok(Sluice { config_dir, lake_dir })
+    }
+
+    fn config(&self) -> Result<Config> {
+        Config::load(&self.config_dir)
+    }
+
+    fn lake(&self) -> Result<Lake> {
+        Ok(Lake::open(&self.lake_dir)?)
+    }
+
+    // ---- connections -------------------------------------------------------------------
+
+    pub fn connection_add(&self, req: ConnectionAdd) -> Result<ConnectionAdded> {
+        config::validate_name(&req.name)?;
+        if req.bus != "kafka" {
+            return Err(ApiError::new(ErrorCode::InvalidInput, format!("unknown bus {:?}: this version supports kafka", req.bus)));
+        }
+        let mut cfg = self.config()?;
+        if cfg.connections.contains_key(&req.name) && !req.replace {
+            return Err(ApiError::new(
+                ErrorCode::AlreadyExists,
+                format!("connection {:?} already exists (remove it first, or pass --replace)", req.name),
+            ));
+        }
+        let mechanism = match &req.sasl_mechanism {
+            Some(m) => Some(m.parse::<sluice_bus::kafka::SaslMechanism>().map_err(|e| ApiError::new(ErrorCode::InvalidInput, e))?),
+            None if req.username.is_some() => Some(sluice_bus::kafka::SaslMechanism::Plain),
+            None => None,
+        };
+        if mechanism.is_some() && (req.username.is_none() || req.password.is_none()) {
+            return Err(ApiError::new(ErrorCode::InvalidInput, "SASL needs --username and a password (--password-stdin or SLUICE_PASSWORD)"));
+        }
+        for f in [&req.tls_ca, &req.tls_cert, &req.tls_key].into_iter().flatten() {
+            if !Path::new(f).exists() {
+                return Err(ApiError::new(ErrorCode::NotFound, format!("TLS file {f} does not exist")));
+            }
+        }
+        if req.brokers.split(',').any(|b| b.trim().rsplit_once(':').is_none_or(|(h, p)| h.is_empty() || p.parse::<u16>().is_err())) {
+            return Err(ApiError::new(ErrorCode::InvalidInput, format!("--brokers {:?}: expected HOST:PORT[,HOST:PORT...]", req.brokers)));
+        }
+        let (password_store, password, warning) = match &req.password {
+            Some(pw) => match secrets::store(&req.name, pw) {
+                PasswordStore::Keyring => (Some(PasswordStore::Keyring), None, None),
+                PasswordStore::File => (
+                    Some(PasswordStore::File),
+                    Some(pw.clone()),
+                    Some(format!(
+                        "no OS keyring is available: the password is stored in {} (readable only by you)",
+                        Config::path(&self.config_dir).display()
+                    )),
+                ),
+            },
+            None => (None, None, None),
+        };
+        cfg.connections.insert(
+            req.name.clone(),
+            ConnectionProfile {
+                bus: req.bus,
+                brokers: req.brokers,
+                sasl_mechanism: mechanism.map(|m| m.as_str().to_string()),
+                sasl_username: req.username,
+                password_store,
+                password,
+                tls: req.tls || req.tls_ca.is_some() || req.tls_cert.is_some(),
+                tls_ca: req.tls_ca,
+                tls_cert: req.tls_cert,
+                tls_key: req.tls_key,
+            },
+        );
+        cfg.save(&self.config_dir)?;
+        Ok(ConnectionAdded { name: req.name, password_store, warning })
+    }
+
+    pub fn connection_list(&self) -> Result<Vec<ConnectionSummary>> {
+        Ok(self
+            .config()?
+            .connections
+            .iter()
+            .map(|(name, p)| ConnectionSummary {
+                name: name.clone(),
+                bus: p.bus.clone(),
+                brokers: p.brokers.clone(),
+                auth: match (&p.sasl_mechanism, &p.sasl_username) {
+                    (Some(m), Some(u)) => format!("SASL {m} as {u}"),
+                    _ => "none".into(),
+                },
+                tls: p.tls,
+            })
+            .collect())
+    }
+
+    pub fn connection_remove(&self, name: &str) -> Result<()> {
+        let mut cfg = self.config()?;
+        cfg.connection(name)?;
+        cfg.connections.remove(name);
+        cfg.mappings.retain(|m| m.connection != name);
+        cfg.save(&self.config_dir)?;
+        secrets::remove(name);
+        Ok(())
+    }
+
+    pub fn connection_test(&self, name: &str) -> Result<Health> {
+        Ok(self.connector(name)?.check(CONNECT_TIMEOUT)?)
+    }
+
+    fn connector(&self, name: &str) -> Result<Box<dyn Connector>> {
+        let cfg = self.config()?;
+        let p = cfg.connection(name)?;
+        let sasl = match (&p.sasl_mechanism, &p.sasl_username) {
+            (Some(m), Some(u)) => {
+                let password = match p.password_store {
+                    Some(PasswordStore::File) => p.password.clone().unwrap_or_default(),
+                    Some(PasswordStore::Keyring) => secrets::load(name)?,
+                    None => String::new(),
+                };
+                Some(Sasl { mechanism: m.parse().map_err(|e: String| ApiError::new(ErrorCode::Config, e))?, username: u.clone(), password })
+            }
+            _ => None,
+        };
+        let tls = p.tls.then(|| Tls { ca_file: p.tls_ca.clone(), cert_file: p.tls_cert.clone(), key_file: p.tls_key.clone() });
+        Ok(Box::new(Kafka {
+            name: name.to_string(),
+            config: KafkaConfig { brokers: p.brokers.clone(), sasl, tls, max_message_bytes: None },
+        }))
+    }
+
+    pub fn topics(&self, name: &str) -> Result<Vec<SourceInfo>> {
+        Ok(self.connector(name)?.sources(CONNECT_TIMEOUT)?)
+    }
+
+    // ---- schemas -----------------------------------------------------------------------
+
+    pub fn schema_add(&self, paths: &[PathBuf], includes: &[PathBuf]) -> Result<SchemaAdded> {
+        schemas::add(&self.config_dir, paths, includes)
+    }
+
+    pub fn schema_list(&self) -> Result<SchemaListing> {
+        Ok(SchemaListing { message_types: schemas::load(&self.config_dir)?.message_types(), mappings: self.config()?.mappings })
+    }
+
+    pub fn schema_map(&self, connection: &str, topic: &str, value_type: &str, key_type: Option<&str>) -> Result<Mapping> {
+        let mut cfg = self.config()?;
+        cfg.connection(connection)?;
+        let set = schemas::load(&self.config_dir)?;
+        let value_type = set.codec(value_type)?.type_name().to_string();
+        let key_type = key_type.map(|k| set.codec(k).map(|c| c.type_name().to_string())).transpose()?;
+        let mapping = Mapping { connection: connection.into(), topic: topic.into(), value_type, key_type };
+        cfg.mappings.retain(|m| !(m.connection == connection && m.topic == topic));
+        cfg.mappings.push(mapping.clone());
+        cfg.save(&self.config_dir)?;
+        Ok(mapping)
+    }
+
+    fn event_builder(&self, connection: &str, topics: &[String], max_payload_bytes: usize) -> Result<EventBuilder> {
+        let cfg = self.config()?;
+        let mut decoders = HashMap::new();
+        let needs_schemas = topics.iter().any(|t| cfg.mapping(connection, t).is_some());
+        let set = if needs_schemas { Some(schemas::load(&self.config_dir)?) } else { None };
+        for t in topics {
+            let mut d = TopicDecoders { value: Decoder::sniffing(), key: None };
+            if let (Some(m), Some(set)) = (cfg.mapping(connection, t), &set) {
+                d.value = Decoder::protobuf(set.codec(&m.value_type)?);
+                if let Some(k) = &m.key_type {
+                    d.key = Some(Decoder::protobuf(set.codec(k)?));
+                }
+            }
+            decoders.insert(t.clone(), d);
+        }
+        Ok(EventBuilder { connection: connection.into(), bus: sluice_model::Bus::Kafka, decoders, max_payload_bytes })
+    }
+
+    // ---- reading -----------------------------------------------------------------------
+
+    /// Streams decoded events to `on_event` until `max` messages, the stop flag, or the
+    /// callback returns false. Writes nothing.
+    pub fn tail(
+        &self,
+        connection: &str,
+        topic: &str,
+        from: StartFrom,
+        max: Option<u64>,
+        stop: &AtomicBool,
+        on_event: &mut dyn FnMut(&Event) -> bool,
+    ) -> Result<u64> {
+        let topics = vec![topic.to_string()];
+        let builder = self.event_builder(connection, &topics, DEFAULT_MAX_PAYLOAD_BYTES)?;
+        let mut reader = self.connector(connection)?.reader(&topics, from)?;
+        let mut n = 0;
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            for msg in reader.poll(1000, Duration::from_millis(200))? {
+                n += 1;
+                if !on_event(&builder.build(msg)) || max.is_some_and(|m| n >= m) {
+                    return Ok(n);
+                }
+            }
+        }
+        Ok(n)
+    }
+
+    pub fn capture(
+        &self,
+        connection: &str,
+        opts: &CaptureOptions,
+        stop: &AtomicBool,
+        on_progress: &mut dyn FnMut(&CaptureProgress),
+    ) -> Result<CaptureProgress> {
+        if opts.sources.is_empty() {
+            return Err(ApiError::new(ErrorCode::InvalidInput, "name at least one topic to capture"));
+        }
+        let builder = self.event_builder(connection, &opts.sources, opts.max_payload_bytes)?;
+        let reader = self.connector(connection)?.reader(&opts.sources, opts.from)?;
+        let lake = self.lake()?;
+        let query = Query::open(&lake)?;
+        let mut covered = HashMap::new();
+        for t in &opts.sources {
+            covered.insert(t.clone(), query.covered(connection, t)?);
+        }
+        drop(query);
+        capture::run_capture(reader, builder, &lake, covered, opts, stop, on_progress)
+    }
+
+    // ---- the lake ----------------------------------------------------------------------
+
+    fn compile(filter: &str) -> Result<sluice_filter::Compiled> {
+        Ok(sluice_filter::to_sql(filter, sluice_model::now_us())?)
+    }
+
+    /// Matching events, newest first.
+    pub fn search(&self, filter: &str, limit: u64, skip: u64) -> Result<Vec<Event>> {
+        let c = Self::compile(filter)?;
+        Ok(Query::open(&self.lake()?)?.search(&c, limit, skip)?)
+    }
+
+    pub fn count(&self, filter: &str) -> Result<u64> {
+        let c = Self::compile(filter)?;
+        Ok(Query::open(&self.lake()?)?.count(&c)?)
+    }
+
+    pub fn sql(&self, sql: &str, timeout: Duration, max_rows: usize) -> Result<SqlResult> {
+        Ok(Query::open(&self.lake()?)?.sql(sql, timeout, max_rows)?)
+    }
+
+    pub fn export(&self, filter: &str, format: ExportFormat, path: &Path) -> Result<u64> {
+        let c = Self::compile(filter)?;
+        let query = Query::open(&self.lake()?)?;
+        let io = |e: std::io::Error| ApiError::new(ErrorCode::Io, format!("{}: {e}", path.display()));
+        let tmp = path.with_file_name(format!(".{}.partial", path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default()));
+        let mut n = 0u64;
+        match format {
+            ExportFormat::Parquet => {
+                let mut events = Vec::new();
+                query.for_each_in_order(&c, None, |e| {
+                    events.push(e);
+                    true
+                })?;
+                n = events.len() as u64;
+                sluice_lake::write_parquet(path, &events, true)?;
+                return Ok(n);
+            }
+            ExportFormat::Jsonl => {
+                use std::io::Write;
+                let mut w = std::io::BufWriter::new(std::fs::File::create(&tmp).map_err(io)?);
+                let mut err = None;
+                query.for_each_in_order(&c, None, |e| {
+                    n += 1;
+                    let line = event_json(&e).to_string();
+                    if let Err(e) = writeln!(w, "{line}") {
+                        err = Some(e);
+                        return false;
+                    }
+                    true
+                })?;
+                if let Some(e) = err {
+                    return Err(io(e));
+                }
+                w.into_inner().map_err(|e| io(e.into_error()))?.sync_all().map_err(io)?;
+            }
+            ExportFormat::Csv => {
+                let mut w = csv::Writer::from_path(&tmp).map_err(|e| ApiError::new(ErrorCode::Io, e.to_string()))?;
+                let cols = [
+                    "id", "bus", "connection", "source", "partition", "offset", "timestamp", "key_text", "key", "headers", "schema",
+                    "encoding", "decoded", "payload_text", "payload", "size", "truncated", "decode_error",
+                ];
+                w.write_record(cols).map_err(|e| ApiError::new(ErrorCode::Io, e.to_string()))?;
+                let mut err = None;
+                query.for_each_in_order(&c, None, |e| {
+                    n += 1;
+                    let j = event_json(&e);
+                    let cell = |k: &str| match &j[k] {
+                        serde_json::Value::Null => String::new(),
+                        serde_json::Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    };
+                    if let Err(e) = w.write_record(cols.iter().map(|k| cell(k))) {
+                        err = Some(e);
+                        return false;
+                    }
+                    true
+                })?;
+                if let Some(e) = err {
+                    return Err(ApiError::new(ErrorCode::Io, e.to_string()));
+                }
+                w.flush().map_err(io)?;
+            }
+        }
+        std::fs::rename(&tmp, path).map_err(io)?;
+        Ok(n)
+    }
+
+    // ---- replay ------------------------------------------------------------------------
+
+    fn parse_target(to: &str) -> Result<(String, String)> {
+        match to.split_once(':') {
+            Some((c, t)) if !c.is_empty() && !t.is_empty() => Ok((c.to_string(), t.to_string())),
+            _ => Err(ApiError::new(ErrorCode::InvalidInput, format!("--to {to:?}: expected CONNECTION:TOPIC"))),
+        }
+    }
+
+    fn replay_options(&self, req: &ReplayRequest, lake: &Lake) -> Result<sluice_replay::ReplayOptions> {
+        let (_, topic) = Self::parse_target(&req.to)?;
+        let run = uuid::Uuid::new_v4().simple().to_string();
+        Ok(sluice_replay::ReplayOptions {
+            target: topic,
+            rate: req.rate,
+            limit: req.limit,
+            keep_partition: req.keep_partition,
+            replay_prefix: format!("{}:{}", lake.id(), &run[..12]),
+        })
+    }
+
+    /// What replay would send, in order, without sending.
+    pub fn replay_plan(&self, filter: &str, req: &ReplayRequest, on_event: &mut dyn FnMut(&Event)) -> Result<u64> {
+        let c = Self::compile(filter)?;
+        let lake = self.lake()?;
+        let (connection, _) = Self::parse_target(&req.to)?;
+        self.config()?.connection(&connection)?;
+        let _ = self.replay_options(req, &lake)?;
+        Ok(sluice_replay::plan(&Query::open(&lake)?, &c, req.limit, on_event).map_err(replay_err)?)
+    }
+
+    pub fn replay(
+        &self,
+        filter: &str,
+        req: &ReplayRequest,
+        stop: &AtomicBool,
+        on_progress: &mut dyn FnMut(&ReplayProgress),
+    ) -> Result<ReplaySummary> {
+        let c = Self::compile(filter)?;
+        let lake = self.lake()?;
+        let (connection, topic) = Self::parse_target(&req.to)?;
+        let connector = self.connector(&connection)?;
+        let info = connector.source(&topic, CONNECT_TIMEOUT)?.ok_or_else(|| {
+            ApiError::new(ErrorCode::NotFound, format!("unknown topic {topic:?} on {connection} (create it first)"))
+        })?;
+        if req.keep_partition {
+            let query = Query::open(&lake)?;
+            let max = query.sql_max_partition(&c)?;
+            if max.is_some_and(|m| m as usize >= info.partitions.len()) {
+                return Err(ApiError::new(
+                    ErrorCode::InvalidInput,
+                    format!("--keep-partition: events come from partition {} but {topic} has {} partitions", max.unwrap_or(0), info.partitions.len()),
+                ));
+            }
+        }
+        let opts = self.replay_options(req, &lake)?;
+        let mut writer = connector.writer()?;
+        let summary = sluice_replay::replay(&Query::open(&lake)?, &c, writer.as_mut(), &opts, stop, on_progress).map_err(replay_err)?;
+        Ok(summary)
+    }
+}
+
+fn replay_err(e: sluice_replay::ReplayError) -> ApiError {
+    match e {
+        sluice_replay::ReplayError::Lake(l) => l.into(),
+        sluice_replay::ReplayError::Bus(b) => b.into(),
+    }
+}

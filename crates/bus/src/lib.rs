@@ -1,1 +1,91 @@
-//! placeholder
+//! Bus connectors behind one interface: check a connection, list what can be read, read
+//! messages from a chosen position, and send messages with delivery reports.
+//!
+//! Every connector folder has the same shape: `config.rs` (settings, client config, secrets
+//! kept out of Debug), `browse.rs` (health and listing), `source.rs` (reading), `sink.rs`
+//! (sending). This crate must not decode payloads, touch the lake, or join consumer groups of
+//! the applications being inspected: reading is always by direct assignment.
+
+pub mod kafka;
+
+use sluice_model::{Bus, Message, Outgoing, StartFrom};
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    #[error("{what} is unreachable: {reason}")]
+    Unreachable { what: String, reason: String },
+    #[error("authentication failed for {what}: {reason}")]
+    Auth { what: String, reason: String },
+    #[error("unknown {kind} {name:?} on {connection}")]
+    UnknownSource { kind: &'static str, name: String, connection: String },
+    #[error("invalid connection settings: {0}")]
+    Config(String),
+    #[error("{0}")]
+    Client(String),
+}
+
+/// What `connection test` reports.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Health {
+    pub brokers: Vec<String>,
+    pub sources: usize,
+    pub latency_ms: u64,
+}
+
+/// A readable thing on a bus (a Kafka topic) with its partitions.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SourceInfo {
+    pub name: String,
+    pub internal: bool,
+    pub partitions: Vec<PartitionInfo>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PartitionInfo {
+    pub id: i32,
+    pub low: i64,
+    pub high: i64,
+}
+
+impl SourceInfo {
+    pub fn messages(&self) -> i64 {
+        self.partitions.iter().map(|p| (p.high - p.low).max(0)).sum()
+    }
+}
+
+/// Reads messages. Implementations assign partitions directly; they never commit offsets.
+pub trait Reader: Send {
+    /// Up to `max` messages, waiting at most `timeout` for the first one.
+    fn poll(&mut self, max: usize, timeout: Duration) -> Result<Vec<Message>, BusError>;
+    /// True once every partition has reached the end offset it had when reading began.
+    fn at_end(&self) -> bool;
+}
+
+/// Delivery outcome counts, with the reason for each failure.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Delivery {
+    pub sent: u64,
+    pub failed: u64,
+    pub errors: Vec<(String, String)>,
+}
+
+/// Sends messages; `send` may block while the client's queue is full.
+pub trait Writer: Send {
+    fn send(&mut self, msg: Outgoing) -> Result<(), BusError>;
+    /// Delivery reports received so far.
+    fn delivery(&self) -> Delivery;
+    /// Waits for every outstanding delivery report.
+    fn flush(&mut self, timeout: Duration) -> Result<Delivery, BusError>;
+}
+
+/// One configured connection to a bus.
+pub trait Connector: Send + Sync {
+    fn bus(&self) -> Bus;
+    fn check(&self, timeout: Duration) -> Result<Health, BusError>;
+    fn sources(&self, timeout: Duration) -> Result<Vec<SourceInfo>, BusError>;
+    /// One source, or `None` when it does not exist.
+    fn source(&self, name: &str, timeout: Duration) -> Result<Option<SourceInfo>, BusError>;
+    fn reader(&self, sources: &[String], from: StartFrom) -> Result<Box<dyn Reader>, BusError>;
+    fn writer(&self) -> Result<Box<dyn Writer>, BusError>;
+}

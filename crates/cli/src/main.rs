@@ -1,1 +1,485 @@
-fn main() {}
+//! The `sluice` command line: parses arguments, calls the command API, and renders results
+//! and progress for a terminal or a pipe. It holds no logic of its own beyond presentation.
+
+mod output;
+
+use anyhow::{anyhow, bail, Context, Result};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use sluice_api::{ApiError, CaptureOptions, ConnectionAdd, ExportFormat, ReplayRequest, Sluice, StartFrom};
+use std::io::{IsTerminal, Read};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(name = "sluice", version, about = "Capture, search and replay message-bus traffic", long_about = None)]
+struct Cli {
+    /// Folder holding config.toml and schemas [default: the platform config folder]
+    #[arg(long, global = true, env = "SLUICE_CONFIG", value_name = "DIR")]
+    config: Option<PathBuf>,
+    /// Lake folder [default: the platform data folder]/lake
+    #[arg(long, global = true, env = "SLUICE_LAKE", value_name = "DIR")]
+    lake: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Add, list, test and remove bus connections
+    #[command(subcommand)]
+    Connection(ConnectionCmd),
+    /// List a connection's topics with partitions and offsets
+    Topics {
+        name: String,
+        #[arg(long, value_enum, default_value_t = TableFormat::Table)]
+        format: TableFormat,
+    },
+    /// Add .proto files, folders or descriptor sets; list types; map topics to types
+    #[command(subcommand)]
+    Schema(SchemaCmd),
+    /// Show decoded messages live, writing nothing
+    Tail {
+        name: String,
+        topic: String,
+        /// beginning | end | OFFSET | @RFC3339 | -N (last N per partition)
+        #[arg(long, default_value = "end", allow_hyphen_values = true)]
+        from: String,
+        #[arg(long)]
+        max_messages: Option<u64>,
+        #[arg(long, value_enum, default_value_t = TailFormat::Pretty)]
+        format: TailFormat,
+    },
+    /// Capture topics into the lake
+    Capture(CaptureArgs),
+    /// Search captured events with the filter language (newest first)
+    Search {
+        #[arg(default_value = "")]
+        filter: String,
+        #[arg(long, default_value_t = 50)]
+        limit: u64,
+        #[arg(long, value_enum, default_value_t = SearchFormat::Table)]
+        format: SearchFormat,
+        /// Print only the number of matches
+        #[arg(long)]
+        count: bool,
+    },
+    /// Run one read-only SELECT over the `events` view
+    Sql {
+        query: String,
+        #[arg(long, value_enum, default_value_t = SearchFormat::Table)]
+        format: SearchFormat,
+        /// Seconds before the query is stopped
+        #[arg(long, default_value_t = 60)]
+        timeout: u64,
+        #[arg(long, default_value_t = 10_000)]
+        max_rows: usize,
+    },
+    /// Send matching events to a topic, oldest first
+    Replay {
+        filter: String,
+        /// Destination as CONNECTION:TOPIC
+        #[arg(long)]
+        to: String,
+        /// Messages per second
+        #[arg(long)]
+        rate: Option<u32>,
+        #[arg(long)]
+        limit: Option<u64>,
+        /// List what would be sent; send nothing
+        #[arg(long)]
+        dry_run: bool,
+        /// Send to the same partition number as the source
+        #[arg(long)]
+        keep_partition: bool,
+    },
+    /// Write matching events to a file
+    Export {
+        filter: String,
+        #[arg(long, value_enum)]
+        format: ExportKind,
+        #[arg(short, long)]
+        output: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConnectionCmd {
+    /// Add a connection: `sluice connection add kafka NAME --brokers HOST:PORT`
+    Add(ConnectionAddArgs),
+    List {
+        #[arg(long, value_enum, default_value_t = TableFormat::Table)]
+        format: TableFormat,
+    },
+    /// Check that the broker answers (within 10 seconds)
+    Test { name: String },
+    Remove { name: String },
+}
+
+#[derive(Args)]
+struct ConnectionAddArgs {
+    /// Bus kind
+    #[arg(value_parser = ["kafka"])]
+    bus: String,
+    name: String,
+    #[arg(long, value_name = "HOST:PORT[,..]")]
+    brokers: String,
+    /// PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512
+    #[arg(long, value_name = "MECHANISM")]
+    sasl_mechanism: Option<String>,
+    #[arg(long)]
+    username: Option<String>,
+    /// Read the password from standard input (or set SLUICE_PASSWORD)
+    #[arg(long)]
+    password_stdin: bool,
+    /// Use TLS (implied by --tls-ca/--tls-cert)
+    #[arg(long)]
+    tls: bool,
+    #[arg(long, value_name = "FILE")]
+    tls_ca: Option<String>,
+    #[arg(long, value_name = "FILE")]
+    tls_cert: Option<String>,
+    #[arg(long, value_name = "FILE")]
+    tls_key: Option<String>,
+    /// Overwrite an existing connection of the same name
+    #[arg(long)]
+    replace: bool,
+}
+
+#[derive(Subcommand)]
+enum SchemaCmd {
+    /// Add .proto files or folders (compiled now) and binary FileDescriptorSets
+    Add {
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Extra import root
+        #[arg(short = 'I', long = "include")]
+        includes: Vec<PathBuf>,
+    },
+    /// List known message types and topic mappings
+    List {
+        #[arg(long, value_enum, default_value_t = TableFormat::Table)]
+        format: TableFormat,
+    },
+    /// Decode CONNECTION's TOPIC values (and keys) with message TYPE
+    Map {
+        connection: String,
+        topic: String,
+        #[arg(value_name = "TYPE")]
+        value_type: String,
+        #[arg(long = "key", value_name = "TYPE")]
+        key_type: Option<String>,
+    },
+}
+
+#[derive(Args)]
+struct CaptureArgs {
+    name: String,
+    #[arg(required = true)]
+    topics: Vec<String>,
+    /// beginning | end | OFFSET | @RFC3339 | -N (last N per partition)
+    #[arg(long, default_value = "beginning", allow_hyphen_values = true)]
+    from: String,
+    #[arg(long)]
+    max_messages: Option<u64>,
+    /// Stop after this long, e.g. 30s, 5m
+    #[arg(long)]
+    duration: Option<humantime::Duration>,
+    /// Stop when every partition reaches the end offset it had at the start
+    #[arg(long)]
+    stop_at_end: bool,
+    /// Also capture events that this lake replayed
+    #[arg(long)]
+    include_replays: bool,
+    /// Payloads larger than this are stored cut and flagged `truncated`
+    #[arg(long, default_value_t = sluice_api::DEFAULT_MAX_PAYLOAD_BYTES)]
+    max_payload_bytes: usize,
+    /// Print the final summary as JSON
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq)]
+enum TableFormat {
+    Table,
+    Json,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq)]
+enum TailFormat {
+    Pretty,
+    Jsonl,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq)]
+enum SearchFormat {
+    Table,
+    Jsonl,
+    Json,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ExportKind {
+    Jsonl,
+    Csv,
+    Parquet,
+}
+
+fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG").unwrap_or_else(|_| "warn".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    if let Err(e) = run(cli) {
+        match e.downcast_ref::<ApiError>() {
+            Some(api) => eprintln!("error: {}", api.message),
+            None => eprintln!("error: {e:#}"),
+        }
+        std::process::exit(1);
+    }
+}
+
+fn stop_flag() -> Arc<AtomicBool> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let s = stop.clone();
+    let _ = ctrlc::set_handler(move || {
+        if s.swap(true, Ordering::SeqCst) {
+            // A second Ctrl-C means "now".
+            std::process::exit(130);
+        }
+    });
+    stop
+}
+
+fn parse_from(s: &str) -> Result<StartFrom> {
+    s.parse::<StartFrom>().map_err(|e| anyhow!("--from: {e}"))
+}
+
+fn run(cli: Cli) -> Result<()> {
+    let sluice = Sluice::new(cli.config, cli.lake)?;
+    match cli.command {
+        Command::Connection(cmd) => connection(&sluice, cmd),
+        Command::Topics { name, format } => {
+            let topics = sluice.topics(&name)?;
+            match format {
+                TableFormat::Json => output::json(&topics),
+                TableFormat::Table => output::topics(&topics),
+            }
+            Ok(())
+        }
+        Command::Schema(cmd) => schema(&sluice, cmd),
+        Command::Tail { name, topic, from, max_messages, format } => {
+            let from = parse_from(&from)?;
+            let stop = stop_flag();
+            let mut out = std::io::stdout().lock();
+            sluice.tail(&name, &topic, from, max_messages, &stop, &mut |e| output::tail_event(&mut out, e, format == TailFormat::Jsonl))?;
+            Ok(())
+        }
+        Command::Capture(args) => capture(&sluice, args),
+        Command::Search { filter, limit, format, count } => {
+            if count {
+                println!("{}", sluice.count(&filter)?);
+                return Ok(());
+            }
+            let events = sluice.search(&filter, limit, 0)?;
+            match format {
+                SearchFormat::Jsonl => output::jsonl(events.iter().map(sluice_api::event_json)),
+                SearchFormat::Json => output::json(&events.iter().map(sluice_api::event_json).collect::<Vec<_>>()),
+                SearchFormat::Table => output::events_table(&events),
+            }
+            Ok(())
+        }
+        Command::Sql { query, format, timeout, max_rows } => {
+            let r = sluice.sql(&query, Duration::from_secs(timeout), max_rows)?;
+            match format {
+                SearchFormat::Jsonl => output::jsonl(r.rows.iter().map(|r| serde_json::Value::Object(r.clone()))),
+                SearchFormat::Json => output::json(&r.rows),
+                SearchFormat::Table => output::sql_table(&r),
+            }
+            Ok(())
+        }
+        Command::Replay { filter, to, rate, limit, dry_run, keep_partition } => {
+            let req = ReplayRequest { to, rate, limit, keep_partition };
+            if dry_run {
+                let mut out = std::io::stdout().lock();
+                let n = sluice.replay_plan(&filter, &req, &mut |e| output::plan_line(&mut out, e))?;
+                println!("dry run: {n} events would be sent to {}; nothing was sent", req.to);
+                return Ok(());
+            }
+            let stop = stop_flag();
+            let bar = output::Progress::new("replay");
+            let s = sluice.replay(&filter, &req, &stop, &mut |p| {
+                bar.set(format!("{} queued, {} sent, {} failed", p.queued, p.sent, p.failed))
+            })?;
+            bar.finish();
+            for (id, why) in s.errors.iter().take(20) {
+                eprintln!("failed: {id}: {why}");
+            }
+            println!(
+                "replayed to {}: {} sent, {} failed of {} matched in {:.1}s{}",
+                req.to,
+                s.sent,
+                s.failed,
+                s.matched,
+                s.elapsed_ms as f64 / 1000.0,
+                if s.interrupted { " (interrupted)" } else { "" }
+            );
+            if s.failed > 0 {
+                bail!("{} events failed to send", s.failed);
+            }
+            Ok(())
+        }
+        Command::Export { filter, format, output } => {
+            let f = match format {
+                ExportKind::Jsonl => ExportFormat::Jsonl,
+                ExportKind::Csv => ExportFormat::Csv,
+                ExportKind::Parquet => ExportFormat::Parquet,
+            };
+            let n = sluice.export(&filter, f, &output)?;
+            println!("exported {n} events to {}", output.display());
+            Ok(())
+        }
+    }
+}
+
+fn connection(sluice: &Sluice, cmd: ConnectionCmd) -> Result<()> {
+    match cmd {
+        ConnectionCmd::Add(a) => {
+            let password = if a.password_stdin {
+                let mut s = String::new();
+                std::io::stdin().read_to_string(&mut s).context("reading the password from standard input")?;
+                Some(s.trim_end_matches(['\n', '\r']).to_string())
+            } else {
+                std::env::var("SLUICE_PASSWORD").ok().filter(|p| !p.is_empty())
+            };
+            let added = sluice.connection_add(ConnectionAdd {
+                name: a.name,
+                bus: a.bus,
+                brokers: a.brokers,
+                sasl_mechanism: a.sasl_mechanism,
+                username: a.username,
+                password,
+                tls: a.tls,
+                tls_ca: a.tls_ca,
+                tls_cert: a.tls_cert,
+                tls_key: a.tls_key,
+                replace: a.replace,
+            })?;
+            if let Some(w) = &added.warning {
+                eprintln!("warning: {w}");
+            }
+            println!("added connection {}", added.name);
+        }
+        ConnectionCmd::List { format } => {
+            let list = sluice.connection_list()?;
+            match format {
+                TableFormat::Json => output::json(&list),
+                TableFormat::Table => output::connections(&list),
+            }
+        }
+        ConnectionCmd::Test { name } => {
+            let h = sluice.connection_test(&name)?;
+            println!("{name}: reachable in {} ms, {} broker(s), {} topic(s)", h.latency_ms, h.brokers.len(), h.sources);
+        }
+        ConnectionCmd::Remove { name } => {
+            sluice.connection_remove(&name)?;
+            println!("removed connection {name}");
+        }
+    }
+    Ok(())
+}
+
+fn schema(sluice: &Sluice, cmd: SchemaCmd) -> Result<()> {
+    match cmd {
+        SchemaCmd::Add { paths, includes } => {
+            let r = sluice.schema_add(&paths, &includes)?;
+            for e in &r.errors {
+                eprintln!("error: {}", e.display);
+            }
+            if !r.files.is_empty() {
+                println!("added {} file(s); {} new message type(s)", r.files.len(), r.message_types.len());
+                for t in &r.message_types {
+                    println!("  {t}");
+                }
+            }
+            if !r.errors.is_empty() {
+                bail!("{} schema error(s){}", r.errors.len(), if r.files.is_empty() { "; nothing was added" } else { "; the other files were added" });
+            }
+        }
+        SchemaCmd::List { format } => {
+            let l = sluice.schema_list()?;
+            match format {
+                TableFormat::Json => output::json(&l),
+                TableFormat::Table => {
+                    for t in &l.message_types {
+                        println!("{t}");
+                    }
+                    if !l.mappings.is_empty() {
+                        println!();
+                        for m in &l.mappings {
+                            let key = m.key_type.as_ref().map(|k| format!(" (key: {k})")).unwrap_or_default();
+                            println!("{}:{} -> {}{key}", m.connection, m.topic, m.value_type);
+                        }
+                    }
+                }
+            }
+        }
+        SchemaCmd::Map { connection, topic, value_type, key_type } => {
+            let m = sluice.schema_map(&connection, &topic, &value_type, key_type.as_deref())?;
+            let key = m.key_type.as_ref().map(|k| format!(", keys as {k}")).unwrap_or_default();
+            println!("{}:{} values decode as {}{key}", m.connection, m.topic, m.value_type);
+        }
+    }
+    Ok(())
+}
+
+fn capture(sluice: &Sluice, a: CaptureArgs) -> Result<()> {
+    let opts = CaptureOptions {
+        sources: a.topics,
+        from: parse_from(&a.from)?,
+        max_messages: a.max_messages,
+        duration: a.duration.map(Into::into),
+        stop_at_end: a.stop_at_end,
+        include_replays: a.include_replays,
+        max_payload_bytes: a.max_payload_bytes,
+        ..CaptureOptions::default()
+    };
+    let stop = stop_flag();
+    let bar = output::Progress::new("capture");
+    let p = sluice.capture(&a.name, &opts, &stop, &mut |p| {
+        let secs = (p.elapsed_ms as f64 / 1000.0).max(0.001);
+        bar.set(format!(
+            "{} read, {} captured, {:.0} msg/s, {}",
+            p.read,
+            p.captured,
+            p.read as f64 / secs,
+            output::bytes(p.bytes)
+        ))
+    })?;
+    bar.finish();
+    if a.json {
+        output::json(&p);
+    } else {
+        let secs = (p.elapsed_ms as f64 / 1000.0).max(0.001);
+        println!(
+            "captured {} events ({} read, {}, {:.0} msg/s) into {}; {} decode errors, {} truncated, {} replays skipped, {} already in the lake; stopped by {}",
+            p.captured,
+            p.read,
+            output::bytes(p.bytes),
+            p.read as f64 / secs,
+            sluice.lake_dir.display(),
+            p.decode_errors,
+            p.truncated,
+            p.skipped_replays,
+            p.skipped_duplicates,
+            p.stopped_by.as_deref().unwrap_or("?")
+        );
+    }
+    Ok(())
+}
+
+pub(crate) fn is_terminal() -> bool {
+    std::io::stderr().is_terminal()
+}

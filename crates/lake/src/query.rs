@@ -127,6 +127,13 @@ impl Query {
         Ok(())
     }
 
+    /// The highest source partition among matches (checked before `--keep-partition`).
+    pub fn sql_max_partition(&self, filter: &Compiled) -> Result<Option<i32>, LakeError> {
+        let sql = format!("SELECT max(partition) FROM events WHERE {}", filter.where_sql);
+        let params: Vec<DbValue> = filter.params.iter().map(to_db).collect();
+        self.conn.query_row(&sql, params_from_iter(params), |r| r.get::<_, Option<i32>>(0)).map_err(qerr)
+    }
+
     pub fn covered(&self, connection: &str, source: &str) -> Result<Covered, LakeError> {
         let sql = "SELECT partition, min(o), max(o) FROM (SELECT partition, o, o - row_number() OVER (PARTITION BY partition ORDER BY o) AS grp \
                    FROM (SELECT DISTINCT partition, \"offset\" AS o FROM events WHERE connection = ? AND source = ? AND partition IS NOT NULL AND \"offset\" IS NOT NULL)) \

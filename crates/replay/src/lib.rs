@@ -1,1 +1,151 @@
-//! placeholder
+//! Replay: sends events chosen from the lake to a destination, oldest first with each source
+//! partition's order kept, original key/headers/timestamp/payload bytes, two provenance
+//! headers added, an optional rate limit, and every delivery report awaited.
+//!
+//! This crate owns ordering, rate limiting and header rewriting. It must not choose how a bus
+//! sends (that is the connector's `Writer`) nor how events are selected (the lake's query).
+
+use governor::{Quota, RateLimiter};
+use sluice_bus::{BusError, Delivery, Writer};
+use sluice_filter::Compiled;
+use sluice_lake::{LakeError, Query};
+use sluice_model::{position, Event, Header, Outgoing};
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+pub const REPLAY_ID_HEADER: &str = "sluice-replay-id";
+pub const REPLAY_SOURCE_HEADER: &str = "sluice-source";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    #[error(transparent)]
+    Lake(#[from] LakeError),
+    #[error(transparent)]
+    Bus(#[from] BusError),
+}
+
+#[derive(Debug, Clone)]
+pub struct ReplayOptions {
+    /// Destination topic (or queue) name on the writer's connection.
+    pub target: String,
+    /// Messages per second; `None` is as fast as the bus accepts.
+    pub rate: Option<u32>,
+    pub limit: Option<u64>,
+    pub keep_partition: bool,
+    /// `LAKE_ID:RUN_ID`, the prefix of each `sluice-replay-id` value.
+    pub replay_prefix: String,
+}
+
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct ReplayProgress {
+    pub queued: u64,
+    pub sent: u64,
+    pub failed: u64,
+    pub elapsed_ms: u64,
+}
+
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct ReplaySummary {
+    pub matched: u64,
+    pub sent: u64,
+    pub failed: u64,
+    pub errors: Vec<(String, String)>,
+    pub interrupted: bool,
+    pub elapsed_ms: u64,
+}
+
+/// The message replay would send for an event: original bytes, provenance headers replaced.
+pub fn outgoing(event: &Event, opts: &ReplayOptions) -> Outgoing {
+    let mut headers: Vec<Header> = event
+        .headers
+        .iter()
+        .filter(|h| h.key != REPLAY_ID_HEADER && h.key != REPLAY_SOURCE_HEADER)
+        .cloned()
+        .collect();
+    headers.push(Header { key: REPLAY_ID_HEADER.into(), value: Some(format!("{}:{}", opts.replay_prefix, event.id).into_bytes()) });
+    headers.push(Header {
+        key: REPLAY_SOURCE_HEADER.into(),
+        value: Some(position(&event.connection, &event.source, event.partition, event.offset).into_bytes()),
+    });
+    Outgoing {
+        target: opts.target.clone(),
+        partition: if opts.keep_partition { event.partition } else { None },
+        key: event.key.clone(),
+        headers,
+        timestamp_us: event.timestamp_us,
+        payload: event.payload.clone(),
+        event_id: event.id.clone(),
+    }
+}
+
+/// Calls `f` with each event replay would send, in send order, and sends nothing.
+pub fn plan(query: &Query, filter: &Compiled, limit: Option<u64>, mut f: impl FnMut(&Event)) -> Result<u64, ReplayError> {
+    let mut n = 0;
+    query.for_each_in_order(filter, limit, |e| {
+        n += 1;
+        f(&e);
+        true
+    })?;
+    Ok(n)
+}
+
+pub fn replay(
+    query: &Query,
+    filter: &Compiled,
+    writer: &mut dyn Writer,
+    opts: &ReplayOptions,
+    stop: &AtomicBool,
+    on_progress: &mut dyn FnMut(&ReplayProgress),
+) -> Result<ReplaySummary, ReplayError> {
+    let start = Instant::now();
+    let limiter = opts.rate.and_then(NonZeroU32::new).map(|r| RateLimiter::direct(Quota::per_second(r)));
+    let mut summary = ReplaySummary::default();
+    let mut send_err: Option<BusError> = None;
+    let mut progress = ReplayProgress::default();
+    let mut last_report = Instant::now();
+    query.for_each_in_order(filter, opts.limit, |event| {
+        if stop.load(Ordering::Relaxed) {
+            summary.interrupted = true;
+            return false;
+        }
+        if let Some(l) = &limiter {
+            while l.check().is_err() {
+                std::thread::sleep(Duration::from_millis(1));
+                if stop.load(Ordering::Relaxed) {
+                    summary.interrupted = true;
+                    return false;
+                }
+            }
+        }
+        summary.matched += 1;
+        if let Err(e) = writer.send(outgoing(&event, opts)) {
+            send_err = Some(e);
+            return false;
+        }
+        progress.queued += 1;
+        if last_report.elapsed() >= Duration::from_millis(200) {
+            let d = writer.delivery();
+            progress.sent = d.sent;
+            progress.failed = d.failed;
+            progress.elapsed_ms = start.elapsed().as_millis() as u64;
+            on_progress(&progress);
+            last_report = Instant::now();
+        }
+        true
+    })?;
+    // Wait for every report even after a send error, so the counts are true.
+    let d: Delivery = writer.flush(Duration::from_secs(60))?;
+    summary.sent = d.sent;
+    summary.failed = d.failed + summary.matched.saturating_sub(d.sent + d.failed);
+    summary.errors = d.errors;
+    summary.elapsed_ms = start.elapsed().as_millis() as u64;
+    progress.sent = summary.sent;
+    progress.failed = summary.failed;
+    progress.elapsed_ms = summary.elapsed_ms;
+    on_progress(&progress);
+    if let Some(e) = send_err {
+        return Err(e.into());
+    }
+    Ok(summary)
+}

@@ -1,0 +1,270 @@
+//! Reading a bus into events: `tail` shows them, `capture` writes them to the lake.
+//!
+//! Capture runs two threads so both cores work: one polls the bus, the other decodes and
+//! writes. It stops on the stop flag (Ctrl-C), a message count, a duration, or the end
+//! offsets seen at the start; in every case it flushes what it read before returning.
+
+use crate::error::{ApiError, ErrorCode, Result};
+use serde::Serialize;
+use sluice_bus::{BusError, Reader};
+use sluice_codec::Decoder;
+use sluice_lake::{Covered, FlushPolicy, Lake, LakeWriter};
+use sluice_model::{event_id, now_us, Bus, Encoding, Event, Message, StartFrom};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{sync_channel, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+use sluice_replay::REPLAY_ID_HEADER;
+
+/// Default cap on stored payload bytes; larger payloads are stored cut and flagged.
+pub const DEFAULT_MAX_PAYLOAD_BYTES: usize = 8 << 20;
+
+#[derive(Debug, Clone)]
+pub struct CaptureOptions {
+    pub sources: Vec<String>,
+    pub from: StartFrom,
+    pub max_messages: Option<u64>,
+    pub duration: Option<Duration>,
+    pub stop_at_end: bool,
+    pub include_replays: bool,
+    pub max_payload_bytes: usize,
+    pub flush: FlushPolicy,
+}
+
+impl Default for CaptureOptions {
+    fn default() -> Self {
+        CaptureOptions {
+            sources: Vec::new(),
+            from: StartFrom::End,
+            max_messages: None,
+            duration: None,
+            stop_at_end: false,
+            include_replays: false,
+            max_payload_bytes: DEFAULT_MAX_PAYLOAD_BYTES,
+            flush: FlushPolicy::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct CaptureProgress {
+    /// Messages taken from the bus.
+    pub read: u64,
+    /// Events durably in the lake (flushed and renamed into place).
+    pub captured: u64,
+    /// Payload bytes read.
+    pub bytes: u64,
+    pub decode_errors: u64,
+    pub truncated: u64,
+    pub skipped_replays: u64,
+    /// Already in the lake from an earlier capture of the same offsets.
+    pub skipped_duplicates: u64,
+    pub files: u64,
+    pub elapsed_ms: u64,
+    /// Why the capture ended: "end", "max-messages", "duration" or "interrupted".
+    pub stopped_by: Option<String>,
+}
+
+/// Per-topic decoders for values and keys.
+#[derive(Clone, Default)]
+pub(crate) struct TopicDecoders {
+    pub value: Decoder,
+    pub key: Option<Decoder>,
+}
+
+pub(crate) struct EventBuilder {
+    pub connection: String,
+    pub bus: Bus,
+    pub decoders: HashMap<String, TopicDecoders>,
+    pub max_payload_bytes: usize,
+}
+
+impl EventBuilder {
+    pub(crate) fn build(&self, msg: Message) -> Event {
+        let fallback = TopicDecoders::default();
+        let d = self.decoders.get(&msg.source).unwrap_or(&fallback);
+        let size = msg.payload.len();
+        let truncated = size > self.max_payload_bytes;
+        let mut payload = msg.payload;
+        if truncated {
+            payload.truncate(self.max_payload_bytes);
+        }
+        let decoded = d.value.decode(&payload, !truncated);
+        let key_decoded = match (&d.key, &msg.key) {
+            (Some(kd), Some(k)) => kd.decode(k, true).json,
+            _ => None,
+        };
+        Event {
+            id: event_id(self.bus, &self.connection, &msg.source, msg.partition, msg.offset),
+            bus: self.bus,
+            connection: self.connection.clone(),
+            source: msg.source,
+            partition: msg.partition,
+            offset: msg.offset,
+            key: msg.key,
+            key_decoded,
+            headers: msg.headers,
+            timestamp_us: msg.timestamp_us,
+            captured_at_us: now_us(),
+            payload,
+            size: size as i64,
+            truncated,
+            schema: decoded.schema,
+            encoding: decoded.encoding.unwrap_or(Encoding::Binary),
+            decoded: decoded.json,
+            payload_text: decoded.text,
+            decode_error: decoded.error,
+        }
+    }
+}
+
+pub(crate) fn is_own_replay(msg: &Message, lake_id: &str) -> bool {
+    let prefix = format!("{lake_id}:");
+    msg.headers
+        .iter()
+        .any(|h| h.key == REPLAY_ID_HEADER && h.value.as_deref().is_some_and(|v| v.starts_with(prefix.as_bytes())))
+}
+
+enum Batch {
+    Messages(Vec<Message>),
+    End,
+    Failed(BusError),
+}
+
+pub(crate) fn run_capture(
+    mut reader: Box<dyn Reader>,
+    builder: EventBuilder,
+    lake: &Lake,
+    covered: HashMap<String, Covered>,
+    opts: &CaptureOptions,
+    stop: &AtomicBool,
+    on_progress: &mut dyn FnMut(&CaptureProgress),
+) -> Result<CaptureProgress> {
+    let start = Instant::now();
+    let mut writer = LakeWriter::new(lake.clone(), opts.flush);
+    let mut p = CaptureProgress::default();
+    let reader_stop = AtomicBool::new(false);
+    let stop_at_end = opts.stop_at_end;
+    let (tx, rx) = sync_channel::<Batch>(32);
+
+    let result = std::thread::scope(|s| {
+        let reader_stop = &reader_stop;
+        s.spawn(move || loop {
+            if reader_stop.load(Ordering::Relaxed) || stop.load(Ordering::Relaxed) {
+                return;
+            }
+            if stop_at_end && reader.at_end() {
+                let _ = tx.send(Batch::End);
+                return;
+            }
+            match reader.poll(10_000, Duration::from_millis(100)) {
+                Ok(b) if b.is_empty() => {}
+                Ok(b) => {
+                    if tx.send(Batch::Messages(b)).is_err() {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    let _ = tx.send(Batch::Failed(e));
+                    return;
+                }
+            }
+        });
+
+        let mut last_report = Instant::now();
+        let outcome: Result<()> = loop {
+            if stop.load(Ordering::Relaxed) {
+                p.stopped_by = Some("interrupted".into());
+                break Ok(());
+            }
+            if opts.duration.is_some_and(|d| start.elapsed() >= d) {
+                p.stopped_by = Some("duration".into());
+                break Ok(());
+            }
+            match rx.recv_timeout(Duration::from_millis(50)) {
+                Ok(Batch::Messages(batch)) => {
+                    let mut done = false;
+                    let mut write_err = None;
+                    for msg in batch {
+                        if opts.max_messages.is_some_and(|m| p.read >= m) {
+                            done = true;
+                            break;
+                        }
+                        p.read += 1;
+                        p.bytes += msg.payload.len() as u64;
+                        if !opts.include_replays && is_own_replay(&msg, lake.id()) {
+                            p.skipped_replays += 1;
+                            continue;
+                        }
+                        if let (Some(part), Some(off)) = (msg.partition, msg.offset) {
+                            if covered.get(&msg.source).is_some_and(|c| c.contains(part, off)) {
+                                p.skipped_duplicates += 1;
+                                continue;
+                            }
+                        }
+                        let event = builder.build(msg);
+                        p.decode_errors += u64::from(event.decode_error.is_some());
+                        p.truncated += u64::from(event.truncated);
+                        match writer.push(event) {
+                            Ok(Some(f)) => {
+                                p.captured += f.rows;
+                                p.files += f.files;
+                            }
+                            Ok(None) => {}
+                            Err(e) => {
+                                write_err = Some(e);
+                                break;
+                            }
+                        }
+                    }
+                    if let Some(e) = write_err {
+                        break Err(e.into());
+                    }
+                    if done || opts.max_messages.is_some_and(|m| p.read >= m) {
+                        p.stopped_by = Some("max-messages".into());
+                        break Ok(());
+                    }
+                }
+                Ok(Batch::End) => {
+                    p.stopped_by = Some("end".into());
+                    break Ok(());
+                }
+                Ok(Batch::Failed(e)) => break Err(e.into()),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => {
+                    p.stopped_by.get_or_insert_with(|| "interrupted".into());
+                    break Ok(());
+                }
+            }
+            match writer.flush_if_due() {
+                Ok(Some(f)) => {
+                    p.captured += f.rows;
+                    p.files += f.files;
+                }
+                Ok(None) => {}
+                Err(e) => break Err(e.into()),
+            }
+            if last_report.elapsed() >= Duration::from_millis(200) {
+                p.elapsed_ms = start.elapsed().as_millis() as u64;
+                on_progress(&p);
+                last_report = Instant::now();
+            }
+        };
+        reader_stop.store(true, Ordering::Relaxed);
+        drop(rx);
+        outcome
+    });
+
+    // Whatever happened, make what was read durable before reporting.
+    let flushed = writer.flush();
+    if let Ok(f) = &flushed {
+        p.captured += f.rows;
+        p.files += f.files;
+    }
+    p.elapsed_ms = start.elapsed().as_millis() as u64;
+    on_progress(&p);
+    result?;
+    flushed.map_err(|e| ApiError::new(ErrorCode::Lake, format!("{e} ({} events not written)", writer.buffered())))?;
+    Ok(p)
+}

@@ -1,0 +1,140 @@
+//! Connection profiles and topic mappings, kept in `config.toml` in the config folder.
+//! Secrets live in the OS keyring (see `secrets.rs`); the file holds one only as a fallback,
+//! and is always written with 0600 permissions.
+
+use crate::error::{ApiError, ErrorCode, Result};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Config {
+    #[serde(default)]
+    pub connections: BTreeMap<String, ConnectionProfile>,
+    #[serde(default)]
+    pub mappings: Vec<Mapping>,
+}
+
+/// Where a connection's password is kept.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum PasswordStore {
+    Keyring,
+    File,
+}
+
+#[derive(Clone, Serialize, Deserialize, PartialEq)]
+pub struct ConnectionProfile {
+    pub bus: String,
+    pub brokers: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sasl_mechanism: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sasl_username: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_store: Option<PasswordStore>,
+    /// Only when no keyring was available.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_ca: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_cert: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_key: Option<String>,
+    #[serde(default)]
+    pub tls: bool,
+}
+
+impl std::fmt::Debug for ConnectionProfile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectionProfile")
+            .field("bus", &self.bus)
+            .field("brokers", &self.brokers)
+            .field("sasl_mechanism", &self.sasl_mechanism)
+            .field("sasl_username", &self.sasl_username)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .finish_non_exhaustive()
+    }
+}
+
+/// How one topic's values (and keys) decode.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Mapping {
+    pub connection: String,
+    pub topic: String,
+    pub value_type: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_type: Option<String>,
+}
+
+pub(crate) fn validate_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && !name.starts_with('.');
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            ErrorCode::InvalidInput,
+            format!("invalid connection name {name:?}: use 1-64 letters, digits, '-', '_' or '.'"),
+        ))
+    }
+}
+
+impl Config {
+    pub fn path(dir: &Path) -> PathBuf {
+        dir.join("config.toml")
+    }
+
+    pub fn load(dir: &Path) -> Result<Config> {
+        let path = Self::path(dir);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => toml::from_str(&text)
+                .map_err(|e| ApiError::new(ErrorCode::Config, format!("{}: {}", path.display(), e.to_string().trim()))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Config::default()),
+            Err(e) => Err(ApiError::new(ErrorCode::Io, format!("{}: {e}", path.display()))),
+        }
+    }
+
+    /// Writes atomically with owner-only permissions.
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        let io = |e: std::io::Error| ApiError::new(ErrorCode::Io, format!("{}: {e}", dir.display()));
+        std::fs::create_dir_all(dir).map_err(io)?;
+        let text = toml::to_string_pretty(self).map_err(|e| ApiError::new(ErrorCode::Config, e.to_string()))?;
+        let tmp = dir.join(".config.toml.tmp");
+        {
+            use std::io::Write;
+            let mut opts = std::fs::OpenOptions::new();
+            opts.write(true).create(true).truncate(true);
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::OpenOptionsExt;
+                opts.mode(0o600);
+            }
+            let mut f = opts.open(&tmp).map_err(io)?;
+            f.write_all(text.as_bytes()).map_err(io)?;
+            f.sync_all().map_err(io)?;
+        }
+        std::fs::rename(&tmp, Self::path(dir)).map_err(io)
+    }
+
+    pub fn connection(&self, name: &str) -> Result<&ConnectionProfile> {
+        self.connections.get(name).ok_or_else(|| {
+            let known: Vec<&str> = self.connections.keys().map(String::as_str).collect();
+            ApiError::new(
+                ErrorCode::NotFound,
+                if known.is_empty() {
+                    format!("unknown connection {name:?}: none configured yet (sluice connection add kafka NAME --brokers HOST:PORT)")
+                } else {
+                    format!("unknown connection {name:?} (known: {})", known.join(", "))
+                },
+            )
+        })
+    }
+
+    pub fn mapping(&self, connection: &str, topic: &str) -> Option<&Mapping> {
+        self.mappings.iter().find(|m| m.connection == connection && m.topic == topic)
+    }
+}

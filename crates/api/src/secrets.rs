@@ -1,0 +1,37 @@
+//! Passwords: the OS keyring when one answers, else the config file (0600) with a warning.
+//! Nothing here ever logs or formats a secret.
+
+use crate::config::PasswordStore;
+use crate::error::{ApiError, ErrorCode, Result};
+
+const SERVICE: &str = "sluice";
+
+fn entry(connection: &str) -> Option<keyring::Entry> {
+    if std::env::var("SLUICE_KEYRING").is_ok_and(|v| v == "off" || v == "0") {
+        return None;
+    }
+    keyring::Entry::new(SERVICE, &format!("connection:{connection}")).ok()
+}
+
+/// Stores a password, preferring the keyring. Returns where it went.
+pub(crate) fn store(connection: &str, password: &str) -> PasswordStore {
+    if let Some(e) = entry(connection) {
+        if e.set_password(password).is_ok() && e.get_password().is_ok_and(|p| p == password) {
+            return PasswordStore::Keyring;
+        }
+    }
+    PasswordStore::File
+}
+
+pub(crate) fn load(connection: &str) -> Result<String> {
+    let e = entry(connection).ok_or_else(|| ApiError::new(ErrorCode::Config, "the OS keyring is not available"))?;
+    e.get_password().map_err(|err| {
+        ApiError::new(ErrorCode::Config, format!("cannot read the password of {connection:?} from the OS keyring: {err}"))
+    })
+}
+
+pub(crate) fn remove(connection: &str) {
+    if let Some(e) = entry(connection) {
+        let _ = e.delete_credential();
+    }
+}

@@ -1,0 +1,45 @@
+//! Kafka through librdkafka (rdkafka crate).
+
+mod browse;
+mod config;
+mod sink;
+mod source;
+
+pub use config::{KafkaConfig, Sasl, SaslMechanism, Tls};
+
+use crate::{BusError, Connector, Health, Reader, SourceInfo, Writer};
+use sluice_model::{Bus, StartFrom};
+use std::time::Duration;
+
+/// A Kafka connection: settings plus the name used in errors and event ids.
+#[derive(Clone)]
+pub struct Kafka {
+    pub name: String,
+    pub config: KafkaConfig,
+}
+
+impl Connector for Kafka {
+    fn bus(&self) -> Bus {
+        Bus::Kafka
+    }
+
+    fn check(&self, timeout: Duration) -> Result<Health, BusError> {
+        browse::check(self, timeout)
+    }
+
+    fn sources(&self, timeout: Duration) -> Result<Vec<SourceInfo>, BusError> {
+        browse::topics(self, timeout, None)
+    }
+
+    fn source(&self, name: &str, timeout: Duration) -> Result<Option<SourceInfo>, BusError> {
+        Ok(browse::topics(self, timeout, Some(name))?.into_iter().find(|t| t.name == name))
+    }
+
+    fn reader(&self, sources: &[String], from: StartFrom) -> Result<Box<dyn Reader>, BusError> {
+        Ok(Box::new(source::KafkaReader::open(self, sources, from)?))
+    }
+
+    fn writer(&self) -> Result<Box<dyn Writer>, BusError> {
+        Ok(Box::new(sink::KafkaWriter::open(self)?))
+    }
+}

