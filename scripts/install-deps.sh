@@ -47,6 +47,7 @@ pip_need=()
 "$PY" -c 'import confluent_kafka' 2>/dev/null || pip_need+=("confluent-kafka")
 "$PY" -c 'import google.protobuf' 2>/dev/null || pip_need+=("protobuf")
 "$PY" -c 'import grpc_tools' 2>/dev/null || pip_need+=("grpcio-tools")
+"$PY" -c 'import pytest' 2>/dev/null || pip_need+=("pytest")
 if [ ${#pip_need[@]} -gt 0 ]; then
   echo "installing Python packages: ${pip_need[*]}"
   "$PY" -m pip install -q --disable-pip-version-check "${pip_need[@]}" 2>/dev/null \
