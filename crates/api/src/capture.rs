@@ -96,7 +96,13 @@ impl EventBuilder {
             _ => None,
         };
         Event {
-            id: event_id(self.bus, &self.connection, &msg.source, msg.partition, msg.offset),
+            id: event_id(
+                self.bus,
+                &self.connection,
+                &msg.source,
+                msg.partition,
+                msg.offset,
+            ),
             bus: self.bus,
             connection: self.connection.clone(),
             source: msg.source,
@@ -121,9 +127,12 @@ impl EventBuilder {
 
 pub(crate) fn is_own_replay(msg: &Message, lake_id: &str) -> bool {
     let prefix = format!("{lake_id}:");
-    msg.headers
-        .iter()
-        .any(|h| h.key == REPLAY_ID_HEADER && h.value.as_deref().is_some_and(|v| v.starts_with(prefix.as_bytes())))
+    msg.headers.iter().any(|h| {
+        h.key == REPLAY_ID_HEADER
+            && h.value
+                .as_deref()
+                .is_some_and(|v| v.starts_with(prefix.as_bytes()))
+    })
 }
 
 enum Batch {
@@ -198,7 +207,10 @@ pub(crate) fn run_capture(
                             continue;
                         }
                         if let (Some(part), Some(off)) = (msg.partition, msg.offset) {
-                            if covered.get(&msg.source).is_some_and(|c| c.contains(part, off)) {
+                            if covered
+                                .get(&msg.source)
+                                .is_some_and(|c| c.contains(part, off))
+                            {
                                 p.skipped_duplicates += 1;
                                 continue;
                             }
@@ -265,6 +277,11 @@ pub(crate) fn run_capture(
     p.elapsed_ms = start.elapsed().as_millis() as u64;
     on_progress(&p);
     result?;
-    flushed.map_err(|e| ApiError::new(ErrorCode::Lake, format!("{e} ({} events not written)", writer.buffered())))?;
+    flushed.map_err(|e| {
+        ApiError::new(
+            ErrorCode::Lake,
+            format!("{e} ({} events not written)", writer.buffered()),
+        )
+    })?;
     Ok(p)
 }

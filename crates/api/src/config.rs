@@ -71,7 +71,9 @@ pub struct Mapping {
 pub(crate) fn validate_name(name: &str) -> Result<()> {
     let ok = !name.is_empty()
         && name.len() <= 64
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
         && !name.starts_with('.');
     if ok {
         Ok(())
@@ -91,18 +93,27 @@ impl Config {
     pub fn load(dir: &Path) -> Result<Config> {
         let path = Self::path(dir);
         match std::fs::read_to_string(&path) {
-            Ok(text) => toml::from_str(&text)
-                .map_err(|e| ApiError::new(ErrorCode::Config, format!("{}: {}", path.display(), e.to_string().trim()))),
+            Ok(text) => toml::from_str(&text).map_err(|e| {
+                ApiError::new(
+                    ErrorCode::Config,
+                    format!("{}: {}", path.display(), e.to_string().trim()),
+                )
+            }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Config::default()),
-            Err(e) => Err(ApiError::new(ErrorCode::Io, format!("{}: {e}", path.display()))),
+            Err(e) => Err(ApiError::new(
+                ErrorCode::Io,
+                format!("{}: {e}", path.display()),
+            )),
         }
     }
 
     /// Writes atomically with owner-only permissions.
     pub fn save(&self, dir: &Path) -> Result<()> {
-        let io = |e: std::io::Error| ApiError::new(ErrorCode::Io, format!("{}: {e}", dir.display()));
+        let io =
+            |e: std::io::Error| ApiError::new(ErrorCode::Io, format!("{}: {e}", dir.display()));
         std::fs::create_dir_all(dir).map_err(io)?;
-        let text = toml::to_string_pretty(self).map_err(|e| ApiError::new(ErrorCode::Config, e.to_string()))?;
+        let text = toml::to_string_pretty(self)
+            .map_err(|e| ApiError::new(ErrorCode::Config, e.to_string()))?;
         let tmp = dir.join(".config.toml.tmp");
         {
             use std::io::Write;
@@ -135,6 +146,8 @@ impl Config {
     }
 
     pub fn mapping(&self, connection: &str, topic: &str) -> Option<&Mapping> {
-        self.mappings.iter().find(|m| m.connection == connection && m.topic == topic)
+        self.mappings
+            .iter()
+            .find(|m| m.connection == connection && m.topic == topic)
     }
 }

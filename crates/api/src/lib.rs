@@ -107,16 +107,28 @@ impl Sluice {
     /// Uses the given folders, else the platform's config and data folders.
     pub fn new(config_dir: Option<PathBuf>, lake_dir: Option<PathBuf>) -> Result<Self> {
         let dirs = default_dirs();
-        let missing = || ApiError::new(ErrorCode::Config, "cannot find a home folder: pass --config and --lake");
+        let missing = || {
+            ApiError::new(
+                ErrorCode::Config,
+                "cannot find a home folder: pass --config and --lake",
+            )
+        };
         let config_dir = match config_dir {
             Some(d) => d,
-            None => dirs.as_ref().ok_or_else(missing)?.config_dir().to_path_buf(),
+            None => dirs
+                .as_ref()
+                .ok_or_else(missing)?
+                .config_dir()
+                .to_path_buf(),
         };
         let lake_dir = match lake_dir {
             Some(d) => d,
             None => dirs.as_ref().ok_or_else(missing)?.data_dir().join("lake"),
         };
-        Ok(Sluice { config_dir, lake_dir })
+        Ok(Sluice {
+            config_dir,
+            lake_dir,
+        })
     }
 
     fn config(&self) -> Result<Config> {
@@ -132,30 +144,58 @@ impl Sluice {
     pub fn connection_add(&self, req: ConnectionAdd) -> Result<ConnectionAdded> {
         config::validate_name(&req.name)?;
         if req.bus != "kafka" {
-            return Err(ApiError::new(ErrorCode::InvalidInput, format!("unknown bus {:?}: this version supports kafka", req.bus)));
+            return Err(ApiError::new(
+                ErrorCode::InvalidInput,
+                format!("unknown bus {:?}: this version supports kafka", req.bus),
+            ));
         }
         let mut cfg = self.config()?;
         if cfg.connections.contains_key(&req.name) && !req.replace {
             return Err(ApiError::new(
                 ErrorCode::AlreadyExists,
-                format!("connection {:?} already exists (remove it first, or pass --replace)", req.name),
+                format!(
+                    "connection {:?} already exists (remove it first, or pass --replace)",
+                    req.name
+                ),
             ));
         }
         let mechanism = match &req.sasl_mechanism {
-            Some(m) => Some(m.parse::<sluice_bus::kafka::SaslMechanism>().map_err(|e| ApiError::new(ErrorCode::InvalidInput, e))?),
+            Some(m) => Some(
+                m.parse::<sluice_bus::kafka::SaslMechanism>()
+                    .map_err(|e| ApiError::new(ErrorCode::InvalidInput, e))?,
+            ),
             None if req.username.is_some() => Some(sluice_bus::kafka::SaslMechanism::Plain),
             None => None,
         };
         if mechanism.is_some() && (req.username.is_none() || req.password.is_none()) {
-            return Err(ApiError::new(ErrorCode::InvalidInput, "SASL needs --username and a password (--password-stdin or SLUICE_PASSWORD)"));
+            return Err(ApiError::new(
+                ErrorCode::InvalidInput,
+                "SASL needs --username and a password (--password-stdin or SLUICE_PASSWORD)",
+            ));
         }
-        for f in [&req.tls_ca, &req.tls_cert, &req.tls_key].into_iter().flatten() {
+        for f in [&req.tls_ca, &req.tls_cert, &req.tls_key]
+            .into_iter()
+            .flatten()
+        {
             if !Path::new(f).exists() {
-                return Err(ApiError::new(ErrorCode::NotFound, format!("TLS file {f} does not exist")));
+                return Err(ApiError::new(
+                    ErrorCode::NotFound,
+                    format!("TLS file {f} does not exist"),
+                ));
             }
         }
-        if req.brokers.split(',').any(|b| b.trim().rsplit_once(':').is_none_or(|(h, p)| h.is_empty() || p.parse::<u16>().is_err())) {
-            return Err(ApiError::new(ErrorCode::InvalidInput, format!("--brokers {:?}: expected HOST:PORT[,HOST:PORT...]", req.brokers)));
+        if req.brokers.split(',').any(|b| {
+            b.trim()
+                .rsplit_once(':')
+                .is_none_or(|(h, p)| h.is_empty() || p.parse::<u16>().is_err())
+        }) {
+            return Err(ApiError::new(
+                ErrorCode::InvalidInput,
+                format!(
+                    "--brokers {:?}: expected HOST:PORT[,HOST:PORT...]",
+                    req.brokers
+                ),
+            ));
         }
         let (password_store, password, warning) = match &req.password {
             Some(pw) => match secrets::store(&req.name, pw) {
@@ -187,7 +227,11 @@ impl Sluice {
             },
         );
         cfg.save(&self.config_dir)?;
-        Ok(ConnectionAdded { name: req.name, password_store, warning })
+        Ok(ConnectionAdded {
+            name: req.name,
+            password_store,
+            warning,
+        })
     }
 
     pub fn connection_list(&self) -> Result<Vec<ConnectionSummary>> {
@@ -232,14 +276,29 @@ impl Sluice {
                     Some(PasswordStore::Keyring) => secrets::load(name)?,
                     None => String::new(),
                 };
-                Some(Sasl { mechanism: m.parse().map_err(|e: String| ApiError::new(ErrorCode::Config, e))?, username: u.clone(), password })
+                Some(Sasl {
+                    mechanism: m
+                        .parse()
+                        .map_err(|e: String| ApiError::new(ErrorCode::Config, e))?,
+                    username: u.clone(),
+                    password,
+                })
             }
             _ => None,
         };
-        let tls = p.tls.then(|| Tls { ca_file: p.tls_ca.clone(), cert_file: p.tls_cert.clone(), key_file: p.tls_key.clone() });
+        let tls = p.tls.then(|| Tls {
+            ca_file: p.tls_ca.clone(),
+            cert_file: p.tls_cert.clone(),
+            key_file: p.tls_key.clone(),
+        });
         Ok(Box::new(Kafka {
             name: name.to_string(),
-            config: KafkaConfig { brokers: p.brokers.clone(), sasl, tls, max_message_bytes: None },
+            config: KafkaConfig {
+                brokers: p.brokers.clone(),
+                sasl,
+                tls,
+                max_message_bytes: None,
+            },
         }))
     }
 
@@ -254,29 +313,58 @@ impl Sluice {
     }
 
     pub fn schema_list(&self) -> Result<SchemaListing> {
-        Ok(SchemaListing { message_types: schemas::load(&self.config_dir)?.message_types(), mappings: self.config()?.mappings })
+        Ok(SchemaListing {
+            message_types: schemas::load(&self.config_dir)?.message_types(),
+            mappings: self.config()?.mappings,
+        })
     }
 
-    pub fn schema_map(&self, connection: &str, topic: &str, value_type: &str, key_type: Option<&str>) -> Result<Mapping> {
+    pub fn schema_map(
+        &self,
+        connection: &str,
+        topic: &str,
+        value_type: &str,
+        key_type: Option<&str>,
+    ) -> Result<Mapping> {
         let mut cfg = self.config()?;
         cfg.connection(connection)?;
         let set = schemas::load(&self.config_dir)?;
         let value_type = set.codec(value_type)?.type_name().to_string();
-        let key_type = key_type.map(|k| set.codec(k).map(|c| c.type_name().to_string())).transpose()?;
-        let mapping = Mapping { connection: connection.into(), topic: topic.into(), value_type, key_type };
-        cfg.mappings.retain(|m| !(m.connection == connection && m.topic == topic));
+        let key_type = key_type
+            .map(|k| set.codec(k).map(|c| c.type_name().to_string()))
+            .transpose()?;
+        let mapping = Mapping {
+            connection: connection.into(),
+            topic: topic.into(),
+            value_type,
+            key_type,
+        };
+        cfg.mappings
+            .retain(|m| !(m.connection == connection && m.topic == topic));
         cfg.mappings.push(mapping.clone());
         cfg.save(&self.config_dir)?;
         Ok(mapping)
     }
 
-    fn event_builder(&self, connection: &str, topics: &[String], max_payload_bytes: usize) -> Result<EventBuilder> {
+    fn event_builder(
+        &self,
+        connection: &str,
+        topics: &[String],
+        max_payload_bytes: usize,
+    ) -> Result<EventBuilder> {
         let cfg = self.config()?;
         let mut decoders = HashMap::new();
         let needs_schemas = topics.iter().any(|t| cfg.mapping(connection, t).is_some());
-        let set = if needs_schemas { Some(schemas::load(&self.config_dir)?) } else { None };
+        let set = if needs_schemas {
+            Some(schemas::load(&self.config_dir)?)
+        } else {
+            None
+        };
         for t in topics {
-            let mut d = TopicDecoders { value: Decoder::sniffing(), key: None };
+            let mut d = TopicDecoders {
+                value: Decoder::sniffing(),
+                key: None,
+            };
             if let (Some(m), Some(set)) = (cfg.mapping(connection, t), &set) {
                 d.value = Decoder::protobuf(set.codec(&m.value_type)?);
                 if let Some(k) = &m.key_type {
@@ -285,7 +373,12 @@ impl Sluice {
             }
             decoders.insert(t.clone(), d);
         }
-        Ok(EventBuilder { connection: connection.into(), bus: sluice_model::Bus::Kafka, decoders, max_payload_bytes })
+        Ok(EventBuilder {
+            connection: connection.into(),
+            bus: sluice_model::Bus::Kafka,
+            decoders,
+            max_payload_bytes,
+        })
     }
 
     // ---- reading -----------------------------------------------------------------------
@@ -324,10 +417,15 @@ impl Sluice {
         on_progress: &mut dyn FnMut(&CaptureProgress),
     ) -> Result<CaptureProgress> {
         if opts.sources.is_empty() {
-            return Err(ApiError::new(ErrorCode::InvalidInput, "name at least one topic to capture"));
+            return Err(ApiError::new(
+                ErrorCode::InvalidInput,
+                "name at least one topic to capture",
+            ));
         }
         let builder = self.event_builder(connection, &opts.sources, opts.max_payload_bytes)?;
-        let reader = self.connector(connection)?.reader(&opts.sources, opts.from)?;
+        let reader = self
+            .connector(connection)?
+            .reader(&opts.sources, opts.from)?;
         let lake = self.lake()?;
         let query = Query::open(&lake)?;
         let mut covered = HashMap::new();
@@ -362,8 +460,14 @@ impl Sluice {
     pub fn export(&self, filter: &str, format: ExportFormat, path: &Path) -> Result<u64> {
         let c = Self::compile(filter)?;
         let query = Query::open(&self.lake()?)?;
-        let io = |e: std::io::Error| ApiError::new(ErrorCode::Io, format!("{}: {e}", path.display()));
-        let tmp = path.with_file_name(format!(".{}.partial", path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default()));
+        let io =
+            |e: std::io::Error| ApiError::new(ErrorCode::Io, format!("{}: {e}", path.display()));
+        let tmp = path.with_file_name(format!(
+            ".{}.partial",
+            path.file_name()
+                .map(|n| n.to_string_lossy().to_string())
+                .unwrap_or_default()
+        ));
         let mut n = 0u64;
         match format {
             ExportFormat::Parquet => {
@@ -392,15 +496,36 @@ impl Sluice {
                 if let Some(e) = err {
                     return Err(io(e));
                 }
-                w.into_inner().map_err(|e| io(e.into_error()))?.sync_all().map_err(io)?;
+                w.into_inner()
+                    .map_err(|e| io(e.into_error()))?
+                    .sync_all()
+                    .map_err(io)?;
             }
             ExportFormat::Csv => {
-                let mut w = csv::Writer::from_path(&tmp).map_err(|e| ApiError::new(ErrorCode::Io, e.to_string()))?;
+                let mut w = csv::Writer::from_path(&tmp)
+                    .map_err(|e| ApiError::new(ErrorCode::Io, e.to_string()))?;
                 let cols = [
-                    "id", "bus", "connection", "source", "partition", "offset", "timestamp", "key_text", "key", "headers", "schema",
-                    "encoding", "decoded", "payload_text", "payload", "size", "truncated", "decode_error",
+                    "id",
+                    "bus",
+                    "connection",
+                    "source",
+                    "partition",
+                    "offset",
+                    "timestamp",
+                    "key_text",
+                    "key",
+                    "headers",
+                    "schema",
+                    "encoding",
+                    "decoded",
+                    "payload_text",
+                    "payload",
+                    "size",
+                    "truncated",
+                    "decode_error",
                 ];
-                w.write_record(cols).map_err(|e| ApiError::new(ErrorCode::Io, e.to_string()))?;
+                w.write_record(cols)
+                    .map_err(|e| ApiError::new(ErrorCode::Io, e.to_string()))?;
                 let mut err = None;
                 query.for_each_in_order(&c, None, |e| {
                     n += 1;
@@ -431,11 +556,18 @@ impl Sluice {
     fn parse_target(to: &str) -> Result<(String, String)> {
         match to.split_once(':') {
             Some((c, t)) if !c.is_empty() && !t.is_empty() => Ok((c.to_string(), t.to_string())),
-            _ => Err(ApiError::new(ErrorCode::InvalidInput, format!("--to {to:?}: expected CONNECTION:TOPIC"))),
+            _ => Err(ApiError::new(
+                ErrorCode::InvalidInput,
+                format!("--to {to:?}: expected CONNECTION:TOPIC"),
+            )),
         }
     }
 
-    fn replay_options(&self, req: &ReplayRequest, lake: &Lake) -> Result<sluice_replay::ReplayOptions> {
+    fn replay_options(
+        &self,
+        req: &ReplayRequest,
+        lake: &Lake,
+    ) -> Result<sluice_replay::ReplayOptions> {
         let (_, topic) = Self::parse_target(&req.to)?;
         let run = uuid::Uuid::new_v4().simple().to_string();
         Ok(sluice_replay::ReplayOptions {
@@ -448,13 +580,17 @@ impl Sluice {
     }
 
     /// What replay would send, in order, without sending.
-    pub fn replay_plan(&self, filter: &str, req: &ReplayRequest, on_event: &mut dyn FnMut(&Event)) -> Result<u64> {
+    pub fn replay_plan(
+        &self,
+        filter: &str,
+        req: &ReplayRequest,
+        on_event: &mut dyn FnMut(&Event),
+    ) -> Result<u64> {
         let c = Self::compile(filter)?;
         let lake = self.lake()?;
         let (connection, _) = Self::parse_target(&req.to)?;
         self.config()?.connection(&connection)?;
-        let _ = self.replay_options(req, &lake)?;
-        Ok(sluice_replay::plan(&Query::open(&lake)?, &c, req.limit, on_event).map_err(replay_err)?)
+        sluice_replay::plan(&Query::open(&lake)?, &c, req.limit, on_event).map_err(replay_err)
     }
 
     pub fn replay(
@@ -469,7 +605,10 @@ impl Sluice {
         let (connection, topic) = Self::parse_target(&req.to)?;
         let connector = self.connector(&connection)?;
         let info = connector.source(&topic, CONNECT_TIMEOUT)?.ok_or_else(|| {
-            ApiError::new(ErrorCode::NotFound, format!("unknown topic {topic:?} on {connection} (create it first)"))
+            ApiError::new(
+                ErrorCode::NotFound,
+                format!("unknown topic {topic:?} on {connection} (create it first)"),
+            )
         })?;
         if req.keep_partition {
             let query = Query::open(&lake)?;
@@ -483,7 +622,15 @@ impl Sluice {
         }
         let opts = self.replay_options(req, &lake)?;
         let mut writer = connector.writer()?;
-        let summary = sluice_replay::replay(&Query::open(&lake)?, &c, writer.as_mut(), &opts, stop, on_progress).map_err(replay_err)?;
+        let summary = sluice_replay::replay(
+            &Query::open(&lake)?,
+            &c,
+            writer.as_mut(),
+            &opts,
+            stop,
+            on_progress,
+        )
+        .map_err(replay_err)?;
         Ok(summary)
     }
 }

@@ -25,13 +25,24 @@ pub fn headers_json(headers: &[Header]) -> Value {
     }
     let out: Map<String, Value> = grouped
         .into_iter()
-        .map(|(k, mut values)| (k, if values.len() == 1 { values.remove(0) } else { Value::Array(values) }))
+        .map(|(k, mut values)| {
+            (
+                k,
+                if values.len() == 1 {
+                    values.remove(0)
+                } else {
+                    Value::Array(values)
+                },
+            )
+        })
         .collect();
     Value::Object(out)
 }
 
 fn parse_json(s: &Option<String>) -> Value {
-    s.as_deref().and_then(|j| serde_json::from_str(j).ok()).unwrap_or(Value::Null)
+    s.as_deref()
+        .and_then(|j| serde_json::from_str(j).ok())
+        .unwrap_or(Value::Null)
 }
 
 pub fn event_json(e: &Event) -> Value {
@@ -67,8 +78,21 @@ mod tests {
 
     #[test]
     fn headers_become_an_object() {
-        let h = |k: &str, v: Option<&[u8]>| Header { key: k.into(), value: v.map(<[u8]>::to_vec) };
-        let v = headers_json(&[h("a", Some(b"1")), h("bin", Some(&[0xff])), h("n", None), h("d", Some(b"x")), h("d", Some(b"y")), h("d", Some(b"z"))]);
-        assert_eq!(v, json!({"a": "1", "bin": {"base64": "/w=="}, "n": null, "d": ["x", "y", "z"]}));
+        let h = |k: &str, v: Option<&[u8]>| Header {
+            key: k.into(),
+            value: v.map(<[u8]>::to_vec),
+        };
+        let v = headers_json(&[
+            h("a", Some(b"1")),
+            h("bin", Some(&[0xff])),
+            h("n", None),
+            h("d", Some(b"x")),
+            h("d", Some(b"y")),
+            h("d", Some(b"z")),
+        ]);
+        assert_eq!(
+            v,
+            json!({"a": "1", "bin": {"base64": "/w=="}, "n": null, "d": ["x", "y", "z"]})
+        );
     }
 }

@@ -14,16 +14,25 @@ fn dir(config_dir: &Path) -> PathBuf {
 fn stored_sets(config_dir: &Path) -> Result<Vec<(PathBuf, FileDescriptorSet)>> {
     let d = dir(config_dir);
     let mut files: Vec<PathBuf> = match std::fs::read_dir(&d) {
-        Ok(rd) => rd.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "binpb")).collect(),
+        Ok(rd) => rd
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "binpb"))
+            .collect(),
         Err(_) => return Ok(Vec::new()),
     };
     files.sort();
     files
         .into_iter()
         .map(|p| {
-            let bytes = std::fs::read(&p).map_err(|e| ApiError::new(ErrorCode::Io, format!("{}: {e}", p.display())))?;
-            let set = FileDescriptorSet::decode(bytes.as_slice())
-                .map_err(|e| ApiError::new(ErrorCode::Schema, format!("{}: corrupt schema store file: {e}", p.display())))?;
+            let bytes = std::fs::read(&p)
+                .map_err(|e| ApiError::new(ErrorCode::Io, format!("{}: {e}", p.display())))?;
+            let set = FileDescriptorSet::decode(bytes.as_slice()).map_err(|e| {
+                ApiError::new(
+                    ErrorCode::Schema,
+                    format!("{}: corrupt schema store file: {e}", p.display()),
+                )
+            })?;
             Ok((p, set))
         })
         .collect()
@@ -54,40 +63,84 @@ pub struct SchemaProblem {
 
 impl From<SchemaError> for SchemaProblem {
     fn from(e: SchemaError) -> Self {
-        SchemaProblem { display: e.to_string(), file: e.file, line: e.line, column: e.column, message: e.message }
+        SchemaProblem {
+            display: e.to_string(),
+            file: e.file,
+            line: e.line,
+            column: e.column,
+            message: e.message,
+        }
     }
 }
 
-pub(crate) fn add(config_dir: &Path, paths: &[PathBuf], includes: &[PathBuf]) -> Result<SchemaAdded> {
+pub(crate) fn add(
+    config_dir: &Path,
+    paths: &[PathBuf],
+    includes: &[PathBuf],
+) -> Result<SchemaAdded> {
     for p in paths {
         if !p.exists() {
-            return Err(ApiError::new(ErrorCode::NotFound, format!("{}: no such file or folder", p.display())));
+            return Err(ApiError::new(
+                ErrorCode::NotFound,
+                format!("{}: no such file or folder", p.display()),
+            ));
         }
     }
     let compiled = compile_paths(paths, includes);
     let mut errors: Vec<SchemaProblem> = compiled.errors.into_iter().map(Into::into).collect();
     let new_set = compiled.set;
-    let files: Vec<String> = new_set.file.iter().filter_map(|f| f.name.clone()).filter(|n| !n.starts_with("google/protobuf/")).collect();
+    let files: Vec<String> = new_set
+        .file
+        .iter()
+        .filter_map(|f| f.name.clone())
+        .filter(|n| !n.starts_with("google/protobuf/"))
+        .collect();
     if new_set.file.is_empty() {
-        return Ok(SchemaAdded { files, message_types: Vec::new(), errors });
+        return Ok(SchemaAdded {
+            files,
+            message_types: Vec::new(),
+            errors,
+        });
     }
     let existing = stored_sets(config_dir)?;
-    let before = SchemaSet::from_sets(existing.iter().map(|(_, s)| s.clone())).map(|s| s.message_types()).unwrap_or_default();
+    let before = SchemaSet::from_sets(existing.iter().map(|(_, s)| s.clone()))
+        .map(|s| s.message_types())
+        .unwrap_or_default();
     // Only keep the new set if everything still links together.
-    match SchemaSet::from_sets(existing.into_iter().map(|(_, s)| s).chain([new_set.clone()])) {
+    match SchemaSet::from_sets(
+        existing
+            .into_iter()
+            .map(|(_, s)| s)
+            .chain([new_set.clone()]),
+    ) {
         Ok(merged) => {
             let d = dir(config_dir);
-            std::fs::create_dir_all(&d).map_err(|e| ApiError::new(ErrorCode::Io, format!("{}: {e}", d.display())))?;
+            std::fs::create_dir_all(&d)
+                .map_err(|e| ApiError::new(ErrorCode::Io, format!("{}: {e}", d.display())))?;
             let n = std::fs::read_dir(&d).map(|r| r.count()).unwrap_or(0);
             let path = d.join(format!("{:05}-{}.binpb", n + 1, sluice_model::now_us()));
             let tmp = d.join(".adding.tmp");
-            std::fs::write(&tmp, new_set.encode_to_vec()).and_then(|_| std::fs::rename(&tmp, &path)).map_err(|e| ApiError::new(ErrorCode::Io, format!("{}: {e}", path.display())))?;
-            let message_types = merged.message_types().into_iter().filter(|t| !before.contains(t)).collect();
-            Ok(SchemaAdded { files, message_types, errors })
+            std::fs::write(&tmp, new_set.encode_to_vec())
+                .and_then(|_| std::fs::rename(&tmp, &path))
+                .map_err(|e| ApiError::new(ErrorCode::Io, format!("{}: {e}", path.display())))?;
+            let message_types = merged
+                .message_types()
+                .into_iter()
+                .filter(|t| !before.contains(t))
+                .collect();
+            Ok(SchemaAdded {
+                files,
+                message_types,
+                errors,
+            })
         }
         Err(e) => {
             errors.push(e.into());
-            Ok(SchemaAdded { files: Vec::new(), message_types: Vec::new(), errors })
+            Ok(SchemaAdded {
+                files: Vec::new(),
+                message_types: Vec::new(),
+                errors,
+            })
         }
     }
 }

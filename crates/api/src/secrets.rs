@@ -24,9 +24,13 @@ pub(crate) fn store(connection: &str, password: &str) -> PasswordStore {
 }
 
 pub(crate) fn load(connection: &str) -> Result<String> {
-    let e = entry(connection).ok_or_else(|| ApiError::new(ErrorCode::Config, "the OS keyring is not available"))?;
+    let e = entry(connection)
+        .ok_or_else(|| ApiError::new(ErrorCode::Config, "the OS keyring is not available"))?;
     e.get_password().map_err(|err| {
-        ApiError::new(ErrorCode::Config, format!("cannot read the password of {connection:?} from the OS keyring: {err}"))
+        ApiError::new(
+            ErrorCode::Config,
+            format!("cannot read the password of {connection:?} from the OS keyring: {err}"),
+        )
     })
 }
 

@@ -18,7 +18,11 @@ pub enum BusError {
     #[error("authentication failed for {what}: {reason}")]
     Auth { what: String, reason: String },
     #[error("unknown {kind} {name:?} on {connection}")]
-    UnknownSource { kind: &'static str, name: String, connection: String },
+    UnknownSource {
+        kind: &'static str,
+        name: String,
+        connection: String,
+    },
     #[error("invalid connection settings: {0}")]
     Config(String),
     #[error("{0}")]
@@ -50,7 +54,10 @@ pub struct PartitionInfo {
 
 impl SourceInfo {
     pub fn messages(&self) -> i64 {
-        self.partitions.iter().map(|p| (p.high - p.low).max(0)).sum()
+        self.partitions
+            .iter()
+            .map(|p| (p.high - p.low).max(0))
+            .sum()
     }
 }
 

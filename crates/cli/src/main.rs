@@ -5,7 +5,9 @@ mod output;
 
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use sluice_api::{ApiError, CaptureOptions, ConnectionAdd, ExportFormat, ReplayRequest, Sluice, StartFrom};
+use sluice_api::{
+    ApiError, CaptureOptions, ConnectionAdd, ExportFormat, ReplayRequest, Sluice, StartFrom,
+};
 use std::io::{IsTerminal, Read};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -113,8 +115,12 @@ enum ConnectionCmd {
         format: TableFormat,
     },
     /// Check that the broker answers (within 10 seconds)
-    Test { name: String },
-    Remove { name: String },
+    Test {
+        name: String,
+    },
+    Remove {
+        name: String,
+    },
 }
 
 #[derive(Args)]
@@ -228,7 +234,10 @@ enum ExportKind {
 
 fn main() {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG").unwrap_or_else(|_| "warn".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG")
+                .unwrap_or_else(|_| "warn".into()),
+        )
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
@@ -270,15 +279,28 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Schema(cmd) => schema(&sluice, cmd),
-        Command::Tail { name, topic, from, max_messages, format } => {
+        Command::Tail {
+            name,
+            topic,
+            from,
+            max_messages,
+            format,
+        } => {
             let from = parse_from(&from)?;
             let stop = stop_flag();
             let mut out = std::io::stdout().lock();
-            sluice.tail(&name, &topic, from, max_messages, &stop, &mut |e| output::tail_event(&mut out, e, format == TailFormat::Jsonl))?;
+            sluice.tail(&name, &topic, from, max_messages, &stop, &mut |e| {
+                output::tail_event(&mut out, e, format == TailFormat::Jsonl)
+            })?;
             Ok(())
         }
         Command::Capture(args) => capture(&sluice, args),
-        Command::Search { filter, limit, format, count } => {
+        Command::Search {
+            filter,
+            limit,
+            format,
+            count,
+        } => {
             if count {
                 println!("{}", sluice.count(&filter)?);
                 return Ok(());
@@ -286,32 +308,63 @@ fn run(cli: Cli) -> Result<()> {
             let events = sluice.search(&filter, limit, 0)?;
             match format {
                 SearchFormat::Jsonl => output::jsonl(events.iter().map(sluice_api::event_json)),
-                SearchFormat::Json => output::json(&events.iter().map(sluice_api::event_json).collect::<Vec<_>>()),
+                SearchFormat::Json => output::json(
+                    &events
+                        .iter()
+                        .map(sluice_api::event_json)
+                        .collect::<Vec<_>>(),
+                ),
                 SearchFormat::Table => output::events_table(&events),
             }
             Ok(())
         }
-        Command::Sql { query, format, timeout, max_rows } => {
+        Command::Sql {
+            query,
+            format,
+            timeout,
+            max_rows,
+        } => {
             let r = sluice.sql(&query, Duration::from_secs(timeout), max_rows)?;
             match format {
-                SearchFormat::Jsonl => output::jsonl(r.rows.iter().map(|r| serde_json::Value::Object(r.clone()))),
+                SearchFormat::Jsonl => {
+                    output::jsonl(r.rows.iter().map(|r| serde_json::Value::Object(r.clone())))
+                }
                 SearchFormat::Json => output::json(&r.rows),
                 SearchFormat::Table => output::sql_table(&r),
             }
             Ok(())
         }
-        Command::Replay { filter, to, rate, limit, dry_run, keep_partition } => {
-            let req = ReplayRequest { to, rate, limit, keep_partition };
+        Command::Replay {
+            filter,
+            to,
+            rate,
+            limit,
+            dry_run,
+            keep_partition,
+        } => {
+            let req = ReplayRequest {
+                to,
+                rate,
+                limit,
+                keep_partition,
+            };
             if dry_run {
                 let mut out = std::io::stdout().lock();
-                let n = sluice.replay_plan(&filter, &req, &mut |e| output::plan_line(&mut out, e))?;
-                println!("dry run: {n} events would be sent to {}; nothing was sent", req.to);
+                let n =
+                    sluice.replay_plan(&filter, &req, &mut |e| output::plan_line(&mut out, e))?;
+                println!(
+                    "dry run: {n} events would be sent to {}; nothing was sent",
+                    req.to
+                );
                 return Ok(());
             }
             let stop = stop_flag();
             let bar = output::Progress::new("replay");
             let s = sluice.replay(&filter, &req, &stop, &mut |p| {
-                bar.set(format!("{} queued, {} sent, {} failed", p.queued, p.sent, p.failed))
+                bar.set(format!(
+                    "{} queued, {} sent, {} failed",
+                    p.queued, p.sent, p.failed
+                ))
             })?;
             bar.finish();
             for (id, why) in s.errors.iter().take(20) {
@@ -331,7 +384,11 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Command::Export { filter, format, output } => {
+        Command::Export {
+            filter,
+            format,
+            output,
+        } => {
             let f = match format {
                 ExportKind::Jsonl => ExportFormat::Jsonl,
                 ExportKind::Csv => ExportFormat::Csv,
@@ -349,10 +406,14 @@ fn connection(sluice: &Sluice, cmd: ConnectionCmd) -> Result<()> {
         ConnectionCmd::Add(a) => {
             let password = if a.password_stdin {
                 let mut s = String::new();
-                std::io::stdin().read_to_string(&mut s).context("reading the password from standard input")?;
+                std::io::stdin()
+                    .read_to_string(&mut s)
+                    .context("reading the password from standard input")?;
                 Some(s.trim_end_matches(['\n', '\r']).to_string())
             } else {
-                std::env::var("SLUICE_PASSWORD").ok().filter(|p| !p.is_empty())
+                std::env::var("SLUICE_PASSWORD")
+                    .ok()
+                    .filter(|p| !p.is_empty())
             };
             let added = sluice.connection_add(ConnectionAdd {
                 name: a.name,
@@ -381,7 +442,12 @@ fn connection(sluice: &Sluice, cmd: ConnectionCmd) -> Result<()> {
         }
         ConnectionCmd::Test { name } => {
             let h = sluice.connection_test(&name)?;
-            println!("{name}: reachable in {} ms, {} broker(s), {} topic(s)", h.latency_ms, h.brokers.len(), h.sources);
+            println!(
+                "{name}: reachable in {} ms, {} broker(s), {} topic(s)",
+                h.latency_ms,
+                h.brokers.len(),
+                h.sources
+            );
         }
         ConnectionCmd::Remove { name } => {
             sluice.connection_remove(&name)?;
@@ -399,13 +465,25 @@ fn schema(sluice: &Sluice, cmd: SchemaCmd) -> Result<()> {
                 eprintln!("error: {}", e.display);
             }
             if !r.files.is_empty() {
-                println!("added {} file(s); {} new message type(s)", r.files.len(), r.message_types.len());
+                println!(
+                    "added {} file(s); {} new message type(s)",
+                    r.files.len(),
+                    r.message_types.len()
+                );
                 for t in &r.message_types {
                     println!("  {t}");
                 }
             }
             if !r.errors.is_empty() {
-                bail!("{} schema error(s){}", r.errors.len(), if r.files.is_empty() { "; nothing was added" } else { "; the other files were added" });
+                bail!(
+                    "{} schema error(s){}",
+                    r.errors.len(),
+                    if r.files.is_empty() {
+                        "; nothing was added"
+                    } else {
+                        "; the other files were added"
+                    }
+                );
             }
         }
         SchemaCmd::List { format } => {
@@ -419,17 +497,33 @@ fn schema(sluice: &Sluice, cmd: SchemaCmd) -> Result<()> {
                     if !l.mappings.is_empty() {
                         println!();
                         for m in &l.mappings {
-                            let key = m.key_type.as_ref().map(|k| format!(" (key: {k})")).unwrap_or_default();
+                            let key = m
+                                .key_type
+                                .as_ref()
+                                .map(|k| format!(" (key: {k})"))
+                                .unwrap_or_default();
                             println!("{}:{} -> {}{key}", m.connection, m.topic, m.value_type);
                         }
                     }
                 }
             }
         }
-        SchemaCmd::Map { connection, topic, value_type, key_type } => {
+        SchemaCmd::Map {
+            connection,
+            topic,
+            value_type,
+            key_type,
+        } => {
             let m = sluice.schema_map(&connection, &topic, &value_type, key_type.as_deref())?;
-            let key = m.key_type.as_ref().map(|k| format!(", keys as {k}")).unwrap_or_default();
-            println!("{}:{} values decode as {}{key}", m.connection, m.topic, m.value_type);
+            let key = m
+                .key_type
+                .as_ref()
+                .map(|k| format!(", keys as {k}"))
+                .unwrap_or_default();
+            println!(
+                "{}:{} values decode as {}{key}",
+                m.connection, m.topic, m.value_type
+            );
         }
     }
     Ok(())

@@ -42,11 +42,21 @@ fn table(headers: &[&str], rows: Vec<Vec<String>>) {
         cells
             .into_iter()
             .enumerate()
-            .map(|(i, c)| if i == last { c } else { format!("{c:<w$}", w = widths[i]) })
+            .map(|(i, c)| {
+                if i == last {
+                    c
+                } else {
+                    format!("{c:<w$}", w = widths[i])
+                }
+            })
             .collect::<Vec<_>>()
             .join("  ")
     };
-    let _ = writeln!(out, "{}", line(headers.iter().map(|h| h.to_string()).collect()));
+    let _ = writeln!(
+        out,
+        "{}",
+        line(headers.iter().map(|h| h.to_string()).collect())
+    );
     for r in rows {
         if writeln!(out, "{}", line(r)).is_err() {
             return;
@@ -58,17 +68,43 @@ pub fn topics(topics: &[SourceInfo]) {
     let rows = topics
         .iter()
         .map(|t| {
-            let offsets = t.partitions.iter().map(|p| format!("{}:{}-{}", p.id, p.low, p.high)).collect::<Vec<_>>().join(" ");
-            vec![t.name.clone(), t.partitions.len().to_string(), t.messages().to_string(), offsets]
+            let offsets = t
+                .partitions
+                .iter()
+                .map(|p| format!("{}:{}-{}", p.id, p.low, p.high))
+                .collect::<Vec<_>>()
+                .join(" ");
+            vec![
+                t.name.clone(),
+                t.partitions.len().to_string(),
+                t.messages().to_string(),
+                offsets,
+            ]
         })
         .collect();
-    table(&["TOPIC", "PARTITIONS", "MESSAGES", "OFFSETS (partition:low-high)"], rows);
+    table(
+        &[
+            "TOPIC",
+            "PARTITIONS",
+            "MESSAGES",
+            "OFFSETS (partition:low-high)",
+        ],
+        rows,
+    );
 }
 
 pub fn connections(list: &[ConnectionSummary]) {
     let rows = list
         .iter()
-        .map(|c| vec![c.name.clone(), c.bus.clone(), c.brokers.clone(), c.auth.clone(), if c.tls { "tls" } else { "-" }.into()])
+        .map(|c| {
+            vec![
+                c.name.clone(),
+                c.bus.clone(),
+                c.brokers.clone(),
+                c.auth.clone(),
+                if c.tls { "tls" } else { "-" }.into(),
+            ]
+        })
         .collect();
     table(&["NAME", "BUS", "BROKERS", "AUTH", "TLS"], rows);
 }
@@ -117,14 +153,30 @@ pub fn events_table(events: &[Event]) {
             vec![
                 when(e),
                 format!("{}/{}", e.connection, e.source),
-                format!("{}@{}", e.partition.map(|p| p.to_string()).unwrap_or_default(), e.offset.map(|o| o.to_string()).unwrap_or_default()),
+                format!(
+                    "{}@{}",
+                    e.partition.map(|p| p.to_string()).unwrap_or_default(),
+                    e.offset.map(|o| o.to_string()).unwrap_or_default()
+                ),
                 text_or_len(&e.key),
-                e.schema.clone().unwrap_or_else(|| e.encoding.as_str().to_string()),
+                e.schema
+                    .clone()
+                    .unwrap_or_else(|| e.encoding.as_str().to_string()),
                 summary(e, 100),
             ]
         })
         .collect();
-    table(&["TIME (UTC)", "SOURCE", "PART@OFFSET", "KEY", "TYPE", "PAYLOAD"], rows);
+    table(
+        &[
+            "TIME (UTC)",
+            "SOURCE",
+            "PART@OFFSET",
+            "KEY",
+            "TYPE",
+            "PAYLOAD",
+        ],
+        rows,
+    );
     eprintln!("{} event(s)", events.len());
 }
 
@@ -156,7 +208,11 @@ pub fn tail_event(out: &mut impl Write, e: &Event, jsonl: bool) -> bool {
     let r = if jsonl {
         writeln!(out, "{}", event_json(e))
     } else {
-        let headers = if e.headers.is_empty() { String::new() } else { format!(" headers={}", sluice_api::headers_json(&e.headers)) };
+        let headers = if e.headers.is_empty() {
+            String::new()
+        } else {
+            format!(" headers={}", sluice_api::headers_json(&e.headers))
+        };
         writeln!(
             out,
             "{} {}[{}]@{} key={}{}\n  {}",
@@ -193,7 +249,10 @@ impl Progress {
             return Progress(None);
         }
         let bar = ProgressBar::new_spinner();
-        bar.set_style(ProgressStyle::with_template("{spinner} {prefix}: {msg} [{elapsed}]").unwrap_or_else(|_| ProgressStyle::default_spinner()));
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} {prefix}: {msg} [{elapsed}]")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
         bar.set_prefix(what.to_string());
         bar.enable_steady_tick(Duration::from_millis(120));
         Progress(Some(bar))

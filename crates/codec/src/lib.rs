@@ -75,11 +75,22 @@ impl Decoder {
 /// Unmapped payloads: JSON if it parses, text if valid UTF-8, bytes otherwise.
 pub fn sniff(bytes: &[u8]) -> Decoded {
     if let Some(json) = json::parse_object_or_array(bytes) {
-        return Decoded { encoding: Some(Encoding::Json), json: Some(json), ..Decoded::default() };
+        return Decoded {
+            encoding: Some(Encoding::Json),
+            json: Some(json),
+            ..Decoded::default()
+        };
     }
     match std::str::from_utf8(bytes) {
-        Ok(text) => Decoded { encoding: Some(Encoding::Text), text: Some(text.to_string()), ..Decoded::default() },
-        Err(_) => Decoded { encoding: Some(Encoding::Binary), ..Decoded::default() },
+        Ok(text) => Decoded {
+            encoding: Some(Encoding::Text),
+            text: Some(text.to_string()),
+            ..Decoded::default()
+        },
+        Err(_) => Decoded {
+            encoding: Some(Encoding::Binary),
+            ..Decoded::default()
+        },
     }
 }
 
@@ -102,7 +113,11 @@ mod tests {
 
     #[test]
     fn truncated_payloads_are_not_decoded_with_a_type() {
-        let set = SchemaSet::from_proto_source("t.proto", "syntax = \"proto3\"; message M { string a = 1; }").unwrap();
+        let set = SchemaSet::from_proto_source(
+            "t.proto",
+            "syntax = \"proto3\"; message M { string a = 1; }",
+        )
+        .unwrap();
         let d = Decoder::protobuf(set.codec("M").unwrap()).decode(b"\x0a\x05hel", false);
         assert!(d.error.unwrap().contains("truncated"));
         assert!(d.json.is_none());

@@ -29,16 +29,24 @@ impl ProtobufCodec {
     }
 
     pub fn decode_to_json(&self, bytes: &[u8]) -> Result<String, ProtobufError> {
-        let err = |reason: String| ProtobufError::Decode { type_name: self.type_name().to_string(), reason };
-        let msg = DynamicMessage::decode(self.desc.clone(), bytes).map_err(|e| err(e.to_string()))?;
+        let err = |reason: String| ProtobufError::Decode {
+            type_name: self.type_name().to_string(),
+            reason,
+        };
+        let msg =
+            DynamicMessage::decode(self.desc.clone(), bytes).map_err(|e| err(e.to_string()))?;
         serde_json::to_string(&msg).map_err(|e| err(e.to_string()))
     }
 
     /// Encodes canonical proto3 JSON back to wire bytes (for replaying edited events).
     pub fn encode_from_json(&self, json: &str) -> Result<Vec<u8>, ProtobufError> {
-        let err = |reason: String| ProtobufError::Encode { type_name: self.type_name().to_string(), reason };
+        let err = |reason: String| ProtobufError::Encode {
+            type_name: self.type_name().to_string(),
+            reason,
+        };
         let mut de = serde_json::Deserializer::from_str(json);
-        let msg = DynamicMessage::deserialize(self.desc.clone(), &mut de).map_err(|e| err(e.to_string()))?;
+        let msg = DynamicMessage::deserialize(self.desc.clone(), &mut de)
+            .map_err(|e| err(e.to_string()))?;
         de.end().map_err(|e| err(e.to_string()))?;
         Ok(msg.encode_to_vec())
     }

@@ -29,11 +29,20 @@ fn location(file: &Option<String>, line: &Option<usize>, column: &Option<usize>)
 
 impl SchemaError {
     fn plain(file: Option<String>, message: impl Into<String>) -> Self {
-        SchemaError { file, line: None, column: None, message: message.into() }
+        SchemaError {
+            file,
+            line: None,
+            column: None,
+            message: message.into(),
+        }
     }
 
     /// Reads file, line and column out of a miette diagnostic (protox and prost-reflect errors).
-    fn from_diagnostic(d: &dyn Diagnostic, fallback_file: Option<String>, display_path: impl Fn(&str) -> String) -> Self {
+    fn from_diagnostic(
+        d: &dyn Diagnostic,
+        fallback_file: Option<String>,
+        display_path: impl Fn(&str) -> String,
+    ) -> Self {
         let mut message = d.to_string();
         let (mut file, mut line, mut column) = (fallback_file, None, None);
         if let (Some(src), Some(label)) = (d.source_code(), d.labels().and_then(|mut l| l.next())) {
@@ -48,7 +57,12 @@ impl SchemaError {
                 message = format!("{message} ({text})");
             }
         }
-        SchemaError { file, line, column, message }
+        SchemaError {
+            file,
+            line,
+            column,
+            message,
+        }
     }
 }
 
@@ -73,7 +87,10 @@ pub fn compile_paths(paths: &[PathBuf], includes: &[PathBuf]) -> Compiled {
             let mut files = Vec::new();
             collect_protos(path, &mut files);
             if files.is_empty() {
-                out.errors.push(SchemaError::plain(Some(path.display().to_string()), "folder holds no .proto files"));
+                out.errors.push(SchemaError::plain(
+                    Some(path.display().to_string()),
+                    "folder holds no .proto files",
+                ));
             }
             proto_files.extend(files.into_iter().map(|f| (path.clone(), f)));
         } else if path.extension().is_some_and(|e| e == "proto") {
@@ -99,7 +116,11 @@ pub fn compile_paths(paths: &[PathBuf], includes: &[PathBuf]) -> Compiled {
                 for (_, file) in &proto_files {
                     if let Err(e) = compiler.open_file(file) {
                         let display = |name: &str| display_path(&roots, name);
-                        out.errors.push(SchemaError::from_diagnostic(&e, e.file().map(&display), display));
+                        out.errors.push(SchemaError::from_diagnostic(
+                            &e,
+                            e.file().map(&display),
+                            display,
+                        ));
                     }
                 }
                 out.set.file.extend(compiler.file_descriptor_set().file);
@@ -111,7 +132,9 @@ pub fn compile_paths(paths: &[PathBuf], includes: &[PathBuf]) -> Compiled {
 }
 
 fn collect_protos(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
     let mut entries: Vec<_> = entries.flatten().map(|e| e.path()).collect();
     entries.sort();
     for p in entries {
@@ -125,12 +148,22 @@ fn collect_protos(dir: &Path, out: &mut Vec<PathBuf>) {
 
 /// The folder that `import` paths in this file are relative to, guessed from its package.
 fn package_root(file: &Path) -> PathBuf {
-    let parent = file.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
-    let parent = if parent.as_os_str().is_empty() { PathBuf::from(".") } else { parent };
-    let Ok(text) = std::fs::read_to_string(file) else { return parent };
+    let parent = file
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."));
+    let parent = if parent.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        parent
+    };
+    let Ok(text) = std::fs::read_to_string(file) else {
+        return parent;
+    };
     let package = text.lines().find_map(|l| {
         let l = l.trim();
-        l.strip_prefix("package ").map(|p| p.trim_end_matches(';').trim().to_string())
+        l.strip_prefix("package ")
+            .map(|p| p.trim_end_matches(';').trim().to_string())
     });
     if let Some(package) = package {
         let parts: Vec<&str> = package.split('.').collect();
@@ -161,10 +194,21 @@ fn display_path(roots: &[PathBuf], name: &str) -> String {
 
 fn load_descriptor_set(path: &Path) -> Result<FileDescriptorSet, SchemaError> {
     let file = Some(path.display().to_string());
-    let bytes = std::fs::read(path).map_err(|e| SchemaError::plain(file.clone(), format!("cannot read: {e}")))?;
-    let not_a_set = || SchemaError::plain(file.clone(), "neither a .proto file nor a binary FileDescriptorSet");
+    let bytes = std::fs::read(path)
+        .map_err(|e| SchemaError::plain(file.clone(), format!("cannot read: {e}")))?;
+    let not_a_set = || {
+        SchemaError::plain(
+            file.clone(),
+            "neither a .proto file nor a binary FileDescriptorSet",
+        )
+    };
     let set = FileDescriptorSet::decode(bytes.as_slice()).map_err(|_| not_a_set())?;
-    if set.file.is_empty() || set.file.iter().any(|f| f.name.as_deref().unwrap_or("").is_empty()) {
+    if set.file.is_empty()
+        || set
+            .file
+            .iter()
+            .any(|f| f.name.as_deref().unwrap_or("").is_empty())
+    {
         return Err(not_a_set());
     }
     Ok(set)
@@ -173,10 +217,20 @@ fn load_descriptor_set(path: &Path) -> Result<FileDescriptorSet, SchemaError> {
 /// Google's well-known types, so descriptor sets built without `--include_imports` still resolve.
 fn well_known_files() -> Vec<FileDescriptorProto> {
     const NAMES: &[&str] = &[
-        "any", "api", "descriptor", "duration", "empty", "field_mask", "source_context", "struct", "timestamp", "type",
+        "any",
+        "api",
+        "descriptor",
+        "duration",
+        "empty",
+        "field_mask",
+        "source_context",
+        "struct",
+        "timestamp",
+        "type",
         "wrappers",
     ];
-    let mut compiler = protox::Compiler::with_file_resolver(protox::file::GoogleFileResolver::new());
+    let mut compiler =
+        protox::Compiler::with_file_resolver(protox::file::GoogleFileResolver::new());
     compiler.include_imports(true);
     for n in NAMES {
         // Cannot fail: these files ship inside protox.
@@ -194,14 +248,19 @@ pub struct SchemaSet {
 
 impl Default for SchemaSet {
     fn default() -> Self {
-        SchemaSet { pool: DescriptorPool::new(), files: Vec::new() }
+        SchemaSet {
+            pool: DescriptorPool::new(),
+            files: Vec::new(),
+        }
     }
 }
 
 impl SchemaSet {
     /// Builds a pool from descriptor sets; a file added later replaces an earlier one of the same
     /// name, so re-adding an edited .proto updates it.
-    pub fn from_sets(sets: impl IntoIterator<Item = FileDescriptorSet>) -> Result<Self, SchemaError> {
+    pub fn from_sets(
+        sets: impl IntoIterator<Item = FileDescriptorSet>,
+    ) -> Result<Self, SchemaError> {
         let mut by_name: BTreeMap<String, FileDescriptorProto> = BTreeMap::new();
         let mut order: Vec<String> = Vec::new();
         for set in sets {
@@ -212,29 +271,43 @@ impl SchemaSet {
                 }
             }
         }
-        let mut files: Vec<FileDescriptorProto> = order.iter().filter_map(|n| by_name.remove(n)).collect();
-        let mut all = FileDescriptorSet { file: files.clone() };
+        let mut files: Vec<FileDescriptorProto> =
+            order.iter().filter_map(|n| by_name.remove(n)).collect();
+        let mut all = FileDescriptorSet {
+            file: files.clone(),
+        };
         let missing_wkt = files.iter().flat_map(|f| f.dependency.iter()).any(|d| {
-            d.starts_with("google/protobuf/") && !files.iter().any(|f| f.name.as_deref() == Some(d.as_str()))
+            d.starts_with("google/protobuf/")
+                && !files.iter().any(|f| f.name.as_deref() == Some(d.as_str()))
         });
         if missing_wkt {
             let have: Vec<String> = files.iter().filter_map(|f| f.name.clone()).collect();
-            let wkt: Vec<_> = well_known_files().into_iter().filter(|f| !have.contains(f.name.as_ref().unwrap())).collect();
+            let wkt: Vec<_> = well_known_files()
+                .into_iter()
+                .filter(|f| !have.contains(f.name.as_ref().unwrap()))
+                .collect();
             all.file.splice(0..0, wkt);
         }
         let mut pool = DescriptorPool::new();
-        pool.add_file_descriptor_set(all).map_err(|e| SchemaError::from_diagnostic(&e, e.file().map(str::to_string), str::to_string))?;
+        pool.add_file_descriptor_set(all).map_err(|e| {
+            SchemaError::from_diagnostic(&e, e.file().map(str::to_string), str::to_string)
+        })?;
         files.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(SchemaSet { pool, files })
     }
 
     /// Compiles one in-memory .proto source (tests and quick checks).
     pub fn from_proto_source(name: &str, source: &str) -> Result<Self, SchemaError> {
-        let dir = std::env::temp_dir().join(format!("sluice-proto-{}-{}", std::process::id(), name.replace('/', "_")));
+        let dir = std::env::temp_dir().join(format!(
+            "sluice-proto-{}-{}",
+            std::process::id(),
+            name.replace('/', "_")
+        ));
         let _ = std::fs::create_dir_all(&dir);
         let path = dir.join(name);
-        std::fs::write(&path, source).map_err(|e| SchemaError::plain(Some(name.into()), e.to_string()))?;
-        let compiled = compile_paths(std::slice::from_ref(&path), &[dir.clone()]);
+        std::fs::write(&path, source)
+            .map_err(|e| SchemaError::plain(Some(name.into()), e.to_string()))?;
+        let compiled = compile_paths(std::slice::from_ref(&path), std::slice::from_ref(&dir));
         let _ = std::fs::remove_dir_all(&dir);
         if let Some(e) = compiled.errors.into_iter().next() {
             return Err(e);
@@ -244,7 +317,9 @@ impl SchemaSet {
 
     /// The descriptor files this set holds (what gets persisted).
     pub fn to_descriptor_set(&self) -> FileDescriptorSet {
-        FileDescriptorSet { file: self.files.clone() }
+        FileDescriptorSet {
+            file: self.files.clone(),
+        }
     }
 
     /// Every message type, by full name, excluding Google's own.
@@ -267,15 +342,27 @@ impl SchemaSet {
             return Ok(ProtobufCodec::new(desc));
         }
         let suffix = format!(".{name}");
-        let matches: Vec<_> = self.pool.all_messages().filter(|m| m.full_name().ends_with(&suffix)).collect();
+        let matches: Vec<_> = self
+            .pool
+            .all_messages()
+            .filter(|m| m.full_name().ends_with(&suffix))
+            .collect();
         match matches.as_slice() {
             [one] => Ok(ProtobufCodec::new(one.clone())),
-            [] => Err(SchemaError::plain(None, format!("no message type named {name:?}; `sluice schema list` shows the known types"))),
+            [] => Err(SchemaError::plain(
+                None,
+                format!(
+                    "no message type named {name:?}; `sluice schema list` shows the known types"
+                ),
+            )),
             many => Err(SchemaError::plain(
                 None,
                 format!(
                     "{name:?} is ambiguous: {}",
-                    many.iter().map(|m| m.full_name().to_string()).collect::<Vec<_>>().join(", ")
+                    many.iter()
+                        .map(|m| m.full_name().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
             )),
         }

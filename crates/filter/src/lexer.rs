@@ -23,7 +23,11 @@ pub(crate) struct Token {
 const OPS: &[&str] = &["!=", "<=", ">=", "=", "<", ">", "~"];
 
 fn is_word_char(c: char) -> bool {
-    !c.is_whitespace() && !matches!(c, '(' | ')' | ',' | '"' | '\'' | '=' | '!' | '<' | '>' | '~')
+    !c.is_whitespace()
+        && !matches!(
+            c,
+            '(' | ')' | ',' | '"' | '\'' | '=' | '!' | '<' | '>' | '~'
+        )
 }
 
 pub(crate) fn lex(input: &str) -> Result<Vec<Token>, FilterError> {
@@ -48,13 +52,23 @@ pub(crate) fn lex(input: &str) -> Result<Vec<Token>, FilterError> {
             i += 1;
             continue;
         }
-        if let Some(op) = OPS.iter().find(|op| op.chars().enumerate().all(|(k, oc)| chars.get(i + k) == Some(&oc))) {
-            out.push(Token { tok: Tok::Op(op), column });
+        if let Some(op) = OPS.iter().find(|op| {
+            op.chars()
+                .enumerate()
+                .all(|(k, oc)| chars.get(i + k) == Some(&oc))
+        }) {
+            out.push(Token {
+                tok: Tok::Op(op),
+                column,
+            });
             i += op.len();
             continue;
         }
         if c == '!' {
-            return Err(FilterError::at(column, "expected `!=` (use `not` to negate)"));
+            return Err(FilterError::at(
+                column,
+                "expected `!=` (use `not` to negate)",
+            ));
         }
         if c == '"' || c == '\'' {
             let quote = c;
@@ -62,13 +76,23 @@ pub(crate) fn lex(input: &str) -> Result<Vec<Token>, FilterError> {
             i += 1;
             loop {
                 match chars.get(i) {
-                    None => return Err(FilterError::at(column, format!("unterminated string: expected a closing {quote}"))),
+                    None => {
+                        return Err(FilterError::at(
+                            column,
+                            format!("unterminated string: expected a closing {quote}"),
+                        ))
+                    }
                     Some('\\') => {
                         match chars.get(i + 1) {
                             Some('n') => s.push('\n'),
                             Some('t') => s.push('\t'),
                             Some(&e) => s.push(e),
-                            None => return Err(FilterError::at(i + 1, "unterminated escape at end of filter")),
+                            None => {
+                                return Err(FilterError::at(
+                                    i + 1,
+                                    "unterminated escape at end of filter",
+                                ))
+                            }
                         }
                         i += 2;
                     }
@@ -82,14 +106,20 @@ pub(crate) fn lex(input: &str) -> Result<Vec<Token>, FilterError> {
                     }
                 }
             }
-            out.push(Token { tok: Tok::Str(s), column });
+            out.push(Token {
+                tok: Tok::Str(s),
+                column,
+            });
             continue;
         }
         let start = i;
         while i < chars.len() && is_word_char(chars[i]) {
             i += 1;
         }
-        out.push(Token { tok: Tok::Word(chars[start..i].iter().collect()), column });
+        out.push(Token {
+            tok: Tok::Word(chars[start..i].iter().collect()),
+            column,
+        });
     }
     Ok(out)
 }

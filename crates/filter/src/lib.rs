@@ -21,7 +21,10 @@ pub struct FilterError {
 
 impl FilterError {
     pub(crate) fn at(column: usize, message: impl Into<String>) -> Self {
-        FilterError { column, message: message.into() }
+        FilterError {
+            column,
+            message: message.into(),
+        }
     }
 }
 

@@ -79,11 +79,22 @@ pub fn parse(input: &str) -> Result<Option<Expr>, FilterError> {
     if tokens.is_empty() {
         return Ok(None);
     }
-    let mut p = Parser { tokens, pos: 0, end: input.chars().count() + 1 };
+    let mut p = Parser {
+        tokens,
+        pos: 0,
+        end: input.chars().count() + 1,
+    };
     let expr = p.or()?;
     if let Some(t) = p.peek() {
-        let what = if t.tok == Tok::RParen { "`)` without a matching `(`" } else { "unexpected token" };
-        return Err(FilterError::at(t.column, format!("{what}: expected `and`, `or` or end of filter")));
+        let what = if t.tok == Tok::RParen {
+            "`)` without a matching `(`"
+        } else {
+            "unexpected token"
+        };
+        return Err(FilterError::at(
+            t.column,
+            format!("{what}: expected `and`, `or` or end of filter"),
+        ));
     }
     Ok(Some(expr))
 }
@@ -149,27 +160,48 @@ impl Parser {
     fn primary(&mut self) -> Result<Expr, FilterError> {
         let column = self.column();
         let Some(t) = self.next() else {
-            return Err(FilterError::at(column, "expected a search term, a comparison like `field = value`, or `(`"));
+            return Err(FilterError::at(
+                column,
+                "expected a search term, a comparison like `field = value`, or `(`",
+            ));
         };
         match t.tok {
             Tok::LParen => {
                 let e = self.or()?;
                 match self.next() {
-                    Some(Token { tok: Tok::RParen, .. }) => Ok(e),
-                    _ => Err(FilterError::at(self.column_before(), format!("expected `)` to close the `(` at column {column}"))),
+                    Some(Token {
+                        tok: Tok::RParen, ..
+                    }) => Ok(e),
+                    _ => Err(FilterError::at(
+                        self.column_before(),
+                        format!("expected `)` to close the `(` at column {column}"),
+                    )),
                 }
             }
             Tok::Str(s) => Ok(Expr::Text(s)),
             Tok::Word(w) => self.word(w, column),
-            Tok::RParen => Err(FilterError::at(column, "unexpected `)`: expected a search term or comparison")),
-            Tok::Comma => Err(FilterError::at(column, "unexpected `,` outside an `in (...)` list")),
-            Tok::Op(op) => Err(FilterError::at(column, format!("expected a field name before `{op}`"))),
+            Tok::RParen => Err(FilterError::at(
+                column,
+                "unexpected `)`: expected a search term or comparison",
+            )),
+            Tok::Comma => Err(FilterError::at(
+                column,
+                "unexpected `,` outside an `in (...)` list",
+            )),
+            Tok::Op(op) => Err(FilterError::at(
+                column,
+                format!("expected a field name before `{op}`"),
+            )),
         }
     }
 
     /// Column just after the last consumed token, for "expected X here" messages at the end.
     fn column_before(&self) -> usize {
-        self.tokens.get(self.pos.saturating_sub(1)).map(|t| t.column).unwrap_or(self.end).min(self.end)
+        self.tokens
+            .get(self.pos.saturating_sub(1))
+            .map(|t| t.column)
+            .unwrap_or(self.end)
+            .min(self.end)
     }
 
     fn word(&mut self, w: String, column: usize) -> Result<Expr, FilterError> {
@@ -178,8 +210,16 @@ impl Parser {
             if let Some(rest) = lower.strip_prefix(prefix) {
                 let raw = if rest.is_empty() {
                     match self.next() {
-                        Some(Token { tok: Tok::Str(s) | Tok::Word(s), .. }) => s,
-                        _ => return Err(FilterError::at(column + prefix.len(), format!("expected a value after `{prefix}`"))),
+                        Some(Token {
+                            tok: Tok::Str(s) | Tok::Word(s),
+                            ..
+                        }) => s,
+                        _ => {
+                            return Err(FilterError::at(
+                                column + prefix.len(),
+                                format!("expected a value after `{prefix}`"),
+                            ))
+                        }
                     }
                 } else {
                     w[prefix.len()..].to_string()
@@ -190,7 +230,12 @@ impl Parser {
                     1 => Ok(Expr::Before(parse_time(&raw, vcol)?)),
                     _ => humantime::parse_duration(&raw)
                         .map(|d| Expr::Last(d.as_micros().min(i64::MAX as u128) as i64))
-                        .map_err(|e| FilterError::at(vcol, format!("expected a duration like 15m, 2h or 7d: {e}"))),
+                        .map_err(|e| {
+                            FilterError::at(
+                                vcol,
+                                format!("expected a duration like 15m, 2h or 7d: {e}"),
+                            )
+                        }),
                 };
             }
         }
@@ -198,12 +243,24 @@ impl Parser {
             self.pos += 1;
             let fcol = self.column();
             let field = match self.next() {
-                Some(Token { tok: Tok::Word(f), .. }) => parse_field(&f, fcol)?,
-                _ => return Err(FilterError::at(fcol, "expected a field name inside `exists(...)`")),
+                Some(Token {
+                    tok: Tok::Word(f), ..
+                }) => parse_field(&f, fcol)?,
+                _ => {
+                    return Err(FilterError::at(
+                        fcol,
+                        "expected a field name inside `exists(...)`",
+                    ))
+                }
             };
             return match self.next() {
-                Some(Token { tok: Tok::RParen, .. }) => Ok(Expr::Exists(field)),
-                _ => Err(FilterError::at(self.column_before(), "expected `)` after the field name")),
+                Some(Token {
+                    tok: Tok::RParen, ..
+                }) => Ok(Expr::Exists(field)),
+                _ => Err(FilterError::at(
+                    self.column_before(),
+                    "expected `)` after the field name",
+                )),
             };
         }
         match self.peek().map(|t| t.tok.clone()) {
@@ -223,29 +280,57 @@ impl Parser {
                 if op == Op::Match {
                     if let Value::Str(re) = &value {
                         if let Err(e) = regex::Regex::new(re) {
-                            return Err(FilterError::at(column, format!("invalid regular expression: {e}")));
+                            return Err(FilterError::at(
+                                column,
+                                format!("invalid regular expression: {e}"),
+                            ));
                         }
                     }
                 }
-                Ok(Expr::Compare(Comparison { field, op, values: vec![value], column }))
+                Ok(Expr::Compare(Comparison {
+                    field,
+                    op,
+                    values: vec![value],
+                    column,
+                }))
             }
             Some(Tok::Word(next)) if next.eq_ignore_ascii_case("in") => {
                 self.pos += 1;
                 let field = parse_field(&w, column)?;
                 let lcol = self.column();
-                if !matches!(self.next(), Some(Token { tok: Tok::LParen, .. })) {
+                if !matches!(
+                    self.next(),
+                    Some(Token {
+                        tok: Tok::LParen,
+                        ..
+                    })
+                ) {
                     return Err(FilterError::at(lcol, "expected `(` after `in`"));
                 }
                 let mut values = vec![self.value("in the `in (...)` list")?];
                 loop {
                     let ccol = self.column();
                     match self.next() {
-                        Some(Token { tok: Tok::Comma, .. }) => values.push(self.value("after `,`")?),
-                        Some(Token { tok: Tok::RParen, .. }) => break,
-                        _ => return Err(FilterError::at(ccol, "expected `,` or `)` in the `in (...)` list")),
+                        Some(Token {
+                            tok: Tok::Comma, ..
+                        }) => values.push(self.value("after `,`")?),
+                        Some(Token {
+                            tok: Tok::RParen, ..
+                        }) => break,
+                        _ => {
+                            return Err(FilterError::at(
+                                ccol,
+                                "expected `,` or `)` in the `in (...)` list",
+                            ))
+                        }
                     }
                 }
-                Ok(Expr::Compare(Comparison { field, op: Op::In, values, column }))
+                Ok(Expr::Compare(Comparison {
+                    field,
+                    op: Op::In,
+                    values,
+                    column,
+                }))
             }
             Some(Tok::Word(next)) if next.eq_ignore_ascii_case("exists") => {
                 self.pos += 1;
@@ -258,9 +343,16 @@ impl Parser {
     fn value(&mut self, context: &str) -> Result<Value, FilterError> {
         let column = self.column();
         match self.next() {
-            Some(Token { tok: Tok::Str(s), .. }) => Ok(Value::Str(s)),
-            Some(Token { tok: Tok::Word(w), .. }) => Ok(bare_value(w)),
-            _ => Err(FilterError::at(column, format!("expected a value {context}"))),
+            Some(Token {
+                tok: Tok::Str(s), ..
+            }) => Ok(Value::Str(s)),
+            Some(Token {
+                tok: Tok::Word(w), ..
+            }) => Ok(bare_value(w)),
+            _ => Err(FilterError::at(
+                column,
+                format!("expected a value {context}"),
+            )),
         }
     }
 }
@@ -286,7 +378,13 @@ fn bare_value(w: String) -> Value {
         return Value::Bool(false);
     }
     match w.parse::<f64>() {
-        Ok(n) if n.is_finite() && !w.eq_ignore_ascii_case("inf") && !w.eq_ignore_ascii_case("nan") => Value::Num(n),
+        Ok(n)
+            if n.is_finite()
+                && !w.eq_ignore_ascii_case("inf")
+                && !w.eq_ignore_ascii_case("nan") =>
+        {
+            Value::Num(n)
+        }
         _ => Value::Str(w),
     }
 }
@@ -298,7 +396,10 @@ fn parse_time(raw: &str, column: usize) -> Result<i64, FilterError> {
     if let Ok(d) = chrono::NaiveDate::parse_from_str(raw, "%Y-%m-%d") {
         return Ok(d.and_hms_opt(0, 0, 0).unwrap().and_utc().timestamp_micros());
     }
-    Err(FilterError::at(column, format!("expected a time like 2026-11-20T10:00:00Z or 2026-11-20, found {raw:?}")))
+    Err(FilterError::at(
+        column,
+        format!("expected a time like 2026-11-20T10:00:00Z or 2026-11-20, found {raw:?}"),
+    ))
 }
 
 /// Resolves a field name: metadata columns by name, `header.NAME`, otherwise (or after an
@@ -327,12 +428,19 @@ fn parse_field(word: &str, column: usize) -> Result<Field, FilterError> {
         if lower.starts_with(prefix) {
             let name = &word[prefix.len()..];
             if name.is_empty() {
-                return Err(FilterError::at(column + prefix.len(), "expected a header name after `header.`"));
+                return Err(FilterError::at(
+                    column + prefix.len(),
+                    "expected a header name after `header.`",
+                ));
             }
             return Ok(Field::Header(name.to_string()));
         }
     }
-    let path = if lower.starts_with("decoded.") { &word["decoded.".len()..] } else { word };
+    let path = if lower.starts_with("decoded.") {
+        &word["decoded.".len()..]
+    } else {
+        word
+    };
     let offset = word.len() - path.len();
     Ok(Field::Decoded(parse_path(path, column + offset)?))
 }
@@ -342,7 +450,10 @@ fn parse_path(path: &str, column: usize) -> Result<Vec<PathSegment>, FilterError
     let chars: Vec<char> = path.chars().collect();
     let mut i = 0;
     let mut name = String::new();
-    let flush = |name: &mut String, segments: &mut Vec<PathSegment>, at: usize| -> Result<(), FilterError> {
+    let flush = |name: &mut String,
+                 segments: &mut Vec<PathSegment>,
+                 at: usize|
+     -> Result<(), FilterError> {
         if name.is_empty() {
             return Err(FilterError::at(at, "expected a field name in the path"));
         }
@@ -363,15 +474,25 @@ fn parse_path(path: &str, column: usize) -> Result<Vec<PathSegment>, FilterError
                 }
                 let close = chars[i..].iter().position(|&c| c == ']').map(|p| p + i);
                 let Some(close) = close else {
-                    return Err(FilterError::at(column + i, "expected `]` to close the index"));
+                    return Err(FilterError::at(
+                        column + i,
+                        "expected `]` to close the index",
+                    ));
                 };
                 let idx: String = chars[i + 1..close].iter().collect();
-                let n = idx.parse::<usize>().map_err(|_| FilterError::at(column + i + 1, "expected a whole number index like [0]"))?;
+                let n = idx.parse::<usize>().map_err(|_| {
+                    FilterError::at(column + i + 1, "expected a whole number index like [0]")
+                })?;
                 segments.push(PathSegment::Index(n));
                 i = close + 1;
             }
             ']' => return Err(FilterError::at(column + i, "unexpected `]`")),
-            '"' | '$' | '\\' | '*' => return Err(FilterError::at(column + i, format!("`{}` is not allowed in a field path", chars[i]))),
+            '"' | '$' | '\\' | '*' => {
+                return Err(FilterError::at(
+                    column + i,
+                    format!("`{}` is not allowed in a field path", chars[i]),
+                ))
+            }
             c => {
                 name.push(c);
                 i += 1;

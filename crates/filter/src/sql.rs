@@ -21,12 +21,18 @@ pub struct Compiled {
 }
 
 pub fn compile(expr: Option<&Expr>, now_us: i64) -> Result<Compiled, FilterError> {
-    let mut c = Compiler { params: Vec::new(), now_us };
+    let mut c = Compiler {
+        params: Vec::new(),
+        now_us,
+    };
     let where_sql = match expr {
         Some(e) => c.expr(e)?,
         None => "TRUE".to_string(),
     };
-    Ok(Compiled { where_sql, params: c.params })
+    Ok(Compiled {
+        where_sql,
+        params: c.params,
+    })
 }
 
 struct Compiler {
@@ -93,7 +99,10 @@ impl Compiler {
             }
             Expr::After(us) => format!("(epoch_us(timestamp) >= {})", self.bind(Param::Int(*us))),
             Expr::Before(us) => format!("(epoch_us(timestamp) < {})", self.bind(Param::Int(*us))),
-            Expr::Last(d) => format!("(epoch_us(timestamp) >= {})", self.bind(Param::Int(self.now_us.saturating_sub(*d)))),
+            Expr::Last(d) => format!(
+                "(epoch_us(timestamp) >= {})",
+                self.bind(Param::Int(self.now_us.saturating_sub(*d)))
+            ),
             Expr::Exists(f) => self.exists(f),
             Expr::Compare(c) => self.compare(c)?,
         })
@@ -101,7 +110,10 @@ impl Compiler {
 
     fn exists(&mut self, f: &Field) -> String {
         match f {
-            Field::Decoded(path) => format!("(json_extract(decoded, {}) IS NOT NULL)", self.bind(Param::Text(json_path(path)))),
+            Field::Decoded(path) => format!(
+                "(json_extract(decoded, {}) IS NOT NULL)",
+                self.bind(Param::Text(json_path(path)))
+            ),
             Field::Header(name) => {
                 let p = self.bind(Param::Text(name.clone()));
                 format!("(len(list_filter(headers, h -> h.key = {p})) > 0)")
@@ -117,7 +129,14 @@ impl Compiler {
             let parts: Result<Vec<String>, FilterError> = c
                 .values
                 .iter()
-                .map(|v| self.compare(&Comparison { field: c.field.clone(), op: Op::Eq, values: vec![v.clone()], column: c.column }))
+                .map(|v| {
+                    self.compare(&Comparison {
+                        field: c.field.clone(),
+                        op: Op::Eq,
+                        values: vec![v.clone()],
+                        column: c.column,
+                    })
+                })
                 .collect();
             return Ok(format!("({})", parts?.join(" OR ")));
         }
@@ -127,52 +146,121 @@ impl Compiler {
                 let p = self.bind(Param::Text(json_path(path)));
                 let x = format!("json_extract_string(decoded, {p})");
                 Ok(match (c.op, v) {
-                    (Op::Match, v) => format!("regexp_matches({x}, {})", self.bind(Param::Text(value_text(v)))),
-                    (op, Value::Num(n)) => format!("(TRY_CAST({x} AS DOUBLE) {} {})", sql_op(op), self.bind(Param::Float(*n))),
-                    (op, v) => format!("({x} {} {})", sql_op(op), self.bind(Param::Text(value_text(v)))),
+                    (Op::Match, v) => format!(
+                        "regexp_matches({x}, {})",
+                        self.bind(Param::Text(value_text(v)))
+                    ),
+                    (op, Value::Num(n)) => format!(
+                        "(TRY_CAST({x} AS DOUBLE) {} {})",
+                        sql_op(op),
+                        self.bind(Param::Float(*n))
+                    ),
+                    (op, v) => format!(
+                        "({x} {} {})",
+                        sql_op(op),
+                        self.bind(Param::Text(value_text(v)))
+                    ),
                 })
             }
             Field::Header(name) => {
                 let k = self.bind(Param::Text(name.clone()));
                 let test = match c.op {
-                    Op::Match => format!("regexp_matches(coalesce(try(decode(h.value)), ''), {})", self.bind(Param::Text(value_text(v)))),
-                    Op::Eq | Op::Ne => format!("h.value = {}", self.bind(Param::Blob(value_text(v).into_bytes()))),
-                    op => format!("try(decode(h.value)) {} {}", sql_op(op), self.bind(Param::Text(value_text(v)))),
+                    Op::Match => format!(
+                        "regexp_matches(coalesce(try(decode(h.value)), ''), {})",
+                        self.bind(Param::Text(value_text(v)))
+                    ),
+                    Op::Eq | Op::Ne => format!(
+                        "h.value = {}",
+                        self.bind(Param::Blob(value_text(v).into_bytes()))
+                    ),
+                    op => format!(
+                        "try(decode(h.value)) {} {}",
+                        sql_op(op),
+                        self.bind(Param::Text(value_text(v)))
+                    ),
                 };
                 let any = format!("(len(list_filter(headers, h -> h.key = {k} AND {test})) > 0)");
-                Ok(if c.op == Op::Ne { format!("(NOT {any})") } else { any })
+                Ok(if c.op == Op::Ne {
+                    format!("(NOT {any})")
+                } else {
+                    any
+                })
             }
             Field::Key => Ok(match c.op {
-                Op::Eq | Op::Ne => format!("(key {} {})", sql_op(c.op), self.bind(Param::Blob(value_text(v).into_bytes()))),
-                Op::Match => format!("regexp_matches(coalesce(try(decode(key)), ''), {})", self.bind(Param::Text(value_text(v)))),
-                op => format!("(try(decode(key)) {} {})", sql_op(op), self.bind(Param::Text(value_text(v)))),
+                Op::Eq | Op::Ne => format!(
+                    "(key {} {})",
+                    sql_op(c.op),
+                    self.bind(Param::Blob(value_text(v).into_bytes()))
+                ),
+                Op::Match => format!(
+                    "regexp_matches(coalesce(try(decode(key)), ''), {})",
+                    self.bind(Param::Text(value_text(v)))
+                ),
+                op => format!(
+                    "(try(decode(key)) {} {})",
+                    sql_op(op),
+                    self.bind(Param::Text(value_text(v)))
+                ),
             }),
             Field::Timestamp => {
                 let us = match v {
                     Value::Str(s) => chrono::DateTime::parse_from_rfc3339(s)
                         .map(|t| t.timestamp_micros())
-                        .map_err(|_| FilterError::at(c.column, "timestamp compares with a time like \"2026-11-20T10:00:00Z\""))?,
-                    _ => return Err(FilterError::at(c.column, "timestamp compares with a time like \"2026-11-20T10:00:00Z\"")),
+                        .map_err(|_| {
+                            FilterError::at(
+                                c.column,
+                                "timestamp compares with a time like \"2026-11-20T10:00:00Z\"",
+                            )
+                        })?,
+                    _ => {
+                        return Err(FilterError::at(
+                            c.column,
+                            "timestamp compares with a time like \"2026-11-20T10:00:00Z\"",
+                        ))
+                    }
                 };
                 if c.op == Op::Match {
                     return Err(FilterError::at(c.column, "`~` does not apply to timestamp"));
                 }
-                Ok(format!("(epoch_us(timestamp) {} {})", sql_op(c.op), self.bind(Param::Int(us))))
+                Ok(format!(
+                    "(epoch_us(timestamp) {} {})",
+                    sql_op(c.op),
+                    self.bind(Param::Int(us))
+                ))
             }
             other => match metadata_column(other) {
                 Column::Text(col) => Ok(match c.op {
-                    Op::Match => format!("regexp_matches(coalesce({col}, ''), {})", self.bind(Param::Text(value_text(v)))),
-                    op => format!("({col} {} {})", sql_op(op), self.bind(Param::Text(value_text(v)))),
+                    Op::Match => format!(
+                        "regexp_matches(coalesce({col}, ''), {})",
+                        self.bind(Param::Text(value_text(v)))
+                    ),
+                    op => format!(
+                        "({col} {} {})",
+                        sql_op(op),
+                        self.bind(Param::Text(value_text(v)))
+                    ),
                 }),
                 Column::Number(col) => {
                     let n = match v {
                         Value::Num(n) => *n,
-                        _ => return Err(FilterError::at(c.column, format!("{col} compares with a number, found {:?}", value_text(v)))),
+                        _ => {
+                            return Err(FilterError::at(
+                                c.column,
+                                format!("{col} compares with a number, found {:?}", value_text(v)),
+                            ))
+                        }
                     };
                     if c.op == Op::Match {
-                        return Err(FilterError::at(c.column, format!("`~` does not apply to the number {col}")));
+                        return Err(FilterError::at(
+                            c.column,
+                            format!("`~` does not apply to the number {col}"),
+                        ));
                     }
-                    let p = if n.fract() == 0.0 && n.abs() < 9.0e15 { Param::Int(n as i64) } else { Param::Float(n) };
+                    let p = if n.fract() == 0.0 && n.abs() < 9.0e15 {
+                        Param::Int(n as i64)
+                    } else {
+                        Param::Float(n)
+                    };
                     Ok(format!("({col} {} {})", sql_op(c.op), self.bind(p)))
                 }
             },

@@ -37,8 +37,14 @@ fn free_text_is_lowercased_substring() {
 #[test]
 fn decoded_paths_become_bound_json_paths() {
     let (s, p) = sql("order.customer.id = 42");
-    assert_eq!(s, "(TRY_CAST(json_extract_string(decoded, ?) AS DOUBLE) = ?)");
-    assert_eq!(p, vec![text("$.\"order\".\"customer\".\"id\""), Param::Float(42.0)]);
+    assert_eq!(
+        s,
+        "(TRY_CAST(json_extract_string(decoded, ?) AS DOUBLE) = ?)"
+    );
+    assert_eq!(
+        p,
+        vec![text("$.\"order\".\"customer\".\"id\""), Param::Float(42.0)]
+    );
     let (_, p) = sql("items[0].sku = \"A-1\"");
     assert_eq!(p, vec![text("$.\"items\"[0].\"sku\""), text("A-1")]);
     let (s, p) = sql("amount > 100.5");
@@ -46,7 +52,15 @@ fn decoded_paths_become_bound_json_paths() {
     assert_eq!(p[1], Param::Float(100.5));
     let (s, p) = sql("status in (\"FAILED\", \"RETRY\")");
     assert_eq!(s.matches(" OR ").count(), 1, "{s}");
-    assert_eq!(p, vec![text("$.\"status\""), text("FAILED"), text("$.\"status\""), text("RETRY")]);
+    assert_eq!(
+        p,
+        vec![
+            text("$.\"status\""),
+            text("FAILED"),
+            text("$.\"status\""),
+            text("RETRY")
+        ]
+    );
     let (s, p) = sql("exists(refund)");
     assert_eq!(s, "(json_extract(decoded, ?) IS NOT NULL)");
     assert_eq!(p, vec![text("$.\"refund\"")]);
@@ -58,15 +72,33 @@ fn decoded_paths_become_bound_json_paths() {
 
 #[test]
 fn metadata_fields_use_their_columns() {
-    assert_eq!(sql("source = orders"), ("(source = ?)".into(), vec![text("orders")]));
+    assert_eq!(
+        sql("source = orders"),
+        ("(source = ?)".into(), vec![text("orders")])
+    );
     assert_eq!(sql("topic = orders").0, "(source = ?)");
-    assert_eq!(sql("partition = 3"), ("(partition = ?)".into(), vec![Param::Int(3)]));
-    assert_eq!(sql("offset >= 1000"), ("(\"offset\" >= ?)".into(), vec![Param::Int(1000)]));
-    assert_eq!(sql("key = \"abc\""), ("(key = ?)".into(), vec![Param::Blob(b"abc".to_vec())]));
-    assert_eq!(sql("schema = shop.v1.Order"), ("(schema = ?)".into(), vec![text("shop.v1.Order")]));
+    assert_eq!(
+        sql("partition = 3"),
+        ("(partition = ?)".into(), vec![Param::Int(3)])
+    );
+    assert_eq!(
+        sql("offset >= 1000"),
+        ("(\"offset\" >= ?)".into(), vec![Param::Int(1000)])
+    );
+    assert_eq!(
+        sql("key = \"abc\""),
+        ("(key = ?)".into(), vec![Param::Blob(b"abc".to_vec())])
+    );
+    assert_eq!(
+        sql("schema = shop.v1.Order"),
+        ("(schema = ?)".into(), vec![text("shop.v1.Order")])
+    );
     assert_eq!(sql("decode_error exists").0, "(decode_error IS NOT NULL)");
     let (s, p) = sql("header.trace-id = \"x\"");
-    assert_eq!(s, "(len(list_filter(headers, h -> h.key = ? AND h.value = ?)) > 0)");
+    assert_eq!(
+        s,
+        "(len(list_filter(headers, h -> h.key = ? AND h.value = ?)) > 0)"
+    );
     assert_eq!(p, vec![text("trace-id"), Param::Blob(b"x".to_vec())]);
     let (s, _) = sql("source ~ \"ord.*\"");
     assert!(s.starts_with("regexp_matches(coalesce(source"), "{s}");
@@ -74,15 +106,30 @@ fn metadata_fields_use_their_columns() {
 
 #[test]
 fn time_terms_bind_microseconds() {
-    assert_eq!(sql("after:2026-11-20T10:00:00Z"), ("(epoch_us(timestamp) >= ?)".into(), vec![Param::Int(1_795_168_800_000_000)]));
-    assert_eq!(sql("before:2026-11-20").1, vec![Param::Int(1_795_132_800_000_000)]);
-    assert_eq!(sql("last:15m").1, vec![Param::Int(NOW - 15 * 60 * 1_000_000)]);
+    assert_eq!(
+        sql("after:2026-11-20T10:00:00Z"),
+        (
+            "(epoch_us(timestamp) >= ?)".into(),
+            vec![Param::Int(1_795_168_800_000_000)]
+        )
+    );
+    assert_eq!(
+        sql("before:2026-11-20").1,
+        vec![Param::Int(1_795_132_800_000_000)]
+    );
+    assert_eq!(
+        sql("last:15m").1,
+        vec![Param::Int(NOW - 15 * 60 * 1_000_000)]
+    );
 }
 
 #[test]
 fn boolean_structure_and_precedence() {
     let (s, _) = sql("a = 1 or b = 2 and c = 3");
-    assert!(s.starts_with("((TRY_CAST") && s.contains(" OR ((TRY_CAST"), "{s}");
+    assert!(
+        s.starts_with("((TRY_CAST") && s.contains(" OR ((TRY_CAST"),
+        "{s}"
+    );
     let (s, _) = sql("(a = 1 or b = 2) and not c = 3");
     assert!(s.contains("(NOT coalesce("), "{s}");
     assert!(s.find(" OR ").unwrap() < s.find(" AND ").unwrap(), "{s}");
@@ -97,14 +144,28 @@ fn hostile_values_stay_in_parameters() {
         "SELECT * FROM read_csv('/etc/passwd')",
     ] {
         let quoted = format!("\"{}\"", hostile.replace('"', "\\\""));
-        for f in [format!("status = {quoted}"), format!("source = {quoted}"), quoted.clone(), format!("header.h = {quoted}")] {
+        for f in [
+            format!("status = {quoted}"),
+            format!("source = {quoted}"),
+            quoted.clone(),
+            format!("header.h = {quoted}"),
+        ] {
             let (s, p) = sql(&f);
-            assert!(!s.contains("DROP") && !s.contains("COPY") && !s.contains("passwd") && !s.contains("1=1"), "{f} -> {s}");
-            assert!(p.iter().any(|p| match p {
-                Param::Text(t) => t.to_lowercase() == hostile.to_lowercase(),
-                Param::Blob(b) => b == hostile.as_bytes(),
-                _ => false,
-            }), "{f}: {p:?}");
+            assert!(
+                !s.contains("DROP")
+                    && !s.contains("COPY")
+                    && !s.contains("passwd")
+                    && !s.contains("1=1"),
+                "{f} -> {s}"
+            );
+            assert!(
+                p.iter().any(|p| match p {
+                    Param::Text(t) => t.to_lowercase() == hostile.to_lowercase(),
+                    Param::Blob(b) => b == hostile.as_bytes(),
+                    _ => false,
+                }),
+                "{f}: {p:?}"
+            );
         }
     }
     // Paths too are parameters, never identifiers.
@@ -122,7 +183,7 @@ fn syntax_errors_name_the_column() {
     assert_eq!(err("name = \"open").0, 8);
     assert!(err("name = \"open").1.contains("unterminated"));
     assert_eq!(err("partition = abc").0, 1);
-    assert_eq!(err("x ~ \"(\"").1.contains("regular expression"), true);
+    assert!(err("x ~ \"(\"").1.contains("regular expression"));
     assert_eq!(err("after:yesterday").0, 7);
     assert_eq!(err("last:soon").0, 6);
     assert_eq!(err("status in \"A\"").0, 11);

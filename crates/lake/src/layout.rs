@@ -6,7 +6,10 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, thiserror::Error)]
 pub enum LakeError {
     #[error("lake folder {path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("writing Parquet {path}: {reason}")]
     Parquet { path: String, reason: String },
     #[error("query failed: {0}")]
@@ -18,7 +21,10 @@ pub enum LakeError {
 }
 
 pub(crate) fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> LakeError + '_ {
-    move |source| LakeError::Io { path: path.display().to_string(), source }
+    move |source| LakeError::Io {
+        path: path.display().to_string(),
+        source,
+    }
 }
 
 /// A lake folder.
@@ -73,7 +79,9 @@ impl Lake {
 }
 
 fn collect(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
     for e in entries.flatten() {
         let p = e.path();
         let name = e.file_name();

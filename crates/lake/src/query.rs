@@ -79,11 +79,19 @@ impl Query {
         let conn = Connection::open_in_memory().map_err(qerr)?;
         conn.execute_batch("SET TimeZone = 'UTC';").map_err(qerr)?;
         create_view(&conn, lake)?;
-        Ok(Query { lake: lake.clone(), conn })
+        Ok(Query {
+            lake: lake.clone(),
+            conn,
+        })
     }
 
     /// Matches newest first, `limit` rows after skipping `skip`.
-    pub fn search(&self, filter: &Compiled, limit: u64, skip: u64) -> Result<Vec<Event>, LakeError> {
+    pub fn search(
+        &self,
+        filter: &Compiled,
+        limit: u64,
+        skip: u64,
+    ) -> Result<Vec<Event>, LakeError> {
         let sql = format!(
             "SELECT {EVENT_COLUMNS} FROM events WHERE {} ORDER BY timestamp DESC NULLS LAST, captured_at DESC, \"offset\" DESC LIMIT {limit} OFFSET {skip}",
             filter.where_sql
@@ -99,12 +107,20 @@ impl Query {
     pub fn count(&self, filter: &Compiled) -> Result<u64, LakeError> {
         let sql = format!("SELECT count(*) FROM events WHERE {}", filter.where_sql);
         let params: Vec<DbValue> = filter.params.iter().map(to_db).collect();
-        self.conn.query_row(&sql, params_from_iter(params), |r| r.get::<_, i64>(0)).map(|n| n as u64).map_err(qerr)
+        self.conn
+            .query_row(&sql, params_from_iter(params), |r| r.get::<_, i64>(0))
+            .map(|n| n as u64)
+            .map_err(qerr)
     }
 
     /// Matches oldest first while keeping each source partition in offset order (a running
     /// maximum of time per partition orders the merge), handing each to `f` until it says stop.
-    pub fn for_each_in_order(&self, filter: &Compiled, limit: Option<u64>, mut f: impl FnMut(Event) -> bool) -> Result<(), LakeError> {
+    pub fn for_each_in_order(
+        &self,
+        filter: &Compiled,
+        limit: Option<u64>,
+        mut f: impl FnMut(Event) -> bool,
+    ) -> Result<(), LakeError> {
         let limit = limit.map(|l| format!("LIMIT {l}")).unwrap_or_default();
         let sql = format!(
             "SELECT {EVENT_COLUMNS} FROM (SELECT *, max(coalesce(epoch_us(timestamp), epoch_us(captured_at))) OVER \
@@ -115,7 +131,12 @@ impl Query {
         self.stream(&sql, filter, &mut f)
     }
 
-    fn stream(&self, sql: &str, filter: &Compiled, mut f: impl FnMut(Event) -> bool) -> Result<(), LakeError> {
+    fn stream(
+        &self,
+        sql: &str,
+        filter: &Compiled,
+        mut f: impl FnMut(Event) -> bool,
+    ) -> Result<(), LakeError> {
         let mut stmt = self.conn.prepare(sql).map_err(qerr)?;
         let params: Vec<DbValue> = filter.params.iter().map(to_db).collect();
         let mut rows = stmt.query(params_from_iter(params)).map_err(qerr)?;
@@ -129,9 +150,16 @@ impl Query {
 
     /// The highest source partition among matches (checked before `--keep-partition`).
     pub fn sql_max_partition(&self, filter: &Compiled) -> Result<Option<i32>, LakeError> {
-        let sql = format!("SELECT max(partition) FROM events WHERE {}", filter.where_sql);
+        let sql = format!(
+            "SELECT max(partition) FROM events WHERE {}",
+            filter.where_sql
+        );
         let params: Vec<DbValue> = filter.params.iter().map(to_db).collect();
-        self.conn.query_row(&sql, params_from_iter(params), |r| r.get::<_, Option<i32>>(0)).map_err(qerr)
+        self.conn
+            .query_row(&sql, params_from_iter(params), |r| {
+                r.get::<_, Option<i32>>(0)
+            })
+            .map_err(qerr)
     }
 
     pub fn covered(&self, connection: &str, source: &str) -> Result<Covered, LakeError> {
@@ -142,7 +170,11 @@ impl Query {
         let mut rows = stmt.query([connection, source]).map_err(qerr)?;
         let mut covered = Covered::default();
         while let Some(r) = rows.next().map_err(qerr)? {
-            let (p, lo, hi): (i32, i64, i64) = (r.get(0).map_err(qerr)?, r.get(1).map_err(qerr)?, r.get(2).map_err(qerr)?);
+            let (p, lo, hi): (i32, i64, i64) = (
+                r.get(0).map_err(qerr)?,
+                r.get(1).map_err(qerr)?,
+                r.get(2).map_err(qerr)?,
+            );
             covered.ranges.entry(p).or_default().push((lo, hi));
         }
         Ok(covered)
@@ -150,25 +182,57 @@ impl Query {
 
     /// Runs one read-only SELECT in a sandbox: no file access outside the lake, no settings
     /// changes, a memory cap and a time limit.
-    pub fn sql(&self, user_sql: &str, timeout: Duration, max_rows: usize) -> Result<SqlResult, LakeError> {
+    pub fn sql(
+        &self,
+        user_sql: &str,
+        timeout: Duration,
+        max_rows: usize,
+    ) -> Result<SqlResult, LakeError> {
         let conn = Connection::open_in_memory().map_err(qerr)?;
-        conn.execute_batch("SET TimeZone = 'UTC'; SET memory_limit = '2GB';").map_err(qerr)?;
+        conn.execute_batch("SET TimeZone = 'UTC'; SET memory_limit = '2GB';")
+            .map_err(qerr)?;
         create_view(&conn, &self.lake)?;
-        let root = self.lake.root().canonicalize().unwrap_or_else(|_| self.lake.root().to_path_buf());
+        let root = self
+            .lake
+            .root()
+            .canonicalize()
+            .unwrap_or_else(|_| self.lake.root().to_path_buf());
         conn.execute_batch(&format!(
             "SET allowed_directories = [{}]; SET enable_external_access = false; SET lock_configuration = true;",
             sql_string_literal(&root.display().to_string())
         ))
         .map_err(qerr)?;
 
-        let check: String = conn.query_row("SELECT json_serialize_sql(?::VARCHAR)::VARCHAR", [user_sql], |r| r.get(0)).map_err(qerr)?;
+        let check: String = conn
+            .query_row(
+                "SELECT json_serialize_sql(?::VARCHAR)::VARCHAR",
+                [user_sql],
+                |r| r.get(0),
+            )
+            .map_err(qerr)?;
         let parsed: serde_json::Value = serde_json::from_str(&check).map_err(qerr)?;
-        if parsed.get("error").and_then(|e| e.as_bool()).unwrap_or(true) {
-            let why = parsed.get("error_message").and_then(|m| m.as_str()).unwrap_or("only a single SELECT statement is allowed");
-            return Err(LakeError::Forbidden(format!("only a single read-only SELECT is allowed ({why})")));
+        if parsed
+            .get("error")
+            .and_then(|e| e.as_bool())
+            .unwrap_or(true)
+        {
+            let why = parsed
+                .get("error_message")
+                .and_then(|m| m.as_str())
+                .unwrap_or("only a single SELECT statement is allowed");
+            return Err(LakeError::Forbidden(format!(
+                "only a single read-only SELECT is allowed ({why})"
+            )));
         }
-        if parsed.get("statements").and_then(|s| s.as_array()).map_or(0, |s| s.len()) != 1 {
-            return Err(LakeError::Forbidden("exactly one SELECT statement is allowed".into()));
+        if parsed
+            .get("statements")
+            .and_then(|s| s.as_array())
+            .map_or(0, |s| s.len())
+            != 1
+        {
+            return Err(LakeError::Forbidden(
+                "exactly one SELECT statement is allowed".into(),
+            ));
         }
 
         let handle = conn.interrupt_handle();
@@ -180,7 +244,10 @@ impl Query {
             }
             false
         });
-        let wrapped = format!("SELECT CAST(to_json(sluice_row) AS VARCHAR) FROM ({}) AS sluice_row", user_sql.trim().trim_end_matches(';'));
+        let wrapped = format!(
+            "SELECT CAST(to_json(sluice_row) AS VARCHAR) FROM ({}) AS sluice_row",
+            user_sql.trim().trim_end_matches(';')
+        );
         let result = (|| {
             let mut stmt = conn.prepare(&wrapped)?;
             let mut rows = stmt.query([])?;
@@ -204,7 +271,8 @@ impl Query {
         let mut columns: Vec<String> = Vec::new();
         let mut out = Vec::new();
         for r in rows {
-            let obj: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&r).map_err(qerr)?;
+            let obj: serde_json::Map<String, serde_json::Value> =
+                serde_json::from_str(&r).map_err(qerr)?;
             if columns.is_empty() {
                 columns = obj.keys().cloned().collect();
             }
@@ -235,7 +303,11 @@ fn row_to_event(r: &duckdb::Row) -> Result<Event, duckdb::Error> {
         .unwrap_or_default()
         .into_iter()
         .map(|h| Header {
-            key: h.get("k").and_then(|k| k.as_str()).unwrap_or_default().to_string(),
+            key: h
+                .get("k")
+                .and_then(|k| k.as_str())
+                .unwrap_or_default()
+                .to_string(),
             value: h.get("v").and_then(|v| v.as_str()).and_then(|v| {
                 use base64::Engine;
                 base64::engine::general_purpose::STANDARD.decode(v).ok()

@@ -2,8 +2,8 @@
 //! in the folder names of the lake, and inside the file only for standalone exports.
 
 use arrow::array::{
-    ArrayRef, BinaryBuilder, BooleanBuilder, Int32Builder, Int64Builder, ListBuilder, StringBuilder, StructBuilder,
-    TimestampMicrosecondBuilder,
+    ArrayRef, BinaryBuilder, BooleanBuilder, Int32Builder, Int64Builder, ListBuilder,
+    StringBuilder, StructBuilder, TimestampMicrosecondBuilder,
 };
 use arrow::datatypes::{DataType, Field, Fields, Schema, TimeUnit};
 use arrow::record_batch::RecordBatch;
@@ -11,7 +11,10 @@ use sluice_model::Event;
 use std::sync::Arc;
 
 fn header_fields() -> Fields {
-    Fields::from(vec![Field::new("key", DataType::Utf8, false), Field::new("value", DataType::Binary, true)])
+    Fields::from(vec![
+        Field::new("key", DataType::Utf8, false),
+        Field::new("value", DataType::Binary, true),
+    ])
 }
 
 fn ts() -> DataType {
@@ -19,7 +22,10 @@ fn ts() -> DataType {
 }
 
 pub(crate) fn arrow_schema(with_partition_columns: bool) -> Arc<Schema> {
-    let mut fields = vec![Field::new("id", DataType::Utf8, false), Field::new("bus", DataType::Utf8, false)];
+    let mut fields = vec![
+        Field::new("id", DataType::Utf8, false),
+        Field::new("bus", DataType::Utf8, false),
+    ];
     if with_partition_columns {
         fields.push(Field::new("connection", DataType::Utf8, false));
         fields.push(Field::new("source", DataType::Utf8, false));
@@ -31,7 +37,11 @@ pub(crate) fn arrow_schema(with_partition_columns: bool) -> Arc<Schema> {
         Field::new("key_decoded", DataType::Utf8, true),
         Field::new(
             "headers",
-            DataType::List(Arc::new(Field::new("item", DataType::Struct(header_fields()), true))),
+            DataType::List(Arc::new(Field::new(
+                "item",
+                DataType::Struct(header_fields()),
+                true,
+            ))),
             false,
         ),
         Field::new("timestamp", ts(), true),
@@ -48,7 +58,10 @@ pub(crate) fn arrow_schema(with_partition_columns: bool) -> Arc<Schema> {
     Arc::new(Schema::new(fields))
 }
 
-pub(crate) fn to_batch(events: &[Event], with_partition_columns: bool) -> Result<RecordBatch, arrow::error::ArrowError> {
+pub(crate) fn to_batch(
+    events: &[Event],
+    with_partition_columns: bool,
+) -> Result<RecordBatch, arrow::error::ArrowError> {
     let schema = arrow_schema(with_partition_columns);
     let n = events.len();
     let mut id = StringBuilder::with_capacity(n, n * 32);
@@ -59,8 +72,9 @@ pub(crate) fn to_batch(events: &[Event], with_partition_columns: bool) -> Result
     let mut offset = Int64Builder::with_capacity(n);
     let mut key = BinaryBuilder::new();
     let mut key_decoded = StringBuilder::new();
-    let mut headers = ListBuilder::new(StructBuilder::from_fields(header_fields(), 0))
-        .with_field(Arc::new(Field::new("item", DataType::Struct(header_fields()), true)));
+    let mut headers = ListBuilder::new(StructBuilder::from_fields(header_fields(), 0)).with_field(
+        Arc::new(Field::new("item", DataType::Struct(header_fields()), true)),
+    );
     let mut timestamp = TimestampMicrosecondBuilder::with_capacity(n).with_timezone("UTC");
     let mut captured_at = TimestampMicrosecondBuilder::with_capacity(n).with_timezone("UTC");
     let mut payload = BinaryBuilder::with_capacity(n, events.iter().map(|e| e.payload.len()).sum());
@@ -83,8 +97,14 @@ pub(crate) fn to_batch(events: &[Event], with_partition_columns: bool) -> Result
         key_decoded.append_option(e.key_decoded.as_deref());
         let items = headers.values();
         for h in &e.headers {
-            items.field_builder::<StringBuilder>(0).expect("key field").append_value(&h.key);
-            items.field_builder::<BinaryBuilder>(1).expect("value field").append_option(h.value.as_deref());
+            items
+                .field_builder::<StringBuilder>(0)
+                .expect("key field")
+                .append_value(&h.key);
+            items
+                .field_builder::<BinaryBuilder>(1)
+                .expect("value field")
+                .append_option(h.value.as_deref());
             items.append(true);
         }
         headers.append(true);

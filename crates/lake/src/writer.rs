@@ -23,7 +23,11 @@ pub struct FlushPolicy {
 
 impl Default for FlushPolicy {
     fn default() -> Self {
-        FlushPolicy { max_rows: 200_000, max_bytes: 64 << 20, max_age: Duration::from_millis(500) }
+        FlushPolicy {
+            max_rows: 200_000,
+            max_bytes: 64 << 20,
+            max_age: Duration::from_millis(500),
+        }
     }
 }
 
@@ -48,7 +52,14 @@ pub struct LakeWriter {
 
 impl LakeWriter {
     pub fn new(lake: Lake, policy: FlushPolicy) -> Self {
-        LakeWriter { lake, policy, buffers: BTreeMap::new(), rows: 0, bytes: 0, oldest: None }
+        LakeWriter {
+            lake,
+            policy,
+            buffers: BTreeMap::new(),
+            rows: 0,
+            bytes: 0,
+            oldest: None,
+        }
     }
 
     /// Buffers an event; writes when the row or byte limit is reached.
@@ -61,7 +72,10 @@ impl LakeWriter {
         self.bytes += event.payload.len() + event.decoded.as_ref().map_or(0, String::len) + 64;
         self.rows += 1;
         self.oldest.get_or_insert_with(Instant::now);
-        self.buffers.entry((event.connection.clone(), event.source.clone(), date)).or_default().push(event);
+        self.buffers
+            .entry((event.connection.clone(), event.source.clone(), date))
+            .or_default()
+            .push(event);
         if self.rows >= self.policy.max_rows || self.bytes >= self.policy.max_bytes {
             return self.flush().map(Some);
         }
@@ -106,7 +120,11 @@ impl LakeWriter {
 
 fn write_partition_file(dir: &Path, events: &[Event]) -> Result<u64, LakeError> {
     std::fs::create_dir_all(dir).map_err(io_err(dir))?;
-    let name = format!("part-{}-{}.parquet", sluice_model::now_us(), &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let name = format!(
+        "part-{}-{}.parquet",
+        sluice_model::now_us(),
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    );
     let path = dir.join(&name);
     let bytes = write_parquet(&path, events, false)?;
     // The folder entry must be durable too, or a crash could forget the rename.
@@ -118,19 +136,30 @@ fn write_partition_file(dir: &Path, events: &[Event]) -> Result<u64, LakeError> 
 
 /// Writes events to one Parquet file atomically (temp file, fsync, rename). Exports pass
 /// `with_partition_columns` so the file stands alone outside the lake.
-pub fn write_parquet(path: &Path, events: &[Event], with_partition_columns: bool) -> Result<u64, LakeError> {
+pub fn write_parquet(
+    path: &Path,
+    events: &[Event],
+    with_partition_columns: bool,
+) -> Result<u64, LakeError> {
     let tmp: PathBuf = path.with_file_name(format!(
         ".{}.tmp",
-        path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default()
+        path.file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default()
     ));
-    let perr = |reason: String| LakeError::Parquet { path: path.display().to_string(), reason };
+    let perr = |reason: String| LakeError::Parquet {
+        path: path.display().to_string(),
+        reason,
+    };
     let result = (|| {
         let file = std::fs::File::create(&tmp).map_err(io_err(&tmp))?;
         let props = WriterProperties::builder()
             .set_compression(Compression::SNAPPY)
             .set_max_row_group_row_count(Some(100_000))
             .build();
-        let mut writer = ArrowWriter::try_new(file, arrow_schema(with_partition_columns), Some(props)).map_err(|e| perr(e.to_string()))?;
+        let mut writer =
+            ArrowWriter::try_new(file, arrow_schema(with_partition_columns), Some(props))
+                .map_err(|e| perr(e.to_string()))?;
         for chunk in events.chunks(50_000) {
             let batch = to_batch(chunk, with_partition_columns).map_err(|e| perr(e.to_string()))?;
             writer.write(&batch).map_err(|e| perr(e.to_string()))?;

@@ -18,9 +18,18 @@ fn event(partition: i32, offset: i64, decoded: Option<&str>, text: Option<&str>)
         key: Some(format!("k{offset}").into_bytes()),
         key_decoded: None,
         headers: vec![
-            Header { key: "trace-id".into(), value: Some(format!("t{offset}").into_bytes()) },
-            Header { key: "bin".into(), value: Some(vec![0xff, 0xfe]) },
-            Header { key: "nothing".into(), value: None },
+            Header {
+                key: "trace-id".into(),
+                value: Some(format!("t{offset}").into_bytes()),
+            },
+            Header {
+                key: "bin".into(),
+                value: Some(vec![0xff, 0xfe]),
+            },
+            Header {
+                key: "nothing".into(),
+                value: None,
+            },
         ],
         timestamp_us: Some(T0 + offset * 1_000_000),
         captured_at_us: T0,
@@ -28,7 +37,11 @@ fn event(partition: i32, offset: i64, decoded: Option<&str>, text: Option<&str>)
         size: 10,
         truncated: false,
         schema: decoded.map(|_| "shop.v1.Order".to_string()),
-        encoding: if decoded.is_some() { Encoding::Json } else { Encoding::Text },
+        encoding: if decoded.is_some() {
+            Encoding::Json
+        } else {
+            Encoding::Text
+        },
         decoded: decoded.map(str::to_string),
         payload_text: text.map(str::to_string),
         decode_error: None,
@@ -38,10 +51,23 @@ fn event(partition: i32, offset: i64, decoded: Option<&str>, text: Option<&str>)
 fn sample_lake() -> (tempfile::TempDir, Lake) {
     let dir = tempfile::tempdir().unwrap();
     let lake = Lake::open(dir.path()).unwrap();
-    let mut w = LakeWriter::new(lake.clone(), FlushPolicy { max_rows: 3, ..FlushPolicy::default() });
+    let mut w = LakeWriter::new(
+        lake.clone(),
+        FlushPolicy {
+            max_rows: 3,
+            ..FlushPolicy::default()
+        },
+    );
     w.push(event(0, 1, Some(r#"{"status":"FAILED","amount":150.5,"order":{"customer":{"id":"42"}},"items":[{"sku":"A-1"}]}"#), None)).unwrap();
-    w.push(event(0, 2, Some(r#"{"status":"OK","amount":20,"refund":{"reason":"late"}}"#), None)).unwrap();
-    w.push(event(1, 3, None, Some("Payment DECLINED by bank"))).unwrap();
+    w.push(event(
+        0,
+        2,
+        Some(r#"{"status":"OK","amount":20,"refund":{"reason":"late"}}"#),
+        None,
+    ))
+    .unwrap();
+    w.push(event(1, 3, None, Some("Payment DECLINED by bank")))
+        .unwrap();
     let mut bad = event(1, 4, None, None);
     bad.decode_error = Some("not a valid shop.v1.Order".into());
     bad.encoding = Encoding::Binary;
@@ -49,24 +75,41 @@ fn sample_lake() -> (tempfile::TempDir, Lake) {
     bad.key = Some(vec![0xc3, 0x28]); // invalid UTF-8 key
     w.push(bad).unwrap();
     let stats = w.flush().unwrap();
-    assert_eq!(stats.rows, 1, "three rows were flushed by the row limit already");
+    assert_eq!(
+        stats.rows, 1,
+        "three rows were flushed by the row limit already"
+    );
     assert_eq!(lake.files().len(), 2);
     (dir, lake)
 }
 
 fn ids(q: &Query, filter: &str) -> Vec<i64> {
     let c = sluice_filter::to_sql(filter, T0 + 10_000_000).unwrap();
-    q.search(&c, 100, 0).unwrap_or_else(|e| panic!("{filter}: {e}")).iter().map(|e| e.offset.unwrap()).collect()
+    q.search(&c, 100, 0)
+        .unwrap_or_else(|e| panic!("{filter}: {e}"))
+        .iter()
+        .map(|e| e.offset.unwrap())
+        .collect()
 }
 
 #[test]
 fn files_are_hive_partitioned_and_never_half_written() {
     let (dir, lake) = sample_lake();
     for f in lake.files() {
-        let rel = f.strip_prefix(dir.path()).unwrap().to_string_lossy().to_string();
-        assert!(rel.starts_with("connection=local/source=orders/date=2026-11-20/part-"), "{rel}");
+        let rel = f
+            .strip_prefix(dir.path())
+            .unwrap()
+            .to_string_lossy()
+            .to_string();
+        assert!(
+            rel.starts_with("connection=local/source=orders/date=2026-11-20/part-"),
+            "{rel}"
+        );
     }
-    let leftovers: Vec<_> = walk(dir.path()).into_iter().filter(|p| p.rsplit('/').next().unwrap().contains(".tmp")).collect();
+    let leftovers: Vec<_> = walk(dir.path())
+        .into_iter()
+        .filter(|p| p.rsplit('/').next().unwrap().contains(".tmp"))
+        .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
 
@@ -97,22 +140,38 @@ fn every_filter_construct_runs_on_duckdb() {
     assert_eq!(ids(&q, "items[0].sku = \"A-1\""), vec![1]);
     assert_eq!(ids(&q, "exists(refund)"), vec![2]);
     assert_eq!(ids(&q, "refund exists"), vec![2]);
-    assert_eq!(ids(&q, "source = orders and topic = orders and partition = 1"), vec![4, 3]);
+    assert_eq!(
+        ids(&q, "source = orders and topic = orders and partition = 1"),
+        vec![4, 3]
+    );
     assert_eq!(ids(&q, "offset >= 3"), vec![4, 3]);
     assert_eq!(ids(&q, "key = \"k2\""), vec![2]);
     assert_eq!(ids(&q, "key ~ \"^k[13]$\""), vec![3, 1]);
     assert_eq!(ids(&q, "header.trace-id = \"t3\""), vec![3]);
     assert_eq!(ids(&q, "header.trace-id ~ \"t[12]\""), vec![2, 1]);
     assert_eq!(ids(&q, "header.trace-id != \"t3\""), vec![4, 2, 1]);
-    assert_eq!(ids(&q, "header.nothing exists and not header.missing exists"), vec![4, 3, 2, 1]);
+    assert_eq!(
+        ids(&q, "header.nothing exists and not header.missing exists"),
+        vec![4, 3, 2, 1]
+    );
     assert_eq!(ids(&q, "schema = shop.v1.Order"), vec![2, 1]);
     assert_eq!(ids(&q, "decode_error exists"), vec![4]);
     assert_eq!(ids(&q, "decode_error ~ \"valid\""), vec![4]);
     assert_eq!(ids(&q, "after:2026-11-20T10:00:03Z"), vec![4, 3]);
     assert_eq!(ids(&q, "before:2026-11-20T10:00:02Z"), vec![1]);
     assert_eq!(ids(&q, "last:8s"), vec![4, 3, 2]);
-    assert_eq!(ids(&q, "status ~ \"FAIL\" or (partition = 1 and not decode_error exists)"), vec![3, 1]);
-    assert_eq!(ids(&q, "not status = \"OK\""), vec![4, 3, 1], "missing fields count as not equal");
+    assert_eq!(
+        ids(
+            &q,
+            "status ~ \"FAIL\" or (partition = 1 and not decode_error exists)"
+        ),
+        vec![3, 1]
+    );
+    assert_eq!(
+        ids(&q, "not status = \"OK\""),
+        vec![4, 3, 1],
+        "missing fields count as not equal"
+    );
     let c = sluice_filter::to_sql("partition = 0", 0).unwrap();
     assert_eq!(q.count(&c).unwrap(), 2);
 }
@@ -121,7 +180,9 @@ fn every_filter_construct_runs_on_duckdb() {
 fn events_round_trip_bytes_and_headers() {
     let (_d, lake) = sample_lake();
     let q = Query::open(&lake).unwrap();
-    let all = q.search(&sluice_filter::to_sql("offset = 4", 0).unwrap(), 10, 0).unwrap();
+    let all = q
+        .search(&sluice_filter::to_sql("offset = 4", 0).unwrap(), 10, 0)
+        .unwrap();
     let e = &all[0];
     assert_eq!(e.key.as_deref(), Some(&[0xc3, 0x28][..]));
     assert_eq!(e.payload, vec![0x80, 0xff]);
@@ -156,7 +217,13 @@ fn hostile_filter_values_are_inert() {
 fn sql_is_read_only_and_sandboxed() {
     let (_d, lake) = sample_lake();
     let q = Query::open(&lake).unwrap();
-    let r = q.sql("SELECT partition, count(*) AS n FROM events GROUP BY ALL ORDER BY partition", Duration::from_secs(10), 100).unwrap();
+    let r = q
+        .sql(
+            "SELECT partition, count(*) AS n FROM events GROUP BY ALL ORDER BY partition",
+            Duration::from_secs(10),
+            100,
+        )
+        .unwrap();
     assert_eq!(r.columns, vec!["partition", "n"]);
     assert_eq!(r.rows.len(), 2);
     assert_eq!(r.rows[1]["n"], 2);
@@ -169,21 +236,37 @@ fn sql_is_read_only_and_sandboxed() {
         "ATTACH '/tmp/sluice-x.db'",
         "INSTALL httpfs",
     ] {
-        assert!(q.sql(bad, Duration::from_secs(10), 100).is_err(), "{bad} was allowed");
+        assert!(
+            q.sql(bad, Duration::from_secs(10), 100).is_err(),
+            "{bad} was allowed"
+        );
     }
     assert!(!std::path::Path::new("/tmp/sluice-sql-pwned.csv").exists());
-    let slow = q.sql("SELECT count(*) FROM range(1000000000000) a", Duration::from_millis(300), 10);
-    assert!(matches!(slow, Err(sluice_lake::LakeError::Timeout(_))), "{slow:?}");
+    let slow = q.sql(
+        "SELECT count(*) FROM range(1000000000000) a",
+        Duration::from_millis(300),
+        10,
+    );
+    assert!(
+        matches!(slow, Err(sluice_lake::LakeError::Timeout(_))),
+        "{slow:?}"
+    );
 }
 
 #[test]
 fn covered_offsets_are_intervals() {
     let (_d, lake) = sample_lake();
-    let c = Query::open(&lake).unwrap().covered("local", "orders").unwrap();
+    let c = Query::open(&lake)
+        .unwrap()
+        .covered("local", "orders")
+        .unwrap();
     assert!(c.contains(0, 1) && c.contains(0, 2) && c.contains(1, 3) && c.contains(1, 4));
     assert!(!c.contains(0, 3) && !c.contains(1, 2) && !c.contains(2, 1));
     let empty = Lake::open(tempfile::tempdir().unwrap().path()).unwrap();
     let q = Query::open(&empty).unwrap();
     assert!(q.covered("local", "orders").unwrap().is_empty());
-    assert!(q.search(&sluice_filter::to_sql("status = 1", 0).unwrap(), 10, 0).unwrap().is_empty());
+    assert!(q
+        .search(&sluice_filter::to_sql("status = 1", 0).unwrap(), 10, 0)
+        .unwrap()
+        .is_empty());
 }

@@ -119,15 +119,30 @@ pub struct Event {
 }
 
 /// The bus position an event came from, as carried in the `sluice-source` replay header.
-pub fn position(connection: &str, source: &str, partition: Option<i32>, offset: Option<i64>) -> String {
+pub fn position(
+    connection: &str,
+    source: &str,
+    partition: Option<i32>,
+    offset: Option<i64>,
+) -> String {
     let p = partition.map(|p| p.to_string()).unwrap_or_default();
     let o = offset.map(|o| o.to_string()).unwrap_or_default();
     format!("{connection}/{source}/{p}/{o}")
 }
 
 /// A stable event id for a bus position: capturing the same range twice yields the same ids.
-pub fn event_id(bus: Bus, connection: &str, source: &str, partition: Option<i32>, offset: Option<i64>) -> String {
-    format!("{}:{}", bus.as_str(), position(connection, source, partition, offset))
+pub fn event_id(
+    bus: Bus,
+    connection: &str,
+    source: &str,
+    partition: Option<i32>,
+    offset: Option<i64>,
+) -> String {
+    format!(
+        "{}:{}",
+        bus.as_str(),
+        position(connection, source, partition, offset)
+    )
 }
 
 /// Where a read starts, per partition.
@@ -153,7 +168,10 @@ impl std::str::FromStr for StartFrom {
     type Err = StartFromError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let err = |reason: &str| StartFromError { input: s.to_string(), reason: reason.to_string() };
+        let err = |reason: &str| StartFromError {
+            input: s.to_string(),
+            reason: reason.to_string(),
+        };
         match s {
             "beginning" | "earliest" | "start" => Ok(StartFrom::Beginning),
             "end" | "latest" => Ok(StartFrom::End),
@@ -194,7 +212,10 @@ mod tests {
         assert_eq!("end".parse(), Ok(StartFrom::End));
         assert_eq!("42".parse(), Ok(StartFrom::Offset(42)));
         assert_eq!("-10".parse(), Ok(StartFrom::Last(10)));
-        assert_eq!("@2026-11-20T10:00:00Z".parse(), Ok(StartFrom::Time(1_795_168_800_000_000)));
+        assert_eq!(
+            "@2026-11-20T10:00:00Z".parse(),
+            Ok(StartFrom::Time(1_795_168_800_000_000))
+        );
         assert!("-0".parse::<StartFrom>().is_err());
         assert!("@yesterday".parse::<StartFrom>().is_err());
         assert!("soon".parse::<StartFrom>().is_err());
@@ -202,6 +223,9 @@ mod tests {
 
     #[test]
     fn ids_are_stable_per_position() {
-        assert_eq!(event_id(Bus::Kafka, "local", "orders", Some(2), Some(7)), "kafka:local/orders/2/7");
+        assert_eq!(
+            event_id(Bus::Kafka, "local", "orders", Some(2), Some(7)),
+            "kafka:local/orders/2/7"
+        );
     }
 }

@@ -63,14 +63,29 @@ pub fn outgoing(event: &Event, opts: &ReplayOptions) -> Outgoing {
         .filter(|h| h.key != REPLAY_ID_HEADER && h.key != REPLAY_SOURCE_HEADER)
         .cloned()
         .collect();
-    headers.push(Header { key: REPLAY_ID_HEADER.into(), value: Some(format!("{}:{}", opts.replay_prefix, event.id).into_bytes()) });
+    headers.push(Header {
+        key: REPLAY_ID_HEADER.into(),
+        value: Some(format!("{}:{}", opts.replay_prefix, event.id).into_bytes()),
+    });
     headers.push(Header {
         key: REPLAY_SOURCE_HEADER.into(),
-        value: Some(position(&event.connection, &event.source, event.partition, event.offset).into_bytes()),
+        value: Some(
+            position(
+                &event.connection,
+                &event.source,
+                event.partition,
+                event.offset,
+            )
+            .into_bytes(),
+        ),
     });
     Outgoing {
         target: opts.target.clone(),
-        partition: if opts.keep_partition { event.partition } else { None },
+        partition: if opts.keep_partition {
+            event.partition
+        } else {
+            None
+        },
         key: event.key.clone(),
         headers,
         timestamp_us: event.timestamp_us,
@@ -80,7 +95,12 @@ pub fn outgoing(event: &Event, opts: &ReplayOptions) -> Outgoing {
 }
 
 /// Calls `f` with each event replay would send, in send order, and sends nothing.
-pub fn plan(query: &Query, filter: &Compiled, limit: Option<u64>, mut f: impl FnMut(&Event)) -> Result<u64, ReplayError> {
+pub fn plan(
+    query: &Query,
+    filter: &Compiled,
+    limit: Option<u64>,
+    mut f: impl FnMut(&Event),
+) -> Result<u64, ReplayError> {
     let mut n = 0;
     query.for_each_in_order(filter, limit, |e| {
         n += 1;
@@ -99,7 +119,10 @@ pub fn replay(
     on_progress: &mut dyn FnMut(&ReplayProgress),
 ) -> Result<ReplaySummary, ReplayError> {
     let start = Instant::now();
-    let limiter = opts.rate.and_then(NonZeroU32::new).map(|r| RateLimiter::direct(Quota::per_second(r)));
+    let limiter = opts
+        .rate
+        .and_then(NonZeroU32::new)
+        .map(|r| RateLimiter::direct(Quota::per_second(r)));
     let mut summary = ReplaySummary::default();
     let mut send_err: Option<BusError> = None;
     let mut progress = ReplayProgress::default();

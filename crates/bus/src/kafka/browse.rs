@@ -18,7 +18,12 @@ pub(crate) struct ErrorCapture {
 impl ClientContext for ErrorCapture {
     fn error(&self, error: KafkaError, reason: &str) {
         if let Ok(mut last) = self.last.lock() {
-            *last = Some((error.rdkafka_error_code().unwrap_or(RDKafkaErrorCode::Unknown), reason.to_string()));
+            *last = Some((
+                error
+                    .rdkafka_error_code()
+                    .unwrap_or(RDKafkaErrorCode::Unknown),
+                reason.to_string(),
+            ));
         }
     }
     fn log(&self, _level: rdkafka::config::RDKafkaLogLevel, _fac: &str, _log_message: &str) {}
@@ -29,27 +34,47 @@ impl ConsumerContext for ErrorCapture {}
 pub(crate) fn consumer(kafka: &Kafka) -> Result<BaseConsumer<ErrorCapture>, BusError> {
     let mut cfg = kafka.config.client_config()?;
     // A random group id is required by the client but is never joined: we only assign().
-    cfg.set("group.id", format!("sluice-inspector-{}", uuid::Uuid::new_v4().simple()))
-        .set("enable.auto.commit", "false")
-        .set("enable.auto.offset.store", "false")
-        .set("enable.partition.eof", "false");
+    cfg.set(
+        "group.id",
+        format!("sluice-inspector-{}", uuid::Uuid::new_v4().simple()),
+    )
+    .set("enable.auto.commit", "false")
+    .set("enable.auto.offset.store", "false")
+    .set("enable.partition.eof", "false");
     if let Some(max) = kafka.config.max_message_bytes {
         let max = max.clamp(1024, 1_000_000_000).to_string();
-        cfg.set("fetch.message.max.bytes", &max).set("receive.message.max.bytes", (max.parse::<u64>().unwrap_or(0) + 1_000_000).to_string());
+        cfg.set("fetch.message.max.bytes", &max).set(
+            "receive.message.max.bytes",
+            (max.parse::<u64>().unwrap_or(0) + 1_000_000).to_string(),
+        );
     }
-    cfg.create_with_context(ErrorCapture::default()).map_err(|e| BusError::Config(e.to_string()))
+    cfg.create_with_context(ErrorCapture::default())
+        .map_err(|e| BusError::Config(e.to_string()))
 }
 
 /// Turns a request failure into what a person can act on, using the last client error.
-pub(crate) fn explain(kafka: &Kafka, ctx: &ErrorCapture, e: KafkaError, timeout: Duration) -> BusError {
-    let what = format!("Kafka connection {:?} ({})", kafka.name, kafka.config.brokers);
+pub(crate) fn explain(
+    kafka: &Kafka,
+    ctx: &ErrorCapture,
+    e: KafkaError,
+    timeout: Duration,
+) -> BusError {
+    let what = format!(
+        "Kafka connection {:?} ({})",
+        kafka.name, kafka.config.brokers
+    );
     let last = ctx.last.lock().ok().and_then(|l| l.clone());
     if let Some((code, reason)) = &last {
-        if matches!(code, RDKafkaErrorCode::Authentication | RDKafkaErrorCode::SaslAuthenticationFailed)
-            || reason.contains("SASL")
+        if matches!(
+            code,
+            RDKafkaErrorCode::Authentication | RDKafkaErrorCode::SaslAuthenticationFailed
+        ) || reason.contains("SASL")
             || reason.contains("uthentication")
         {
-            return BusError::Auth { what, reason: reason.clone() };
+            return BusError::Auth {
+                what,
+                reason: reason.clone(),
+            };
         }
     }
     match e.rdkafka_error_code() {
@@ -67,18 +92,30 @@ pub(crate) fn explain(kafka: &Kafka, ctx: &ErrorCapture, e: KafkaError, timeout:
 pub(crate) fn check(kafka: &Kafka, timeout: Duration) -> Result<Health, BusError> {
     let start = Instant::now();
     let c = consumer(kafka)?;
-    let md = c.fetch_metadata(None, timeout).map_err(|e| explain(kafka, c.context(), e, timeout))?;
+    let md = c
+        .fetch_metadata(None, timeout)
+        .map_err(|e| explain(kafka, c.context(), e, timeout))?;
     Ok(Health {
-        brokers: md.brokers().iter().map(|b| format!("{}:{}", b.host(), b.port())).collect(),
+        brokers: md
+            .brokers()
+            .iter()
+            .map(|b| format!("{}:{}", b.host(), b.port()))
+            .collect(),
         sources: md.topics().len(),
         latency_ms: start.elapsed().as_millis() as u64,
     })
 }
 
 /// All topics, or just `only` (empty when it does not exist).
-pub(crate) fn topics(kafka: &Kafka, timeout: Duration, only: Option<&str>) -> Result<Vec<SourceInfo>, BusError> {
+pub(crate) fn topics(
+    kafka: &Kafka,
+    timeout: Duration,
+    only: Option<&str>,
+) -> Result<Vec<SourceInfo>, BusError> {
     let c = consumer(kafka)?;
-    let md = c.fetch_metadata(only, timeout).map_err(|e| explain(kafka, c.context(), e, timeout))?;
+    let md = c
+        .fetch_metadata(only, timeout)
+        .map_err(|e| explain(kafka, c.context(), e, timeout))?;
     let mut out = Vec::new();
     for t in md.topics() {
         if t.error().is_some() || (only.is_some() && t.partitions().is_empty()) {
@@ -86,11 +123,21 @@ pub(crate) fn topics(kafka: &Kafka, timeout: Duration, only: Option<&str>) -> Re
         }
         let mut partitions = Vec::new();
         for p in t.partitions() {
-            let (low, high) = c.fetch_watermarks(t.name(), p.id(), timeout).map_err(|e| explain(kafka, c.context(), e, timeout))?;
-            partitions.push(PartitionInfo { id: p.id(), low, high });
+            let (low, high) = c
+                .fetch_watermarks(t.name(), p.id(), timeout)
+                .map_err(|e| explain(kafka, c.context(), e, timeout))?;
+            partitions.push(PartitionInfo {
+                id: p.id(),
+                low,
+                high,
+            });
         }
         partitions.sort_by_key(|p| p.id);
-        out.push(SourceInfo { name: t.name().to_string(), internal: t.name().starts_with("__"), partitions });
+        out.push(SourceInfo {
+            name: t.name().to_string(),
+            internal: t.name().starts_with("__"),
+            partitions,
+        });
     }
     out.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(out)

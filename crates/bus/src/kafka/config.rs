@@ -33,7 +33,9 @@ impl std::str::FromStr for SaslMechanism {
             "PLAIN" => Ok(SaslMechanism::Plain),
             "SCRAM-SHA-256" => Ok(SaslMechanism::ScramSha256),
             "SCRAM-SHA-512" => Ok(SaslMechanism::ScramSha512),
-            _ => Err(format!("unknown SASL mechanism {s:?} (PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512)")),
+            _ => Err(format!(
+                "unknown SASL mechanism {s:?} (PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512)"
+            )),
         }
     }
 }
@@ -47,7 +49,11 @@ pub struct Sasl {
 
 impl fmt::Debug for Sasl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Sasl").field("mechanism", &self.mechanism).field("username", &self.username).field("password", &"<redacted>").finish()
+        f.debug_struct("Sasl")
+            .field("mechanism", &self.mechanism)
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .finish()
     }
 }
 
@@ -86,10 +92,16 @@ impl KafkaConfig {
         };
         c.set("security.protocol", protocol);
         if let Some(s) = &self.sasl {
-            c.set("sasl.mechanism", s.mechanism.as_str()).set("sasl.username", &s.username).set("sasl.password", &s.password);
+            c.set("sasl.mechanism", s.mechanism.as_str())
+                .set("sasl.username", &s.username)
+                .set("sasl.password", &s.password);
         }
         if let Some(t) = &self.tls {
-            for (key, file) in [("ssl.ca.location", &t.ca_file), ("ssl.certificate.location", &t.cert_file), ("ssl.key.location", &t.key_file)] {
+            for (key, file) in [
+                ("ssl.ca.location", &t.ca_file),
+                ("ssl.certificate.location", &t.cert_file),
+                ("ssl.key.location", &t.key_file),
+            ] {
                 if let Some(f) = file {
                     if !std::path::Path::new(f).exists() {
                         return Err(BusError::Config(format!("{key}: file {f} does not exist")));

@@ -32,7 +32,9 @@ impl Connector for Kafka {
     }
 
     fn source(&self, name: &str, timeout: Duration) -> Result<Option<SourceInfo>, BusError> {
-        Ok(browse::topics(self, timeout, Some(name))?.into_iter().find(|t| t.name == name))
+        Ok(browse::topics(self, timeout, Some(name))?
+            .into_iter()
+            .find(|t| t.name == name))
     }
 
     fn reader(&self, sources: &[String], from: StartFrom) -> Result<Box<dyn Reader>, BusError> {

@@ -55,8 +55,13 @@ impl KafkaWriter {
             .set("batch.num.messages", "10000")
             .set("queue.buffering.max.messages", "500000")
             .set("message.timeout.ms", "30000");
-        let producer: ThreadedProducer<Reports> = cfg.create_with_context(Reports::default()).map_err(|e| BusError::Config(e.to_string()))?;
-        Ok(KafkaWriter { producer, name: kafka.name.clone() })
+        let producer: ThreadedProducer<Reports> = cfg
+            .create_with_context(Reports::default())
+            .map_err(|e| BusError::Config(e.to_string()))?;
+        Ok(KafkaWriter {
+            producer,
+            name: kafka.name.clone(),
+        })
     }
 }
 
@@ -64,9 +69,14 @@ impl Writer for KafkaWriter {
     fn send(&mut self, msg: sluice_model::Outgoing) -> Result<(), BusError> {
         let mut headers = OwnedHeaders::new_with_capacity(msg.headers.len());
         for h in &msg.headers {
-            headers = headers.insert(KHeader { key: &h.key, value: h.value.as_deref() });
+            headers = headers.insert(KHeader {
+                key: &h.key,
+                value: h.value.as_deref(),
+            });
         }
-        let mut record = BaseRecord::with_opaque_to(&msg.target, Box::new(msg.event_id.clone())).payload(&msg.payload).headers(headers);
+        let mut record = BaseRecord::with_opaque_to(&msg.target, Box::new(msg.event_id.clone()))
+            .payload(&msg.payload)
+            .headers(headers);
         if let Some(k) = &msg.key {
             record = record.key(k);
         }
@@ -85,10 +95,14 @@ impl Writer for KafkaWriter {
                 }
                 Err((e, _)) => {
                     return Err(match e.rdkafka_error_code() {
-                        Some(RDKafkaErrorCode::UnknownPartition) => {
-                            BusError::Client(format!("partition {:?} does not exist on {}", msg.partition, msg.target))
-                        }
-                        _ => BusError::Client(format!("cannot send to {} on {:?}: {e}", msg.target, self.name)),
+                        Some(RDKafkaErrorCode::UnknownPartition) => BusError::Client(format!(
+                            "partition {:?} does not exist on {}",
+                            msg.partition, msg.target
+                        )),
+                        _ => BusError::Client(format!(
+                            "cannot send to {} on {:?}: {e}",
+                            msg.target, self.name
+                        )),
                     });
                 }
             }
@@ -105,7 +119,9 @@ impl Writer for KafkaWriter {
     }
 
     fn flush(&mut self, timeout: Duration) -> Result<Delivery, BusError> {
-        self.producer.flush(timeout).map_err(|e| BusError::Client(format!("waiting for delivery reports: {e}")))?;
+        self.producer
+            .flush(timeout)
+            .map_err(|e| BusError::Client(format!("waiting for delivery reports: {e}")))?;
         Ok(self.delivery())
     }
 }

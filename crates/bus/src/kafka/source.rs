@@ -22,7 +22,11 @@ pub(crate) struct KafkaReader {
 }
 
 impl KafkaReader {
-    pub(crate) fn open(kafka: &Kafka, topics: &[String], from: StartFrom) -> Result<Self, BusError> {
+    pub(crate) fn open(
+        kafka: &Kafka,
+        topics: &[String],
+        from: StartFrom,
+    ) -> Result<Self, BusError> {
         let consumer = consumer(kafka)?;
         let mut tpl = TopicPartitionList::new();
         let mut progress = HashMap::new();
@@ -32,9 +36,15 @@ impl KafkaReader {
                 .map_err(|e| explain(kafka, consumer.context(), e, META_TIMEOUT))?;
             let t = md.topics().iter().find(|t| t.name() == topic);
             let partitions: Vec<i32> = match t {
-                Some(t) if t.error().is_none() && !t.partitions().is_empty() => t.partitions().iter().map(|p| p.id()).collect(),
+                Some(t) if t.error().is_none() && !t.partitions().is_empty() => {
+                    t.partitions().iter().map(|p| p.id()).collect()
+                }
                 _ => {
-                    return Err(BusError::UnknownSource { kind: "topic", name: topic.clone(), connection: kafka.name.clone() });
+                    return Err(BusError::UnknownSource {
+                        kind: "topic",
+                        name: topic.clone(),
+                        connection: kafka.name.clone(),
+                    });
                 }
             };
             for p in partitions {
@@ -46,20 +56,31 @@ impl KafkaReader {
                     StartFrom::End => high,
                     StartFrom::Offset(n) => n.clamp(low, high),
                     StartFrom::Last(n) => (high - n).max(low),
-                    StartFrom::Time(us) => offset_for_time(&consumer, topic, p, us / 1000).unwrap_or(high).clamp(low, high),
+                    StartFrom::Time(us) => offset_for_time(&consumer, topic, p, us / 1000)
+                        .unwrap_or(high)
+                        .clamp(low, high),
                 };
-                tpl.add_partition_offset(topic, p, Offset::Offset(start)).map_err(|e| BusError::Client(e.to_string()))?;
+                tpl.add_partition_offset(topic, p, Offset::Offset(start))
+                    .map_err(|e| BusError::Client(e.to_string()))?;
                 progress.insert((topic.clone(), p), (start, high));
             }
         }
-        consumer.assign(&tpl).map_err(|e| BusError::Client(e.to_string()))?;
+        consumer
+            .assign(&tpl)
+            .map_err(|e| BusError::Client(e.to_string()))?;
         Ok(KafkaReader { consumer, progress })
     }
 }
 
-fn offset_for_time(c: &BaseConsumer<ErrorCapture>, topic: &str, partition: i32, ms: i64) -> Option<i64> {
+fn offset_for_time(
+    c: &BaseConsumer<ErrorCapture>,
+    topic: &str,
+    partition: i32,
+    ms: i64,
+) -> Option<i64> {
     let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(topic, partition, Offset::Offset(ms)).ok()?;
+    tpl.add_partition_offset(topic, partition, Offset::Offset(ms))
+        .ok()?;
     let found = c.offsets_for_times(tpl, META_TIMEOUT).ok()?;
     match found.find_partition(topic, partition)?.offset() {
         Offset::Offset(o) => Some(o),
@@ -72,7 +93,11 @@ impl Reader for KafkaReader {
         let deadline = Instant::now() + timeout;
         let mut out = Vec::new();
         while out.len() < max {
-            let wait = if out.is_empty() { deadline.saturating_duration_since(Instant::now()) } else { Duration::ZERO };
+            let wait = if out.is_empty() {
+                deadline.saturating_duration_since(Instant::now())
+            } else {
+                Duration::ZERO
+            };
             match self.consumer.poll(wait) {
                 None => break,
                 Some(Err(e)) => {
@@ -83,7 +108,10 @@ impl Reader for KafkaReader {
                     }
                 }
                 Some(Ok(m)) => {
-                    if let Some(p) = self.progress.get_mut(&(m.topic().to_string(), m.partition())) {
+                    if let Some(p) = self
+                        .progress
+                        .get_mut(&(m.topic().to_string(), m.partition()))
+                    {
                         p.0 = m.offset() + 1;
                     }
                     out.push(to_message(&m));
@@ -116,7 +144,10 @@ fn headers(m: &BorrowedMessage<'_>) -> Vec<Header> {
     let mut out = Vec::new();
     unsafe {
         let mut hdrs: *mut rd::rd_kafka_headers_t = std::ptr::null_mut();
-        if rd::rd_kafka_message_headers(m.ptr(), &mut hdrs) != rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR || hdrs.is_null() {
+        if rd::rd_kafka_message_headers(m.ptr(), &mut hdrs)
+            != rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR
+            || hdrs.is_null()
+        {
             return out;
         }
         let n = rd::rd_kafka_header_cnt(hdrs);
@@ -124,11 +155,18 @@ fn headers(m: &BorrowedMessage<'_>) -> Vec<Header> {
             let mut name: *const std::os::raw::c_char = std::ptr::null();
             let mut value: *const std::os::raw::c_void = std::ptr::null();
             let mut size: usize = 0;
-            if rd::rd_kafka_header_get_all(hdrs, i, &mut name, &mut value, &mut size) != rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
+            if rd::rd_kafka_header_get_all(hdrs, i, &mut name, &mut value, &mut size)
+                != rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR
+            {
                 continue;
             }
-            let key = if name.is_null() { String::new() } else { String::from_utf8_lossy(CStr::from_ptr(name).to_bytes()).into_owned() };
-            let value = (!value.is_null()).then(|| std::slice::from_raw_parts(value as *const u8, size).to_vec());
+            let key = if name.is_null() {
+                String::new()
+            } else {
+                String::from_utf8_lossy(CStr::from_ptr(name).to_bytes()).into_owned()
+            };
+            let value = (!value.is_null())
+                .then(|| std::slice::from_raw_parts(value as *const u8, size).to_vec());
             out.push(Header { key, value });
         }
     }
