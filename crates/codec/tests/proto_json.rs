@@ -31,7 +31,7 @@ fn scalars_enums_nested_repeated_maps_and_oneofs() {
     let desc = codec_descriptor(&set, "kinds.v1.Kinds");
     let inner = codec_descriptor(&set, "kinds.v1.Inner");
     let mut m = DynamicMessage::new(desc);
-    let mut inner_msg = |name: &str, values: Vec<i32>| {
+    let inner_msg = |name: &str, values: Vec<i32>| {
         let mut i = DynamicMessage::new(inner.clone());
         i.set_field_by_name("name", Value::String(name.into()));
         i.set_field_by_name(
