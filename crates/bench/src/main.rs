@@ -1,0 +1,144 @@
+//! Baselines and data generators for BENCHMARKS.md (driven by scripts/bench.sh): a raw
+//! librdkafka producer and a raw counting consumer, so Sluice's capture and replay are measured
+//! as ratios against the same client library on the same broker in the same run.
+//!
+//!   sluice-bench produce BROKER TOPIC COUNT     raw produce of ~200-byte shop.v1.Order messages
+//!   sluice-bench consume BROKER TOPIC COUNT     raw consume that only counts (assign, no group)
+//!   sluice-bench synth-lake LAKE COUNT          writes COUNT realistic events straight into a lake
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use std::time::{Duration, Instant};
+
+fn payloads() -> Vec<(Vec<u8>, String)> {
+    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../protos");
+    let compiled = sluice_codec::compile_paths(&[root], &[]);
+    let set = sluice_codec::SchemaSet::from_sets([compiled.set]).expect("example schemas compile");
+    let codec = set.codec("shop.v1.Order").expect("Order");
+    (0..1000)
+        .map(|i| {
+            let json = serde_json::json!({
+                "id": format!("order-{i:08}-2026-11-20"),
+                "customer": {"id": (i * 7919) % 100_000, "name": format!("Customer Number {i}"), "email": format!("customer{i}@example.com")},
+                "amountCents": 1000 + i, "status": (["PAID", "FAILED", "PENDING", "RETRY"][i % 4]),
+                "createdAt": "2026-11-20T10:00:00Z",
+                "items": [{"sku": format!("SKU-{:05}", i % 977), "quantity": 2, "unitPrice": 12.5}, {"sku": "SKU-00042", "quantity": 1, "unitPrice": 3.25}]
+            })
+            .to_string();
+            (codec.encode_from_json(&json).expect("encodes"), json)
+        })
+        .collect()
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    match args.get(1).map(String::as_str) {
+        Some("produce") => produce(&args[2], &args[3], args[4].parse().unwrap()),
+        Some("consume") => consume(&args[2], &args[3], args[4].parse().unwrap()),
+        Some("synth-lake") => synth(&args[2], args[3].parse().unwrap()),
+        _ => {
+            eprintln!("usage: sluice-bench produce|consume BROKER TOPIC COUNT | synth-lake LAKE COUNT");
+            std::process::exit(2);
+        }
+    }
+}
+
+fn produce(broker: &str, topic: &str, count: u64) {
+    let msgs = payloads();
+    eprintln!("payload size ~{} bytes", msgs[0].0.len());
+    let p: ThreadedProducer<_> = ClientConfig::new()
+        .set("bootstrap.servers", broker)
+        .set("linger.ms", "5")
+        .set("batch.num.messages", "10000")
+        .set("queue.buffering.max.messages", "500000")
+        .create()
+        .expect("producer");
+    let start = Instant::now();
+    for i in 0..count {
+        let (payload, _) = &msgs[(i % 1000) as usize];
+        let key = format!("k{i}");
+        let mut rec = BaseRecord::to(topic).payload(payload).key(&key);
+        loop {
+            match p.send(rec) {
+                Ok(()) => break,
+                Err((_, r)) => {
+                    rec = r;
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+        }
+    }
+    p.flush(Duration::from_secs(120)).expect("flush");
+    let secs = start.elapsed().as_secs_f64();
+    println!("{{\"op\":\"raw-produce\",\"count\":{count},\"seconds\":{secs:.3},\"rate\":{:.0}}}", count as f64 / secs);
+}
+
+fn consume(broker: &str, topic: &str, count: u64) {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", broker)
+        .set("group.id", "sluice-bench")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let md = c.fetch_metadata(Some(topic), Duration::from_secs(10)).expect("metadata");
+    let mut tpl = TopicPartitionList::new();
+    for p in md.topics()[0].partitions() {
+        tpl.add_partition_offset(topic, p.id(), Offset::Beginning).unwrap();
+    }
+    c.assign(&tpl).expect("assign");
+    let start = Instant::now();
+    let mut n = 0u64;
+    let mut bytes = 0u64;
+    while n < count {
+        if let Some(Ok(m)) = c.poll(Duration::from_secs(5)) {
+            n += 1;
+            bytes += rdkafka::Message::payload(&m).map_or(0, <[u8]>::len) as u64;
+        } else if start.elapsed() > Duration::from_secs(600) {
+            break;
+        }
+    }
+    let secs = start.elapsed().as_secs_f64();
+    println!("{{\"op\":\"raw-consume\",\"count\":{n},\"bytes\":{bytes},\"seconds\":{secs:.3},\"rate\":{:.0}}}", n as f64 / secs);
+}
+
+fn synth(lake: &str, count: u64) {
+    let msgs = payloads();
+    let lake = sluice_lake::Lake::open(lake).expect("lake");
+    let mut w = sluice_lake::LakeWriter::new(lake, sluice_lake::FlushPolicy { max_rows: 500_000, ..Default::default() });
+    let t0 = 1_795_168_800_000_000i64;
+    let start = Instant::now();
+    for i in 0..count {
+        let (payload, json) = &msgs[(i % 1000) as usize];
+        let partition = (i % 6) as i32;
+        let offset = (i / 6) as i64;
+        let mut decoded = json.clone();
+        if i % 100_003 == 0 {
+            decoded = decoded.replace("Customer Number", "payment declined for Customer");
+        }
+        let e = sluice_model::Event {
+            id: sluice_model::event_id(sluice_model::Bus::Kafka, "bench", "orders", Some(partition), Some(offset)),
+            bus: sluice_model::Bus::Kafka,
+            connection: "bench".into(),
+            source: "orders".into(),
+            partition: Some(partition),
+            offset: Some(offset),
+            key: Some(format!("k{i}").into_bytes()),
+            key_decoded: None,
+            headers: vec![sluice_model::Header { key: "trace-id".into(), value: Some(format!("{i:016x}").into_bytes()) }],
+            timestamp_us: Some(t0 + i as i64 * 1000),
+            captured_at_us: t0,
+            payload: payload.clone(),
+            size: payload.len() as i64,
+            truncated: false,
+            schema: Some("shop.v1.Order".into()),
+            encoding: sluice_model::Encoding::Protobuf,
+            decoded: Some(decoded),
+            payload_text: None,
+            decode_error: None,
+        };
+        w.push(e).expect("push");
+    }
+    w.flush().expect("flush");
+    println!("{{\"op\":\"synth-lake\",\"count\":{count},\"seconds\":{:.3}}}", start.elapsed().as_secs_f64());
+}
