@@ -399,9 +399,11 @@ impl Sluice {
         let mut reader = self.connector(connection)?.reader(&topics, from)?;
         let mut n = 0;
         while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-            for msg in reader.poll(1000, Duration::from_millis(200))? {
+            let batch = reader.poll(1000, Duration::from_millis(200))?;
+            let now = sluice_model::now_us();
+            for msg in batch {
                 n += 1;
-                if !on_event(&builder.build(msg)) || max.is_some_and(|m| n >= m) {
+                if !on_event(&builder.build(msg, now)) || max.is_some_and(|m| n >= m) {
                     return Ok(n);
                 }
             }
@@ -472,7 +474,7 @@ impl Sluice {
         match format {
             ExportFormat::Parquet => {
                 let mut events = Vec::new();
-                query.for_each_in_order(&c, None, |e| {
+                query.for_each_in_order(&c, None, sluice_lake::Columns::All, |e| {
                     events.push(e);
                     true
                 })?;
@@ -484,7 +486,7 @@ impl Sluice {
                 use std::io::Write;
                 let mut w = std::io::BufWriter::new(std::fs::File::create(&tmp).map_err(io)?);
                 let mut err = None;
-                query.for_each_in_order(&c, None, |e| {
+                query.for_each_in_order(&c, None, sluice_lake::Columns::All, |e| {
                     n += 1;
                     let line = event_json(&e).to_string();
                     if let Err(e) = writeln!(w, "{line}") {
@@ -527,7 +529,7 @@ impl Sluice {
                 w.write_record(cols)
                     .map_err(|e| ApiError::new(ErrorCode::Io, e.to_string()))?;
                 let mut err = None;
-                query.for_each_in_order(&c, None, |e| {
+                query.for_each_in_order(&c, None, sluice_lake::Columns::All, |e| {
                     n += 1;
                     let j = event_json(&e);
                     let cell = |k: &str| match &j[k] {

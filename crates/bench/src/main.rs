@@ -38,7 +38,9 @@ fn main() {
         Some("consume") => consume(&args[2], &args[3], args[4].parse().unwrap()),
         Some("synth-lake") => synth(&args[2], args[3].parse().unwrap()),
         _ => {
-            eprintln!("usage: sluice-bench produce|consume BROKER TOPIC COUNT | synth-lake LAKE COUNT");
+            eprintln!(
+                "usage: sluice-bench produce|consume BROKER TOPIC COUNT | synth-lake LAKE COUNT"
+            );
             std::process::exit(2);
         }
     }
@@ -71,7 +73,10 @@ fn produce(broker: &str, topic: &str, count: u64) {
     }
     p.flush(Duration::from_secs(120)).expect("flush");
     let secs = start.elapsed().as_secs_f64();
-    println!("{{\"op\":\"raw-produce\",\"count\":{count},\"seconds\":{secs:.3},\"rate\":{:.0}}}", count as f64 / secs);
+    println!(
+        "{{\"op\":\"raw-produce\",\"count\":{count},\"seconds\":{secs:.3},\"rate\":{:.0}}}",
+        count as f64 / secs
+    );
 }
 
 fn consume(broker: &str, topic: &str, count: u64) {
@@ -81,10 +86,13 @@ fn consume(broker: &str, topic: &str, count: u64) {
         .set("enable.auto.commit", "false")
         .create()
         .expect("consumer");
-    let md = c.fetch_metadata(Some(topic), Duration::from_secs(10)).expect("metadata");
+    let md = c
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .expect("metadata");
     let mut tpl = TopicPartitionList::new();
     for p in md.topics()[0].partitions() {
-        tpl.add_partition_offset(topic, p.id(), Offset::Beginning).unwrap();
+        tpl.add_partition_offset(topic, p.id(), Offset::Beginning)
+            .unwrap();
     }
     c.assign(&tpl).expect("assign");
     let start = Instant::now();
@@ -105,7 +113,13 @@ fn consume(broker: &str, topic: &str, count: u64) {
 fn synth(lake: &str, count: u64) {
     let msgs = payloads();
     let lake = sluice_lake::Lake::open(lake).expect("lake");
-    let mut w = sluice_lake::LakeWriter::new(lake, sluice_lake::FlushPolicy { max_rows: 500_000, ..Default::default() });
+    let mut w = sluice_lake::LakeWriter::new(
+        lake,
+        sluice_lake::FlushPolicy {
+            max_rows: 500_000,
+            ..Default::default()
+        },
+    );
     let t0 = 1_795_168_800_000_000i64;
     let start = Instant::now();
     for i in 0..count {
@@ -117,7 +131,13 @@ fn synth(lake: &str, count: u64) {
             decoded = decoded.replace("Customer Number", "payment declined for Customer");
         }
         let e = sluice_model::Event {
-            id: sluice_model::event_id(sluice_model::Bus::Kafka, "bench", "orders", Some(partition), Some(offset)),
+            id: sluice_model::event_id(
+                sluice_model::Bus::Kafka,
+                "bench",
+                "orders",
+                Some(partition),
+                Some(offset),
+            ),
             bus: sluice_model::Bus::Kafka,
             connection: "bench".into(),
             source: "orders".into(),
@@ -125,7 +145,10 @@ fn synth(lake: &str, count: u64) {
             offset: Some(offset),
             key: Some(format!("k{i}").into_bytes()),
             key_decoded: None,
-            headers: vec![sluice_model::Header { key: "trace-id".into(), value: Some(format!("{i:016x}").into_bytes()) }],
+            headers: vec![sluice_model::Header {
+                key: "trace-id".into(),
+                value: Some(format!("{i:016x}").into_bytes()),
+            }],
             timestamp_us: Some(t0 + i as i64 * 1000),
             captured_at_us: t0,
             payload: payload.clone(),
@@ -140,5 +163,8 @@ fn synth(lake: &str, count: u64) {
         w.push(e).expect("push");
     }
     w.flush().expect("flush");
-    println!("{{\"op\":\"synth-lake\",\"count\":{count},\"seconds\":{:.3}}}", start.elapsed().as_secs_f64());
+    println!(
+        "{{\"op\":\"synth-lake\",\"count\":{count},\"seconds\":{:.3}}}",
+        start.elapsed().as_secs_f64()
+    );
 }

@@ -3,6 +3,11 @@
 
 mod output;
 
+// glibc's allocator serialised capture's two threads on its arena lock (messages are
+// allocated by the reading thread and freed by the writing one); mimalloc does not.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use sluice_api::{

@@ -81,13 +81,21 @@ pub fn sniff(bytes: &[u8]) -> Decoded {
             ..Decoded::default()
         };
     }
+    // Binary formats such as protobuf are often valid UTF-8 (field tags are control bytes), so
+    // text must also be free of control characters other than whitespace.
     match std::str::from_utf8(bytes) {
-        Ok(text) => Decoded {
-            encoding: Some(Encoding::Text),
-            text: Some(text.to_string()),
-            ..Decoded::default()
-        },
-        Err(_) => Decoded {
+        Ok(text)
+            if !text
+                .chars()
+                .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t')) =>
+        {
+            Decoded {
+                encoding: Some(Encoding::Text),
+                text: Some(text.to_string()),
+                ..Decoded::default()
+            }
+        }
+        _ => Decoded {
             encoding: Some(Encoding::Binary),
             ..Decoded::default()
         },
@@ -108,6 +116,12 @@ mod tests {
         assert_eq!(d.text.as_deref(), Some("hello world"));
         let d = sniff(&[0xff, 0x00, 0x12]);
         assert_eq!(d.encoding, Some(Encoding::Binary));
+        let d = sniff(b"\x0a\x05hello\x10\x02"); // protobuf that happens to be UTF-8
+        assert_eq!(d.encoding, Some(Encoding::Binary));
+        assert_eq!(sniff(b"two\nlines\tok").encoding, Some(Encoding::Text));
+        let d = sniff(b"\x0a\x05hello\x10\x02"); // protobuf that happens to be UTF-8
+        assert_eq!(d.encoding, Some(Encoding::Binary));
+        assert_eq!(sniff(b"two\nlines\tok").encoding, Some(Encoding::Text));
         assert!(d.json.is_none() && d.text.is_none());
     }
 

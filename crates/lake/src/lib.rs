@@ -12,5 +12,5 @@ mod schema;
 mod writer;
 
 pub use layout::{Lake, LakeError};
-pub use query::{Covered, Query, SqlResult};
+pub use query::{Columns, Covered, Query, SqlResult};
 pub use writer::{write_parquet, FlushPolicy, FlushStats, LakeWriter};

@@ -6,9 +6,9 @@ use crate::layout::{io_err, Lake, LakeError};
 use crate::schema::{arrow_schema, to_batch};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
-use parquet::file::properties::WriterProperties;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::schema::types::ColumnPath;
 use sluice_model::Event;
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -39,12 +39,21 @@ pub struct FlushStats {
     pub files: u64,
 }
 
-type PartitionKey = (String, String, String);
+/// A partition folder's events; found by comparing borrowed names and a day number, because
+/// formatting a date and cloning names per event showed up in capture profiles.
+struct Bucket {
+    connection: String,
+    source: String,
+    day: i64,
+    events: Vec<Event>,
+}
+
+const US_PER_DAY: i64 = 86_400_000_000;
 
 pub struct LakeWriter {
     lake: Lake,
     policy: FlushPolicy,
-    buffers: BTreeMap<PartitionKey, Vec<Event>>,
+    buffers: Vec<Bucket>,
     rows: usize,
     bytes: usize,
     oldest: Option<Instant>,
@@ -55,7 +64,7 @@ impl LakeWriter {
         LakeWriter {
             lake,
             policy,
-            buffers: BTreeMap::new(),
+            buffers: Vec::new(),
             rows: 0,
             bytes: 0,
             oldest: None,
@@ -64,18 +73,26 @@ impl LakeWriter {
 
     /// Buffers an event; writes when the row or byte limit is reached.
     pub fn push(&mut self, event: Event) -> Result<Option<FlushStats>, LakeError> {
-        let ts = event.timestamp_us.unwrap_or(event.captured_at_us);
-        let date = chrono::DateTime::from_timestamp_micros(ts)
-            .unwrap_or_default()
-            .format("%Y-%m-%d")
-            .to_string();
+        let day = event
+            .timestamp_us
+            .unwrap_or(event.captured_at_us)
+            .div_euclid(US_PER_DAY);
         self.bytes += event.payload.len() + event.decoded.as_ref().map_or(0, String::len) + 64;
         self.rows += 1;
         self.oldest.get_or_insert_with(Instant::now);
-        self.buffers
-            .entry((event.connection.clone(), event.source.clone(), date))
-            .or_default()
-            .push(event);
+        let found = self
+            .buffers
+            .iter_mut()
+            .find(|b| b.day == day && b.source == event.source && b.connection == event.connection);
+        match found {
+            Some(b) => b.events.push(event),
+            None => self.buffers.push(Bucket {
+                connection: event.connection.clone(),
+                source: event.source.clone(),
+                day,
+                events: vec![event],
+            }),
+        }
         if self.rows >= self.policy.max_rows || self.bytes >= self.policy.max_bytes {
             return self.flush().map(Some);
         }
@@ -97,16 +114,20 @@ impl LakeWriter {
     /// Writes everything buffered. On error the failed partition's events stay buffered.
     pub fn flush(&mut self) -> Result<FlushStats, LakeError> {
         let mut stats = FlushStats::default();
-        while let Some((key, events)) = self.buffers.pop_first() {
-            let dir = self.lake.partition_dir(&key.0, &key.1, &key.2);
-            match write_partition_file(&dir, &events) {
+        while let Some(b) = self.buffers.pop() {
+            let date = chrono::DateTime::from_timestamp_micros(b.day * US_PER_DAY)
+                .unwrap_or_default()
+                .format("%Y-%m-%d")
+                .to_string();
+            let dir = self.lake.partition_dir(&b.connection, &b.source, &date);
+            match write_partition_file(&dir, &b.events) {
                 Ok(bytes) => {
-                    stats.rows += events.len() as u64;
+                    stats.rows += b.events.len() as u64;
                     stats.bytes += bytes;
                     stats.files += 1;
                 }
                 Err(e) => {
-                    self.buffers.insert(key, events);
+                    self.buffers.push(b);
                     return Err(e);
                 }
             }
@@ -153,10 +174,28 @@ pub fn write_parquet(
     };
     let result = (|| {
         let file = std::fs::File::create(&tmp).map_err(io_err(&tmp))?;
-        let props = WriterProperties::builder()
+        // Dictionaries and statistics pay off only on repetitive, filterable columns; on ids,
+        // payloads and JSON they cost capture time (the interner led the profile) for nothing.
+        let mut props = WriterProperties::builder()
             .set_compression(Compression::SNAPPY)
             .set_max_row_group_row_count(Some(100_000))
-            .build();
+            .set_dictionary_enabled(false);
+        for col in ["bus", "schema", "encoding", "connection", "source"] {
+            props = props.set_column_dictionary_enabled(ColumnPath::from(col), true);
+        }
+        for col in [
+            "id",
+            "key",
+            "payload",
+            "payload_text",
+            "decoded",
+            "key_decoded",
+            "decode_error",
+        ] {
+            props =
+                props.set_column_statistics_enabled(ColumnPath::from(col), EnabledStatistics::None);
+        }
+        let props = props.build();
         let mut writer =
             ArrowWriter::try_new(file, arrow_schema(with_partition_columns), Some(props))
                 .map_err(|e| perr(e.to_string()))?;

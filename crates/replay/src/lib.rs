@@ -8,7 +8,7 @@
 use governor::{Quota, RateLimiter};
 use sluice_bus::{BusError, Delivery, Writer};
 use sluice_filter::Compiled;
-use sluice_lake::{LakeError, Query};
+use sluice_lake::{Columns, LakeError, Query};
 use sluice_model::{position, Event, Header, Outgoing};
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -56,12 +56,12 @@ pub struct ReplaySummary {
 }
 
 /// The message replay would send for an event: original bytes, provenance headers replaced.
-pub fn outgoing(event: &Event, opts: &ReplayOptions) -> Outgoing {
+/// Takes the event by value: cloning payloads per event showed up in replay profiles.
+pub fn outgoing(event: Event, opts: &ReplayOptions) -> Outgoing {
     let mut headers: Vec<Header> = event
         .headers
-        .iter()
+        .into_iter()
         .filter(|h| h.key != REPLAY_ID_HEADER && h.key != REPLAY_SOURCE_HEADER)
-        .cloned()
         .collect();
     headers.push(Header {
         key: REPLAY_ID_HEADER.into(),
@@ -86,11 +86,11 @@ pub fn outgoing(event: &Event, opts: &ReplayOptions) -> Outgoing {
         } else {
             None
         },
-        key: event.key.clone(),
+        key: event.key,
         headers,
         timestamp_us: event.timestamp_us,
-        payload: event.payload.clone(),
-        event_id: event.id.clone(),
+        payload: event.payload,
+        event_id: event.id,
     }
 }
 
@@ -102,7 +102,7 @@ pub fn plan(
     mut f: impl FnMut(&Event),
 ) -> Result<u64, ReplayError> {
     let mut n = 0;
-    query.for_each_in_order(filter, limit, |e| {
+    query.for_each_in_order(filter, limit, Columns::All, |e| {
         n += 1;
         f(&e);
         true
@@ -127,7 +127,7 @@ pub fn replay(
     let mut send_err: Option<BusError> = None;
     let mut progress = ReplayProgress::default();
     let mut last_report = Instant::now();
-    query.for_each_in_order(filter, opts.limit, |event| {
+    query.for_each_in_order(filter, opts.limit, Columns::ForSending, |event| {
         if stop.load(Ordering::Relaxed) {
             summary.interrupted = true;
             return false;
@@ -142,7 +142,7 @@ pub fn replay(
             }
         }
         summary.matched += 1;
-        if let Err(e) = writer.send(outgoing(&event, opts)) {
+        if let Err(e) = writer.send(outgoing(event, opts)) {
             send_err = Some(e);
             return false;
         }
