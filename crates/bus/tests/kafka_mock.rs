@@ -13,17 +13,31 @@ use std::time::{Duration, Instant};
 fn kafka(cluster: &MockCluster<'_, rdkafka::producer::DefaultProducerContext>) -> Kafka {
     Kafka {
         name: "mock".into(),
-        config: KafkaConfig { brokers: cluster.bootstrap_servers(), sasl: None, tls: None, max_message_bytes: None },
+        config: KafkaConfig {
+            brokers: cluster.bootstrap_servers(),
+            sasl: None,
+            tls: None,
+            max_message_bytes: None,
+        },
     }
 }
 
 fn fill(brokers: &str, topic: &str, per_partition: i64) {
-    let p: BaseProducer = ClientConfig::new().set("bootstrap.servers", brokers).create().unwrap();
+    let p: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .unwrap();
     for part in 0..2 {
         for i in 0..per_partition {
             let payload = format!("p{part}-{i}");
             let key = format!("k{i}");
-            p.send(BaseRecord::to(topic).partition(part).payload(&payload).key(&key)).unwrap();
+            p.send(
+                BaseRecord::to(topic)
+                    .partition(part)
+                    .payload(&payload)
+                    .key(&key),
+            )
+            .unwrap();
         }
     }
     p.flush(Duration::from_secs(10)).unwrap();
@@ -46,16 +60,31 @@ fn start_positions_and_end_offsets() {
     let k = kafka(&cluster);
 
     let info = k.source("t", Duration::from_secs(5)).unwrap().unwrap();
-    assert_eq!(info.partitions.iter().map(|p| p.high).collect::<Vec<_>>(), vec![5, 5]);
-    assert!(k.source("missing", Duration::from_secs(5)).unwrap().is_none());
+    assert_eq!(
+        info.partitions.iter().map(|p| p.high).collect::<Vec<_>>(),
+        vec![5, 5]
+    );
+    assert!(k
+        .source("missing", Duration::from_secs(5))
+        .unwrap()
+        .is_none());
 
     let mut r = k.reader(&["t".into()], StartFrom::Beginning).unwrap();
     let all = read_all(r.as_mut());
-    assert_eq!(all.len(), 10, "stops exactly at the end offsets seen at the start");
+    assert_eq!(
+        all.len(),
+        10,
+        "stops exactly at the end offsets seen at the start"
+    );
 
     let mut r = k.reader(&["t".into()], StartFrom::Last(2)).unwrap();
     let last = read_all(r.as_mut());
-    assert_eq!(last.iter().map(|m| m.offset.unwrap()).collect::<std::collections::BTreeSet<_>>(), [3, 4].into());
+    assert_eq!(
+        last.iter()
+            .map(|m| m.offset.unwrap())
+            .collect::<std::collections::BTreeSet<_>>(),
+        [3, 4].into()
+    );
     assert_eq!(last.len(), 4);
 
     let mut r = k.reader(&["t".into()], StartFrom::Offset(4)).unwrap();
@@ -64,7 +93,10 @@ fn start_positions_and_end_offsets() {
     let r = k.reader(&["t".into()], StartFrom::End).unwrap();
     assert!(r.at_end(), "nothing to read from the end");
 
-    let err = k.reader(&["nope".into()], StartFrom::Beginning).err().unwrap();
+    let err = k
+        .reader(&["nope".into()], StartFrom::Beginning)
+        .err()
+        .unwrap();
     assert!(err.to_string().contains("unknown topic \"nope\""), "{err}");
 }
 
@@ -80,8 +112,14 @@ fn writer_reports_deliveries_and_keeps_bytes() {
             partition: Some(i32::from(i % 2)),
             key: Some(vec![0xff, i]),
             headers: vec![
-                Header { key: "bin".into(), value: Some(vec![0xc3, 0x28]) },
-                Header { key: "none".into(), value: None },
+                Header {
+                    key: "bin".into(),
+                    value: Some(vec![0xc3, 0x28]),
+                },
+                Header {
+                    key: "none".into(),
+                    value: None,
+                },
             ],
             timestamp_us: Some(1_795_168_800_000_000 + i64::from(i) * 1000),
             payload: vec![i; 3],
@@ -95,11 +133,20 @@ fn writer_reports_deliveries_and_keeps_bytes() {
     let mut r = k.reader(&["out".into()], StartFrom::Beginning).unwrap();
     let got = read_all(r.as_mut());
     assert_eq!(got.len(), 20);
-    let m = got.iter().find(|m| m.key.as_deref() == Some(&[0xff, 7][..])).unwrap();
+    let m = got
+        .iter()
+        .find(|m| m.key.as_deref() == Some(&[0xff, 7][..]))
+        .unwrap();
     assert_eq!(m.partition, Some(1));
     assert_eq!(m.payload, vec![7; 3]);
     assert_eq!(m.headers[0].value.as_deref(), Some(&[0xc3, 0x28][..]));
-    assert_eq!(m.headers[1], Header { key: "none".into(), value: None });
+    assert_eq!(
+        m.headers[1],
+        Header {
+            key: "none".into(),
+            value: None
+        }
+    );
     assert_eq!(m.timestamp_us, Some(1_795_168_800_007_000));
 
     let bad = w.send(Outgoing {
@@ -112,17 +159,28 @@ fn writer_reports_deliveries_and_keeps_bytes() {
         event_id: "bad".into(),
     });
     let d = w.flush(Duration::from_secs(10)).unwrap();
-    assert!(bad.is_err() || d.failed == 1, "a missing partition is an error, not a silent drop");
+    assert!(
+        bad.is_err() || d.failed == 1,
+        "a missing partition is an error, not a silent drop"
+    );
 }
 
 #[test]
 fn unreachable_brokers_fail_fast_with_a_reason() {
     let k = Kafka {
         name: "dead".into(),
-        config: KafkaConfig { brokers: "127.0.0.1:1".into(), sasl: None, tls: None, max_message_bytes: None },
+        config: KafkaConfig {
+            brokers: "127.0.0.1:1".into(),
+            sasl: None,
+            tls: None,
+            max_message_bytes: None,
+        },
     };
     let start = Instant::now();
     let err = k.check(Duration::from_secs(3)).unwrap_err().to_string();
     assert!(start.elapsed() < Duration::from_secs(6));
-    assert!(err.contains("unreachable") && err.contains("127.0.0.1:1"), "{err}");
+    assert!(
+        err.contains("unreachable") && err.contains("127.0.0.1:1"),
+        "{err}"
+    );
 }

@@ -27,11 +27,20 @@ fn empty_filter_matches_everything() {
 #[test]
 fn free_text_is_lowercased_substring() {
     let (s, p) = sql("\"Payment Declined\"");
-    assert_eq!(s, "contains(lower(coalesce(decoded, payload_text, '')), ?)");
-    assert_eq!(p, vec![text("payment declined")]);
+    assert_eq!(s, "regexp_matches(coalesce(decoded, payload_text, ''), ?)");
+    assert_eq!(p, vec![text("(?i)Payment Declined")]);
     let (s, p) = sql("timeout retry");
-    assert!(s.starts_with("(contains") && s.contains(" AND "), "{s}");
-    assert_eq!(p, vec![text("timeout"), text("retry")]);
+    assert!(
+        s.starts_with("(regexp_matches") && s.contains(" AND "),
+        "{s}"
+    );
+    assert_eq!(p, vec![text("(?i)timeout"), text("(?i)retry")]);
+    let (_, p) = sql("\"a.b*(c)\"");
+    assert_eq!(
+        p,
+        vec![text("(?i)a\\.b\\*\\(c\\)")],
+        "regex characters are literal"
+    );
 }
 
 #[test]
@@ -39,25 +48,38 @@ fn decoded_paths_become_bound_json_paths() {
     let (s, p) = sql("order.customer.id = 42");
     assert_eq!(
         s,
-        "(TRY_CAST(json_extract_string(decoded, ?) AS DOUBLE) = ?)"
+        "(contains(decoded, ?) AND (TRY_CAST(json_extract_string(decoded, ?) AS DOUBLE) = ?))"
     );
+    let path = text("$.\"order\".\"customer\".\"id\"");
+    assert_eq!(p, vec![text("42"), path, Param::Float(42.0)]);
+    let (_, p) = sql("items[0].sku = \"A-1\"");
     assert_eq!(
         p,
-        vec![text("$.\"order\".\"customer\".\"id\""), Param::Float(42.0)]
+        vec![text("A-1"), text("$.\"items\"[0].\"sku\""), text("A-1")]
     );
-    let (_, p) = sql("items[0].sku = \"A-1\"");
-    assert_eq!(p, vec![text("$.\"items\"[0].\"sku\""), text("A-1")]);
+    let (_, p) = sql("note = 'say \"hi\"'");
+    assert_eq!(p[0], text("say \\\"hi\\\""), "the guard uses JSON escaping");
+    let (s, _) = sql("amount = 100.5");
+    assert!(
+        !s.contains("contains"),
+        "no guard where the text form is uncertain: {s}"
+    );
+    let (s, _) = sql("status != \"OK\"");
+    assert!(!s.contains("contains"), "{s}");
     let (s, p) = sql("amount > 100.5");
     assert!(s.contains("AS DOUBLE) > ?"), "{s}");
     assert_eq!(p[1], Param::Float(100.5));
     let (s, p) = sql("status in (\"FAILED\", \"RETRY\")");
     assert_eq!(s.matches(" OR ").count(), 1, "{s}");
+    let status = text("$.\"status\"");
     assert_eq!(
         p,
         vec![
-            text("$.\"status\""),
             text("FAILED"),
-            text("$.\"status\""),
+            status.clone(),
+            text("FAILED"),
+            text("RETRY"),
+            status,
             text("RETRY")
         ]
     );
@@ -65,7 +87,7 @@ fn decoded_paths_become_bound_json_paths() {
     assert_eq!(s, "(json_extract(decoded, ?) IS NOT NULL)");
     assert_eq!(p, vec![text("$.\"refund\"")]);
     let (_, p) = sql("decoded.source = x");
-    assert_eq!(p[0], text("$.\"source\""));
+    assert_eq!(p[1], text("$.\"source\""));
     let (s, _) = sql("active = true");
     assert!(s.contains("json_extract_string(decoded, ?) = ?"), "{s}");
 }
@@ -127,12 +149,15 @@ fn time_terms_bind_microseconds() {
 fn boolean_structure_and_precedence() {
     let (s, _) = sql("a = 1 or b = 2 and c = 3");
     assert!(
-        s.starts_with("((TRY_CAST") && s.contains(" OR ((TRY_CAST"),
+        s.starts_with("((contains") && s.contains(" OR ((contains"),
         "{s}"
     );
     let (s, _) = sql("(a = 1 or b = 2) and not c = 3");
     assert!(s.contains("(NOT coalesce("), "{s}");
-    assert!(s.find(" OR ").unwrap() < s.find(" AND ").unwrap(), "{s}");
+    assert!(
+        s.find(" OR ").unwrap() < s.find(" AND (NOT").unwrap(),
+        "{s}"
+    );
 }
 
 #[test]
@@ -160,7 +185,9 @@ fn hostile_values_stay_in_parameters() {
             );
             assert!(
                 p.iter().any(|p| match p {
-                    Param::Text(t) => t.to_lowercase() == hostile.to_lowercase(),
+                    Param::Text(t) =>
+                        t.to_lowercase() == hostile.to_lowercase()
+                            || *t == format!("(?i){}", regex::escape(hostile)),
                     Param::Blob(b) => b == hostile.as_bytes(),
                     _ => false,
                 }),
@@ -171,7 +198,7 @@ fn hostile_values_stay_in_parameters() {
     // Paths too are parameters, never identifiers.
     let (s, p) = sql("a;DROP = 1");
     assert!(!s.contains("DROP"));
-    assert_eq!(p[0], text("$.\"a;DROP\""));
+    assert_eq!(p[1], text("$.\"a;DROP\""));
 }
 
 #[test]

@@ -94,6 +94,23 @@ fn collect(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
+/// The newest event time in a lake file, from its name (`part-MAX-MIN-ID.parquet`); files
+/// named otherwise count as newest, so they are always read.
+pub(crate) fn file_max_time(path: &Path) -> i64 {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
+    let parts: Vec<&str> = name.trim_start_matches("part-").split('-').collect();
+    match parts.as_slice() {
+        [max, min, _] => match (max.parse::<i64>(), min.parse::<i64>()) {
+            (Ok(max), Ok(_)) => max,
+            _ => i64::MAX,
+        },
+        _ => i64::MAX,
+    }
+}
+
 /// Hive partition values: characters other than letters, digits, `.`, `_` and `-` are
 /// percent-encoded as Hive does, so any name is a safe single path segment.
 pub(crate) fn escape(value: &str) -> String {

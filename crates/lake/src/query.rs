@@ -1,12 +1,13 @@
 //! Reading the lake with DuckDB: a view named `events` over every Parquet file, queried with
 //! compiled filters (parameters bound, never spliced) or with sandboxed read-only SQL.
 
-use crate::layout::{Lake, LakeError};
+use crate::layout::{file_max_time, Lake, LakeError};
 use duckdb::types::Value as DbValue;
 use duckdb::{params_from_iter, Connection};
 use sluice_filter::{Compiled, Param};
 use sluice_model::{Bus, Encoding, Event, Header};
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// Columns read back into an `Event`; headers cross as JSON (base64 values) to keep the
@@ -101,22 +102,65 @@ impl Query {
     }
 
     /// Matches newest first, `limit` rows after skipping `skip`.
+    /// Matches newest first, `limit` rows after skipping `skip`.
+    ///
+    /// Files are read newest first in growing groups, stopping once the remaining files are
+    /// all older than the last row of the page: a common filter's first page then reads only
+    /// the newest files instead of the whole lake.
     pub fn search(
         &self,
         filter: &Compiled,
         limit: u64,
         skip: u64,
     ) -> Result<Vec<Event>, LakeError> {
-        let sql = format!(
-            "SELECT {EVENT_COLUMNS} FROM events WHERE {} ORDER BY timestamp DESC NULLS LAST, captured_at DESC, \"offset\" DESC LIMIT {limit} OFFSET {skip}",
-            filter.where_sql
-        );
-        let mut out = Vec::new();
-        self.stream(&sql, filter, |e| {
-            out.push(e);
-            true
-        })?;
-        Ok(out)
+        let want = (limit + skip) as usize;
+        let mut files: Vec<(i64, PathBuf)> = self
+            .lake
+            .files()
+            .into_iter()
+            .map(|p| (file_max_time(&p), p))
+            .collect();
+        let order = "ORDER BY timestamp DESC NULLS LAST, captured_at DESC, \"offset\" DESC";
+        if files.len() <= 4 || want == 0 {
+            let sql = format!(
+                "SELECT {EVENT_COLUMNS} FROM events WHERE {} {order} LIMIT {limit} OFFSET {skip}",
+                filter.where_sql
+            );
+            let mut out = Vec::new();
+            self.stream(&sql, filter, |e| {
+                out.push(e);
+                true
+            })?;
+            return Ok(out);
+        }
+        files.sort_by(|a, b| b.0.cmp(&a.0));
+        let mut found: Vec<Event> = Vec::new();
+        let (mut next, mut group) = (0, 4);
+        while next < files.len() {
+            let end = (next + group).min(files.len());
+            let list: Vec<String> = files[next..end]
+                .iter()
+                .map(|(_, p)| sql_string_literal(&p.display().to_string()))
+                .collect();
+            let sql = format!(
+                "SELECT {EVENT_COLUMNS} FROM {} AS events WHERE {} {order} LIMIT {want}",
+                parquet_source(&format!("[{}]", list.join(", "))),
+                filter.where_sql
+            );
+            self.stream(&sql, filter, |e| {
+                found.push(e);
+                true
+            })?;
+            found.sort_by(newest_first);
+            found.truncate(want);
+            next = end;
+            group *= 2;
+            let kth = found.get(want - 1).and_then(|e| e.timestamp_us);
+            if found.len() == want && kth.is_some_and(|k| files.get(next).is_none_or(|f| f.0 < k)) {
+                break;
+            }
+        }
+        Ok(found.into_iter().skip(skip as usize).collect())
     }
 
     pub fn count(&self, filter: &Compiled) -> Result<u64, LakeError> {
@@ -302,15 +346,32 @@ impl Query {
     }
 }
 
+/// The order of `search`: time descending (missing last), then capture time, then offset.
+fn newest_first(a: &Event, b: &Event) -> std::cmp::Ordering {
+    let ts = |e: &Event| e.timestamp_us.map_or((0, 0), |t| (1, t));
+    ts(b)
+        .cmp(&ts(a))
+        .then(b.captured_at_us.cmp(&a.captured_at_us))
+        .then(b.offset.cmp(&a.offset))
+}
+
+/// `read_parquet` over the given file list or glob (a SQL literal), with the lake's partition
+/// columns typed as text so a topic named `123` stays a string.
+fn parquet_source(files: &str) -> String {
+    format!(
+        "read_parquet({files}, hive_partitioning = true, union_by_name = true, \
+         hive_types = {{'connection': VARCHAR, 'source': VARCHAR, 'date': DATE}})"
+    )
+}
+
 fn create_view(conn: &Connection, lake: &Lake) -> Result<(), LakeError> {
     let sql = if lake.files().is_empty() {
         format!("CREATE OR REPLACE VIEW events AS {EMPTY_VIEW}")
     } else {
         let glob = lake.root().join("**").join("*.parquet");
         format!(
-            "CREATE OR REPLACE VIEW events AS SELECT * FROM read_parquet({}, hive_partitioning = true, union_by_name = true, \
-             hive_types = {{'connection': VARCHAR, 'source': VARCHAR, 'date': DATE}})",
-            sql_string_literal(&glob.display().to_string())
+            "CREATE OR REPLACE VIEW events AS SELECT * FROM {}",
+            parquet_source(&sql_string_literal(&glob.display().to_string()))
         )
     };
     conn.execute_batch(&sql).map_err(qerr)

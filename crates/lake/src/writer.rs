@@ -141,9 +141,13 @@ impl LakeWriter {
 
 fn write_partition_file(dir: &Path, events: &[Event]) -> Result<u64, LakeError> {
     std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+    // The time range in the name lets search read the newest files first and stop early.
+    let times = events
+        .iter()
+        .map(|e| e.timestamp_us.unwrap_or(e.captured_at_us).max(0));
+    let (min, max) = times.fold((i64::MAX, 0), |(lo, hi), t| (lo.min(t), hi.max(t)));
     let name = format!(
-        "part-{}-{}.parquet",
-        sluice_model::now_us(),
+        "part-{max}-{min}-{}.parquet",
         &uuid::Uuid::new_v4().simple().to_string()[..8]
     );
     let path = dir.join(&name);

@@ -270,3 +270,62 @@ fn covered_offsets_are_intervals() {
         .unwrap()
         .is_empty());
 }
+
+#[test]
+fn newest_first_over_many_files_matches_a_full_sort() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = Lake::open(dir.path()).unwrap();
+    let mut w = LakeWriter::new(
+        lake.clone(),
+        FlushPolicy {
+            max_rows: 7,
+            ..FlushPolicy::default()
+        },
+    );
+    // Out-of-order times across files (producer time is not arrival order), a few without time.
+    let mut all = Vec::new();
+    for i in 0..100i64 {
+        let mut e = event(
+            (i % 3) as i32,
+            i,
+            Some(&format!(r#"{{"n":{i},"even":{}}}"#, i % 2 == 0)),
+            None,
+        );
+        e.timestamp_us = if i % 17 == 0 {
+            None
+        } else {
+            Some(T0 + ((i * 37) % 100) * 1_000_000)
+        };
+        all.push(e.clone());
+        w.push(e).unwrap();
+    }
+    w.flush().unwrap();
+    assert!(lake.files().len() > 10);
+    let q = Query::open(&lake).unwrap();
+    for (filter, keep) in [
+        ("", &(|_: &Event| true) as &dyn Fn(&Event) -> bool),
+        ("even = true", &|e: &Event| e.offset.unwrap() % 2 == 0),
+    ] {
+        let mut truth: Vec<&Event> = all.iter().filter(|e| keep(e)).collect();
+        truth.sort_by(|a, b| {
+            let ts = |e: &Event| e.timestamp_us.map_or((0, 0), |t| (1, t));
+            ts(b).cmp(&ts(a)).then(b.offset.cmp(&a.offset))
+        });
+        let c = sluice_filter::to_sql(filter, 0).unwrap();
+        for (limit, skip) in [(1, 0), (5, 0), (10, 3), (60, 0), (200, 0), (10, 95)] {
+            let got: Vec<i64> = q
+                .search(&c, limit, skip)
+                .unwrap()
+                .iter()
+                .map(|e| e.offset.unwrap())
+                .collect();
+            let want: Vec<i64> = truth
+                .iter()
+                .skip(skip as usize)
+                .take(limit as usize)
+                .map(|e| e.offset.unwrap())
+                .collect();
+            assert_eq!(got, want, "filter {filter:?} limit {limit} skip {skip}");
+        }
+    }
+}
