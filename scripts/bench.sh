@@ -28,11 +28,10 @@ timed() { local a b; a=$(ms); "$@" >/dev/null; b=$(ms); echo $((b - a)); }
 echo "## run $(date -u +%FT%TZ), $(nproc) cores, N=$N" 
 echo "- generate: $($B produce "$BROKER" bench-src "$N")"
 raw_consume=$($B consume "$BROKER" bench-src "$N"); echo "- raw consume: $raw_consume"
-cap=$( { /usr/bin/time -f '%M' $S capture bench bench-src --stop-at-end --json 2>"$W/rss1" ; } ); echo "- sluice capture (decoding on): $(echo "$cap" | tr -d '\n ')"
+# --max-messages, not --stop-at-end: tansu 0.6.0 under-reports high watermarks (see "Known limitations" in the README).
+cap=$( { /usr/bin/time -f '%M' $S capture bench bench-src --max-messages "$N" --json 2>"$W/rss1" ; } ); echo "- sluice capture (decoding on): $(echo "$cap" | tr -d '\n ')"
 echo "- capture peak RSS KiB: $(tail -1 "$W/rss1")"
-$S schema map bench bench-src shop.v1.Order >/dev/null
-SLUICE_LAKE="$W/lake-raw" $S connection list >/dev/null
-cap2=$(SLUICE_CONFIG="$W/config-raw" SLUICE_LAKE="$W/lake-raw" sh -c "$S connection add kafka bench --brokers $BROKER >/dev/null && $S capture bench bench-src --stop-at-end --json")
+cap2=$(SLUICE_CONFIG="$W/config-raw" SLUICE_LAKE="$W/lake-raw" sh -c "$S connection add kafka bench --brokers $BROKER >/dev/null && $S capture bench bench-src --max-messages $N --json")
 echo "- sluice capture (unmapped, sniffing only): $(echo "$cap2" | tr -d '\n ')"
 rep_start=$(ms); $S replay "" --to bench:bench-replayed >"$W/replay.txt"; rep_ms=$(( $(ms) - rep_start ))
 echo "- sluice replay: $(cat "$W/replay.txt") (wall ${rep_ms} ms)"
@@ -40,16 +39,27 @@ raw_produce=$($B produce "$BROKER" bench-rawprod "$N"); echo "- raw produce: $ra
 
 search_block() {
   local label=$1
-  local f1=() f2=() f3=()
+  local f1=() f2=() f3=() f4=() f5=()
   for _ in 1 2 3; do
     f1+=("$(timed $S search 'customer.id = 4242' --limit 50)")
     f2+=("$(timed $S search '"payment declined"' --limit 50)")
     f3+=("$(timed $S search 'status = FAILED' --count)")
+    f4+=("$(timed $S search 'status = FAILED' --limit 50)")
+    f5+=("$(timed $S search 'Customer' --limit 50)")
   done
-  echo "- search $label: field-equality first page $(median3 "${f1[@]}") ms; free-text first page $(median3 "${f2[@]}") ms; count(status = FAILED) $(median3 "${f3[@]}") ms (median of 3, whole CLI process)"
+  echo "- search $label (median of 3, whole CLI process, ms): rare field equality (customer.id = 4242) $(median3 "${f1[@]}"); rare free text (\"payment declined\") $(median3 "${f2[@]}"); common field equality (status = FAILED) $(median3 "${f4[@]}"); common free text (Customer) $(median3 "${f5[@]}"); full count (status = FAILED --count) $(median3 "${f3[@]}")"
 }
 search_block "over $N captured events"
 export SLUICE_LAKE="$W/lake-big"
 echo "- $($B synth-lake "$SLUICE_LAKE" "$BIG")"
 search_block "over $BIG synthetic events"
+if [ "${BIG_CAPTURE:-1}" = 1 ]; then
+  scripts/brokers.sh topic bench-big 3
+  echo "- generate: $($B produce "$BROKER" bench-big "$BIG")"
+  $S schema map bench bench-big shop.v1.Order >/dev/null
+  export SLUICE_LAKE="$W/lake-big-capture"
+  cap=$( { /usr/bin/time -f '%M' $S capture bench bench-big --max-messages "$BIG" --json 2>"$W/rss2" ; } )
+  echo "- sluice capture of $BIG (decoding on): $(echo "$cap" | tr -d '\n ')"
+  echo "- capture peak RSS KiB at $BIG: $(tail -1 "$W/rss2")"
+fi
 rm -rf "$W"
