@@ -133,7 +133,7 @@ impl Query {
             })?;
             return Ok(out);
         }
-        files.sort_by(|a, b| b.0.cmp(&a.0));
+        files.sort_by_key(|f| std::cmp::Reverse(f.0));
         let mut found: Vec<Event> = Vec::new();
         let (mut next, mut group) = (0, 4);
         while next < files.len() {

@@ -10,6 +10,8 @@ use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 use sluice_model::Event;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::{channel, sync_channel, Receiver, SyncSender};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// When buffered events are written out.
@@ -50,6 +52,39 @@ struct Bucket {
 
 const US_PER_DAY: i64 = 86_400_000_000;
 
+/// What a background write returns: its stats, or the error and the events it could not write.
+type Done = Result<FlushStats, (LakeError, Vec<Bucket>)>;
+
+/// The thread that encodes and writes Parquet, so capture keeps decoding while a file is
+/// written. One batch may wait while another is written, which bounds memory.
+struct Flusher {
+    tx: Option<SyncSender<Vec<Bucket>>>,
+    done: Receiver<Done>,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl Flusher {
+    fn start(lake: Lake) -> Option<Flusher> {
+        let (tx, rx) = sync_channel::<Vec<Bucket>>(1);
+        let (done_tx, done) = channel();
+        let handle = std::thread::Builder::new()
+            .name("sluice-lake-writer".into())
+            .spawn(move || {
+                for buckets in rx {
+                    if done_tx.send(write_buckets(&lake, buckets)).is_err() {
+                        return;
+                    }
+                }
+            })
+            .ok()?;
+        Some(Flusher {
+            tx: Some(tx),
+            done,
+            handle: Some(handle),
+        })
+    }
+}
+
 pub struct LakeWriter {
     lake: Lake,
     policy: FlushPolicy,
@@ -57,6 +92,11 @@ pub struct LakeWriter {
     rows: usize,
     bytes: usize,
     oldest: Option<Instant>,
+    flusher: Option<Flusher>,
+    /// Batches handed off and not yet reported back.
+    in_flight: Vec<usize>,
+    /// Results of writes done inline (when no writer thread could be started).
+    inline_done: Vec<Done>,
 }
 
 impl LakeWriter {
@@ -68,10 +108,14 @@ impl LakeWriter {
             rows: 0,
             bytes: 0,
             oldest: None,
+            flusher: None,
+            in_flight: Vec::new(),
+            inline_done: Vec::new(),
         }
     }
 
-    /// Buffers an event; writes when the row or byte limit is reached.
+    /// Buffers an event; hands the buffer to the writer thread at the row or byte limit.
+    /// Returns what finished writing since the last call.
     pub fn push(&mut self, event: Event) -> Result<Option<FlushStats>, LakeError> {
         let day = event
             .timestamp_us
@@ -94,49 +138,128 @@ impl LakeWriter {
             }),
         }
         if self.rows >= self.policy.max_rows || self.bytes >= self.policy.max_bytes {
-            return self.flush().map(Some);
+            self.hand_off();
         }
-        Ok(None)
+        self.collect(false)
     }
 
-    /// Writes when the oldest buffered event has waited `max_age`.
+    /// Hands the buffer off when its oldest event has waited `max_age`; returns what finished.
     pub fn flush_if_due(&mut self) -> Result<Option<FlushStats>, LakeError> {
-        match self.oldest {
-            Some(t) if t.elapsed() >= self.policy.max_age => self.flush().map(Some),
-            _ => Ok(None),
+        if self
+            .oldest
+            .is_some_and(|t| t.elapsed() >= self.policy.max_age)
+        {
+            self.hand_off();
         }
+        self.collect(false)
     }
 
+    /// Events not yet durable: buffered here or being written.
     pub fn buffered(&self) -> usize {
-        self.rows
+        self.rows + self.in_flight.iter().sum::<usize>()
     }
 
-    /// Writes everything buffered. On error the failed partition's events stay buffered.
+    /// Writes everything and waits until it is durable. Events that could not be written stay
+    /// buffered and the error is returned.
     pub fn flush(&mut self) -> Result<FlushStats, LakeError> {
-        let mut stats = FlushStats::default();
-        while let Some(b) = self.buffers.pop() {
-            let date = chrono::DateTime::from_timestamp_micros(b.day * US_PER_DAY)
-                .unwrap_or_default()
-                .format("%Y-%m-%d")
-                .to_string();
-            let dir = self.lake.partition_dir(&b.connection, &b.source, &date);
-            match write_partition_file(&dir, &b.events) {
-                Ok(bytes) => {
-                    stats.rows += b.events.len() as u64;
-                    stats.bytes += bytes;
-                    stats.files += 1;
+        self.hand_off();
+        Ok(self.collect(true)?.unwrap_or_default())
+    }
+
+    fn hand_off(&mut self) {
+        if self.buffers.is_empty() {
+            return;
+        }
+        let buckets = std::mem::take(&mut self.buffers);
+        let rows = std::mem::take(&mut self.rows);
+        self.bytes = 0;
+        self.oldest = None;
+        if self.flusher.is_none() {
+            self.flusher = Flusher::start(self.lake.clone());
+        }
+        let sent = match self.flusher.as_ref().and_then(|f| f.tx.as_ref()) {
+            Some(tx) => tx.send(buckets).map_err(|e| e.0),
+            None => Err(buckets),
+        };
+        if let Err(buckets) = sent {
+            self.inline_done.push(write_buckets(&self.lake, buckets));
+        }
+        self.in_flight.push(rows);
+    }
+
+    /// Gathers finished writes; with `wait`, every outstanding one.
+    fn collect(&mut self, wait: bool) -> Result<Option<FlushStats>, LakeError> {
+        let mut stats: Option<FlushStats> = None;
+        let mut error = None;
+        while !self.in_flight.is_empty() {
+            let done = match (self.inline_done.pop(), &self.flusher) {
+                (Some(d), _) => d,
+                (None, Some(f)) if wait => match f.done.recv() {
+                    Ok(d) => d,
+                    Err(_) => break,
+                },
+                (None, Some(f)) => match f.done.try_recv() {
+                    Ok(d) => d,
+                    Err(_) => break,
+                },
+                (None, None) => break,
+            };
+            self.in_flight.remove(0);
+            match done {
+                Ok(f) => {
+                    let s = stats.get_or_insert_with(FlushStats::default);
+                    s.rows += f.rows;
+                    s.bytes += f.bytes;
+                    s.files += f.files;
                 }
-                Err(e) => {
-                    self.buffers.push(b);
-                    return Err(e);
+                Err((e, buckets)) => {
+                    for b in buckets {
+                        self.rows += b.events.len();
+                        self.buffers.push(b);
+                    }
+                    error = Some(e);
                 }
             }
         }
-        self.rows = 0;
-        self.bytes = 0;
-        self.oldest = None;
-        Ok(stats)
+        match error {
+            Some(e) => Err(e),
+            None => Ok(stats),
+        }
     }
+}
+
+impl Drop for LakeWriter {
+    fn drop(&mut self) {
+        if let Some(f) = &mut self.flusher {
+            f.tx.take();
+            if let Some(h) = f.handle.take() {
+                let _ = h.join();
+            }
+        }
+    }
+}
+
+fn write_buckets(lake: &Lake, mut buckets: Vec<Bucket>) -> Done {
+    let mut stats = FlushStats::default();
+    while let Some(b) = buckets.pop() {
+        let date = chrono::DateTime::from_timestamp_micros(b.day * US_PER_DAY)
+            .unwrap_or_default()
+            .format("%Y-%m-%d")
+            .to_string();
+        let dir = lake.partition_dir(&b.connection, &b.source, &date);
+        match write_partition_file(&dir, &b.events) {
+            Ok(bytes) => {
+                stats.rows += b.events.len() as u64;
+                stats.bytes += bytes;
+                stats.files += 1;
+            }
+            Err(e) => {
+                buckets.push(b);
+                return Err((e, buckets));
+            }
+        }
+    }
+    Ok(stats)
 }
 
 fn write_partition_file(dir: &Path, events: &[Event]) -> Result<u64, LakeError> {

@@ -58,28 +58,50 @@ fn sample_lake() -> (tempfile::TempDir, Lake) {
             ..FlushPolicy::default()
         },
     );
-    w.push(event(0, 1, Some(r#"{"status":"FAILED","amount":150.5,"order":{"customer":{"id":"42"}},"items":[{"sku":"A-1"}]}"#), None)).unwrap();
-    w.push(event(
-        0,
-        2,
-        Some(r#"{"status":"OK","amount":20,"refund":{"reason":"late"}}"#),
-        None,
-    ))
-    .unwrap();
-    w.push(event(1, 3, None, Some("Payment DECLINED by bank")))
-        .unwrap();
+    let mut written = 0;
+    let mut push = |w: &mut LakeWriter, e: Event| {
+        written += w.push(e).unwrap().map_or(0, |s| s.rows);
+    };
+    push(
+        &mut w,
+        event(
+            0,
+            1,
+            Some(
+                r#"{"status":"FAILED","amount":150.5,"order":{"customer":{"id":"42"}},"items":[{"sku":"A-1"}]}"#,
+            ),
+            None,
+        ),
+    );
+    push(
+        &mut w,
+        event(
+            0,
+            2,
+            Some(r#"{"status":"OK","amount":20,"refund":{"reason":"late"}}"#),
+            None,
+        ),
+    );
+    push(&mut w, event(1, 3, None, Some("Payment DECLINED by bank")));
     let mut bad = event(1, 4, None, None);
     bad.decode_error = Some("not a valid shop.v1.Order".into());
     bad.encoding = Encoding::Binary;
     bad.payload = vec![0x80, 0xff];
     bad.key = Some(vec![0xc3, 0x28]); // invalid UTF-8 key
-    w.push(bad).unwrap();
+    push(&mut w, bad);
+    assert!(w.buffered() >= 1);
     let stats = w.flush().unwrap();
     assert_eq!(
-        stats.rows, 1,
-        "three rows were flushed by the row limit already"
+        written + stats.rows,
+        4,
+        "every event reported durable exactly once"
     );
-    assert_eq!(lake.files().len(), 2);
+    assert_eq!(w.buffered(), 0);
+    assert_eq!(
+        lake.files().len(),
+        2,
+        "three rows were written at the row limit, one at flush"
+    );
     (dir, lake)
 }
 
