@@ -2,25 +2,32 @@
 //! compiled filters (parameters bound, never spliced) or with sandboxed read-only SQL.
 
 use crate::layout::{file_max_time, Lake, LakeError};
+use arrow::array::{
+    Array, BinaryArray, BooleanArray, Int32Array, Int64Array, ListArray, StringArray,
+};
+use arrow::compute::cast;
+use arrow::datatypes::{DataType, Field};
+use arrow::record_batch::RecordBatch;
 use duckdb::types::Value as DbValue;
 use duckdb::{params_from_iter, Connection};
 use sluice_filter::{Compiled, Param};
 use sluice_model::{Bus, Encoding, Event, Header};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Columns read back into an `Event`; headers cross as JSON (base64 values) to keep the
 /// Rust side free of DuckDB's nested-type conversions.
 const EVENT_COLUMNS: &str = "id, bus, connection, source, partition, \"offset\", key, key_decoded, \
-     CAST(to_json(list_transform(headers, h -> {'k': h.key, 'v': base64(h.value)})) AS VARCHAR), \
+     list_transform(headers, h -> h.key), list_transform(headers, h -> h.value), \
      epoch_us(timestamp), epoch_us(captured_at), payload, payload_text, size, truncated, schema, encoding, \
      decoded, decode_error";
 
 /// The same shape without the decoded forms, for replay: it sends bytes only, and skipping
 /// the JSON columns roughly halves what DuckDB must materialise.
 const SEND_COLUMNS: &str = "id, bus, connection, source, partition, \"offset\", key, NULL::VARCHAR, \
-     CAST(to_json(list_transform(headers, h -> {'k': h.key, 'v': base64(h.value)})) AS VARCHAR), \
+     list_transform(headers, h -> h.key), list_transform(headers, h -> h.value), \
      epoch_us(timestamp), epoch_us(captured_at), payload, NULL::VARCHAR, size, truncated, schema, encoding, \
      NULL::VARCHAR, NULL::VARCHAR";
 
@@ -195,6 +202,9 @@ impl Query {
         self.stream(&sql, filter, &mut f)
     }
 
+    /// Runs a query of one of the column lists above, handing events to `f` until it says
+    /// stop. Results arrive as Arrow batches and are converted column by column: reading
+    /// values one at a time through the row API dominated replay profiles.
     fn stream(
         &self,
         sql: &str,
@@ -203,10 +213,13 @@ impl Query {
     ) -> Result<(), LakeError> {
         let mut stmt = self.conn.prepare(sql).map_err(qerr)?;
         let params: Vec<DbValue> = filter.params.iter().map(to_db).collect();
-        let mut rows = stmt.query(params_from_iter(params)).map_err(qerr)?;
-        while let Some(row) = rows.next().map_err(qerr)? {
-            if !f(row_to_event(row).map_err(qerr)?) {
-                break;
+        let batches = stmt.stream_arrow(params_from_iter(params)).map_err(qerr)?;
+        for batch in batches {
+            let cols = EventColumns::new(&batch).map_err(qerr)?;
+            for i in 0..batch.num_rows() {
+                if !f(cols.event(i)) {
+                    return Ok(());
+                }
             }
         }
         Ok(())
@@ -377,49 +390,114 @@ fn create_view(conn: &Connection, lake: &Lake) -> Result<(), LakeError> {
     conn.execute_batch(&sql).map_err(qerr)
 }
 
-fn row_to_event(r: &duckdb::Row) -> Result<Event, duckdb::Error> {
-    let headers_json: Option<String> = r.get(8)?;
-    let headers = headers_json
-        .and_then(|j| serde_json::from_str::<Vec<serde_json::Value>>(&j).ok())
-        .unwrap_or_default()
-        .into_iter()
-        .map(|h| Header {
-            key: h
-                .get("k")
-                .and_then(|k| k.as_str())
-                .unwrap_or_default()
-                .to_string(),
-            value: h.get("v").and_then(|v| v.as_str()).and_then(|v| {
-                use base64::Engine;
-                base64::engine::general_purpose::STANDARD.decode(v).ok()
-            }),
+/// One Arrow batch of an event query, each column cast to the type read here, so the types
+/// DuckDB chooses for its Arrow export (e.g. large or view strings) do not matter.
+struct EventColumns {
+    text: Vec<StringArray>,
+    partition: Int32Array,
+    offset: Int64Array,
+    key: BinaryArray,
+    payload: BinaryArray,
+    header_keys: ListArray,
+    header_values: ListArray,
+    times: Vec<Int64Array>,
+    size: Int64Array,
+    truncated: BooleanArray,
+}
+
+/// Positions of the text columns in `EVENT_COLUMNS`.
+const TEXT_COLUMNS: [usize; 10] = [0, 1, 2, 3, 7, 13, 16, 17, 18, 19];
+
+fn cast_as<T: Array + Clone + 'static>(
+    batch: &RecordBatch,
+    i: usize,
+    ty: &DataType,
+) -> Result<T, String> {
+    let col = cast(batch.column(i), ty).map_err(|e| format!("column {i}: {e}"))?;
+    col.as_any()
+        .downcast_ref::<T>()
+        .cloned()
+        .ok_or_else(|| format!("column {i}: unexpected type {}", col.data_type()))
+}
+
+impl EventColumns {
+    fn new(batch: &RecordBatch) -> Result<Self, String> {
+        let list = |item: DataType| DataType::List(Arc::new(Field::new("item", item, true)));
+        Ok(EventColumns {
+            text: TEXT_COLUMNS
+                .iter()
+                .map(|&i| cast_as::<StringArray>(batch, i, &DataType::Utf8))
+                .collect::<Result<_, _>>()?,
+            partition: cast_as(batch, 4, &DataType::Int32)?,
+            offset: cast_as(batch, 5, &DataType::Int64)?,
+            key: cast_as(batch, 6, &DataType::Binary)?,
+            header_keys: cast_as(batch, 8, &list(DataType::Utf8))?,
+            header_values: cast_as(batch, 9, &list(DataType::Binary))?,
+            times: [10, 11]
+                .iter()
+                .map(|&i| cast_as::<Int64Array>(batch, i, &DataType::Int64))
+                .collect::<Result<_, _>>()?,
+            payload: cast_as(batch, 12, &DataType::Binary)?,
+            size: cast_as(batch, 14, &DataType::Int64)?,
+            truncated: cast_as(batch, 15, &DataType::Boolean)?,
         })
-        .collect();
-    let encoding: String = r.get(16)?;
-    Ok(Event {
-        id: r.get(0)?,
-        bus: Bus::parse(&r.get::<_, String>(1)?).unwrap_or(Bus::Kafka),
-        connection: r.get(2)?,
-        source: r.get(3)?,
-        partition: r.get(4)?,
-        offset: r.get(5)?,
-        key: r.get(6)?,
-        key_decoded: r.get(7)?,
-        headers,
-        timestamp_us: r.get(9)?,
-        captured_at_us: r.get(10)?,
-        payload: r.get(11)?,
-        payload_text: r.get(12)?,
-        size: r.get(13)?,
-        truncated: r.get(14)?,
-        schema: r.get(15)?,
-        encoding: match encoding.as_str() {
-            "protobuf" => Encoding::Protobuf,
-            "json" => Encoding::Json,
-            "text" => Encoding::Text,
-            _ => Encoding::Binary,
-        },
-        decoded: r.get(17)?,
-        decode_error: r.get(18)?,
-    })
+    }
+
+    fn event(&self, i: usize) -> Event {
+        let text = |c: usize| {
+            let a = &self.text[c];
+            (!a.is_null(i)).then(|| a.value(i).to_string())
+        };
+        let opt = |a: &dyn Array| !a.is_null(i);
+        let headers = if self.header_keys.is_null(i) {
+            Vec::new()
+        } else {
+            let keys = self.header_keys.value(i);
+            let values = self.header_values.value(i);
+            let keys = keys.as_any().downcast_ref::<StringArray>();
+            let values = values.as_any().downcast_ref::<BinaryArray>();
+            match (keys, values) {
+                (Some(k), Some(v)) => (0..k.len())
+                    .map(|j| Header {
+                        key: k.value(j).to_string(),
+                        value: (!v.is_null(j)).then(|| v.value(j).to_vec()),
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            }
+        };
+        Event {
+            id: text(0).unwrap_or_default(),
+            bus: text(1)
+                .as_deref()
+                .and_then(Bus::parse)
+                .unwrap_or(Bus::Kafka),
+            connection: text(2).unwrap_or_default(),
+            source: text(3).unwrap_or_default(),
+            partition: opt(&self.partition).then(|| self.partition.value(i)),
+            offset: opt(&self.offset).then(|| self.offset.value(i)),
+            key: opt(&self.key).then(|| self.key.value(i).to_vec()),
+            key_decoded: text(4),
+            headers,
+            timestamp_us: opt(&self.times[0]).then(|| self.times[0].value(i)),
+            captured_at_us: self.times[1].value(i),
+            payload: if opt(&self.payload) {
+                self.payload.value(i).to_vec()
+            } else {
+                Vec::new()
+            },
+            payload_text: text(5),
+            size: self.size.value(i),
+            truncated: opt(&self.truncated) && self.truncated.value(i),
+            schema: text(6),
+            encoding: match text(7).as_deref() {
+                Some("protobuf") => Encoding::Protobuf,
+                Some("json") => Encoding::Json,
+                Some("text") => Encoding::Text,
+                _ => Encoding::Binary,
+            },
+            decoded: text(8),
+            decode_error: text(9),
+        }
+    }
 }
