@@ -612,8 +612,8 @@ impl Sluice {
                 format!("unknown topic {topic:?} on {connection} (create it first)"),
             )
         })?;
+        let query = Query::open(&lake)?;
         if req.keep_partition {
-            let query = Query::open(&lake)?;
             let max = query.sql_max_partition(&c)?;
             if max.is_some_and(|m| m as usize >= info.partitions.len()) {
                 return Err(ApiError::new(
@@ -624,15 +624,8 @@ impl Sluice {
         }
         let opts = self.replay_options(req, &lake)?;
         let mut writer = connector.writer()?;
-        let summary = sluice_replay::replay(
-            &Query::open(&lake)?,
-            &c,
-            writer.as_mut(),
-            &opts,
-            stop,
-            on_progress,
-        )
-        .map_err(replay_err)?;
+        let summary = sluice_replay::replay(&query, &c, writer.as_mut(), &opts, stop, on_progress)
+            .map_err(replay_err)?;
         Ok(summary)
     }
 }

@@ -139,11 +139,14 @@ struct ConnectionAddArgs {
     /// PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512
     #[arg(long, value_name = "MECHANISM")]
     sasl_mechanism: Option<String>,
-    #[arg(long)]
+    #[arg(long, alias = "sasl-username")]
     username: Option<String>,
     /// Read the password from standard input (or set SLUICE_PASSWORD)
-    #[arg(long)]
+    #[arg(long, alias = "sasl-password-stdin")]
     password_stdin: bool,
+    /// The password itself (visible in shell history and process lists: prefer --password-stdin)
+    #[arg(long, alias = "sasl-password", conflicts_with = "password_stdin")]
+    password: Option<String>,
     /// Use TLS (implied by --tls-ca/--tls-cert)
     #[arg(long)]
     tls: bool,
@@ -409,7 +412,12 @@ fn run(cli: Cli) -> Result<()> {
 fn connection(sluice: &Sluice, cmd: ConnectionCmd) -> Result<()> {
     match cmd {
         ConnectionCmd::Add(a) => {
-            let password = if a.password_stdin {
+            if a.password.is_some() {
+                eprintln!("warning: --password is visible to other local users; --password-stdin or SLUICE_PASSWORD is safer");
+            }
+            let password = if let Some(p) = a.password {
+                Some(p)
+            } else if a.password_stdin {
                 let mut s = String::new();
                 std::io::stdin()
                     .read_to_string(&mut s)
