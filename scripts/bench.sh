@@ -27,15 +27,31 @@ timed() { local a b; a=$(ms); "$@" >/dev/null; b=$(ms); echo $((b - a)); }
 
 echo "## run $(date -u +%FT%TZ), $(nproc) cores, N=$N" 
 echo "- generate: $($B produce "$BROKER" bench-src "$N")"
-raw_consume=$($B consume "$BROKER" bench-src "$N"); echo "- raw consume: $raw_consume"
+rate_of() { grep -o '"rate":[0-9]*' | cut -d: -f2; }
+rc=(); for _ in 1 2 3; do rc+=("$($B consume "$BROKER" bench-src "$N" | rate_of)"); done
+echo "- raw consume: median $(median3 "${rc[@]}") msg/s of (${rc[*]})"
 # --max-messages, not --stop-at-end: tansu 0.6.0 under-reports high watermarks (see "Known limitations" in the README).
-cap=$( { /usr/bin/time -f '%M' $S capture bench bench-src --max-messages "$N" --json 2>"$W/rss1" ; } ); echo "- sluice capture (decoding on): $(echo "$cap" | tr -d '\n ')"
-echo "- capture peak RSS KiB: $(tail -1 "$W/rss1")"
-cap2=$(SLUICE_CONFIG="$W/config-raw" SLUICE_LAKE="$W/lake-raw" sh -c "$S connection add kafka bench --brokers $BROKER >/dev/null && $S capture bench bench-src --max-messages $N --json")
-echo "- sluice capture (unmapped, sniffing only): $(echo "$cap2" | tr -d '\n ')"
-rep_start=$(ms); $S replay "" --to bench:bench-replayed >"$W/replay.txt"; rep_ms=$(( $(ms) - rep_start ))
-echo "- sluice replay: $(cat "$W/replay.txt") (wall ${rep_ms} ms)"
-raw_produce=$($B produce "$BROKER" bench-rawprod "$N"); echo "- raw produce: $raw_produce"
+# Each capture runs 3 times into a fresh lake (disk writeback makes single runs noisy); median reported.
+capture_runs() {  # CONFIG_DIR LABEL
+  local runs=() rss=() last
+  for i in 1 2 3; do
+    last=$(SLUICE_CONFIG="$1" SLUICE_LAKE="$W/lake-$2-$i" /usr/bin/time -f '%M' -o "$W/rss" $S capture bench bench-src --max-messages "$N" --json)
+    runs+=("$(echo "$last" | tr -d '\n ' | grep -o '"elapsed_ms":[0-9]*' | cut -d: -f2)")
+    rss+=("$(cat "$W/rss")")
+  done
+  local med; med=$(median3 "${runs[@]}")
+  echo "- sluice capture ($2): median ${med} ms of (${runs[*]}) => $(( N * 1000 / med )) msg/s; peak RSS KiB (${rss[*]}); last: $(echo "$last" | tr -d '\n ')"
+}
+capture_runs "$SLUICE_CONFIG" "decoding on"
+SLUICE_CONFIG="$W/config-raw" $S connection add kafka bench --brokers "$BROKER" >/dev/null
+capture_runs "$W/config-raw" "unmapped, sniffing only"
+export SLUICE_LAKE="$W/lake-decoding on-1"
+rp=(); for _ in 1 2 3; do
+  a=$(ms); $S replay "" --to bench:bench-replayed >"$W/replay.txt"; rp+=("$(( N * 1000 / ($(ms) - a) ))")
+done
+echo "- sluice replay (wall time of the whole command): median $(median3 "${rp[@]}") msg/s of (${rp[*]}); last: $(cat "$W/replay.txt")"
+pp=(); for _ in 1 2 3; do pp+=("$($B produce "$BROKER" bench-rawprod "$N" 2>/dev/null | rate_of)"); done
+echo "- raw produce: median $(median3 "${pp[@]}") msg/s of (${pp[*]})"
 
 search_block() {
   local label=$1
