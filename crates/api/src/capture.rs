@@ -1,8 +1,9 @@
 //! Reading a bus into events: `tail` shows them, `capture` writes them to the lake.
 //!
-//! Capture runs two threads so both cores work: one polls the bus, the other decodes and
-//! writes. It stops on the stop flag (Ctrl-C), a message count, a duration, or the end
-//! offsets seen at the start; in every case it flushes what it read before returning.
+//! Capture keeps both cores busy with three threads: one polls the bus, one decodes into
+//! events, and the lake writer's own thread encodes Parquet. It stops on the stop flag
+//! (Ctrl-C), a message count, a duration, or the end offsets seen at the start; in every case
+//! it makes what it read durable before returning.
 
 use crate::error::{ApiError, ErrorCode, Result};
 use serde::Serialize;

@@ -3,11 +3,6 @@
 
 mod output;
 
-// glibc's allocator serialised capture's two threads on its arena lock (messages are
-// allocated by the reading thread and freed by the writing one); mimalloc does not.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use sluice_api::{
@@ -241,12 +236,6 @@ enum ExportKind {
 }
 
 fn main() {
-    // Keep freed memory instead of returning it to the OS at once: capture frees and
-    // re-allocates large buffers continuously, and the kernel zeroing fresh pages took a third
-    // of its CPU time in profiles.
-    // `mi_option_purge_delay` is 15 in mimalloc v2's option enum; the -sys crate does not name it.
-    const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
-    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG")
