@@ -20,8 +20,11 @@ def test_unknown_connection_topic_and_unreachable_broker(sluice, tmp_path):
     r = sluice.run("connection", "test", "dead", check=False)
     assert time.time() - start < 10.5
     assert r.returncode == 1 and "unreachable" in r.stderr
-    r = sluice.run("capture", "dead", "orders", "--stop-at-end", check=False, timeout=30)
-    assert r.returncode == 1 and "unreachable" in r.stderr
+    for cmd in (["capture", "dead", "orders", "--stop-at-end"], ["tail", "dead", "orders"], ["topics", "dead"]):
+        start = time.time()
+        r = sluice.run(*cmd, check=False, timeout=30)
+        assert time.time() - start < 10.5, cmd
+        assert r.returncode == 1 and "unreachable" in r.stderr, cmd
 
 
 def test_wrong_type_and_garbage_are_captured_with_errors(sluice, topic, pb):

@@ -3,6 +3,12 @@
 
 mod output;
 
+// Decoding allocates many small, short-lived objects on one thread that another frees; with
+// mimalloc, capture with decoding measured ~30% faster than with glibc's allocator
+// (BENCHMARKS.md: 10M events in 45.5 s against 62.6 s).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use sluice_api::{

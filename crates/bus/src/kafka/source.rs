@@ -13,7 +13,8 @@ use std::collections::HashMap;
 use std::ffi::CStr;
 use std::time::{Duration, Instant};
 
-const META_TIMEOUT: Duration = Duration::from_secs(10);
+/// Leaves room under the 10 seconds a user waits at most for "unreachable".
+const META_TIMEOUT: Duration = Duration::from_secs(8);
 
 pub(crate) struct KafkaReader {
     consumer: BaseConsumer<ErrorCapture>,
