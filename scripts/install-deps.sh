@@ -13,6 +13,7 @@ for p in build-essential cmake pkg-config libcurl4-openssl-dev libsasl2-dev libs
 done
 # Tools that may come from outside Debian (nodesource, pyenv): only install when the command is missing.
 command -v npm >/dev/null 2>&1 || need_apt+=(npm)
+command -v curl >/dev/null 2>&1 || need_apt+=(curl)
 command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
 python3 -m pip --version >/dev/null 2>&1 || need_apt+=(python3-pip)
 if [ ${#need_apt[@]} -gt 0 ]; then
@@ -22,10 +23,19 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
 
+# Rust 1.88 or newer. Debian 12's own rustc (1.63) is too old, so a missing toolchain comes
+# from rustup, the standard installer.
+[ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"
 if ! command -v cargo >/dev/null 2>&1; then
-  echo "installing Rust (rustup from crates.io mirror is not available; use Debian's cargo)" >&2
-  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq cargo rustc >/dev/null
+  echo "installing Rust with rustup" >&2
+  curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal -c clippy,rustfmt >&2 \
+    || { echo "could not install Rust: install it from https://rustup.rs and run this again" >&2; exit 1; }
+  . "$HOME/.cargo/env"
+fi
+rust_minor=$(rustc --version | sed -E 's/^rustc 1\.([0-9]+).*/\1/')
+if [ "${rust_minor:-0}" -lt 88 ]; then
+  echo "Sluice needs Rust 1.88 or newer (found $(rustc --version)): run 'rustup update'" >&2
+  exit 1
 fi
 
 # Prebuilt libduckdb.so from the npm registry: compiling DuckDB's C++ takes far too long.
@@ -50,7 +60,8 @@ pip_need=()
 "$PY" -c 'import pytest' 2>/dev/null || pip_need+=("pytest")
 if [ ${#pip_need[@]} -gt 0 ]; then
   echo "installing Python packages: ${pip_need[*]}"
-  "$PY" -m pip install -q --disable-pip-version-check "${pip_need[@]}" 2>/dev/null \
-    || "$PY" -m pip install -q --break-system-packages --disable-pip-version-check "${pip_need[@]}"
+  user=(); [ "$(id -u)" = 0 ] || user=(--user)
+  "$PY" -m pip install -q "${user[@]}" --disable-pip-version-check "${pip_need[@]}" 2>/dev/null \
+    || "$PY" -m pip install -q "${user[@]}" --break-system-packages --disable-pip-version-check "${pip_need[@]}"
 fi
 echo "dependencies ready (cache: $CACHE)"

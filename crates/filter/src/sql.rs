@@ -125,6 +125,21 @@ impl Compiler {
         })
     }
 
+    /// `expr` (a fixed SQL expression, never user text) compared with a text value.
+    fn text_compare(&mut self, expr: &str, op: Op, v: &Value) -> String {
+        match op {
+            Op::Match => format!(
+                "regexp_matches(coalesce({expr}, ''), {})",
+                self.bind(Param::Text(value_text(v)))
+            ),
+            op => format!(
+                "({expr} {} {})",
+                sql_op(op),
+                self.bind(Param::Text(value_text(v)))
+            ),
+        }
+    }
+
     fn exists(&mut self, f: &Field) -> String {
         match f {
             Field::Decoded(path) => format!(
@@ -222,32 +237,21 @@ impl Compiler {
                     sql_op(c.op),
                     self.bind(Param::Blob(value_text(v).into_bytes()))
                 ),
-                Op::Match => format!(
-                    "regexp_matches(coalesce(try(decode(key)), ''), {})",
-                    self.bind(Param::Text(value_text(v)))
-                ),
-                op => format!(
-                    "(try(decode(key)) {} {})",
-                    sql_op(op),
-                    self.bind(Param::Text(value_text(v)))
-                ),
+                // Other comparisons read the key as text (NULL where it is not UTF-8).
+                op => self.text_compare("try(decode(key))", op, v),
             }),
             Field::Timestamp => {
+                let wrong = || {
+                    FilterError::at(
+                        c.column,
+                        "timestamp compares with a time like \"2026-11-20T10:00:00Z\"",
+                    )
+                };
                 let us = match v {
                     Value::Str(s) => chrono::DateTime::parse_from_rfc3339(s)
                         .map(|t| t.timestamp_micros())
-                        .map_err(|_| {
-                            FilterError::at(
-                                c.column,
-                                "timestamp compares with a time like \"2026-11-20T10:00:00Z\"",
-                            )
-                        })?,
-                    _ => {
-                        return Err(FilterError::at(
-                            c.column,
-                            "timestamp compares with a time like \"2026-11-20T10:00:00Z\"",
-                        ))
-                    }
+                        .map_err(|_| wrong())?,
+                    _ => return Err(wrong()),
                 };
                 if c.op == Op::Match {
                     return Err(FilterError::at(c.column, "`~` does not apply to timestamp"));
@@ -259,17 +263,7 @@ impl Compiler {
                 ))
             }
             other => match metadata_column(other) {
-                Column::Text(col) => Ok(match c.op {
-                    Op::Match => format!(
-                        "regexp_matches(coalesce({col}, ''), {})",
-                        self.bind(Param::Text(value_text(v)))
-                    ),
-                    op => format!(
-                        "({col} {} {})",
-                        sql_op(op),
-                        self.bind(Param::Text(value_text(v)))
-                    ),
-                }),
+                Column::Text(col) => Ok(self.text_compare(col, c.op, v)),
                 Column::Number(col) => {
                     let n = match v {
                         Value::Num(n) => *n,
