@@ -7,7 +7,7 @@ use arrow::array::{
 };
 use arrow::datatypes::{DataType, Field, Fields, Schema, TimeUnit};
 use arrow::record_batch::RecordBatch;
-use sluice_model::Event;
+use sluice_model::{Bus, Encoding, Event, Header};
 use std::sync::Arc;
 
 fn header_fields() -> Fields {
@@ -58,45 +58,148 @@ pub(crate) fn arrow_schema(with_partition_columns: bool) -> Arc<Schema> {
     Arc::new(Schema::new(fields))
 }
 
-pub(crate) fn to_batch(
-    events: &[Event],
-    with_partition_columns: bool,
-) -> Result<RecordBatch, arrow::error::ArrowError> {
-    let schema = arrow_schema(with_partition_columns);
-    let n = events.len();
-    let mut id = StringBuilder::with_capacity(n, n * 32);
-    let mut bus = StringBuilder::new();
-    let mut connection = StringBuilder::new();
-    let mut source = StringBuilder::new();
-    let mut partition = Int32Builder::with_capacity(n);
-    let mut offset = Int64Builder::with_capacity(n);
-    let mut key = BinaryBuilder::new();
-    let mut key_decoded = StringBuilder::new();
-    let mut headers = ListBuilder::new(StructBuilder::from_fields(header_fields(), 0)).with_field(
-        Arc::new(Field::new("item", DataType::Struct(header_fields()), true)),
-    );
-    let mut timestamp = TimestampMicrosecondBuilder::with_capacity(n).with_timezone("UTC");
-    let mut captured_at = TimestampMicrosecondBuilder::with_capacity(n).with_timezone("UTC");
-    let mut payload = BinaryBuilder::with_capacity(n, events.iter().map(|e| e.payload.len()).sum());
-    let mut payload_text = StringBuilder::new();
-    let mut size = Int64Builder::with_capacity(n);
-    let mut truncated = BooleanBuilder::with_capacity(n);
-    let mut schema_col = StringBuilder::new();
-    let mut encoding = StringBuilder::new();
-    let mut decoded = StringBuilder::new();
-    let mut decode_error = StringBuilder::new();
+/// One event as borrowed slices: what a row needs, without owning anything, so capture can
+/// append straight from what it read and decoded.
+#[derive(Debug, Clone, Copy)]
+pub struct EventRef<'a> {
+    /// `None` derives the standard id from the bus position.
+    pub id: Option<&'a str>,
+    pub bus: Bus,
+    pub connection: &'a str,
+    pub source: &'a str,
+    pub partition: Option<i32>,
+    pub offset: Option<i64>,
+    pub key: Option<&'a [u8]>,
+    pub key_decoded: Option<&'a str>,
+    pub headers: &'a [Header],
+    pub timestamp_us: Option<i64>,
+    pub captured_at_us: i64,
+    pub payload: &'a [u8],
+    pub size: i64,
+    pub truncated: bool,
+    pub schema: Option<&'a str>,
+    pub encoding: Encoding,
+    pub decoded: Option<&'a str>,
+    pub payload_text: Option<&'a str>,
+    pub decode_error: Option<&'a str>,
+}
 
-    for e in events {
-        id.append_value(&e.id);
-        bus.append_value(e.bus.as_str());
-        connection.append_value(&e.connection);
-        source.append_value(&e.source);
-        partition.append_option(e.partition);
-        offset.append_option(e.offset);
-        key.append_option(e.key.as_deref());
-        key_decoded.append_option(e.key_decoded.as_deref());
-        let items = headers.values();
-        for h in &e.headers {
+impl<'a> EventRef<'a> {
+    pub fn of(e: &'a Event) -> Self {
+        EventRef {
+            id: Some(&e.id),
+            bus: e.bus,
+            connection: &e.connection,
+            source: &e.source,
+            partition: e.partition,
+            offset: e.offset,
+            key: e.key.as_deref(),
+            key_decoded: e.key_decoded.as_deref(),
+            headers: &e.headers,
+            timestamp_us: e.timestamp_us,
+            captured_at_us: e.captured_at_us,
+            payload: &e.payload,
+            size: e.size,
+            truncated: e.truncated,
+            schema: e.schema.as_deref(),
+            encoding: e.encoding,
+            decoded: e.decoded.as_deref(),
+            payload_text: e.payload_text.as_deref(),
+            decode_error: e.decode_error.as_deref(),
+        }
+    }
+
+    /// Bytes this row adds to a batch, roughly (for the flush-by-size rule).
+    pub(crate) fn weight(&self) -> usize {
+        self.payload.len()
+            + self.decoded.map_or(0, str::len)
+            + self.payload_text.map_or(0, str::len)
+            + 64
+    }
+}
+
+/// Column builders for a batch of rows, appended to one event at a time.
+pub(crate) struct RowBuilder {
+    with_partition_columns: bool,
+    rows: usize,
+    id: StringBuilder,
+    bus: StringBuilder,
+    connection: StringBuilder,
+    source: StringBuilder,
+    partition: Int32Builder,
+    offset: Int64Builder,
+    key: BinaryBuilder,
+    key_decoded: StringBuilder,
+    headers: ListBuilder<StructBuilder>,
+    timestamp: TimestampMicrosecondBuilder,
+    captured_at: TimestampMicrosecondBuilder,
+    payload: BinaryBuilder,
+    payload_text: StringBuilder,
+    size: Int64Builder,
+    truncated: BooleanBuilder,
+    schema: StringBuilder,
+    encoding: StringBuilder,
+    decoded: StringBuilder,
+    decode_error: StringBuilder,
+}
+
+impl RowBuilder {
+    pub(crate) fn new(with_partition_columns: bool) -> Self {
+        RowBuilder {
+            with_partition_columns,
+            rows: 0,
+            id: StringBuilder::new(),
+            bus: StringBuilder::new(),
+            connection: StringBuilder::new(),
+            source: StringBuilder::new(),
+            partition: Int32Builder::new(),
+            offset: Int64Builder::new(),
+            key: BinaryBuilder::new(),
+            key_decoded: StringBuilder::new(),
+            headers: ListBuilder::new(StructBuilder::from_fields(header_fields(), 0)).with_field(
+                Arc::new(Field::new("item", DataType::Struct(header_fields()), true)),
+            ),
+            timestamp: TimestampMicrosecondBuilder::new().with_timezone("UTC"),
+            captured_at: TimestampMicrosecondBuilder::new().with_timezone("UTC"),
+            payload: BinaryBuilder::new(),
+            payload_text: StringBuilder::new(),
+            size: Int64Builder::new(),
+            truncated: BooleanBuilder::new(),
+            schema: StringBuilder::new(),
+            encoding: StringBuilder::new(),
+            decoded: StringBuilder::new(),
+            decode_error: StringBuilder::new(),
+        }
+    }
+
+    pub(crate) fn append(&mut self, e: &EventRef<'_>) {
+        use std::fmt::Write as _;
+        match e.id {
+            Some(id) => self.id.append_value(id),
+            None => {
+                // The same text as `sluice_model::event_id`, written without a temporary String.
+                let _ = write!(self.id, "{}:{}/{}/", e.bus.as_str(), e.connection, e.source);
+                if let Some(p) = e.partition {
+                    let _ = write!(self.id, "{p}");
+                }
+                self.id.write_char('/').ok();
+                if let Some(o) = e.offset {
+                    let _ = write!(self.id, "{o}");
+                }
+                self.id.append_value("");
+            }
+        }
+        self.bus.append_value(e.bus.as_str());
+        if self.with_partition_columns {
+            self.connection.append_value(e.connection);
+            self.source.append_value(e.source);
+        }
+        self.partition.append_option(e.partition);
+        self.offset.append_option(e.offset);
+        self.key.append_option(e.key);
+        self.key_decoded.append_option(e.key_decoded);
+        let items = self.headers.values();
+        for h in e.headers {
             items
                 .field_builder::<StringBuilder>(0)
                 .expect("key field")
@@ -107,41 +210,47 @@ pub(crate) fn to_batch(
                 .append_option(h.value.as_deref());
             items.append(true);
         }
-        headers.append(true);
-        timestamp.append_option(e.timestamp_us);
-        captured_at.append_value(e.captured_at_us);
-        payload.append_value(&e.payload);
-        payload_text.append_option(e.payload_text.as_deref());
-        size.append_value(e.size);
-        truncated.append_value(e.truncated);
-        schema_col.append_option(e.schema.as_deref());
-        encoding.append_value(e.encoding.as_str());
-        decoded.append_option(e.decoded.as_deref());
-        decode_error.append_option(e.decode_error.as_deref());
+        self.headers.append(true);
+        self.timestamp.append_option(e.timestamp_us);
+        self.captured_at.append_value(e.captured_at_us);
+        self.payload.append_value(e.payload);
+        self.payload_text.append_option(e.payload_text);
+        self.size.append_value(e.size);
+        self.truncated.append_value(e.truncated);
+        self.schema.append_option(e.schema);
+        self.encoding.append_value(e.encoding.as_str());
+        self.decoded.append_option(e.decoded);
+        self.decode_error.append_option(e.decode_error);
+        self.rows += 1;
     }
 
-    let mut columns: Vec<ArrayRef> = vec![Arc::new(id.finish()), Arc::new(bus.finish())];
-    if with_partition_columns {
-        columns.push(Arc::new(connection.finish()));
-        columns.push(Arc::new(source.finish()));
+    /// The rows appended so far as one batch; the builder is empty afterwards.
+    pub(crate) fn finish(&mut self) -> Result<RecordBatch, arrow::error::ArrowError> {
+        self.rows = 0;
+        let mut columns: Vec<ArrayRef> =
+            vec![Arc::new(self.id.finish()), Arc::new(self.bus.finish())];
+        if self.with_partition_columns {
+            columns.push(Arc::new(self.connection.finish()));
+            columns.push(Arc::new(self.source.finish()));
+        }
+        let rest: Vec<ArrayRef> = vec![
+            Arc::new(self.partition.finish()),
+            Arc::new(self.offset.finish()),
+            Arc::new(self.key.finish()),
+            Arc::new(self.key_decoded.finish()),
+            Arc::new(self.headers.finish()),
+            Arc::new(self.timestamp.finish()),
+            Arc::new(self.captured_at.finish()),
+            Arc::new(self.payload.finish()),
+            Arc::new(self.payload_text.finish()),
+            Arc::new(self.size.finish()),
+            Arc::new(self.truncated.finish()),
+            Arc::new(self.schema.finish()),
+            Arc::new(self.encoding.finish()),
+            Arc::new(self.decoded.finish()),
+            Arc::new(self.decode_error.finish()),
+        ];
+        columns.extend(rest);
+        RecordBatch::try_new(arrow_schema(self.with_partition_columns), columns)
     }
-    let rest: Vec<ArrayRef> = vec![
-        Arc::new(partition.finish()),
-        Arc::new(offset.finish()),
-        Arc::new(key.finish()),
-        Arc::new(key_decoded.finish()),
-        Arc::new(headers.finish()),
-        Arc::new(timestamp.finish()),
-        Arc::new(captured_at.finish()),
-        Arc::new(payload.finish()),
-        Arc::new(payload_text.finish()),
-        Arc::new(size.finish()),
-        Arc::new(truncated.finish()),
-        Arc::new(schema_col.finish()),
-        Arc::new(encoding.finish()),
-        Arc::new(decoded.finish()),
-        Arc::new(decode_error.finish()),
-    ];
-    columns.extend(rest);
-    RecordBatch::try_new(schema, columns)
 }

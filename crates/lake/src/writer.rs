@@ -3,7 +3,10 @@
 //! so a reader never sees half a file and a flushed batch survives a crash.
 
 use crate::layout::{io_err, Lake, LakeError};
-use crate::schema::{arrow_schema, to_batch};
+use crate::schema::{arrow_schema, EventRef, RowBuilder};
+use arrow::array::{Array, TimestampMicrosecondArray};
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
@@ -41,37 +44,45 @@ pub struct FlushStats {
     pub files: u64,
 }
 
-/// A partition folder's events; found by comparing borrowed names and a day number, because
-/// formatting a date and cloning names per event showed up in capture profiles.
+/// A partition folder's rows, kept as column builders; found by comparing borrowed names and a
+/// day number, because formatting a date and cloning names per event showed up in profiles.
 struct Bucket {
     connection: String,
     source: String,
     day: i64,
-    events: Vec<Event>,
+    rows: RowBuilder,
+}
+
+/// Finished rows of one partition folder, on their way to a file.
+struct Chunk {
+    connection: String,
+    source: String,
+    day: i64,
+    batch: RecordBatch,
 }
 
 const US_PER_DAY: i64 = 86_400_000_000;
 
-/// What a background write returns: its stats, or the error and the events it could not write.
-type Done = Result<FlushStats, (LakeError, Vec<Bucket>)>;
+/// What a background write returns: its stats, or the error and the rows it could not write.
+type Done = Result<FlushStats, (LakeError, Vec<Chunk>)>;
 
 /// The thread that encodes and writes Parquet, so capture keeps decoding while a file is
 /// written. One batch may wait while another is written, which bounds memory.
 struct Flusher {
-    tx: Option<SyncSender<Vec<Bucket>>>,
+    tx: Option<SyncSender<Vec<Chunk>>>,
     done: Receiver<Done>,
     handle: Option<JoinHandle<()>>,
 }
 
 impl Flusher {
     fn start(lake: Lake) -> Option<Flusher> {
-        let (tx, rx) = sync_channel::<Vec<Bucket>>(1);
+        let (tx, rx) = sync_channel::<Vec<Chunk>>(1);
         let (done_tx, done) = channel();
         let handle = std::thread::Builder::new()
             .name("sluice-lake-writer".into())
             .spawn(move || {
-                for buckets in rx {
-                    if done_tx.send(write_buckets(&lake, buckets)).is_err() {
+                for chunks in rx {
+                    if done_tx.send(write_chunks(&lake, chunks)).is_err() {
                         return;
                     }
                 }
@@ -89,6 +100,8 @@ pub struct LakeWriter {
     lake: Lake,
     policy: FlushPolicy,
     buffers: Vec<Bucket>,
+    /// Rows a failed write handed back, written again with the next batch.
+    retry: Vec<Chunk>,
     rows: usize,
     bytes: usize,
     oldest: Option<Instant>,
@@ -105,6 +118,7 @@ impl LakeWriter {
             lake,
             policy,
             buffers: Vec::new(),
+            retry: Vec::new(),
             rows: 0,
             bytes: 0,
             oldest: None,
@@ -117,28 +131,37 @@ impl LakeWriter {
     /// Buffers an event; hands the buffer to the writer thread at the row or byte limit.
     /// Returns what finished writing since the last call.
     pub fn push(&mut self, event: Event) -> Result<Option<FlushStats>, LakeError> {
-        let day = event
+        self.push_ref(&EventRef::of(&event))
+    }
+
+    /// `push` for borrowed rows: capture appends what it read without building an `Event`.
+    pub fn push_ref(&mut self, e: &EventRef<'_>) -> Result<Option<FlushStats>, LakeError> {
+        let day = e
             .timestamp_us
-            .unwrap_or(event.captured_at_us)
+            .unwrap_or(e.captured_at_us)
             .div_euclid(US_PER_DAY);
-        self.bytes += event.payload.len() + event.decoded.as_ref().map_or(0, String::len) + 64;
+        self.bytes += e.weight();
         self.rows += 1;
         self.oldest.get_or_insert_with(Instant::now);
         let found = self
             .buffers
             .iter_mut()
-            .find(|b| b.day == day && b.source == event.source && b.connection == event.connection);
+            .find(|b| b.day == day && b.source == e.source && b.connection == e.connection);
         match found {
-            Some(b) => b.events.push(event),
-            None => self.buffers.push(Bucket {
-                connection: event.connection.clone(),
-                source: event.source.clone(),
-                day,
-                events: vec![event],
-            }),
+            Some(b) => b.rows.append(e),
+            None => {
+                let mut rows = RowBuilder::new(false);
+                rows.append(e);
+                self.buffers.push(Bucket {
+                    connection: e.connection.to_string(),
+                    source: e.source.to_string(),
+                    day,
+                    rows,
+                });
+            }
         }
         if self.rows >= self.policy.max_rows || self.bytes >= self.policy.max_bytes {
-            self.hand_off();
+            self.hand_off()?;
         }
         self.collect(false)
     }
@@ -149,7 +172,7 @@ impl LakeWriter {
             .oldest
             .is_some_and(|t| t.elapsed() >= self.policy.max_age)
         {
-            self.hand_off();
+            self.hand_off()?;
         }
         self.collect(false)
     }
@@ -162,29 +185,42 @@ impl LakeWriter {
     /// Writes everything and waits until it is durable. Events that could not be written stay
     /// buffered and the error is returned.
     pub fn flush(&mut self) -> Result<FlushStats, LakeError> {
-        self.hand_off();
+        self.hand_off()?;
         Ok(self.collect(true)?.unwrap_or_default())
     }
 
-    fn hand_off(&mut self) {
-        if self.buffers.is_empty() {
-            return;
+    fn hand_off(&mut self) -> Result<(), LakeError> {
+        if self.buffers.is_empty() && self.retry.is_empty() {
+            return Ok(());
         }
-        let buckets = std::mem::take(&mut self.buffers);
+        let mut chunks = std::mem::take(&mut self.retry);
         let rows = std::mem::take(&mut self.rows);
+        for mut b in std::mem::take(&mut self.buffers) {
+            let batch = b.rows.finish().map_err(|e| LakeError::Parquet {
+                path: self.lake.root().display().to_string(),
+                reason: e.to_string(),
+            })?;
+            chunks.push(Chunk {
+                connection: b.connection,
+                source: b.source,
+                day: b.day,
+                batch,
+            });
+        }
         self.bytes = 0;
         self.oldest = None;
         if self.flusher.is_none() {
             self.flusher = Flusher::start(self.lake.clone());
         }
         let sent = match self.flusher.as_ref().and_then(|f| f.tx.as_ref()) {
-            Some(tx) => tx.send(buckets).map_err(|e| e.0),
-            None => Err(buckets),
+            Some(tx) => tx.send(chunks).map_err(|e| e.0),
+            None => Err(chunks),
         };
-        if let Err(buckets) = sent {
-            self.inline_done.push(write_buckets(&self.lake, buckets));
+        if let Err(chunks) = sent {
+            self.inline_done.push(write_chunks(&self.lake, chunks));
         }
         self.in_flight.push(rows);
+        Ok(())
     }
 
     /// Gathers finished writes; with `wait`, every outstanding one.
@@ -212,11 +248,9 @@ impl LakeWriter {
                     s.bytes += f.bytes;
                     s.files += f.files;
                 }
-                Err((e, buckets)) => {
-                    for b in buckets {
-                        self.rows += b.events.len();
-                        self.buffers.push(b);
-                    }
+                Err((e, chunks)) => {
+                    self.rows += chunks.iter().map(|c| c.batch.num_rows()).sum::<usize>();
+                    self.retry.extend(chunks);
                     error = Some(e);
                 }
             }
@@ -239,42 +273,57 @@ impl Drop for LakeWriter {
     }
 }
 
-fn write_buckets(lake: &Lake, mut buckets: Vec<Bucket>) -> Done {
+fn write_chunks(lake: &Lake, mut chunks: Vec<Chunk>) -> Done {
     let mut stats = FlushStats::default();
-    while let Some(b) = buckets.pop() {
-        let date = chrono::DateTime::from_timestamp_micros(b.day * US_PER_DAY)
+    while let Some(c) = chunks.pop() {
+        let date = chrono::DateTime::from_timestamp_micros(c.day * US_PER_DAY)
             .unwrap_or_default()
             .format("%Y-%m-%d")
             .to_string();
-        let dir = lake.partition_dir(&b.connection, &b.source, &date);
-        match write_partition_file(&dir, &b.events) {
+        let dir = lake.partition_dir(&c.connection, &c.source, &date);
+        match write_partition_file(&dir, &c.batch) {
             Ok(bytes) => {
-                stats.rows += b.events.len() as u64;
+                stats.rows += c.batch.num_rows() as u64;
                 stats.bytes += bytes;
                 stats.files += 1;
             }
             Err(e) => {
-                buckets.push(b);
-                return Err((e, buckets));
+                chunks.push(c);
+                return Err((e, chunks));
             }
         }
     }
     Ok(stats)
 }
 
-fn write_partition_file(dir: &Path, events: &[Event]) -> Result<u64, LakeError> {
+fn write_partition_file(dir: &Path, batch: &RecordBatch) -> Result<u64, LakeError> {
     std::fs::create_dir_all(dir).map_err(io_err(dir))?;
     // The time range in the name lets search read the newest files first and stop early.
-    let times = events
-        .iter()
-        .map(|e| e.timestamp_us.unwrap_or(e.captured_at_us).max(0));
-    let (min, max) = times.fold((i64::MAX, 0), |(lo, hi), t| (lo.min(t), hi.max(t)));
+    let times = |name: &str| {
+        batch.column_by_name(name).and_then(|c| {
+            c.as_any()
+                .downcast_ref::<TimestampMicrosecondArray>()
+                .cloned()
+        })
+    };
+    let (ts, cap) = (times("timestamp"), times("captured_at"));
+    let (mut min, mut max) = (i64::MAX, 0);
+    for i in 0..batch.num_rows() {
+        let t = match (&ts, &cap) {
+            (Some(ts), _) if !ts.is_null(i) => ts.value(i),
+            (_, Some(cap)) => cap.value(i),
+            _ => 0,
+        }
+        .max(0);
+        min = min.min(t);
+        max = max.max(t);
+    }
     let name = format!(
         "part-{max}-{min}-{}.parquet",
         &uuid::Uuid::new_v4().simple().to_string()[..8]
     );
     let path = dir.join(&name);
-    let bytes = write_parquet(&path, events, false)?;
+    let bytes = write_atomically(&path, batch.schema(), |w| w.write(batch))?;
     // The folder entry must be durable too, or a crash could forget the rename.
     if let Ok(d) = std::fs::File::open(dir) {
         let _ = d.sync_all();
@@ -288,6 +337,23 @@ pub fn write_parquet(
     path: &Path,
     events: &[Event],
     with_partition_columns: bool,
+) -> Result<u64, LakeError> {
+    write_atomically(path, arrow_schema(with_partition_columns), |w| {
+        for chunk in events.chunks(50_000) {
+            let mut rows = RowBuilder::new(with_partition_columns);
+            for e in chunk {
+                rows.append(&EventRef::of(e));
+            }
+            w.write(&rows.finish()?)?;
+        }
+        Ok(())
+    })
+}
+
+fn write_atomically(
+    path: &Path,
+    schema: SchemaRef,
+    fill: impl FnOnce(&mut ArrowWriter<std::fs::File>) -> Result<(), parquet::errors::ParquetError>,
 ) -> Result<u64, LakeError> {
     let tmp: PathBuf = path.with_file_name(format!(
         ".{}.tmp",
@@ -322,14 +388,9 @@ pub fn write_parquet(
             props =
                 props.set_column_statistics_enabled(ColumnPath::from(col), EnabledStatistics::None);
         }
-        let props = props.build();
-        let mut writer =
-            ArrowWriter::try_new(file, arrow_schema(with_partition_columns), Some(props))
-                .map_err(|e| perr(e.to_string()))?;
-        for chunk in events.chunks(50_000) {
-            let batch = to_batch(chunk, with_partition_columns).map_err(|e| perr(e.to_string()))?;
-            writer.write(&batch).map_err(|e| perr(e.to_string()))?;
-        }
+        let mut writer = ArrowWriter::try_new(file, schema, Some(props.build()))
+            .map_err(|e| perr(e.to_string()))?;
+        fill(&mut writer).map_err(|e| perr(e.to_string()))?;
         let file = writer.into_inner().map_err(|e| perr(e.to_string()))?;
         file.sync_all().map_err(io_err(&tmp))?;
         let bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
