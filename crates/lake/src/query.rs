@@ -109,7 +109,6 @@ impl Query {
     }
 
     /// Matches newest first, `limit` rows after skipping `skip`.
-    /// Matches newest first, `limit` rows after skipping `skip`.
     ///
     /// Files are read newest first in growing groups, stopping once the remaining files are
     /// all older than the last row of the page: a common filter's first page then reads only
