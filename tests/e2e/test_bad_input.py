@@ -53,7 +53,7 @@ def test_oversized_messages_are_truncated_and_flagged(sluice, topic):
     produce(t, [{"value": b"x" * 5000}, {"value": b"small"}])
     summary = json.loads(sluice("capture", "local", t, "--stop-at-end", "--max-payload-bytes", "1000", "--json"))
     assert summary["captured"] == 2 and summary["truncated"] == 1
-    big = sluice.jsonl("search", "size > 1000", "--format", "jsonl")
+    big = sluice.jsonl("search", "event.size > 1000", "--format", "jsonl")
     assert len(big) == 1 and big[0]["truncated"] is True and big[0]["size"] == 5000
     assert len(big[0]["payload_text"]) == 1000
 

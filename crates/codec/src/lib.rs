@@ -6,10 +6,12 @@
 //! where schemas are stored on disk beyond the paths it is handed: the API crate persists them.
 //! Decoding never panics and never fails a capture: a bad payload yields a `decode_error`.
 
+mod framing;
 mod json;
 mod protobuf;
 mod schema;
 
+pub use framing::{protobuf_frame, Frame};
 pub use protobuf::ProtobufCodec;
 pub use schema::{compile_paths, Compiled, SchemaError, SchemaSet};
 
@@ -52,7 +54,7 @@ impl Decoder {
                 error: Some("payload exceeds the size cap and was truncated; not decoded".into()),
                 ..Decoded::default()
             },
-            Some(codec) => match codec.decode_to_json(bytes) {
+            Some(codec) => match decode_maybe_framed(codec, bytes) {
                 Ok(json) => Decoded {
                     encoding: Some(Encoding::Protobuf),
                     schema: Some(codec.type_name().to_string()),
@@ -69,6 +71,21 @@ impl Decoder {
             },
             None => sniff(bytes),
         }
+    }
+}
+
+/// Decodes with the mapped type; a payload in Confluent Schema Registry framing is decoded
+/// from its message body. Plain protobuf never starts with byte 0 (field number 0 does not
+/// exist), so only a failed decode of a payload starting with 0 is tried as a frame.
+fn decode_maybe_framed(
+    codec: &ProtobufCodec,
+    bytes: &[u8],
+) -> Result<String, protobuf::ProtobufError> {
+    match codec.decode_to_json(bytes) {
+        Err(e) if bytes.first() == Some(&0) => protobuf_frame(bytes)
+            .and_then(|f| codec.decode_to_json(f.body).ok())
+            .ok_or(e),
+        other => other,
     }
 }
 
@@ -123,6 +140,26 @@ mod tests {
         assert_eq!(d.encoding, Some(Encoding::Binary));
         assert_eq!(sniff(b"two\nlines\tok").encoding, Some(Encoding::Text));
         assert!(d.json.is_none() && d.text.is_none());
+    }
+
+    #[test]
+    fn confluent_framed_protobuf_decodes_with_the_mapped_type() {
+        let set = SchemaSet::from_proto_source(
+            "f.proto",
+            "syntax = \"proto3\"; message M { string a = 1; }",
+        )
+        .unwrap();
+        let d = Decoder::protobuf(set.codec("M").unwrap());
+        let plain = d.decode(b"\x0a\x02hi", true);
+        assert_eq!(plain.json.as_deref(), Some(r#"{"a":"hi"}"#));
+        let framed = d.decode(b"\x00\x00\x00\x00\x2a\x00\x0a\x02hi", true);
+        assert_eq!(framed.json.as_deref(), Some(r#"{"a":"hi"}"#));
+        assert!(framed.error.is_none());
+        let broken = d.decode(b"\x00\x00\x00\x00\x2a\x00\x0a\x09hi", true);
+        assert!(
+            broken.json.is_none() && broken.error.is_some(),
+            "a bad body stays an error"
+        );
     }
 
     #[test]

@@ -402,27 +402,55 @@ fn parse_time(raw: &str, column: usize) -> Result<i64, FilterError> {
     ))
 }
 
-/// Resolves a field name: metadata columns by name, `header.NAME`, otherwise (or after an
-/// explicit `decoded.`) a path into the decoded payload.
+/// Metadata reachable as `event.NAME`.
+fn metadata(name: &str) -> Option<Field> {
+    Some(match name {
+        "id" => Field::Id,
+        "bus" => Field::Bus,
+        "connection" => Field::Connection,
+        "source" | "topic" => Field::Source,
+        "partition" => Field::Partition,
+        "offset" => Field::Offset,
+        "key" => Field::Key,
+        "timestamp" | "time" => Field::Timestamp,
+        "size" => Field::Size,
+        "schema" => Field::Schema,
+        "encoding" => Field::Encoding,
+        "decode_error" => Field::DecodeError,
+        _ => return None,
+    })
+}
+
+/// Resolves a field name: `event.NAME` for any metadata, the bare metadata names people use
+/// most (`source`/`topic`, `connection`, `partition`, `offset`, `key`, `schema`,
+/// `decode_error`), `header.NAME`, and otherwise (or after an explicit `decoded.`) a path into
+/// the decoded payload. Names such as `id`, `size` or `timestamp` are left to the payload,
+/// where they are common.
 fn parse_field(word: &str, column: usize) -> Result<Field, FilterError> {
     let lower = word.to_ascii_lowercase();
-    let meta = match lower.as_str() {
-        "id" => Some(Field::Id),
-        "bus" => Some(Field::Bus),
-        "connection" => Some(Field::Connection),
-        "source" | "topic" => Some(Field::Source),
-        "partition" => Some(Field::Partition),
-        "offset" => Some(Field::Offset),
-        "key" => Some(Field::Key),
-        "timestamp" | "time" => Some(Field::Timestamp),
-        "size" => Some(Field::Size),
-        "schema" => Some(Field::Schema),
-        "encoding" => Some(Field::Encoding),
-        "decode_error" => Some(Field::DecodeError),
-        _ => None,
-    };
-    if let Some(f) = meta {
-        return Ok(f);
+    if let Some(name) = lower.strip_prefix("event.") {
+        return metadata(name).ok_or_else(|| {
+            FilterError::at(
+                column + "event.".len(),
+                format!(
+                    "unknown event field {name:?}: use id, bus, connection, source, partition, \
+                     offset, key, timestamp, size, schema, encoding or decode_error"
+                ),
+            )
+        });
+    }
+    if matches!(
+        lower.as_str(),
+        "source"
+            | "topic"
+            | "connection"
+            | "partition"
+            | "offset"
+            | "key"
+            | "schema"
+            | "decode_error"
+    ) {
+        return Ok(metadata(&lower).expect("listed above"));
     }
     for prefix in ["header.", "headers."] {
         if lower.starts_with(prefix) {

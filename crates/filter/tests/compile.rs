@@ -93,6 +93,28 @@ fn decoded_paths_become_bound_json_paths() {
 }
 
 #[test]
+fn event_prefix_reaches_all_metadata_and_bare_common_names_stay_in_the_payload() {
+    assert_eq!(
+        sql("event.size > 10"),
+        ("(size > ?)".into(), vec![Param::Int(10)])
+    );
+    assert_eq!(sql("event.id = x").0, "(id = ?)");
+    assert_eq!(sql("event.encoding = json").0, "(encoding = ?)");
+    assert_eq!(sql("event.bus = kafka").0, "(bus = ?)");
+    assert!(sql("event.timestamp >= \"2026-11-20T10:00:00Z\"")
+        .0
+        .contains("epoch_us(timestamp)"));
+    for bare in ["id", "size", "timestamp", "encoding", "bus"] {
+        let (s, p) = sql(&format!("{bare} = 5"));
+        assert!(s.contains("json_extract_string(decoded"), "{bare}: {s}");
+        assert_eq!(p[1], text(&format!("$.\"{bare}\"")));
+    }
+    let (col, msg) = err("event.nope = 1");
+    assert_eq!(col, 7);
+    assert!(msg.contains("unknown event field"), "{msg}");
+}
+
+#[test]
 fn metadata_fields_use_their_columns() {
     assert_eq!(
         sql("source = orders"),
