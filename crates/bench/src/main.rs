@@ -37,6 +37,7 @@ fn main() {
         Some("produce") => produce(&args[2], &args[3], args[4].parse().unwrap()),
         Some("consume") => consume(&args[2], &args[3], args[4].parse().unwrap()),
         Some("synth-lake") => synth(&args[2], args[3].parse().unwrap()),
+        Some("reader") => reader(&args[2], &args[3], args[4].parse().unwrap()),
         _ => {
             eprintln!(
                 "usage: sluice-bench produce|consume BROKER TOPIC COUNT | synth-lake LAKE COUNT"
@@ -80,12 +81,21 @@ fn produce(broker: &str, topic: &str, count: u64) {
 }
 
 fn consume(broker: &str, topic: &str, count: u64) {
-    let c: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", broker)
+    let mut cfg = ClientConfig::new();
+    cfg.set("bootstrap.servers", broker)
         .set("group.id", "sluice-bench")
-        .set("enable.auto.commit", "false")
-        .create()
-        .expect("consumer");
+        .set("enable.auto.commit", "false");
+    // EXTRA="key=value,key=value" tries client settings against the baseline.
+    for kv in std::env::var("EXTRA")
+        .unwrap_or_default()
+        .split(',')
+        .filter(|s| !s.is_empty())
+    {
+        if let Some((k, v)) = kv.split_once('=') {
+            cfg.set(k, v);
+        }
+    }
+    let c: BaseConsumer = cfg.create().expect("consumer");
     let md = c
         .fetch_metadata(Some(topic), Duration::from_secs(10))
         .expect("metadata");
@@ -108,6 +118,37 @@ fn consume(broker: &str, topic: &str, count: u64) {
     }
     let secs = start.elapsed().as_secs_f64();
     println!("{{\"op\":\"raw-consume\",\"count\":{n},\"bytes\":{bytes},\"seconds\":{secs:.3},\"rate\":{:.0}}}", n as f64 / secs);
+}
+
+/// Sluice's own Kafka reader alone (poll and copy, nothing else), to separate reading costs
+/// from decoding and writing.
+fn reader(broker: &str, topic: &str, count: u64) {
+    use sluice_bus::Connector;
+    let k = sluice_bus::kafka::Kafka {
+        name: "bench".into(),
+        config: sluice_bus::kafka::KafkaConfig {
+            brokers: broker.into(),
+            sasl: None,
+            tls: None,
+            max_message_bytes: None,
+        },
+    };
+    let mut r = k
+        .reader(&[topic.to_string()], sluice_model::StartFrom::Beginning)
+        .expect("reader");
+    let start = Instant::now();
+    let mut n = 0u64;
+    while n < count && start.elapsed() < Duration::from_secs(600) {
+        n += r
+            .poll(10_000, Duration::from_millis(100))
+            .expect("poll")
+            .len() as u64;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    println!(
+        "{{\"op\":\"sluice-reader\",\"count\":{n},\"seconds\":{secs:.3},\"rate\":{:.0}}}",
+        n as f64 / secs
+    );
 }
 
 fn synth(lake: &str, count: u64) {
