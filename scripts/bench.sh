@@ -30,6 +30,8 @@ echo "- generate: $($B produce "$BROKER" bench-src "$N")"
 rate_of() { grep -o '"rate":[0-9]*' | cut -d: -f2; }
 rc=(); for _ in 1 2 3; do rc+=("$($B consume "$BROKER" bench-src "$N" | rate_of)"); done
 echo "- raw consume: median $(median3 "${rc[@]}") msg/s of (${rc[*]})"
+rr=(); for _ in 1 2 3; do rr+=("$($B reader "$BROKER" bench-src "$N" | rate_of)"); done
+echo "- sluice's Kafka reader alone (no decoding, no lake): median $(median3 "${rr[@]}") msg/s of (${rr[*]})"
 # --max-messages, not --stop-at-end: tansu 0.6.0 under-reports high watermarks (see "Known limitations" in the README).
 # Each capture runs 3 times into a fresh lake (disk writeback makes single runs noisy); median reported.
 capture_runs() {  # CONFIG_DIR LABEL
