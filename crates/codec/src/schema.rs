@@ -284,7 +284,7 @@ impl SchemaSet {
             let have: Vec<String> = files.iter().filter_map(|f| f.name.clone()).collect();
             let wkt: Vec<_> = well_known_files()
                 .into_iter()
-                .filter(|f| !have.contains(f.name.as_ref().unwrap()))
+                .filter(|f| f.name.as_ref().is_some_and(|n| !have.contains(n)))
                 .collect();
             all.file.splice(0..0, wkt);
         }
