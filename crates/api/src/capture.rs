@@ -67,6 +67,13 @@ pub struct CaptureProgress {
     pub stopped_by: Option<String>,
 }
 
+impl CaptureProgress {
+    fn flushed(&mut self, f: sluice_lake::FlushStats) {
+        self.captured += f.rows;
+        self.files += f.files;
+    }
+}
+
 /// Per-topic decoders for values and keys.
 #[derive(Clone, Default)]
 pub(crate) struct TopicDecoders {
@@ -252,11 +259,9 @@ pub(crate) fn run_capture(
             match rx.recv_timeout(Duration::from_millis(50)) {
                 Ok(Batch::Messages(batch)) => {
                     let captured_at = now_us();
-                    let mut done = false;
                     let mut write_err = None;
                     for msg in batch {
                         if opts.max_messages.is_some_and(|m| p.read >= m) {
-                            done = true;
                             break;
                         }
                         p.read += 1;
@@ -279,10 +284,7 @@ pub(crate) fn run_capture(
                         p.decode_errors += u64::from(parts.failed());
                         p.truncated += u64::from(parts.truncated);
                         match writer.push_ref(&builder.row(&msg, &parts, captured_at)) {
-                            Ok(Some(f)) => {
-                                p.captured += f.rows;
-                                p.files += f.files;
-                            }
+                            Ok(Some(f)) => p.flushed(f),
                             Ok(None) => {}
                             Err(e) => {
                                 write_err = Some(e);
@@ -293,7 +295,7 @@ pub(crate) fn run_capture(
                     if let Some(e) = write_err {
                         break Err(e.into());
                     }
-                    if done || opts.max_messages.is_some_and(|m| p.read >= m) {
+                    if opts.max_messages.is_some_and(|m| p.read >= m) {
                         p.stopped_by = Some("max-messages".into());
                         break Ok(());
                     }
@@ -310,10 +312,7 @@ pub(crate) fn run_capture(
                 }
             }
             match writer.flush_if_due() {
-                Ok(Some(f)) => {
-                    p.captured += f.rows;
-                    p.files += f.files;
-                }
+                Ok(Some(f)) => p.flushed(f),
                 Ok(None) => {}
                 Err(e) => break Err(e.into()),
             }
@@ -331,8 +330,7 @@ pub(crate) fn run_capture(
     // Whatever happened, make what was read durable before reporting.
     let flushed = writer.flush();
     if let Ok(f) = &flushed {
-        p.captured += f.rows;
-        p.files += f.files;
+        p.flushed(*f);
     }
     p.elapsed_ms = start.elapsed().as_millis() as u64;
     on_progress(&p);

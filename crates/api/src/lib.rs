@@ -470,34 +470,37 @@ impl Sluice {
                 .map(|n| n.to_string_lossy().to_string())
                 .unwrap_or_default()
         ));
+        if format == ExportFormat::Parquet {
+            return Ok(query.export_parquet(&c, path)?);
+        }
+        // Text formats: one line or record per event, oldest first, stopping at the first
+        // write error.
         let mut n = 0u64;
-        match format {
-            ExportFormat::Parquet => {
-                let mut events = Vec::new();
+        let mut each =
+            |write: &mut dyn FnMut(&Event) -> std::result::Result<(), String>| -> Result<()> {
+                let mut failed = None;
                 query.for_each_in_order(&c, None, sluice_lake::Columns::All, |e| {
-                    events.push(e);
-                    true
+                    n += 1;
+                    match write(&e) {
+                        Ok(()) => true,
+                        Err(why) => {
+                            failed = Some(why);
+                            false
+                        }
+                    }
                 })?;
-                n = events.len() as u64;
-                sluice_lake::write_parquet(path, &events, true)?;
-                return Ok(n);
-            }
+                failed.map_or(Ok(()), |why| {
+                    Err(ApiError::new(
+                        ErrorCode::Io,
+                        format!("{}: {why}", path.display()),
+                    ))
+                })
+            };
+        match format {
             ExportFormat::Jsonl => {
                 use std::io::Write;
                 let mut w = std::io::BufWriter::new(std::fs::File::create(&tmp).map_err(io)?);
-                let mut err = None;
-                query.for_each_in_order(&c, None, sluice_lake::Columns::All, |e| {
-                    n += 1;
-                    let line = event_json(&e).to_string();
-                    if let Err(e) = writeln!(w, "{line}") {
-                        err = Some(e);
-                        return false;
-                    }
-                    true
-                })?;
-                if let Some(e) = err {
-                    return Err(io(e));
-                }
+                each(&mut |e| writeln!(w, "{}", event_json(e)).map_err(|e| e.to_string()))?;
                 w.into_inner()
                     .map_err(|e| io(e.into_error()))?
                     .sync_all()
@@ -528,26 +531,19 @@ impl Sluice {
                 ];
                 w.write_record(cols)
                     .map_err(|e| ApiError::new(ErrorCode::Io, e.to_string()))?;
-                let mut err = None;
-                query.for_each_in_order(&c, None, sluice_lake::Columns::All, |e| {
-                    n += 1;
-                    let j = event_json(&e);
+                each(&mut |e| {
+                    let j = event_json(e);
                     let cell = |k: &str| match &j[k] {
                         serde_json::Value::Null => String::new(),
                         serde_json::Value::String(s) => s.clone(),
                         other => other.to_string(),
                     };
-                    if let Err(e) = w.write_record(cols.iter().map(|k| cell(k))) {
-                        err = Some(e);
-                        return false;
-                    }
-                    true
+                    w.write_record(cols.iter().map(|k| cell(k)))
+                        .map_err(|e| e.to_string())
                 })?;
-                if let Some(e) = err {
-                    return Err(ApiError::new(ErrorCode::Io, e.to_string()));
-                }
                 w.flush().map_err(io)?;
             }
+            ExportFormat::Parquet => unreachable!("written above"),
         }
         std::fs::rename(&tmp, path).map_err(io)?;
         Ok(n)
@@ -566,19 +562,18 @@ impl Sluice {
     }
 
     fn replay_options(
-        &self,
         req: &ReplayRequest,
+        topic: String,
         lake: &Lake,
-    ) -> Result<sluice_replay::ReplayOptions> {
-        let (_, topic) = Self::parse_target(&req.to)?;
+    ) -> sluice_replay::ReplayOptions {
         let run = uuid::Uuid::new_v4().simple().to_string();
-        Ok(sluice_replay::ReplayOptions {
+        sluice_replay::ReplayOptions {
             target: topic,
             rate: req.rate,
             limit: req.limit,
             keep_partition: req.keep_partition,
             replay_prefix: format!("{}:{}", lake.id(), &run[..12]),
-        })
+        }
     }
 
     /// What replay would send, in order, without sending.
@@ -622,7 +617,7 @@ impl Sluice {
                 ));
             }
         }
-        let opts = self.replay_options(req, &lake)?;
+        let opts = Self::replay_options(req, topic, &lake);
         let mut writer = connector.writer()?;
         let summary = sluice_replay::replay(&query, &c, writer.as_mut(), &opts, stop, on_progress)
             .map_err(replay_err)?;

@@ -14,4 +14,4 @@ mod writer;
 pub use layout::{Lake, LakeError};
 pub use query::{Columns, Covered, Query, SqlResult};
 pub use schema::EventRef;
-pub use writer::{write_parquet, FlushPolicy, FlushStats, LakeWriter};
+pub use writer::{FlushPolicy, FlushStats, LakeWriter};

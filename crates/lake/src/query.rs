@@ -2,6 +2,8 @@
 //! compiled filters (parameters bound, never spliced) or with sandboxed read-only SQL.
 
 use crate::layout::{file_max_time, Lake, LakeError};
+use crate::schema::{arrow_schema, EventRef, RowBuilder};
+use crate::writer::write_atomically;
 use arrow::array::{
     Array, BinaryArray, BooleanArray, Int32Array, Int64Array, ListArray, StringArray,
 };
@@ -10,10 +12,11 @@ use arrow::datatypes::{DataType, Field};
 use arrow::record_batch::RecordBatch;
 use duckdb::types::Value as DbValue;
 use duckdb::{params_from_iter, Connection};
+use parquet::errors::ParquetError;
 use sluice_filter::{Compiled, Param};
 use sluice_model::{Bus, Encoding, Event, Header};
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -54,6 +57,11 @@ fn qerr(e: impl std::fmt::Display) -> LakeError {
 
 fn sql_string_literal(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
+}
+
+/// A compiled filter's values, ready to bind to its `?` placeholders.
+fn bound(filter: &Compiled) -> duckdb::ParamsFromIter<Vec<DbValue>> {
+    params_from_iter(filter.params.iter().map(to_db).collect())
 }
 
 fn to_db(p: &Param) -> DbValue {
@@ -126,19 +134,10 @@ impl Query {
             .into_iter()
             .map(|p| (file_max_time(&p), p))
             .collect();
-        let order = "ORDER BY timestamp DESC NULLS LAST, captured_at DESC, \"offset\" DESC";
-        if files.len() <= 4 || want == 0 {
-            let sql = format!(
-                "SELECT {EVENT_COLUMNS} FROM events WHERE {} {order} LIMIT {limit} OFFSET {skip}",
-                filter.where_sql
-            );
-            let mut out = Vec::new();
-            self.stream(&sql, filter, |e| {
-                out.push(e);
-                true
-            })?;
-            return Ok(out);
+        if want == 0 {
+            return Ok(Vec::new());
         }
+        let order = "ORDER BY timestamp DESC NULLS LAST, captured_at DESC, \"offset\" DESC";
         files.sort_by_key(|f| std::cmp::Reverse(f.0));
         let mut found: Vec<Event> = Vec::new();
         let (mut next, mut group) = (0, 4);
@@ -171,9 +170,8 @@ impl Query {
 
     pub fn count(&self, filter: &Compiled) -> Result<u64, LakeError> {
         let sql = format!("SELECT count(*) FROM events WHERE {}", filter.where_sql);
-        let params: Vec<DbValue> = filter.params.iter().map(to_db).collect();
         self.conn
-            .query_row(&sql, params_from_iter(params), |r| r.get::<_, i64>(0))
+            .query_row(&sql, bound(filter), |r| r.get::<_, i64>(0))
             .map(|n| n as u64)
             .map_err(qerr)
     }
@@ -201,6 +199,38 @@ impl Query {
         self.stream(&sql, filter, &mut f)
     }
 
+    /// Writes the matches, oldest first, to a standalone Parquet file (partition columns
+    /// included), streaming: rows go out in batches, never all held in memory.
+    pub fn export_parquet(&self, filter: &Compiled, path: &Path) -> Result<u64, LakeError> {
+        const BATCH_ROWS: usize = 50_000;
+        let mut n = 0;
+        write_atomically(path, arrow_schema(true), |w| {
+            let mut rows = RowBuilder::new(true);
+            let mut failed = None;
+            self.for_each_in_order(filter, None, Columns::All, |e| {
+                n += 1;
+                rows.append(&EventRef::of(&e));
+                if rows.len() >= BATCH_ROWS {
+                    if let Err(err) = rows
+                        .finish()
+                        .map_err(ParquetError::from)
+                        .and_then(|b| w.write(&b))
+                    {
+                        failed = Some(err);
+                        return false;
+                    }
+                }
+                true
+            })
+            .map_err(|e| ParquetError::General(e.to_string()))?;
+            if let Some(err) = failed {
+                return Err(err);
+            }
+            w.write(&rows.finish()?)
+        })?;
+        Ok(n)
+    }
+
     /// Runs a query of one of the column lists above, handing events to `f` until it says
     /// stop. Results arrive as Arrow batches and are converted column by column: reading
     /// values one at a time through the row API dominated replay profiles.
@@ -211,8 +241,7 @@ impl Query {
         mut f: impl FnMut(Event) -> bool,
     ) -> Result<(), LakeError> {
         let mut stmt = self.conn.prepare(sql).map_err(qerr)?;
-        let params: Vec<DbValue> = filter.params.iter().map(to_db).collect();
-        let batches = stmt.stream_arrow(params_from_iter(params)).map_err(qerr)?;
+        let batches = stmt.stream_arrow(bound(filter)).map_err(qerr)?;
         for batch in batches {
             let cols = EventColumns::new(&batch).map_err(qerr)?;
             for i in 0..batch.num_rows() {
@@ -230,11 +259,8 @@ impl Query {
             "SELECT max(partition) FROM events WHERE {}",
             filter.where_sql
         );
-        let params: Vec<DbValue> = filter.params.iter().map(to_db).collect();
         self.conn
-            .query_row(&sql, params_from_iter(params), |r| {
-                r.get::<_, Option<i32>>(0)
-            })
+            .query_row(&sql, bound(filter), |r| r.get::<_, Option<i32>>(0))
             .map_err(qerr)
     }
 

@@ -172,6 +172,10 @@ impl RowBuilder {
         }
     }
 
+    pub(crate) fn len(&self) -> usize {
+        self.rows
+    }
+
     pub(crate) fn append(&mut self, e: &EventRef<'_>) {
         use std::fmt::Write as _;
         match e.id {

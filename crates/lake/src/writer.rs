@@ -3,7 +3,7 @@
 //! so a reader never sees half a file and a flushed batch survives a crash.
 
 use crate::layout::{io_err, Lake, LakeError};
-use crate::schema::{arrow_schema, EventRef, RowBuilder};
+use crate::schema::{EventRef, RowBuilder};
 use arrow::array::{Array, TimestampMicrosecondArray};
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
@@ -331,26 +331,8 @@ fn write_partition_file(dir: &Path, batch: &RecordBatch) -> Result<u64, LakeErro
     Ok(bytes)
 }
 
-/// Writes events to one Parquet file atomically (temp file, fsync, rename). Exports pass
-/// `with_partition_columns` so the file stands alone outside the lake.
-pub fn write_parquet(
-    path: &Path,
-    events: &[Event],
-    with_partition_columns: bool,
-) -> Result<u64, LakeError> {
-    write_atomically(path, arrow_schema(with_partition_columns), |w| {
-        for chunk in events.chunks(50_000) {
-            let mut rows = RowBuilder::new(with_partition_columns);
-            for e in chunk {
-                rows.append(&EventRef::of(e));
-            }
-            w.write(&rows.finish()?)?;
-        }
-        Ok(())
-    })
-}
-
-fn write_atomically(
+/// Writes one Parquet file atomically: temp file, fsync, rename. `fill` writes the batches.
+pub(crate) fn write_atomically(
     path: &Path,
     schema: SchemaRef,
     fill: impl FnOnce(&mut ArrowWriter<std::fs::File>) -> Result<(), parquet::errors::ParquetError>,

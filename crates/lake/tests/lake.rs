@@ -351,3 +351,36 @@ fn newest_first_over_many_files_matches_a_full_sort() {
         }
     }
 }
+
+#[test]
+fn parquet_export_streams_a_standalone_file() {
+    let (_d, lake) = sample_lake();
+    let q = Query::open(&lake).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let path = out.path().join("x.parquet");
+    let n = q
+        .export_parquet(&sluice_filter::to_sql("partition = 0", 0).unwrap(), &path)
+        .unwrap();
+    assert_eq!(n, 2);
+    let conn = duckdb::Connection::open_in_memory().unwrap();
+    let (rows, sources, first): (i64, String, i64) = conn
+        .query_row(
+            &format!(
+                "SELECT count(*), string_agg(DISTINCT source), min(\"offset\") FROM read_parquet('{}')",
+                path.display()
+            ),
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    assert_eq!(
+        (rows, sources.as_str(), first),
+        (2, "orders", 1),
+        "partition columns are inside the file"
+    );
+    assert!(std::fs::read_dir(out.path()).unwrap().all(|e| !e
+        .unwrap()
+        .file_name()
+        .to_string_lossy()
+        .contains("tmp")));
+}
