@@ -108,7 +108,7 @@ fn connections_are_validated_and_secrets_stay_hidden() {
 fn schemas_persist_and_mappings_resolve_short_names() {
     let (d, s) = sluice();
     s.connection_add(kafka("local")).unwrap();
-    let protos = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../protos");
+    let protos = std::path::PathBuf::from(manifest_dir()).join("../../protos");
     let added = s.schema_add(&[protos], &[]).unwrap();
     assert!(added.errors.is_empty(), "{:?}", added.errors);
     assert!(added.message_types.contains(&"shop.v1.Order".to_string()));
@@ -175,4 +175,10 @@ fn filters_report_their_column() {
         s.search("", 10, 0).unwrap().is_empty(),
         "an empty lake searches fine"
     );
+}
+
+/// Read when the test runs (cargo sets it), not baked in at build time: build artifacts are
+/// shared between clones, so a compiled-in path can point at a clone that is gone.
+fn manifest_dir() -> String {
+    std::env::var("CARGO_MANIFEST_DIR").expect("run under cargo test")
 }

@@ -12,7 +12,11 @@ use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use std::time::{Duration, Instant};
 
 fn payloads() -> Vec<(Vec<u8>, String)> {
-    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../protos");
+    // Relative to where scripts/bench.sh runs (the repository root), not a path compiled in:
+    // build artifacts are shared between clones.
+    let root = std::path::PathBuf::from(
+        std::env::var("SLUICE_PROTOS").unwrap_or_else(|_| "protos".into()),
+    );
     let compiled = sluice_codec::compile_paths(&[root], &[]);
     let set = sluice_codec::SchemaSet::from_sets([compiled.set]).expect("example schemas compile");
     let codec = set.codec("shop.v1.Order").expect("Order");

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 fn kinds() -> SchemaSet {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/protos");
+    let root = PathBuf::from(manifest_dir()).join("../../tests/protos");
     let compiled = compile_paths(std::slice::from_ref(&root), &[]);
     assert!(compiled.errors.is_empty(), "{:?}", compiled.errors);
     SchemaSet::from_sets([compiled.set]).unwrap()
@@ -185,4 +185,10 @@ fn schema_errors_carry_file_line_and_column() {
     );
     let missing = compile_paths(&[dir.path().join("imports.proto")], &[]);
     assert_eq!(missing.errors.len(), 1);
+}
+
+/// Read when the test runs (cargo sets it), not baked in at build time: build artifacts are
+/// shared between clones, so a compiled-in path can point at a clone that is gone.
+fn manifest_dir() -> String {
+    std::env::var("CARGO_MANIFEST_DIR").expect("run under cargo test")
 }
