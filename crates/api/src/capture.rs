@@ -7,7 +7,7 @@
 
 use crate::error::{ApiError, ErrorCode, Result};
 use serde::Serialize;
-use sluice_bus::{BusError, Reader};
+use sluice_bus::{BusError, ReadOptions, Reader};
 use sluice_codec::{Decoded, Decoder};
 use sluice_lake::{Covered, EventRef, FlushPolicy, Lake, LakeWriter};
 use sluice_model::{event_id, now_us, Bus, Encoding, Event, Message, StartFrom};
@@ -31,6 +31,8 @@ pub struct CaptureOptions {
     pub include_replays: bool,
     pub max_payload_bytes: usize,
     pub flush: FlushPolicy,
+    /// How AMQP sources are read (tap by default); Kafka ignores it.
+    pub read: ReadOptions,
 }
 
 impl Default for CaptureOptions {
@@ -44,6 +46,7 @@ impl Default for CaptureOptions {
             include_replays: false,
             max_payload_bytes: DEFAULT_MAX_PAYLOAD_BYTES,
             flush: FlushPolicy::default(),
+            read: ReadOptions::default(),
         }
     }
 }
@@ -135,7 +138,7 @@ impl EventBuilder {
         captured_at_us: i64,
     ) -> EventRef<'a> {
         EventRef {
-            id: None,
+            id: msg.id.as_deref(),
             bus: self.bus,
             connection: &self.connection,
             source: &msg.source,
@@ -154,19 +157,22 @@ impl EventBuilder {
             decoded: parts.decoded.json.as_deref(),
             payload_text: parts.decoded.text.as_deref(),
             decode_error: parts.decoded.error.as_deref(),
+            properties: msg.properties.as_deref(),
         }
     }
 
     /// An owned event, for `tail`.
     pub(crate) fn build(&self, mut msg: Message, captured_at_us: i64) -> Event {
         let parts = self.decode(&mut msg);
-        let id = event_id(
-            self.bus,
-            &self.connection,
-            &msg.source,
-            msg.partition,
-            msg.offset,
-        );
+        let id = msg.id.take().unwrap_or_else(|| {
+            event_id(
+                self.bus,
+                &self.connection,
+                &msg.source,
+                msg.partition,
+                msg.offset,
+            )
+        });
         Event {
             id,
             bus: self.bus,
@@ -187,6 +193,7 @@ impl EventBuilder {
             decoded: parts.decoded.json,
             payload_text: parts.decoded.text,
             decode_error: parts.decoded.error,
+            properties: msg.properties,
         }
     }
 }
@@ -224,26 +231,29 @@ pub(crate) fn run_capture(
 
     let result = std::thread::scope(|s| {
         let reader_stop = &reader_stop;
-        s.spawn(move || loop {
-            if reader_stop.load(Ordering::Relaxed) || stop.load(Ordering::Relaxed) {
-                return;
-            }
-            if stop_at_end && reader.at_end() {
-                let _ = tx.send(Batch::End);
-                return;
-            }
-            match reader.poll(10_000, Duration::from_millis(100)) {
-                Ok(b) if b.is_empty() => {}
-                Ok(b) => {
-                    if tx.send(Batch::Messages(b)).is_err() {
-                        return;
+        let polling = s.spawn(move || {
+            loop {
+                if reader_stop.load(Ordering::Relaxed) || stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                if stop_at_end && reader.at_end() {
+                    let _ = tx.send(Batch::End);
+                    break;
+                }
+                match reader.poll(10_000, Duration::from_millis(100)) {
+                    Ok(b) if b.is_empty() => {}
+                    Ok(b) => {
+                        if tx.send(Batch::Messages(b)).is_err() {
+                            break;
+                        }
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Batch::Failed(e));
+                        break;
                     }
                 }
-                Err(e) => {
-                    let _ = tx.send(Batch::Failed(e));
-                    return;
-                }
             }
+            reader
         });
 
         let mut last_report = Instant::now();
@@ -324,8 +334,9 @@ pub(crate) fn run_capture(
         };
         reader_stop.store(true, Ordering::Relaxed);
         drop(rx);
-        outcome
+        (outcome, polling.join().ok())
     });
+    let (result, reader) = result;
 
     // Whatever happened, make what was read durable before reporting.
     let flushed = writer.flush();
@@ -341,5 +352,9 @@ pub(crate) fn run_capture(
             format!("{e} ({} events not written)", writer.buffered()),
         )
     })?;
+    // Only now, with every handled message durable, may a destructive reader delete them.
+    if let Some(mut reader) = reader {
+        reader.commit(p.read)?;
+    }
     Ok(p)
 }

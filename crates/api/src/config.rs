@@ -44,6 +44,9 @@ pub struct ConnectionProfile {
     pub tls_key: Option<String>,
     #[serde(default)]
     pub tls: bool,
+    /// AMQP: the management HTTP API.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub management_url: Option<String>,
 }
 
 impl std::fmt::Debug for ConnectionProfile {

@@ -17,13 +17,14 @@ pub use config::{Config, ConnectionProfile, Mapping, PasswordStore};
 pub use error::{ApiError, ErrorCode, Result};
 pub use render::{event_json, headers_json};
 pub use schemas::{SchemaAdded, SchemaProblem};
-pub use sluice_bus::{Delivery, Health, SourceInfo};
+pub use sluice_bus::{Delivery, Health, QueueRead, ReadOptions, SourceInfo};
 pub use sluice_lake::{FlushPolicy, SqlResult};
 pub use sluice_model::{Event, StartFrom};
 pub use sluice_replay::{ReplayProgress, ReplaySummary};
 
 use capture::{EventBuilder, TopicDecoders};
 use serde::Serialize;
+use sluice_bus::amqp::{Amqp, AmqpConfig};
 use sluice_bus::kafka::{Kafka, KafkaConfig, Sasl, Tls};
 use sluice_bus::Connector;
 use sluice_codec::Decoder;
@@ -48,8 +49,13 @@ pub struct Sluice {
 #[derive(Debug, Clone, Default)]
 pub struct ConnectionAdd {
     pub name: String,
+    /// `kafka` or `amqp`.
     pub bus: String,
+    /// Kafka: `HOST:PORT[,..]`. AMQP: `amqp[s]://USER@HOST:PORT/VHOST` (a password in it is
+    /// moved to the keyring).
     pub brokers: String,
+    /// AMQP: the management HTTP API (default `http://HOST:15672`).
+    pub management_url: Option<String>,
     pub sasl_mechanism: Option<String>,
     pub username: Option<String>,
     pub password: Option<String>,
@@ -143,10 +149,13 @@ impl Sluice {
 
     pub fn connection_add(&self, req: ConnectionAdd) -> Result<ConnectionAdded> {
         config::validate_name(&req.name)?;
+        if req.bus == "amqp" {
+            return self.amqp_add(req);
+        }
         if req.bus != "kafka" {
             return Err(ApiError::new(
                 ErrorCode::InvalidInput,
-                format!("unknown bus {:?}: this version supports kafka", req.bus),
+                format!("unknown bus {:?}: use kafka or amqp", req.bus),
             ));
         }
         let mut cfg = self.config()?;
@@ -197,20 +206,7 @@ impl Sluice {
                 ),
             ));
         }
-        let (password_store, password, warning) = match &req.password {
-            Some(pw) => match secrets::store(&req.name, pw) {
-                PasswordStore::Keyring => (Some(PasswordStore::Keyring), None, None),
-                PasswordStore::File => (
-                    Some(PasswordStore::File),
-                    Some(pw.clone()),
-                    Some(format!(
-                        "no OS keyring is available: the password is stored in {} (readable only by you)",
-                        Config::path(&self.config_dir).display()
-                    )),
-                ),
-            },
-            None => (None, None, None),
-        };
+        let (password_store, password, warning) = self.keep_password(&req.name, &req.password);
         cfg.connections.insert(
             req.name.clone(),
             ConnectionProfile {
@@ -224,6 +220,7 @@ impl Sluice {
                 tls_ca: req.tls_ca,
                 tls_cert: req.tls_cert,
                 tls_key: req.tls_key,
+                management_url: None,
             },
         );
         cfg.save(&self.config_dir)?;
@@ -231,6 +228,86 @@ impl Sluice {
             name: req.name,
             password_store,
             warning,
+        })
+    }
+
+    /// Puts a password in the keyring, or (with a warning) in the 0600 config file.
+    fn keep_password(
+        &self,
+        name: &str,
+        password: &Option<String>,
+    ) -> (Option<PasswordStore>, Option<String>, Option<String>) {
+        match password {
+            Some(pw) => match secrets::store(name, pw) {
+                PasswordStore::Keyring => (Some(PasswordStore::Keyring), None, None),
+                PasswordStore::File => (
+                    Some(PasswordStore::File),
+                    Some(pw.clone()),
+                    Some(format!(
+                        "no OS keyring is available: the password is stored in {} (readable only by you)",
+                        Config::path(&self.config_dir).display()
+                    )),
+                ),
+            },
+            None => (None, None, None),
+        }
+    }
+
+    fn amqp_add(&self, req: ConnectionAdd) -> Result<ConnectionAdded> {
+        let mut cfg = self.config()?;
+        if cfg.connections.contains_key(&req.name) && !req.replace {
+            return Err(ApiError::new(
+                ErrorCode::AlreadyExists,
+                format!(
+                    "connection {:?} already exists (remove it first, or pass --replace)",
+                    req.name
+                ),
+            ));
+        }
+        if !(req.brokers.starts_with("amqp://") || req.brokers.starts_with("amqps://")) {
+            return Err(ApiError::new(
+                ErrorCode::InvalidInput,
+                "--url: expected amqp://USER@HOST:PORT/VHOST (or amqps://)",
+            ));
+        }
+        let (url, in_url) = sluice_bus::amqp::split_password(&req.brokers)?;
+        let password = req.password.clone().or(in_url);
+        let user = AmqpConfig {
+            url: url.clone(),
+            ..Default::default()
+        }
+        .user();
+        let (password_store, password, warning) = self.keep_password(&req.name, &password);
+        cfg.connections.insert(
+            req.name.clone(),
+            ConnectionProfile {
+                bus: "amqp".into(),
+                brokers: url.clone(),
+                sasl_mechanism: None,
+                sasl_username: user,
+                password_store,
+                password,
+                tls: url.starts_with("amqps://"),
+                tls_ca: None,
+                tls_cert: None,
+                tls_key: None,
+                management_url: req.management_url,
+            },
+        );
+        cfg.save(&self.config_dir)?;
+        Ok(ConnectionAdded {
+            name: req.name,
+            password_store,
+            warning,
+        })
+    }
+
+    fn bus_of(p: &ConnectionProfile) -> Result<sluice_model::Bus> {
+        sluice_model::Bus::parse(&p.bus).ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::Config,
+                format!("unknown bus {:?} in the configuration", p.bus),
+            )
         })
     }
 
@@ -245,6 +322,7 @@ impl Sluice {
                 brokers: p.brokers.clone(),
                 auth: match (&p.sasl_mechanism, &p.sasl_username) {
                     (Some(m), Some(u)) => format!("SASL {m} as {u}"),
+                    (None, Some(u)) => format!("user {u}"),
                     _ => "none".into(),
                 },
                 tls: p.tls,
@@ -269,13 +347,24 @@ impl Sluice {
     fn connector(&self, name: &str) -> Result<Box<dyn Connector>> {
         let cfg = self.config()?;
         let p = cfg.connection(name)?;
+        let password = match p.password_store {
+            Some(PasswordStore::File) => p.password.clone(),
+            Some(PasswordStore::Keyring) => Some(secrets::load(name)?),
+            None => None,
+        };
+        if Self::bus_of(p)? == sluice_model::Bus::Amqp {
+            return Ok(Box::new(Amqp {
+                name: name.to_string(),
+                config: AmqpConfig {
+                    url: p.brokers.clone(),
+                    password,
+                    management_url: p.management_url.clone(),
+                },
+            }));
+        }
         let sasl = match (&p.sasl_mechanism, &p.sasl_username) {
             (Some(m), Some(u)) => {
-                let password = match p.password_store {
-                    Some(PasswordStore::File) => p.password.clone().unwrap_or_default(),
-                    Some(PasswordStore::Keyring) => secrets::load(name)?,
-                    None => String::new(),
-                };
+                let password = password.unwrap_or_default();
                 Some(Sasl {
                     mechanism: m
                         .parse()
@@ -302,8 +391,22 @@ impl Sluice {
         }))
     }
 
-    pub fn topics(&self, name: &str) -> Result<Vec<SourceInfo>> {
-        Ok(self.connector(name)?.sources(CONNECT_TIMEOUT)?)
+    /// Every topic (exchange, queue), or only the named ones.
+    pub fn topics(&self, name: &str, only: &[String]) -> Result<Vec<SourceInfo>> {
+        let connector = self.connector(name)?;
+        if only.is_empty() {
+            return Ok(connector.sources(CONNECT_TIMEOUT)?);
+        }
+        only.iter()
+            .map(|t| {
+                connector.source(t, CONNECT_TIMEOUT)?.ok_or_else(|| {
+                    ApiError::new(
+                        ErrorCode::NotFound,
+                        format!("unknown topic {t:?} on {name}"),
+                    )
+                })
+            })
+            .collect()
     }
 
     // ---- schemas -----------------------------------------------------------------------
@@ -375,7 +478,7 @@ impl Sluice {
         }
         Ok(EventBuilder {
             connection: connection.into(),
-            bus: sluice_model::Bus::Kafka,
+            bus: Self::bus_of(cfg.connection(connection)?)?,
             decoders,
             max_payload_bytes,
         })
@@ -385,29 +488,39 @@ impl Sluice {
 
     /// Streams decoded events to `on_event` until `max` messages, the stop flag, or the
     /// callback returns false. Writes nothing.
+    #[allow(clippy::too_many_arguments)]
     pub fn tail(
         &self,
         connection: &str,
         topic: &str,
         from: StartFrom,
+        read: &ReadOptions,
         max: Option<u64>,
         stop: &AtomicBool,
         on_event: &mut dyn FnMut(&Event) -> bool,
     ) -> Result<u64> {
+        if read.queue == Some(QueueRead::Destructive) {
+            return Err(ApiError::new(
+                ErrorCode::InvalidInput,
+                "tail stores nothing, so it never takes messages: use --requeue (or capture --destructive)",
+            ));
+        }
         let topics = vec![topic.to_string()];
         let builder = self.event_builder(connection, &topics, DEFAULT_MAX_PAYLOAD_BYTES)?;
-        let mut reader = self.connector(connection)?.reader(&topics, from)?;
+        let mut reader = self.connector(connection)?.reader(&topics, from, read)?;
         let mut n = 0;
-        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        'reading: while !stop.load(std::sync::atomic::Ordering::Relaxed) {
             let batch = reader.poll(1000, Duration::from_millis(200))?;
             let now = sluice_model::now_us();
             for msg in batch {
                 n += 1;
                 if !on_event(&builder.build(msg, now)) || max.is_some_and(|m| n >= m) {
-                    return Ok(n);
+                    break 'reading;
                 }
             }
         }
+        // Nothing was stored: a queue read gives every message back.
+        reader.commit(0)?;
         Ok(n)
     }
 
@@ -427,7 +540,7 @@ impl Sluice {
         let builder = self.event_builder(connection, &opts.sources, opts.max_payload_bytes)?;
         let reader = self
             .connector(connection)?
-            .reader(&opts.sources, opts.from)?;
+            .reader(&opts.sources, opts.from, &opts.read)?;
         let lake = self.lake()?;
         let query = Query::open(&lake)?;
         let mut covered = HashMap::new();
@@ -563,12 +676,16 @@ impl Sluice {
 
     fn replay_options(
         req: &ReplayRequest,
-        topic: String,
+        target: String,
+        to_bus: sluice_model::Bus,
+        routing_key: Option<String>,
         lake: &Lake,
     ) -> sluice_replay::ReplayOptions {
         let run = uuid::Uuid::new_v4().simple().to_string();
         sluice_replay::ReplayOptions {
-            target: topic,
+            target,
+            to_bus,
+            routing_key,
             rate: req.rate,
             limit: req.limit,
             keep_partition: req.keep_partition,
@@ -599,16 +716,27 @@ impl Sluice {
     ) -> Result<ReplaySummary> {
         let c = Self::compile(filter)?;
         let lake = self.lake()?;
-        let (connection, topic) = Self::parse_target(&req.to)?;
+        let (connection, target) = Self::parse_target(&req.to)?;
         let connector = self.connector(&connection)?;
+        let to_bus = connector.bus();
+        // AMQP: `EXCHANGE[/ROUTING_KEY]`, or a queue (published through the default exchange).
+        let (topic, mut routing_key) = match (to_bus, target.split_once('/')) {
+            (sluice_model::Bus::Amqp, Some((x, rk))) => (x.to_string(), Some(rk.to_string())),
+            _ => (target.clone(), None),
+        };
         let info = connector.source(&topic, CONNECT_TIMEOUT)?.ok_or_else(|| {
             ApiError::new(
                 ErrorCode::NotFound,
                 format!("unknown topic {topic:?} on {connection} (create it first)"),
             )
         })?;
+        let mut send_to = topic.clone();
+        if info.kind.as_deref().is_some_and(|k| k.starts_with("queue")) {
+            routing_key = Some(topic.clone());
+            send_to = String::new();
+        }
         let query = Query::open(&lake)?;
-        if req.keep_partition {
+        if req.keep_partition && to_bus == sluice_model::Bus::Kafka {
             let max = query.sql_max_partition(&c)?;
             if max.is_some_and(|m| m as usize >= info.partitions.len()) {
                 return Err(ApiError::new(
@@ -617,7 +745,7 @@ impl Sluice {
                 ));
             }
         }
-        let opts = Self::replay_options(req, topic, &lake);
+        let opts = Self::replay_options(req, send_to, to_bus, routing_key, &lake);
         let mut writer = connector.writer()?;
         let summary = sluice_replay::replay(&query, &c, writer.as_mut(), &opts, stop, on_progress)
             .map_err(replay_err)?;

@@ -69,6 +69,7 @@ pub fn event_json(e: &Event) -> Value {
         "payload_text": text(&e.payload),
         "size": e.size,
         "truncated": e.truncated,
+        "properties": parse_json(&e.properties),
     })
 }
 

@@ -138,7 +138,11 @@ fn reader(broker: &str, topic: &str, count: u64) {
         },
     };
     let mut r = k
-        .reader(&[topic.to_string()], sluice_model::StartFrom::Beginning)
+        .reader(
+            &[topic.to_string()],
+            sluice_model::StartFrom::Beginning,
+            &Default::default(),
+        )
         .expect("reader");
     let start = Instant::now();
     let mut n = 0u64;
@@ -168,13 +172,23 @@ fn synth(lake: &str, count: u64) {
     let t0 = 1_795_168_800_000_000i64;
     let start = Instant::now();
     for i in 0..count {
-        let (payload, json) = &msgs[(i % 1000) as usize];
+        let (payload, _) = &msgs[(i % 1000) as usize];
         let partition = (i % 6) as i32;
         let offset = (i / 6) as i64;
-        let mut decoded = json.clone();
-        if i % 100_003 == 0 {
-            decoded = decoded.replace("Customer Number", "payment declined for Customer");
-        }
+        // Canonical JSON as capture writes it, with values unique per event (ids, names,
+        // emails) as in real traffic: repeating a few templates would flatter the sketches.
+        let name = if i % 100_003 == 0 {
+            "payment declined for Customer"
+        } else {
+            "Customer Number"
+        };
+        let decoded = format!(
+            r#"{{"id":"order-{i:010}-2026-11-20","customer":{{"id":"{cid}","name":"{name} {i}","email":"customer{i}@example.com"}},"amountCents":"{amount}","status":"{status}","createdAt":"2026-11-20T10:00:00Z","items":[{{"sku":"SKU-{sku:05}","quantity":2,"unitPrice":12.5}},{{"sku":"SKU-00042","quantity":1,"unitPrice":3.25}}]}}"#,
+            cid = (i * 7919) % 9_999_991 + 10_000,
+            amount = 100_000 + i % 900_000,
+            status = ["PAID", "FAILED", "PENDING", "RETRY"][(i % 4) as usize],
+            sku = i % 977,
+        );
         let e = sluice_model::Event {
             id: sluice_model::event_id(
                 sluice_model::Bus::Kafka,
@@ -204,6 +218,7 @@ fn synth(lake: &str, count: u64) {
             decoded: Some(decoded),
             payload_text: None,
             decode_error: None,
+            properties: None,
         };
         w.push(e).expect("push");
     }

@@ -3,9 +3,13 @@
 //!
 //! Every connector folder has the same shape: `config.rs` (settings, client config, secrets
 //! kept out of Debug), `browse.rs` (health and listing), `source.rs` (reading), `sink.rs`
-//! (sending). This crate must not decode payloads, touch the lake, or join consumer groups of
-//! the applications being inspected: reading is always by direct assignment.
+//! (sending), plus whatever mapping its bus needs (`amqp/properties.rs`). This crate must not
+//! decode payloads or touch the lake, and reading must not disturb the applications being
+//! inspected: Kafka partitions are assigned directly (no consumer group), RabbitMQ exchanges
+//! are tapped through Sluice's own queue, and taking messages from a queue happens only when
+//! the caller asks for it (`ReadOptions::queue`).
 
+pub mod amqp;
 pub mod kafka;
 
 use sluice_model::{Bus, Message, Outgoing, StartFrom};
@@ -37,12 +41,43 @@ pub struct Health {
     pub latency_ms: u64,
 }
 
-/// A readable thing on a bus (a Kafka topic) with its partitions.
-#[derive(Debug, Clone, serde::Serialize)]
+/// A readable thing on a bus (a Kafka topic with its partitions; an AMQP exchange or queue).
+#[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct SourceInfo {
     pub name: String,
     pub internal: bool,
     pub partitions: Vec<PartitionInfo>,
+    /// What it is where a bus has several kinds: `exchange (topic)`, `queue (quorum)`...
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// Queues: messages ready for delivery, delivered but not acknowledged, and consumers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ready: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unacked: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub consumers: Option<i64>,
+}
+
+/// How to read AMQP sources (Kafka ignores it). By default each source is an exchange that
+/// Sluice taps with its own exclusive, auto-delete queue, taking nothing from anyone.
+#[derive(Debug, Clone, Default)]
+pub struct ReadOptions {
+    /// Binding key for the tap queue (default `#`: everything on topic and fanout exchanges).
+    pub binding_key: Option<String>,
+    /// Header matches for a headers exchange (`x-match: all`).
+    pub match_headers: Vec<(String, String)>,
+    /// Read the sources as existing queues instead, taking their messages.
+    pub queue: Option<QueueRead>,
+}
+
+/// Reading an application's queue takes its messages; these say what becomes of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueueRead {
+    /// Acknowledged (deleted from the queue) once durably in the lake.
+    Destructive,
+    /// Given back to the queue when reading ends (marked redelivered; order may change).
+    Requeue,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -67,6 +102,12 @@ pub trait Reader: Send {
     fn poll(&mut self, max: usize, timeout: Duration) -> Result<Vec<Message>, BusError>;
     /// True once every partition has reached the end offset it had when reading began.
     fn at_end(&self) -> bool;
+    /// The first `handled` messages `poll` returned are safely stored: a reader that takes
+    /// messages from their queue may now delete them (and give the rest back).
+    fn commit(&mut self, handled: u64) -> Result<(), BusError> {
+        let _ = handled;
+        Ok(())
+    }
 }
 
 /// Delivery outcome counts, with the reason for each failure.
@@ -93,6 +134,11 @@ pub trait Connector: Send + Sync {
     fn sources(&self, timeout: Duration) -> Result<Vec<SourceInfo>, BusError>;
     /// One source, or `None` when it does not exist.
     fn source(&self, name: &str, timeout: Duration) -> Result<Option<SourceInfo>, BusError>;
-    fn reader(&self, sources: &[String], from: StartFrom) -> Result<Box<dyn Reader>, BusError>;
+    fn reader(
+        &self,
+        sources: &[String],
+        from: StartFrom,
+        options: &ReadOptions,
+    ) -> Result<Box<dyn Reader>, BusError>;
     fn writer(&self) -> Result<Box<dyn Writer>, BusError>;
 }

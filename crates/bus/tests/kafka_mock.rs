@@ -69,7 +69,9 @@ fn start_positions_and_end_offsets() {
         .unwrap()
         .is_none());
 
-    let mut r = k.reader(&["t".into()], StartFrom::Beginning).unwrap();
+    let mut r = k
+        .reader(&["t".into()], StartFrom::Beginning, &Default::default())
+        .unwrap();
     let all = read_all(r.as_mut());
     assert_eq!(
         all.len(),
@@ -77,7 +79,9 @@ fn start_positions_and_end_offsets() {
         "stops exactly at the end offsets seen at the start"
     );
 
-    let mut r = k.reader(&["t".into()], StartFrom::Last(2)).unwrap();
+    let mut r = k
+        .reader(&["t".into()], StartFrom::Last(2), &Default::default())
+        .unwrap();
     let last = read_all(r.as_mut());
     assert_eq!(
         last.iter()
@@ -87,14 +91,18 @@ fn start_positions_and_end_offsets() {
     );
     assert_eq!(last.len(), 4);
 
-    let mut r = k.reader(&["t".into()], StartFrom::Offset(4)).unwrap();
+    let mut r = k
+        .reader(&["t".into()], StartFrom::Offset(4), &Default::default())
+        .unwrap();
     assert_eq!(read_all(r.as_mut()).len(), 2);
 
-    let r = k.reader(&["t".into()], StartFrom::End).unwrap();
+    let r = k
+        .reader(&["t".into()], StartFrom::End, &Default::default())
+        .unwrap();
     assert!(r.at_end(), "nothing to read from the end");
 
     let err = k
-        .reader(&["nope".into()], StartFrom::Beginning)
+        .reader(&["nope".into()], StartFrom::Beginning, &Default::default())
         .err()
         .unwrap();
     assert!(err.to_string().contains("unknown topic \"nope\""), "{err}");
@@ -108,6 +116,8 @@ fn writer_reports_deliveries_and_keeps_bytes() {
     let mut w = k.writer().unwrap();
     for i in 0..20u8 {
         w.send(Outgoing {
+            properties: None,
+            routing_key: None,
             target: "out".into(),
             partition: Some(i32::from(i % 2)),
             key: Some(vec![0xff, i]),
@@ -130,7 +140,9 @@ fn writer_reports_deliveries_and_keeps_bytes() {
     let d = w.flush(Duration::from_secs(10)).unwrap();
     assert_eq!((d.sent, d.failed), (20, 0));
 
-    let mut r = k.reader(&["out".into()], StartFrom::Beginning).unwrap();
+    let mut r = k
+        .reader(&["out".into()], StartFrom::Beginning, &Default::default())
+        .unwrap();
     let got = read_all(r.as_mut());
     assert_eq!(got.len(), 20);
     let m = got
@@ -150,6 +162,8 @@ fn writer_reports_deliveries_and_keeps_bytes() {
     assert_eq!(m.timestamp_us, Some(1_795_168_800_007_000));
 
     let bad = w.send(Outgoing {
+        properties: None,
+        routing_key: None,
         target: "out".into(),
         partition: Some(9),
         key: None,

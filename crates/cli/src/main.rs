@@ -16,7 +16,8 @@ const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use sluice_api::{
-    ApiError, CaptureOptions, ConnectionAdd, ExportFormat, ReplayRequest, Sluice, StartFrom,
+    ApiError, CaptureOptions, ConnectionAdd, ExportFormat, QueueRead, ReadOptions, ReplayRequest,
+    Sluice, StartFrom,
 };
 use std::io::{IsTerminal, Read};
 use std::path::PathBuf;
@@ -42,9 +43,11 @@ enum Command {
     /// Add, list, test and remove bus connections
     #[command(subcommand)]
     Connection(ConnectionCmd),
-    /// List a connection's topics with partitions and offsets
+    /// List a connection's topics with partitions and offsets (AMQP: exchanges and queues)
     Topics {
         name: String,
+        /// Only these (for AMQP without the management API: checked by passive declare)
+        only: Vec<String>,
         #[arg(long, value_enum, default_value_t = TableFormat::Table)]
         format: TableFormat,
     },
@@ -54,7 +57,11 @@ enum Command {
     /// Show decoded messages live, writing nothing
     Tail {
         name: String,
-        topic: String,
+        /// Topic (Kafka) or exchange (AMQP); with --from-queue, the queue
+        #[arg(required_unless_present = "from_queue")]
+        topic: Option<String>,
+        #[command(flatten)]
+        amqp: AmqpReadArgs,
         /// beginning | end | OFFSET | @RFC3339 | -N (last N per partition)
         #[arg(long, default_value = "end", allow_hyphen_values = true)]
         from: String,
@@ -91,7 +98,8 @@ enum Command {
     /// Send matching events to a topic, oldest first
     Replay {
         filter: String,
-        /// Destination as CONNECTION:TOPIC
+        /// Destination: CONNECTION:TOPIC (Kafka), CONNECTION:EXCHANGE[/ROUTING_KEY] or
+        /// CONNECTION:QUEUE (AMQP)
         #[arg(long)]
         to: String,
         /// Messages per second
@@ -118,8 +126,9 @@ enum Command {
 
 #[derive(Subcommand)]
 enum ConnectionCmd {
-    /// Add a connection: `sluice connection add kafka NAME --brokers HOST:PORT`
-    Add(ConnectionAddArgs),
+    /// Add a connection: `sluice connection add kafka NAME --brokers HOST:PORT` or
+    /// `sluice connection add amqp NAME --url amqp://USER@HOST:5672/VHOST`
+    Add(Box<ConnectionAddArgs>),
     List {
         #[arg(long, value_enum, default_value_t = TableFormat::Table)]
         format: TableFormat,
@@ -136,11 +145,18 @@ enum ConnectionCmd {
 #[derive(Args)]
 struct ConnectionAddArgs {
     /// Bus kind
-    #[arg(value_parser = ["kafka"])]
+    #[arg(value_parser = ["kafka", "amqp"])]
     bus: String,
     name: String,
-    #[arg(long, value_name = "HOST:PORT[,..]")]
-    brokers: String,
+    /// Kafka brokers
+    #[arg(long, value_name = "HOST:PORT[,..]", required_unless_present = "url")]
+    brokers: Option<String>,
+    /// AMQP: amqp[s]://USER@HOST:PORT/VHOST (a password given here goes to the keyring)
+    #[arg(long, value_name = "URL", conflicts_with = "brokers")]
+    url: Option<String>,
+    /// AMQP: management HTTP API [default: http://HOST:15672]
+    #[arg(long, value_name = "URL")]
+    management_url: Option<String>,
     /// PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512
     #[arg(long, value_name = "MECHANISM")]
     sasl_mechanism: Option<String>,
@@ -192,11 +208,68 @@ enum SchemaCmd {
     },
 }
 
+/// How AMQP sources are read; Kafka ignores these.
+#[derive(Args)]
+struct AmqpReadArgs {
+    /// AMQP: binding key for Sluice's own tap queue [default: # (all, on topic/fanout exchanges)]
+    #[arg(long, value_name = "KEY")]
+    binding_key: Option<String>,
+    /// AMQP headers exchange: match messages whose header K is V (repeat for more)
+    #[arg(long = "match", value_name = "K=V")]
+    match_headers: Vec<String>,
+    /// AMQP: read this existing queue instead of tapping an exchange; TAKES its messages
+    #[arg(long, value_name = "QUEUE")]
+    from_queue: Option<String>,
+    /// With --from-queue: acknowledge (delete) messages once they are safely in the lake
+    #[arg(long, requires = "from_queue", conflicts_with = "requeue")]
+    destructive: bool,
+    /// With --from-queue: give every message back afterwards (marked redelivered; order may change)
+    #[arg(long, requires = "from_queue")]
+    requeue: bool,
+}
+
+impl AmqpReadArgs {
+    /// The read options and the sources to read (the queue, in queue mode).
+    fn read_options(self, sources: Vec<String>) -> anyhow::Result<(ReadOptions, Vec<String>)> {
+        let mut match_headers = Vec::new();
+        for m in &self.match_headers {
+            let Some((k, v)) = m.split_once('=') else {
+                anyhow::bail!("--match {m:?}: expected HEADER=VALUE");
+            };
+            match_headers.push((k.to_string(), v.to_string()));
+        }
+        let queue = match (&self.from_queue, self.destructive, self.requeue) {
+            (None, _, _) => None,
+            (Some(_), true, _) => Some(QueueRead::Destructive),
+            (Some(_), _, true) => Some(QueueRead::Requeue),
+            (Some(q), false, false) => anyhow::bail!(
+                "--from-queue {q} takes messages from that queue: say what becomes of them with \
+                 --destructive (deleted once captured) or --requeue (given back, marked redelivered)"
+            ),
+        };
+        let sources = match self.from_queue {
+            Some(q) => vec![q],
+            None => sources,
+        };
+        Ok((
+            ReadOptions {
+                binding_key: self.binding_key,
+                match_headers,
+                queue,
+            },
+            sources,
+        ))
+    }
+}
+
 #[derive(Args)]
 struct CaptureArgs {
     name: String,
-    #[arg(required = true)]
+    /// Topics (Kafka) or exchanges (AMQP)
+    #[arg(required_unless_present = "from_queue")]
     topics: Vec<String>,
+    #[command(flatten)]
+    amqp: AmqpReadArgs,
     /// beginning | end | OFFSET | @RFC3339 | -N (last N per partition)
     #[arg(long, default_value = "beginning", allow_hyphen_values = true)]
     from: String,
@@ -251,7 +324,9 @@ fn main() {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG")
-                .unwrap_or_else(|_| "warn".into()),
+                // lapin logs every refused login, missing queue and returned message; Sluice
+                // reports each of them itself, once, as an error or a per-event failure.
+                .unwrap_or_else(|_| "warn,lapin=off".into()),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -285,8 +360,8 @@ fn run(cli: Cli) -> Result<()> {
     let sluice = Sluice::new(cli.config, cli.lake)?;
     match cli.command {
         Command::Connection(cmd) => connection(&sluice, cmd),
-        Command::Topics { name, format } => {
-            let topics = sluice.topics(&name)?;
+        Command::Topics { name, only, format } => {
+            let topics = sluice.topics(&name, &only)?;
             match format {
                 TableFormat::Json => output::json(&topics),
                 TableFormat::Table => output::topics(&topics),
@@ -297,14 +372,17 @@ fn run(cli: Cli) -> Result<()> {
         Command::Tail {
             name,
             topic,
+            amqp,
             from,
             max_messages,
             format,
         } => {
             let from = parse_from(&from)?;
             let stop = stop_flag();
+            let (read, mut sources) = amqp.read_options(topic.into_iter().collect())?;
+            let topic = sources.pop().unwrap_or_default();
             let mut out = std::io::stdout().lock();
-            sluice.tail(&name, &topic, from, max_messages, &stop, &mut |e| {
+            sluice.tail(&name, &topic, from, &read, max_messages, &stop, &mut |e| {
                 output::tail_event(&mut out, e, format == TailFormat::Jsonl)
             })?;
             Ok(())
@@ -438,7 +516,8 @@ fn connection(sluice: &Sluice, cmd: ConnectionCmd) -> Result<()> {
             let added = sluice.connection_add(ConnectionAdd {
                 name: a.name,
                 bus: a.bus,
-                brokers: a.brokers,
+                brokers: a.brokers.or(a.url).unwrap_or_default(),
+                management_url: a.management_url,
                 sasl_mechanism: a.sasl_mechanism,
                 username: a.username,
                 password,
@@ -550,8 +629,10 @@ fn schema(sluice: &Sluice, cmd: SchemaCmd) -> Result<()> {
 }
 
 fn capture(sluice: &Sluice, a: CaptureArgs) -> Result<()> {
+    let (read, sources) = a.amqp.read_options(a.topics)?;
     let opts = CaptureOptions {
-        sources: a.topics,
+        sources,
+        read,
         from: parse_from(&a.from)?,
         max_messages: a.max_messages,
         duration: a.duration.map(Into::into),

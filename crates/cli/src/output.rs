@@ -65,6 +65,22 @@ fn table(headers: &[&str], rows: Vec<Vec<String>>) {
 }
 
 pub fn topics(topics: &[SourceInfo]) {
+    if topics.iter().any(|t| t.kind.is_some()) {
+        let n = |v: Option<i64>| v.map_or("-".to_string(), |v| v.to_string());
+        let rows = topics
+            .iter()
+            .map(|t| {
+                vec![
+                    t.name.clone(),
+                    t.kind.clone().unwrap_or_default(),
+                    n(t.ready),
+                    n(t.unacked),
+                    n(t.consumers),
+                ]
+            })
+            .collect();
+        return table(&["NAME", "KIND", "READY", "UNACKED", "CONSUMERS"], rows);
+    }
     let rows = topics
         .iter()
         .map(|t| {
@@ -146,6 +162,25 @@ fn when(e: &Event) -> String {
         .unwrap_or_else(|| "-".into())
 }
 
+/// Where an event was on its bus: `partition@offset` (Kafka), or the routing key (AMQP).
+fn place(e: &Event) -> String {
+    if e.partition.is_none() && e.offset.is_none() {
+        let rk = e
+            .properties
+            .as_deref()
+            .and_then(|p| serde_json::from_str::<serde_json::Value>(p).ok())
+            .and_then(|p| p.get("routing_key")?.as_str().map(str::to_string));
+        if let Some(rk) = rk {
+            return format!("rk={rk}");
+        }
+    }
+    format!(
+        "{}@{}",
+        e.partition.map(|p| p.to_string()).unwrap_or_default(),
+        e.offset.map(|o| o.to_string()).unwrap_or_default()
+    )
+}
+
 pub fn events_table(events: &[Event]) {
     let rows = events
         .iter()
@@ -153,11 +188,7 @@ pub fn events_table(events: &[Event]) {
             vec![
                 when(e),
                 format!("{}/{}", e.connection, e.source),
-                format!(
-                    "{}@{}",
-                    e.partition.map(|p| p.to_string()).unwrap_or_default(),
-                    e.offset.map(|o| o.to_string()).unwrap_or_default()
-                ),
+                place(e),
                 text_or_len(&e.key),
                 e.schema
                     .clone()
@@ -170,7 +201,7 @@ pub fn events_table(events: &[Event]) {
         &[
             "TIME (UTC)",
             "SOURCE",
-            "PART@OFFSET",
+            "PART@OFFSET|ROUTING",
             "KEY",
             "TYPE",
             "PAYLOAD",
@@ -215,11 +246,10 @@ pub fn tail_event(out: &mut impl Write, e: &Event, jsonl: bool) -> bool {
         };
         writeln!(
             out,
-            "{} {}[{}]@{} key={}{}\n  {}",
+            "{} {} {} key={}{}\n  {}",
             when(e),
             e.source,
-            e.partition.unwrap_or(0),
-            e.offset.unwrap_or(0),
+            place(e),
             text_or_len(&e.key),
             headers,
             summary(e, 4000)

@@ -5,11 +5,13 @@
 //! as a bound parameter, and every column or operator comes from the fixed tables below.
 
 mod lexer;
+mod needs;
 mod parser;
 mod sql;
 
+pub use needs::Needs;
 pub use parser::{parse, Comparison, Expr, Field, Op, Value};
-pub use sql::{compile, Compiled, Param};
+pub use sql::{compile, Compiled, Param, ICONTAINS};
 
 /// A filter that could not be understood, with the 1-based column where the problem starts.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

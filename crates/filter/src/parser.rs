@@ -59,6 +59,9 @@ pub enum Field {
     Offset,
     Key,
     Header(String),
+    /// A bus property kept in the event's `properties` object: AMQP's routing key, exchange,
+    /// message properties; SQS's system attributes.
+    Property(String),
     Timestamp,
     Size,
     Schema,
@@ -417,13 +420,15 @@ fn metadata(name: &str) -> Option<Field> {
         "schema" => Field::Schema,
         "encoding" => Field::Encoding,
         "decode_error" => Field::DecodeError,
+        "routing_key" => Field::Property("routing_key".into()),
+        "exchange" => Field::Property("exchange".into()),
         _ => return None,
     })
 }
 
 /// Resolves a field name: `event.NAME` for any metadata, the bare metadata names people use
 /// most (`source`/`topic`, `connection`, `partition`, `offset`, `key`, `schema`,
-/// `decode_error`), `header.NAME`, and otherwise (or after an explicit `decoded.`) a path into
+/// `decode_error`, `routing_key`), `header.NAME`, `property.NAME`, and otherwise (or after an explicit `decoded.`) a path into
 /// the decoded payload. Names such as `id`, `size` or `timestamp` are left to the payload,
 /// where they are common.
 fn parse_field(word: &str, column: usize) -> Result<Field, FilterError> {
@@ -434,7 +439,8 @@ fn parse_field(word: &str, column: usize) -> Result<Field, FilterError> {
                 column + "event.".len(),
                 format!(
                     "unknown event field {name:?}: use id, bus, connection, source, partition, \
-                     offset, key, timestamp, size, schema, encoding or decode_error"
+                     offset, key, timestamp, size, schema, encoding, decode_error, routing_key \
+                     or exchange"
                 ),
             )
         });
@@ -449,8 +455,21 @@ fn parse_field(word: &str, column: usize) -> Result<Field, FilterError> {
             | "key"
             | "schema"
             | "decode_error"
+            | "routing_key"
     ) {
         return Ok(metadata(&lower).expect("listed above"));
+    }
+    for prefix in ["property.", "properties."] {
+        if lower.starts_with(prefix) {
+            let name = &word[prefix.len()..];
+            if name.is_empty() {
+                return Err(FilterError::at(
+                    column + prefix.len(),
+                    "expected a property name after `property.`",
+                ));
+            }
+            return Ok(Field::Property(name.to_string()));
+        }
     }
     for prefix in ["header.", "headers."] {
         if lower.starts_with(prefix) {

@@ -25,22 +25,21 @@ fn empty_filter_matches_everything() {
 }
 
 #[test]
-fn free_text_is_lowercased_substring() {
+fn free_text_is_a_case_insensitive_substring_test() {
     let (s, p) = sql("\"Payment Declined\"");
-    assert_eq!(s, "regexp_matches(coalesce(decoded, payload_text, ''), ?)");
-    assert_eq!(p, vec![text("(?i)Payment Declined")]);
+    assert_eq!(
+        s,
+        "sluice_icontains(coalesce(decoded, payload_text, ''), ?)"
+    );
+    assert_eq!(p, vec![text("Payment Declined")]);
     let (s, p) = sql("timeout retry");
     assert!(
-        s.starts_with("(regexp_matches") && s.contains(" AND "),
+        s.starts_with("(sluice_icontains") && s.contains(" AND "),
         "{s}"
     );
-    assert_eq!(p, vec![text("(?i)timeout"), text("(?i)retry")]);
+    assert_eq!(p, vec![text("timeout"), text("retry")]);
     let (_, p) = sql("\"a.b*(c)\"");
-    assert_eq!(
-        p,
-        vec![text("(?i)a\\.b\\*\\(c\\)")],
-        "regex characters are literal"
-    );
+    assert_eq!(p, vec![text("a.b*(c)")], "the term is passed as it is");
 }
 
 #[test]
@@ -207,9 +206,7 @@ fn hostile_values_stay_in_parameters() {
             );
             assert!(
                 p.iter().any(|p| match p {
-                    Param::Text(t) =>
-                        t.to_lowercase() == hostile.to_lowercase()
-                            || *t == format!("(?i){}", regex::escape(hostile)),
+                    Param::Text(t) => t.to_lowercase() == hostile.to_lowercase(),
                     Param::Blob(b) => b == hostile.as_bytes(),
                     _ => false,
                 }),
@@ -238,4 +235,57 @@ fn syntax_errors_name_the_column() {
     assert_eq!(err("status in \"A\"").0, 11);
     assert_eq!(err("a ! b").0, 3);
     assert_eq!(err("items[x] = 1").0, 7);
+}
+
+fn needs(f: &str) -> sluice_filter::Needs {
+    to_sql(f, NOW).unwrap().needs
+}
+
+fn contains(text: &str, whole: bool) -> sluice_filter::Needs {
+    sluice_filter::Needs::Contains {
+        text: text.into(),
+        whole,
+    }
+}
+
+#[test]
+fn needs_are_what_every_match_must_contain() {
+    use sluice_filter::Needs::*;
+    assert_eq!(needs(""), Anything);
+    assert_eq!(
+        needs("\"payment declined\""),
+        contains("payment declined", false)
+    );
+    assert_eq!(needs("customer.id = 4242"), Number("4242".into()));
+    assert_eq!(needs("customer.id = -7"), Number("7".into()));
+    assert_eq!(needs("status = \"A\\\"B\""), contains("A\\\"B", true));
+    assert_eq!(
+        needs("status in (PAID, FAILED) and partition = 1"),
+        Any(vec![contains("PAID", true), contains("FAILED", true)])
+    );
+    assert_eq!(
+        needs("a and (b or c)"),
+        All(vec![
+            contains("a", false),
+            Any(vec![contains("b", false), contains("c", false)])
+        ])
+    );
+    // Anything that a file without the text could still satisfy gives no condition.
+    for f in [
+        "not zebra",
+        "zebra or partition = 1",
+        "amount > 3",
+        "status != PAID",
+        "status ~ PA",
+        "exists(refund)",
+        "header.x = \"y\"",
+        "amount = 1.5",
+    ] {
+        assert_eq!(needs(f), Anything, "{f}");
+    }
+    assert_eq!(needs("last:1m"), TimeFrom(NOW - 60_000_000));
+    assert!(matches!(
+        needs("before:2026-01-01T00:00:00Z"),
+        TimeBefore(_)
+    ));
 }

@@ -94,21 +94,20 @@ fn collect(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-/// The newest event time in a lake file, from its name (`part-MAX-MIN-ID.parquet`); files
-/// named otherwise count as newest, so they are always read.
-pub(crate) fn file_max_time(path: &Path) -> i64 {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().to_string())
-        .unwrap_or_default();
-    let parts: Vec<&str> = name.trim_start_matches("part-").split('-').collect();
+/// A lake file's (oldest, newest) event time, from its name (`part-MAX-MIN-ID.parquet`).
+pub(crate) fn file_times(path: &Path) -> Option<(i64, i64)> {
+    let name = path.file_name()?.to_string_lossy().to_string();
+    let parts: Vec<&str> = name.strip_prefix("part-")?.split('-').collect();
     match parts.as_slice() {
-        [max, min, _] => match (max.parse::<i64>(), min.parse::<i64>()) {
-            (Ok(max), Ok(_)) => max,
-            _ => i64::MAX,
-        },
-        _ => i64::MAX,
+        [max, min, _] => Some((min.parse().ok()?, max.parse().ok()?)),
+        _ => None,
     }
+}
+
+/// The newest event time in a lake file; files named otherwise count as newest, so they are
+/// always read.
+pub(crate) fn file_max_time(path: &Path) -> i64 {
+    file_times(path).map_or(i64::MAX, |(_, max)| max)
 }
 
 /// Hive partition values: characters other than letters, digits, `.`, `_` and `-` are

@@ -6,9 +6,11 @@
 //! It must not talk to buses or decode payloads, and it never splices user text into SQL:
 //! filters arrive compiled with bound parameters (sluice-filter); raw SQL runs sandboxed.
 
+mod functions;
 mod layout;
 mod query;
 mod schema;
+mod sketch;
 mod writer;
 
 pub use layout::{Lake, LakeError};

@@ -1,8 +1,9 @@
 //! Reading the lake with DuckDB: a view named `events` over every Parquet file, queried with
 //! compiled filters (parameters bound, never spliced) or with sandboxed read-only SQL.
 
-use crate::layout::{file_max_time, Lake, LakeError};
+use crate::layout::{file_max_time, file_times, Lake, LakeError};
 use crate::schema::{arrow_schema, EventRef, RowBuilder};
+use crate::sketch;
 use crate::writer::write_atomically;
 use arrow::array::{
     Array, BinaryArray, BooleanArray, Int32Array, Int64Array, ListArray, StringArray,
@@ -13,7 +14,7 @@ use arrow::record_batch::RecordBatch;
 use duckdb::types::Value as DbValue;
 use duckdb::{params_from_iter, Connection};
 use parquet::errors::ParquetError;
-use sluice_filter::{Compiled, Param};
+use sluice_filter::{Compiled, Needs, Param};
 use sluice_model::{Bus, Encoding, Event, Header};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -25,14 +26,23 @@ use std::time::Duration;
 const EVENT_COLUMNS: &str = "id, bus, connection, source, partition, \"offset\", key, key_decoded, \
      list_transform(headers, h -> h.key), list_transform(headers, h -> h.value), \
      epoch_us(timestamp), epoch_us(captured_at), payload, payload_text, size, truncated, schema, encoding, \
-     decoded, decode_error";
+     decoded, decode_error, properties";
+
+const EVENT_COLUMN_COUNT: usize = 21;
+
+/// Search's row shape when it reads whole rows: id, file, the event, then the sort keys
+/// (`Query::hits` reads both this and the narrow shape without the event).
+const EVENT_COLUMNS_AND_KEYS: &str = "filename, file_row_number, id, bus, connection, source, partition, \"offset\", key, key_decoded, \
+     list_transform(headers, h -> h.key), list_transform(headers, h -> h.value), \
+     epoch_us(timestamp), epoch_us(captured_at), payload, payload_text, size, truncated, schema, encoding, \
+     decoded, decode_error, properties, epoch_us(timestamp), epoch_us(captured_at), \"offset\"";
 
 /// The same shape without the decoded forms, for replay: it sends bytes only, and skipping
 /// the JSON columns roughly halves what DuckDB must materialise.
 const SEND_COLUMNS: &str = "id, bus, connection, source, partition, \"offset\", key, NULL::VARCHAR, \
      list_transform(headers, h -> h.key), list_transform(headers, h -> h.value), \
      epoch_us(timestamp), epoch_us(captured_at), payload, NULL::VARCHAR, size, truncated, schema, encoding, \
-     NULL::VARCHAR, NULL::VARCHAR";
+     NULL::VARCHAR, NULL::VARCHAR, properties";
 
 /// Which columns a read fills.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,7 +58,7 @@ const EMPTY_VIEW: &str = "SELECT NULL::VARCHAR AS id, NULL::VARCHAR AS bus, NULL
      NULL::STRUCT(key VARCHAR, value BLOB)[] AS headers, NULL::TIMESTAMPTZ AS timestamp, \
      NULL::TIMESTAMPTZ AS captured_at, NULL::BLOB AS payload, NULL::VARCHAR AS payload_text, NULL::BIGINT AS size, \
      NULL::BOOLEAN AS truncated, NULL::VARCHAR AS schema, NULL::VARCHAR AS encoding, NULL::VARCHAR AS decoded, \
-     NULL::VARCHAR AS decode_error, NULL::VARCHAR AS connection, NULL::VARCHAR AS source, NULL::DATE AS date \
+     NULL::VARCHAR AS decode_error, NULL::VARCHAR AS properties, NULL::VARCHAR AS connection, NULL::VARCHAR AS source, NULL::DATE AS date \
      WHERE FALSE";
 
 fn qerr(e: impl std::fmt::Display) -> LakeError {
@@ -109,6 +119,7 @@ impl Query {
     pub fn open(lake: &Lake) -> Result<Self, LakeError> {
         let conn = Connection::open_in_memory().map_err(qerr)?;
         conn.execute_batch("SET TimeZone = 'UTC';").map_err(qerr)?;
+        crate::functions::register(&conn).map_err(qerr)?;
         create_view(&conn, lake)?;
         Ok(Query {
             lake: lake.clone(),
@@ -128,48 +139,146 @@ impl Query {
         skip: u64,
     ) -> Result<Vec<Event>, LakeError> {
         let want = (limit + skip) as usize;
-        let mut files: Vec<(i64, PathBuf)> = self
-            .lake
-            .files()
-            .into_iter()
-            .map(|p| (file_max_time(&p), p))
-            .collect();
         if want == 0 {
             return Ok(Vec::new());
         }
-        let order = "ORDER BY timestamp DESC NULLS LAST, captured_at DESC, \"offset\" DESC";
-        files.sort_by_key(|f| std::cmp::Reverse(f.0));
-        let mut found: Vec<Event> = Vec::new();
+        let files = self.candidates(&filter.needs).0;
+        // Up to a few pages, matches are found reading only their position and sort keys, and
+        // then fetched whole by row number: materialising every column of every row the filter reads
+        // cost about as much as the filter itself.
+        let mut hits: Vec<Hit> = Vec::new();
         let (mut next, mut group) = (0, 4);
         while next < files.len() {
             let end = (next + group).min(files.len());
-            let list: Vec<String> = files[next..end]
-                .iter()
-                .map(|(_, p)| sql_string_literal(&p.display().to_string()))
-                .collect();
+            let cols = if want <= FETCH_BY_ROW_MAX {
+                "filename, file_row_number, epoch_us(timestamp), epoch_us(captured_at), \"offset\""
+            } else {
+                EVENT_COLUMNS_AND_KEYS
+            };
             let sql = format!(
-                "SELECT {EVENT_COLUMNS} FROM {} AS events WHERE {} {order} LIMIT {want}",
-                parquet_source(&format!("[{}]", list.join(", "))),
+                "SELECT {cols} FROM {} AS events WHERE {} \
+                 ORDER BY timestamp DESC NULLS LAST, captured_at DESC, \"offset\" DESC LIMIT {want}",
+                parquet_source_with_names(&files[next..end]),
                 filter.where_sql
             );
-            self.stream(&sql, filter, |e| {
-                found.push(e);
-                true
-            })?;
-            found.sort_by(newest_first);
-            found.truncate(want);
+            self.hits(&sql, bound(filter), &mut hits)?;
+            hits.sort_by(Hit::newest_first);
+            hits.truncate(want);
             next = end;
-            group *= 2;
-            let kth = found.get(want - 1).and_then(|e| e.timestamp_us);
-            if found.len() == want && kth.is_some_and(|k| files.get(next).is_none_or(|f| f.0 < k)) {
+            // Groups grow to let DuckDB's threads share the work, but not past 16 files, so a
+            // rare filter's page stops soon after its last match instead of reading on.
+            group = (group * 2).min(16);
+            let kth = hits.get(want - 1).and_then(|h| h.timestamp_us);
+            if hits.len() == want && kth.is_some_and(|k| files.get(next).is_none_or(|f| f.0 < k)) {
                 break;
             }
         }
-        Ok(found.into_iter().skip(skip as usize).collect())
+        let hits: Vec<Hit> = hits.into_iter().skip(skip as usize).collect();
+        if want > FETCH_BY_ROW_MAX {
+            return Ok(hits.into_iter().filter_map(|h| h.event).collect());
+        }
+        self.fetch_rows(hits)
+    }
+
+    /// Reads query rows of the shape `file, row, [event columns], sort keys` into hits.
+    fn hits(
+        &self,
+        sql: &str,
+        params: duckdb::ParamsFromIter<Vec<DbValue>>,
+        out: &mut Vec<Hit>,
+    ) -> Result<(), LakeError> {
+        let mut stmt = self.conn.prepare(sql).map_err(qerr)?;
+        for batch in stmt.stream_arrow(params).map_err(qerr)? {
+            let text = |i| cast_as::<StringArray>(&batch, i, &DataType::Utf8).map_err(qerr);
+            let int = |i| cast_as::<Int64Array>(&batch, i, &DataType::Int64).map_err(qerr);
+            let n = batch.num_columns();
+            let (names, rows) = (text(0)?, int(1)?);
+            let (ts, cap, off) = (int(n - 3)?, int(n - 2)?, int(n - 1)?);
+            let events = if n < 2 + EVENT_COLUMN_COUNT {
+                None
+            } else {
+                let cols: Vec<_> = (0..EVENT_COLUMN_COUNT).map(|i| 2 + i).collect();
+                Some(EventColumns::new(&batch.project(&cols).map_err(qerr)?).map_err(qerr)?)
+            };
+            for i in 0..batch.num_rows() {
+                out.push(Hit {
+                    file: names.value(i).to_string(),
+                    row: rows.value(i),
+                    timestamp_us: (!ts.is_null(i)).then(|| ts.value(i)),
+                    captured_at_us: cap.value(i),
+                    offset: (!off.is_null(i)).then(|| off.value(i)),
+                    event: events.as_ref().map(|e| e.event(i)),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The whole events for `hits`, in their order: one query per file with hits, filtered on
+    /// row numbers, which DuckDB uses to read only the row groups holding them.
+    fn fetch_rows(&self, hits: Vec<Hit>) -> Result<Vec<Event>, LakeError> {
+        let mut by_file: BTreeMap<&str, Vec<i64>> = BTreeMap::new();
+        for h in &hits {
+            by_file.entry(&h.file).or_default().push(h.row);
+        }
+        let mut found: std::collections::HashMap<(String, i64), Event> = Default::default();
+        for (file, rows) in by_file {
+            let marks = vec!["?"; rows.len()].join(", ");
+            let sql = format!(
+                "SELECT file_row_number, {EVENT_COLUMNS} FROM {} AS events WHERE file_row_number IN ({marks})",
+                parquet_source_with_names(&[(0, PathBuf::from(file))])
+            );
+            let params: Vec<DbValue> = rows.into_iter().map(DbValue::BigInt).collect();
+            let mut stmt = self.conn.prepare(&sql).map_err(qerr)?;
+            for batch in stmt.stream_arrow(params_from_iter(params)).map_err(qerr)? {
+                let rows = cast_as::<Int64Array>(&batch, 0, &DataType::Int64).map_err(qerr)?;
+                let cols: Vec<usize> = (1..batch.num_columns()).collect();
+                let events =
+                    EventColumns::new(&batch.project(&cols).map_err(qerr)?).map_err(qerr)?;
+                for i in 0..batch.num_rows() {
+                    found.insert((file.to_string(), rows.value(i)), events.event(i));
+                }
+            }
+        }
+        Ok(hits
+            .iter()
+            .filter_map(|h| found.remove(&(h.file.clone(), h.row)))
+            .collect())
+    }
+
+    /// The files that may hold a match (their sketches and time ranges allow one), newest
+    /// first, and whether that is every file.
+    fn candidates(&self, needs: &Needs) -> (Vec<(i64, PathBuf)>, bool) {
+        let all = self.lake.files();
+        let total = all.len();
+        let mut files: Vec<(i64, PathBuf)> = all
+            .into_iter()
+            .filter(|p| sketch::may_match(needs, p, file_times(p), &mut None))
+            .map(|p| (file_max_time(&p), p))
+            .collect();
+        files.sort_by_key(|f| std::cmp::Reverse(f.0));
+        let every = files.len() == total;
+        (files, every)
+    }
+
+    /// What a filtered query reads, as a FROM item named `events`: the whole view, or only the
+    /// files that may hold a match; `None` when no file can.
+    fn events_for(&self, filter: &Compiled) -> Option<String> {
+        if filter.needs == Needs::Anything {
+            return Some("events".into());
+        }
+        match self.candidates(&filter.needs) {
+            (_, true) => Some("events".into()),
+            (files, _) if files.is_empty() => None,
+            (files, _) => Some(format!("{} AS events", parquet_source_with_names(&files))),
+        }
     }
 
     pub fn count(&self, filter: &Compiled) -> Result<u64, LakeError> {
-        let sql = format!("SELECT count(*) FROM events WHERE {}", filter.where_sql);
+        let Some(events) = self.events_for(filter) else {
+            return Ok(0);
+        };
+        let sql = format!("SELECT count(*) FROM {events} WHERE {}", filter.where_sql);
         self.conn
             .query_row(&sql, bound(filter), |r| r.get::<_, i64>(0))
             .map(|n| n as u64)
@@ -190,10 +299,13 @@ impl Query {
             Columns::All => EVENT_COLUMNS,
             Columns::ForSending => SEND_COLUMNS,
         };
+        let Some(events) = self.events_for(filter) else {
+            return Ok(());
+        };
         let sql = format!(
             "SELECT {cols} FROM (SELECT *, max(coalesce(epoch_us(timestamp), epoch_us(captured_at))) OVER \
              (PARTITION BY connection, source, partition ORDER BY \"offset\" ROWS UNBOUNDED PRECEDING) AS sluice_order \
-             FROM events WHERE {}) ORDER BY sluice_order, connection, source, partition, \"offset\" {limit}",
+             FROM {events} WHERE {}) ORDER BY sluice_order, connection, source, partition, \"offset\" {limit}",
             filter.where_sql
         );
         self.stream(&sql, filter, &mut f)
@@ -385,12 +497,39 @@ impl Query {
 }
 
 /// The order of `search`: time descending (missing last), then capture time, then offset.
-fn newest_first(a: &Event, b: &Event) -> std::cmp::Ordering {
-    let ts = |e: &Event| e.timestamp_us.map_or((0, 0), |t| (1, t));
-    ts(b)
-        .cmp(&ts(a))
-        .then(b.captured_at_us.cmp(&a.captured_at_us))
-        .then(b.offset.cmp(&a.offset))
+/// A match found by search: its file and row, its sort keys, and the event when it was read whole.
+struct Hit {
+    file: String,
+    row: i64,
+    timestamp_us: Option<i64>,
+    captured_at_us: i64,
+    offset: Option<i64>,
+    event: Option<Event>,
+}
+
+/// Above this many rows a search page reads whole rows at once instead of fetching by row.
+const FETCH_BY_ROW_MAX: usize = 2_000;
+
+impl Hit {
+    fn newest_first(a: &Hit, b: &Hit) -> std::cmp::Ordering {
+        let ts = |h: &Hit| h.timestamp_us.map_or((0, 0), |t| (1, t));
+        ts(b)
+            .cmp(&ts(a))
+            .then(b.captured_at_us.cmp(&a.captured_at_us))
+            .then(b.offset.cmp(&a.offset))
+    }
+}
+
+/// `read_parquet` over some lake files, with each row's `filename` and `file_row_number`.
+fn parquet_source_with_names(files: &[(i64, PathBuf)]) -> String {
+    let list: Vec<String> = files
+        .iter()
+        .map(|(_, p)| sql_string_literal(&p.display().to_string()))
+        .collect();
+    parquet_source(&format!(
+        "[{}], filename = true, file_row_number = true",
+        list.join(", ")
+    ))
 }
 
 /// `read_parquet` over the given file list or glob (a SQL literal), with the lake's partition
@@ -431,7 +570,7 @@ struct EventColumns {
 }
 
 /// Positions of the text columns in `EVENT_COLUMNS`.
-const TEXT_COLUMNS: [usize; 10] = [0, 1, 2, 3, 7, 13, 16, 17, 18, 19];
+const TEXT_COLUMNS: [usize; 11] = [0, 1, 2, 3, 7, 13, 16, 17, 18, 19, 20];
 
 fn cast_as<T: Array + Clone + 'static>(
     batch: &RecordBatch,
@@ -523,6 +662,7 @@ impl EventColumns {
             },
             decoded: text(8),
             decode_error: text(9),
+            properties: text(10),
         }
     }
 }

@@ -54,6 +54,7 @@ pub(crate) fn arrow_schema(with_partition_columns: bool) -> Arc<Schema> {
         Field::new("encoding", DataType::Utf8, false),
         Field::new("decoded", DataType::Utf8, true),
         Field::new("decode_error", DataType::Utf8, true),
+        Field::new("properties", DataType::Utf8, true),
     ]);
     Arc::new(Schema::new(fields))
 }
@@ -82,6 +83,8 @@ pub struct EventRef<'a> {
     pub decoded: Option<&'a str>,
     pub payload_text: Option<&'a str>,
     pub decode_error: Option<&'a str>,
+    /// Bus properties as a JSON object (AMQP exchange, routing key, message properties).
+    pub properties: Option<&'a str>,
 }
 
 impl<'a> EventRef<'a> {
@@ -106,6 +109,7 @@ impl<'a> EventRef<'a> {
             decoded: e.decoded.as_deref(),
             payload_text: e.payload_text.as_deref(),
             decode_error: e.decode_error.as_deref(),
+            properties: e.properties.as_deref(),
         }
     }
 
@@ -114,6 +118,7 @@ impl<'a> EventRef<'a> {
         self.payload.len()
             + self.decoded.map_or(0, str::len)
             + self.payload_text.map_or(0, str::len)
+            + self.properties.map_or(0, str::len)
             + 64
     }
 }
@@ -141,6 +146,7 @@ pub(crate) struct RowBuilder {
     encoding: StringBuilder,
     decoded: StringBuilder,
     decode_error: StringBuilder,
+    properties: StringBuilder,
 }
 
 impl RowBuilder {
@@ -169,6 +175,7 @@ impl RowBuilder {
             encoding: StringBuilder::new(),
             decoded: StringBuilder::new(),
             decode_error: StringBuilder::new(),
+            properties: StringBuilder::new(),
         }
     }
 
@@ -225,6 +232,7 @@ impl RowBuilder {
         self.encoding.append_value(e.encoding.as_str());
         self.decoded.append_option(e.decoded);
         self.decode_error.append_option(e.decode_error);
+        self.properties.append_option(e.properties);
         self.rows += 1;
     }
 
@@ -253,6 +261,7 @@ impl RowBuilder {
             Arc::new(self.encoding.finish()),
             Arc::new(self.decoded.finish()),
             Arc::new(self.decode_error.finish()),
+            Arc::new(self.properties.finish()),
         ];
         columns.extend(rest);
         RecordBatch::try_new(arrow_schema(self.with_partition_columns), columns)

@@ -4,6 +4,7 @@
 
 use crate::layout::{io_err, Lake, LakeError};
 use crate::schema::{EventRef, RowBuilder};
+use crate::sketch;
 use arrow::array::{Array, TimestampMicrosecondArray};
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
@@ -323,7 +324,13 @@ fn write_partition_file(dir: &Path, batch: &RecordBatch) -> Result<u64, LakeErro
         &uuid::Uuid::new_v4().simple().to_string()[..8]
     );
     let path = dir.join(&name);
-    let bytes = write_atomically(&path, batch.schema(), |w| w.write(batch))?;
+    // Without its sketch a file is simply always read, so a failed sketch only costs speed.
+    if let Err(e) = sketch::of_batch(batch).write(&path) {
+        tracing::warn!("no search sketch for {}: {e}", path.display());
+    }
+    let bytes = write_atomically(&path, batch.schema(), |w| w.write(batch)).inspect_err(|_| {
+        let _ = std::fs::remove_file(sketch::sketch_path(&path));
+    })?;
     // The folder entry must be durable too, or a crash could forget the rename.
     if let Ok(d) = std::fs::File::open(dir) {
         let _ = d.sync_all();

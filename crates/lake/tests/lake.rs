@@ -45,6 +45,9 @@ fn event(partition: i32, offset: i64, decoded: Option<&str>, text: Option<&str>)
         decoded: decoded.map(str::to_string),
         payload_text: text.map(str::to_string),
         decode_error: None,
+        properties: (offset % 2 == 0).then(|| {
+            format!(r#"{{"exchange":"shop","routing_key":"order.created","correlation_id":"c{offset}","priority":{offset}}}"#)
+        }),
     }
 }
 
@@ -194,8 +197,20 @@ fn every_filter_construct_runs_on_duckdb() {
         vec![4, 3, 1],
         "missing fields count as not equal"
     );
+    assert_eq!(ids(&q, "routing_key ~ \"^order\\.\""), vec![4, 2]);
+    assert_eq!(ids(&q, "event.exchange = shop"), vec![4, 2]);
+    assert_eq!(ids(&q, "property.correlation_id = \"c4\""), vec![4]);
+    assert_eq!(ids(&q, "property.priority > 2"), vec![4]);
+    assert_eq!(ids(&q, "property.correlation_id exists"), vec![4, 2]);
+    // A rare value is looked up through the file sketches: files without it are skipped.
+    assert_eq!(ids(&q, "status = FAILED"), vec![1]);
+    assert_eq!(ids(&q, "status = NOWHERE"), Vec::<i64>::new());
+    assert_eq!(ids(&q, "\"by bank\""), vec![3]);
+    assert_eq!(ids(&q, "\"DECLINED BY\""), vec![3], "any case");
     let c = sluice_filter::to_sql("partition = 0", 0).unwrap();
     assert_eq!(q.count(&c).unwrap(), 2);
+    let c = sluice_filter::to_sql("status = NOWHERE", 0).unwrap();
+    assert_eq!(q.count(&c).unwrap(), 0);
 }
 
 #[test]

@@ -12,18 +12,21 @@ use std::fmt;
 #[serde(rename_all = "lowercase")]
 pub enum Bus {
     Kafka,
+    Amqp,
 }
 
 impl Bus {
     pub fn as_str(self) -> &'static str {
         match self {
             Bus::Kafka => "kafka",
+            Bus::Amqp => "amqp",
         }
     }
 
     pub fn parse(s: &str) -> Option<Bus> {
         match s {
             "kafka" => Some(Bus::Kafka),
+            "amqp" => Some(Bus::Amqp),
             _ => None,
         }
     }
@@ -46,6 +49,9 @@ pub struct Header {
 /// A message exactly as read from a bus, before any decoding.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Message {
+    /// The event id, when the bus position cannot give one (an AMQP tap has no offsets);
+    /// `None` derives it from source, partition and offset (`event_id`).
+    pub id: Option<String>,
     pub source: String,
     pub partition: Option<i32>,
     pub offset: Option<i64>,
@@ -54,6 +60,9 @@ pub struct Message {
     /// Broker (or producer) time in microseconds since the Unix epoch.
     pub timestamp_us: Option<i64>,
     pub payload: Vec<u8>,
+    /// What else the bus says about the message, as a JSON object: for AMQP the exchange,
+    /// routing key, redelivered flag and message properties. `None` for Kafka.
+    pub properties: Option<String>,
 }
 
 /// A message to send to a bus: what replay hands to a connector.
@@ -65,6 +74,10 @@ pub struct Outgoing {
     pub headers: Vec<Header>,
     pub timestamp_us: Option<i64>,
     pub payload: Vec<u8>,
+    /// The source's properties (see `Message::properties`), for buses that can carry them.
+    pub properties: Option<String>,
+    /// AMQP routing key to publish with; other buses ignore it.
+    pub routing_key: Option<String>,
     /// Correlates a delivery report with the event it came from.
     pub event_id: String,
 }
@@ -116,6 +129,8 @@ pub struct Event {
     /// The payload as text when it is valid UTF-8 but not JSON.
     pub payload_text: Option<String>,
     pub decode_error: Option<String>,
+    /// Bus properties as a JSON object (see `Message::properties`).
+    pub properties: Option<String>,
 }
 
 /// The bus position an event came from, as carried in the `sluice-source` replay header.

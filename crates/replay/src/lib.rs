@@ -9,13 +9,16 @@ use governor::{Quota, RateLimiter};
 use sluice_bus::{BusError, Delivery, Writer};
 use sluice_filter::Compiled;
 use sluice_lake::{Columns, LakeError, Query};
-use sluice_model::{position, Event, Header, Outgoing};
+use sluice_model::{position, Bus, Event, Header, Outgoing};
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 pub const REPLAY_ID_HEADER: &str = "sluice-replay-id";
 pub const REPLAY_SOURCE_HEADER: &str = "sluice-source";
+/// Carries an AMQP event's properties through a bus without them (Kafka), so a later replay
+/// to AMQP restores them.
+pub const PROPERTIES_HEADER: &str = "sluice-properties";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReplayError {
@@ -27,8 +30,12 @@ pub enum ReplayError {
 
 #[derive(Debug, Clone)]
 pub struct ReplayOptions {
-    /// Destination topic (or queue) name on the writer's connection.
+    /// Destination topic, exchange or queue on the writer's connection.
     pub target: String,
+    /// The destination's bus, which decides how keys and properties travel.
+    pub to_bus: Bus,
+    /// AMQP routing key given with the destination (`NAME:EXCHANGE/ROUTING_KEY`).
+    pub routing_key: Option<String>,
     /// Messages per second; `None` is as fast as the bus accepts.
     pub rate: Option<u32>,
     pub limit: Option<u64>,
@@ -57,11 +64,26 @@ pub struct ReplaySummary {
 
 /// The message replay would send for an event: original bytes, provenance headers replaced.
 /// Takes the event by value: cloning payloads per event showed up in replay profiles.
+///
+/// Across buses (README, "Replay across buses"): an AMQP routing key becomes the Kafka key
+/// when the event has none, and a Kafka key (UTF-8) the routing key when none is given; AMQP
+/// properties travel through Kafka in the `sluice-properties` header and come back from it.
 pub fn outgoing(event: Event, opts: &ReplayOptions) -> Outgoing {
+    let carried = event
+        .headers
+        .iter()
+        .find(|h| h.key == PROPERTIES_HEADER)
+        .and_then(|h| h.value.as_deref())
+        .and_then(|v| std::str::from_utf8(v).ok())
+        .map(str::to_string);
+    let properties = event.properties.or(carried);
+    let source_routing_key = properties.as_deref().and_then(routing_key_of);
     let mut headers: Vec<Header> = event
         .headers
         .into_iter()
-        .filter(|h| h.key != REPLAY_ID_HEADER && h.key != REPLAY_SOURCE_HEADER)
+        .filter(|h| {
+            h.key != REPLAY_ID_HEADER && h.key != REPLAY_SOURCE_HEADER && h.key != PROPERTIES_HEADER
+        })
         .collect();
     headers.push(Header {
         key: REPLAY_ID_HEADER.into(),
@@ -79,6 +101,23 @@ pub fn outgoing(event: Event, opts: &ReplayOptions) -> Outgoing {
             .into_bytes(),
         ),
     });
+    let mut key = event.key;
+    if opts.to_bus == Bus::Kafka {
+        if key.is_none() {
+            key = source_routing_key.clone().map(String::into_bytes);
+        }
+        if let Some(p) = &properties {
+            headers.push(Header {
+                key: PROPERTIES_HEADER.into(),
+                value: Some(p.clone().into_bytes()),
+            });
+        }
+    }
+    let routing_key = opts.routing_key.clone().or(source_routing_key).or_else(|| {
+        key.as_deref()
+            .and_then(|k| std::str::from_utf8(k).ok())
+            .map(str::to_string)
+    });
     Outgoing {
         target: opts.target.clone(),
         partition: if opts.keep_partition {
@@ -86,12 +125,19 @@ pub fn outgoing(event: Event, opts: &ReplayOptions) -> Outgoing {
         } else {
             None
         },
-        key: event.key,
+        key,
         headers,
         timestamp_us: event.timestamp_us,
         payload: event.payload,
+        properties,
+        routing_key,
         event_id: event.id,
     }
+}
+
+fn routing_key_of(properties: &str) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_str(properties).ok()?;
+    v.get("routing_key")?.as_str().map(str::to_string)
 }
 
 /// Calls `f` with each event replay would send, in send order, and sends nothing.

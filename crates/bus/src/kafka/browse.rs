@@ -137,6 +137,7 @@ pub(crate) fn topics(
             name: t.name().to_string(),
             internal: t.name().starts_with("__"),
             partitions,
+            ..Default::default()
         });
     }
     out.sort_by(|a, b| a.name.cmp(&b.name));

@@ -7,7 +7,7 @@ mod source;
 
 pub use config::{KafkaConfig, Sasl, SaslMechanism, Tls};
 
-use crate::{BusError, Connector, Health, Reader, SourceInfo, Writer};
+use crate::{BusError, Connector, Health, ReadOptions, Reader, SourceInfo, Writer};
 use sluice_model::{Bus, StartFrom};
 use std::time::Duration;
 
@@ -37,7 +37,12 @@ impl Connector for Kafka {
             .find(|t| t.name == name))
     }
 
-    fn reader(&self, sources: &[String], from: StartFrom) -> Result<Box<dyn Reader>, BusError> {
+    fn reader(
+        &self,
+        sources: &[String],
+        from: StartFrom,
+        _: &ReadOptions,
+    ) -> Result<Box<dyn Reader>, BusError> {
         Ok(Box::new(source::KafkaReader::open(self, sources, from)?))
     }
 

@@ -160,6 +160,7 @@ impl Reader for KafkaReader {
             let mut ts_type = rd::rd_kafka_timestamp_type_t::RD_KAFKA_TIMESTAMP_NOT_AVAILABLE;
             let ts = unsafe { rd::rd_kafka_message_timestamp(ptr, &mut ts_type) };
             out.push(Message {
+                id: None,
                 source: topic,
                 partition: Some(m.partition),
                 offset: Some(m.offset),
@@ -171,6 +172,7 @@ impl Reader for KafkaReader {
                 } else {
                     bytes(m.payload, m.len)
                 },
+                properties: None,
             });
             unsafe { rd::rd_kafka_message_destroy(ptr) };
         }

@@ -1,0 +1,302 @@
+//! Reading: a tap (own exclusive, auto-delete queue bound to each exchange; nothing is taken
+//! from anyone) or, when asked, an application's queue (its messages are taken: acknowledged
+//! once durable, or given back).
+
+use super::{properties, Amqp};
+use crate::{BusError, QueueRead, ReadOptions, Reader};
+use futures_util::stream::{select_all, BoxStream};
+use futures_util::{FutureExt, StreamExt};
+use lapin::message::Delivery;
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicNackOptions, ExchangeDeclareOptions,
+    QueueBindOptions, QueueDeclareOptions,
+};
+use lapin::types::{AMQPValue, FieldTable};
+use lapin::{Channel, Connection, ExchangeKind};
+use sluice_model::{Message, StartFrom};
+use std::time::Duration;
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+type Deliveries = BoxStream<'static, (String, lapin::Result<Delivery>)>;
+
+pub(crate) struct AmqpReader {
+    rt: tokio::runtime::Runtime,
+    conn: Connection,
+    channel: Channel,
+    deliveries: Deliveries,
+    connection: String,
+    /// Names this run's events: taps have no offsets to name messages by.
+    run: String,
+    seq: u64,
+    mode: Option<QueueRead>,
+    /// Delivery tags in the order `poll` returned them (queue mode), for `commit`.
+    tags: Vec<u64>,
+    /// Queue mode: messages the queues held when reading began.
+    initial: Option<u64>,
+}
+
+fn client(what: &str) -> impl Fn(lapin::Error) -> BusError + '_ {
+    move |e| BusError::Client(format!("{what}: {e}"))
+}
+
+impl AmqpReader {
+    pub(crate) fn open(
+        a: &Amqp,
+        sources: &[String],
+        _from: StartFrom,
+        opts: &ReadOptions,
+    ) -> Result<Self, BusError> {
+        let rt = super::runtime()?;
+        let (conn, channel, deliveries, initial) = rt.block_on(async {
+            let conn = a.config.connect(&a.name, CONNECT_TIMEOUT).await?;
+            let mut streams: Vec<Deliveries> = Vec::new();
+            let mut initial = 0u64;
+            for source in sources {
+                // A failed passive declare closes its channel: check on a throwaway one.
+                let probe = conn.create_channel().await.map_err(client("channel"))?;
+                let unknown = |kind: &'static str| BusError::UnknownSource {
+                    kind,
+                    name: source.clone(),
+                    connection: a.name.clone(),
+                };
+                let queue_name = if opts.queue.is_some() {
+                    let q = probe
+                        .queue_declare(
+                            source.as_str().into(),
+                            QueueDeclareOptions {
+                                passive: true,
+                                ..Default::default()
+                            },
+                            FieldTable::default(),
+                        )
+                        .await
+                        .map_err(|_| unknown("queue"))?;
+                    initial += u64::from(q.message_count());
+                    source.clone()
+                } else {
+                    probe
+                        .exchange_declare(
+                            source.as_str().into(),
+                            ExchangeKind::Topic,
+                            ExchangeDeclareOptions {
+                                passive: true,
+                                ..Default::default()
+                            },
+                            FieldTable::default(),
+                        )
+                        .await
+                        .map_err(|_| unknown("exchange"))?;
+                    let tap = probe
+                        .queue_declare(
+                            "".into(),
+                            QueueDeclareOptions {
+                                exclusive: true,
+                                auto_delete: true,
+                                ..Default::default()
+                            },
+                            FieldTable::default(),
+                        )
+                        .await
+                        .map_err(client("declaring the tap queue"))?;
+                    // Arguments matter only to headers exchanges, where `all` of no conditions
+                    // matches every message.
+                    let mut args = FieldTable::default();
+                    args.insert("x-match".into(), AMQPValue::LongString("all".into()));
+                    for (k, v) in &opts.match_headers {
+                        args.insert(k.as_str().into(), AMQPValue::LongString(v.as_str().into()));
+                    }
+                    let key = opts.binding_key.clone().unwrap_or_else(|| "#".into());
+                    probe
+                        .queue_bind(
+                            tap.name().clone(),
+                            source.as_str().into(),
+                            key.as_str().into(),
+                            QueueBindOptions::default(),
+                            args,
+                        )
+                        .await
+                        .map_err(client("binding the tap queue"))?;
+                    tap.name().as_str().to_string()
+                };
+                let consumer = probe
+                    .basic_consume(
+                        queue_name.as_str().into(),
+                        format!("sluice-{}", uuid::Uuid::new_v4().simple()).into(),
+                        BasicConsumeOptions {
+                            no_ack: opts.queue.is_none(),
+                            ..Default::default()
+                        },
+                        FieldTable::default(),
+                    )
+                    .await
+                    .map_err(client("consuming"))?;
+                let name = source.clone();
+                streams.push(consumer.map(move |d| (name.clone(), d)).boxed());
+                // Queue mode acknowledges on this channel later; keep it (taps die with it).
+                if opts.queue.is_some() && streams.len() > 1 {
+                    return Err(BusError::Config(
+                        "read one queue at a time (--from-queue)".into(),
+                    ));
+                }
+                if streams.len() == sources.len() {
+                    let d: Deliveries = select_all(streams).boxed();
+                    return Ok((conn, probe, d, opts.queue.map(|_| initial)));
+                }
+            }
+            Err(BusError::Config(
+                "name at least one exchange or queue".into(),
+            ))
+        })?;
+        Ok(AmqpReader {
+            rt,
+            conn,
+            channel,
+            deliveries,
+            connection: a.name.clone(),
+            run: uuid::Uuid::new_v4().simple().to_string()[..12].to_string(),
+            seq: 0,
+            mode: opts.queue,
+            tags: Vec::new(),
+            initial: initial.filter(|_| opts.queue.is_some()),
+        })
+    }
+
+    fn message(&mut self, source: String, d: Delivery) -> Message {
+        self.seq += 1;
+        if self.mode.is_some() {
+            self.tags.push(d.delivery_tag);
+        }
+        let ts = d.properties.timestamp().map(|t| t as i64 * 1_000_000);
+        Message {
+            id: Some(format!(
+                "amqp:{}/{}/{}-{}",
+                self.connection, source, self.run, self.seq
+            )),
+            properties: Some(properties::json_of(
+                d.exchange.as_str(),
+                d.routing_key.as_str(),
+                d.redelivered,
+                &d.properties,
+            )),
+            headers: properties::headers_of(&d.properties),
+            source,
+            partition: None,
+            offset: None,
+            key: None,
+            timestamp_us: ts,
+            payload: d.data,
+        }
+    }
+}
+
+impl Reader for AmqpReader {
+    fn poll(&mut self, max: usize, timeout: Duration) -> Result<Vec<Message>, BusError> {
+        let deliveries = &mut self.deliveries;
+        let got = self.rt.block_on(async {
+            let mut out = Vec::new();
+            match tokio::time::timeout(timeout, deliveries.next()).await {
+                Err(_) => return Ok(out),
+                Ok(None) => {
+                    return Err(
+                        "the broker cancelled the consumer (was the queue deleted?)".to_string()
+                    )
+                }
+                Ok(Some(d)) => out.push(d),
+            }
+            while out.len() < max {
+                match deliveries.next().now_or_never() {
+                    Some(Some(d)) => out.push(d),
+                    _ => break,
+                }
+            }
+            Ok(out)
+        });
+        let got = got.map_err(BusError::Client)?;
+        let mut msgs = Vec::with_capacity(got.len());
+        for (source, d) in got {
+            let d = d.map_err(|e| BusError::Client(format!("reading {source}: {e}")))?;
+            msgs.push(self.message(source, d));
+        }
+        Ok(msgs)
+    }
+
+    fn at_end(&self) -> bool {
+        self.initial.is_some_and(|n| self.seq >= n)
+    }
+
+    fn commit(&mut self, handled: u64) -> Result<(), BusError> {
+        let (Some(mode), Some(&first_unhandled)) = (self.mode, self.tags.get(handled as usize))
+        else {
+            // Every message read was handled (or this is a tap).
+            return self.settle(self.mode, self.tags.last().copied(), None);
+        };
+        let last_handled = handled
+            .checked_sub(1)
+            .and_then(|i| self.tags.get(i as usize).copied());
+        self.settle(Some(mode), last_handled, Some(first_unhandled))
+    }
+}
+
+impl AmqpReader {
+    /// Acknowledges (destructive) or gives back (requeue) up to `handled_tag`; anything after
+    /// it was never stored and is always given back.
+    fn settle(
+        &mut self,
+        mode: Option<QueueRead>,
+        handled_tag: Option<u64>,
+        unhandled: Option<u64>,
+    ) -> Result<(), BusError> {
+        let Some(mode) = mode else { return Ok(()) };
+        let ch = &self.channel;
+        self.rt.block_on(async {
+            if let Some(tag) = handled_tag {
+                match mode {
+                    QueueRead::Destructive => ch
+                        .basic_ack(tag, BasicAckOptions { multiple: true })
+                        .await
+                        .map_err(client("acknowledging"))?,
+                    QueueRead::Requeue => ch
+                        .basic_nack(
+                            tag,
+                            BasicNackOptions {
+                                multiple: true,
+                                requeue: true,
+                            },
+                        )
+                        .await
+                        .map_err(client("giving messages back"))?,
+                }
+            }
+            if unhandled.is_some() {
+                ch.basic_nack(
+                    0,
+                    BasicNackOptions {
+                        multiple: true,
+                        requeue: true,
+                    },
+                )
+                .await
+                .map_err(client("giving messages back"))?;
+            }
+            let _ = ch.close(200, "sluice done".into()).await;
+            Ok::<_, BusError>(())
+        })?;
+        self.tags.clear();
+        Ok(())
+    }
+}
+
+impl Drop for AmqpReader {
+    fn drop(&mut self) {
+        // Closing gives back anything unacknowledged; a tap queue is deleted with it.
+        let conn = &self.conn;
+        let _ = self.rt.block_on(async {
+            tokio::time::timeout(
+                Duration::from_secs(2),
+                conn.close(200, "sluice done".into()),
+            )
+            .await
+        });
+    }
+}

@@ -1,0 +1,183 @@
+"""RabbitMQ end to end: the `sluice` binary against the RabbitMQ that scripts/brokers.sh
+started, with pika as the independent client. Taps take nothing from the application's queues;
+properties and headers are captured, searchable, and restored on replay, also across Kafka."""
+
+import json
+import time
+import uuid
+
+import pika
+import pytest
+
+from conftest import consume
+
+AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2f"
+
+
+def channel():
+    return pika.BlockingConnection(pika.ConnectionParameters("127.0.0.1")).channel()
+
+
+def unique(prefix):
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def drain(queue):
+    ch = channel()
+    out = []
+    while True:
+        method, props, body = ch.basic_get(queue, auto_ack=True)
+        if method is None:
+            return out
+        out.append((method, props, body))
+
+
+def depth(queue):
+    return channel().queue_declare(queue, passive=True).method.message_count
+
+
+@pytest.fixture
+def rmq(sluice):
+    p = sluice.run("connection", "add", "amqp", "rmq", "--url", AMQP_URL)
+    assert "warning" in p.stderr and "guest:" not in sluice("connection", "list")
+    cfg = (sluice.config / "config.toml").read_text()
+    assert "amqp://guest@127.0.0.1" in cfg, "the password is kept apart from the URL"
+    return sluice
+
+
+@pytest.fixture
+def shop():
+    """A topic exchange with an application queue bound to order.#."""
+    ch = channel()
+    x, q = unique("shop"), unique("app")
+    ch.exchange_declare(x, "topic", auto_delete=False)
+    ch.queue_declare(q)
+    ch.queue_bind(q, x, "order.#")
+    return x, q
+
+
+def publish(exchange, n, key=lambda i: "order.created" if i % 2 == 0 else "order.paid"):
+    ch = channel()
+    for i in range(n):
+        ch.basic_publish(
+            exchange,
+            key(i),
+            json.dumps({"order": i, "status": "FAILED" if i == 3 else "PAID"}).encode(),
+            pika.BasicProperties(
+                content_type="application/json",
+                correlation_id=f"c-{i}",
+                message_id=f"m-{i}",
+                headers={"x-foo": 1, "traceparent": f"00-4bf92f{i}-01"},
+                priority=3,
+                timestamp=1795168800 + i,
+                delivery_mode=2,
+            ),
+        )
+    ch.basic_publish(exchange, "user.created", b"not matched by the binding key")
+
+
+def tap(sluice, exchange, publish_fn, seconds=4, *extra):
+    """Captures EXCHANGE for a few seconds while publish_fn runs; returns the summary."""
+    p = sluice.popen("capture", "rmq", exchange, "--duration", f"{seconds}s", "--json", *extra)
+    time.sleep(1.5)  # the tap queue is bound once the capture has started
+    publish_fn()
+    out, err = p.communicate(timeout=60)
+    assert p.returncode == 0, err
+    return json.loads(out)
+
+
+def test_connection_test_topics_and_failures(rmq, shop):
+    x, q = shop
+    assert "reachable" in rmq("connection", "test", "rmq")
+    listing = json.loads(rmq("topics", "rmq", "--format", "json"))
+    kinds = {t["name"]: t.get("kind") for t in listing}
+    assert kinds[x] == "exchange (topic)" and kinds[q].startswith("queue (classic")
+    # Without the management API, a named exchange or queue is still checked (passive declare).
+    rmq("connection", "add", "amqp", "nomgmt", "--url", AMQP_URL, "--management-url", "http://127.0.0.1:9")
+    p = rmq.run("topics", "nomgmt", check=False)
+    assert p.returncode != 0 and "management API is unreachable" in p.stderr
+    named = json.loads(rmq("topics", "nomgmt", q, x, "--format", "json"))
+    assert [t["kind"] for t in named] == ["queue", "exchange"]
+    # Dead broker, wrong password, unknown exchange: clear errors, fast, no secrets.
+    rmq("connection", "add", "amqp", "dead", "--url", "amqp://guest@127.0.0.1:1/%2f")
+    t0 = time.time()
+    p = rmq.run("connection", "test", "dead", check=False)
+    assert p.returncode != 0 and "unreachable" in p.stderr and time.time() - t0 < 10
+    rmq("connection", "add", "amqp", "badpw", "--url", "amqp://guest:s3cret-pw@127.0.0.1:5672/%2f")
+    p = rmq.run("connection", "test", "badpw", check=False)
+    assert p.returncode != 0 and "authentication failed" in p.stderr and "s3cret-pw" not in p.stderr + p.stdout
+    p = rmq.run("capture", "rmq", "no-such-exchange", "--duration", "1s", check=False)
+    assert p.returncode != 0 and 'unknown exchange "no-such-exchange"' in p.stderr
+
+
+def test_tap_takes_nothing_and_properties_are_searchable(rmq, shop):
+    x, q = shop
+    summary = tap(rmq, x, lambda: publish(x, 5), 4, "--binding-key", "order.#")
+    assert summary["captured"] == 5, summary
+    assert depth(q) == 5, "the application's queue still holds every message"
+    assert rmq("search", f'event.exchange = "{x}"', "--count").strip() == "5"
+    assert rmq("search", 'routing_key ~ "order.*"', "--count").strip() == "5"
+    assert rmq("search", 'routing_key = "order.paid"', "--count").strip() == "2"
+    assert rmq("search", 'property.correlation_id = "c-3"', "--count").strip() == "1"
+    assert rmq("search", "header.x-foo = 1", "--count").strip() == "5"
+    [e] = rmq.jsonl("search", "status = FAILED", "--format", "jsonl")
+    assert e["bus"] == "amqp" and e["decoded"] == {"order": 3, "status": "FAILED"}
+    assert e["properties"]["content_type"] == "application/json"
+    assert e["properties"]["priority"] == 3 and e["properties"]["message_id"] == "m-3"
+    assert e["timestamp_us"] == (1795168800 + 3) * 1_000_000
+    assert e["headers"]["traceparent"] == "00-4bf92f3-01"
+
+
+def test_replay_within_amqp_and_across_kafka(rmq, shop, topic):
+    x, q = shop
+    summary = tap(rmq, x, lambda: publish(x, 4), 4)
+    assert summary["captured"] == 5, "the default binding key # taps everything, user.created too"
+    drain(q)
+    # AMQP -> AMQP: exchange with a routing key, and a queue through the default exchange.
+    assert "2 sent, 0 failed" in rmq("replay", 'routing_key = "order.paid"', "--to", f"rmq:{x}/order.replayed")
+    assert "1 sent" in rmq("replay", 'property.correlation_id = "c-0"', "--to", f"rmq:{q}")
+    got = drain(q)
+    assert sorted(m.routing_key for m, _, _ in got) == [q, "order.replayed", "order.replayed"]
+    for m, props, body in got:
+        assert props.content_type == "application/json" and props.priority == 3
+        assert props.headers["x-foo"] == "1" and "sluice-replay-id" in props.headers
+        assert json.loads(body)["order"] in (0, 1, 3)
+    # Unroutable messages are reported per event and fail the command.
+    p = rmq.run("replay", f'event.exchange = "{x}"', "--to", f"rmq:{x}/nobody.listens", check=False)
+    assert p.returncode != 0 and "5 failed" in p.stdout and "unroutable" in p.stderr
+    # AMQP -> Kafka: routing key becomes the key, properties travel in a header.
+    t = topic("amqp-x", 1)
+    orders = f'event.exchange = "{x}" and routing_key ~ "^order"'
+    assert "4 sent" in rmq("replay", orders, "--to", f"local:{t}")
+    records = consume(t, partitions=1, expect=4)
+    keys = sorted(r.key() for r in records)
+    assert keys == [b"order.created", b"order.created", b"order.paid", b"order.paid"]
+    props = json.loads(dict(records[0].headers())["sluice-properties"])
+    assert props["content_type"] == "application/json"
+    # Kafka -> AMQP: the carried properties come back.
+    rmq("capture", "local", t, "--stop-at-end", "--include-replays")
+    assert "4 sent" in rmq("replay", f"source = {t}", "--to", f"rmq:{q}")
+    back = drain(q)
+    assert sorted(p.correlation_id for _, p, _ in back) == ["c-0", "c-1", "c-2", "c-3"]
+    assert all(p.content_type == "application/json" and p.timestamp >= 1795168800 for _, p, _ in back)
+    # One search across buses, in time order.
+    trace = rmq.jsonl("search", 'header.traceparent ~ "4bf92f2"', "--format", "jsonl")
+    assert sorted(e["bus"] for e in trace) == ["amqp", "kafka"]
+
+
+def test_reading_a_queue_is_explicit(rmq):
+    q = unique("dlq")
+    ch = channel()
+    ch.queue_declare(q)
+    for i in range(3):
+        ch.basic_publish("", q, f"dead {i}".encode())
+    p = rmq.run("capture", "rmq", "--from-queue", q, check=False)
+    assert p.returncode != 0 and "--destructive" in p.stderr and "--requeue" in p.stderr
+    p = rmq.run("tail", "rmq", "--from-queue", q, "--destructive", check=False)
+    assert p.returncode != 0 and "never takes messages" in p.stderr
+    s = json.loads(rmq("capture", "rmq", "--from-queue", q, "--requeue", "--stop-at-end", "--json"))
+    assert s["captured"] == 3 and depth(q) == 3, "requeue gives every message back"
+    s = json.loads(rmq("capture", "rmq", "--from-queue", q, "--destructive", "--stop-at-end", "--json"))
+    assert s["captured"] == 3 and depth(q) == 0, "destructive takes them once they are in the lake"
+    redelivered = rmq.jsonl("search", f"source = {q}", "--format", "jsonl", "--limit", "10")
+    assert len(redelivered) == 6 and any(e["properties"].get("redelivered") for e in redelivered)
