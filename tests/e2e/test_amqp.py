@@ -9,7 +9,7 @@ import uuid
 import pika
 import pytest
 
-from conftest import consume
+from conftest import consume, produce
 
 AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2f"
 
@@ -181,3 +181,36 @@ def test_reading_a_queue_is_explicit(rmq):
     assert s["captured"] == 3 and depth(q) == 0, "destructive takes them once they are in the lake"
     redelivered = rmq.jsonl("search", f"source = {q}", "--format", "jsonl", "--limit", "10")
     assert len(redelivered) == 6 and any(e["properties"].get("redelivered") for e in redelivered)
+
+
+def test_dead_letters_go_back_to_their_origin(rmq, topic):
+    # RabbitMQ: rejected messages dead-letter into a DLQ with an x-death header.
+    x, work, dlq = unique("shop"), unique("work"), unique("dlq")
+    ch = channel()
+    ch.exchange_declare(x, "topic")
+    ch.queue_declare(dlq)
+    ch.queue_declare(work, arguments={"x-dead-letter-exchange": "", "x-dead-letter-routing-key": dlq})
+    ch.queue_bind(work, x, "order.#")
+    for i in range(2):
+        ch.basic_publish(x, "order.created", f"order {i}".encode(), pika.BasicProperties(correlation_id=f"d-{i}"))
+    for _ in range(2):
+        method, _, _ = ch.basic_get(work)
+        ch.basic_reject(method.delivery_tag, requeue=False)
+    time.sleep(0.5)
+    assert depth(dlq) == 2 and depth(work) == 0
+    rmq("capture", "rmq", "--from-queue", dlq, "--destructive", "--stop-at-end")
+    # Kafka: a Spring-style dead-letter topic names the original topic in a header.
+    orig, dlt = topic("orig", 1), topic("dlt", 1)
+    produce(dlt, [{"value": b"kafka dead", "key": b"k1", "headers": [("kafka_dlt-original-topic", orig.encode())]}])
+    produce(dlt, [{"value": b"no origin"}])
+    rmq("capture", "local", dlt, "--stop-at-end")
+    plan = rmq("replay", f"source in ({dlq}, {dlt})", "--to-origin", "--dry-run")
+    assert plan.count(f"-> rmq:{x}/order.created") == 2 and f"-> local:{orig}" in plan
+    assert "cannot send: origin unknown" in plan
+    p = rmq.run("replay", f"source in ({dlq}, {dlt})", "--to-origin", check=False)
+    assert p.returncode != 0, "the event without an origin fails the command"
+    assert "3 sent, 1 failed of 4 matched" in p.stdout and "origin unknown" in p.stderr
+    back = drain(work)
+    assert sorted(pr.correlation_id for _, pr, _ in back) == ["d-0", "d-1"]
+    [r] = consume(orig, partitions=1, expect=1)
+    assert r.value() == b"kafka dead" and r.key() == b"k1"

@@ -98,8 +98,11 @@ pub enum ExportFormat {
 
 #[derive(Debug, Clone)]
 pub struct ReplayRequest {
-    /// `CONNECTION:TOPIC`
+    /// `CONNECTION:TOPIC`, `CONNECTION:EXCHANGE[/ROUTING_KEY]` or `CONNECTION:QUEUE`; unused with
+    /// `to_origin`.
     pub to: String,
+    /// Send each event back where it came from (dead-letter headers, or Sluice's own).
+    pub to_origin: bool,
     pub rate: Option<u32>,
     pub limit: Option<u64>,
     pub keep_partition: bool,
@@ -702,8 +705,10 @@ impl Sluice {
     ) -> Result<u64> {
         let c = Self::compile(filter)?;
         let lake = self.lake()?;
-        let (connection, _) = Self::parse_target(&req.to)?;
-        self.config()?.connection(&connection)?;
+        if !req.to_origin {
+            let (connection, _) = Self::parse_target(&req.to)?;
+            self.config()?.connection(&connection)?;
+        }
         sluice_replay::plan(&Query::open(&lake)?, &c, req.limit, on_event).map_err(replay_err)
     }
 
@@ -716,6 +721,25 @@ impl Sluice {
     ) -> Result<ReplaySummary> {
         let c = Self::compile(filter)?;
         let lake = self.lake()?;
+        if req.to_origin {
+            let opts =
+                Self::replay_options(req, String::new(), sluice_model::Bus::Kafka, None, &lake);
+            let mut open = |name: &str| {
+                let c = self
+                    .connector(name)
+                    .map_err(|e| sluice_bus::BusError::Config(e.message))?;
+                Ok((c.writer()?, c.bus()))
+            };
+            return sluice_replay::replay_to_origin(
+                &Query::open(&lake)?,
+                &c,
+                &mut open,
+                &opts,
+                stop,
+                on_progress,
+            )
+            .map_err(replay_err);
+        }
         let (connection, target) = Self::parse_target(&req.to)?;
         let connector = self.connector(&connection)?;
         let to_bus = connector.bus();
@@ -751,6 +775,14 @@ impl Sluice {
             .map_err(replay_err)?;
         Ok(summary)
     }
+}
+
+/// Where `replay --to-origin` would send an event, as `CONNECTION:TARGET[/ROUTING_KEY]`.
+pub fn origin_of(event: &Event) -> std::result::Result<String, String> {
+    sluice_replay::origin(event).map(|o| match o.routing_key {
+        Some(rk) => format!("{}:{}/{rk}", o.connection, o.target),
+        None => format!("{}:{}", o.connection, o.target),
+    })
 }
 
 fn replay_err(e: sluice_replay::ReplayError) -> ApiError {

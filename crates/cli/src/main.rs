@@ -7,6 +7,8 @@ mod output;
 // and re-allocates large buffers all the time, and with fresh memory the kernel's page zeroing
 // led its profiles. Together they measured ~30% faster capture with decoding than glibc's
 // allocator (BENCHMARKS.md: 10M events in 45.5 s against 62.6 s); mimalloc alone did not.
+// The `override` feature of libmimalloc-sys also takes over C's malloc, so librdkafka's and
+// DuckDB's allocations (a fifth of replay's profile under glibc) use it too.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -100,8 +102,16 @@ enum Command {
         filter: String,
         /// Destination: CONNECTION:TOPIC (Kafka), CONNECTION:EXCHANGE[/ROUTING_KEY] or
         /// CONNECTION:QUEUE (AMQP)
+        #[arg(
+            long,
+            required_unless_present = "to_origin",
+            conflicts_with = "to_origin"
+        )]
+        to: Option<String>,
+        /// Send each event back where it came from: RabbitMQ's x-death, Kafka's
+        /// x-original-topic / kafka_dlt-original-topic, or Sluice's sluice-source header
         #[arg(long)]
-        to: String,
+        to_origin: bool,
         /// Messages per second
         #[arg(long)]
         rate: Option<u32>,
@@ -430,25 +440,30 @@ fn run(cli: Cli) -> Result<()> {
         Command::Replay {
             filter,
             to,
+            to_origin,
             rate,
             limit,
             dry_run,
             keep_partition,
         } => {
             let req = ReplayRequest {
-                to,
+                to: to.unwrap_or_default(),
+                to_origin,
                 rate,
                 limit,
                 keep_partition,
             };
+            let dest = if to_origin {
+                "their origins".to_string()
+            } else {
+                req.to.clone()
+            };
             if dry_run {
                 let mut out = std::io::stdout().lock();
-                let n =
-                    sluice.replay_plan(&filter, &req, &mut |e| output::plan_line(&mut out, e))?;
-                println!(
-                    "dry run: {n} events would be sent to {}; nothing was sent",
-                    req.to
-                );
+                let n = sluice.replay_plan(&filter, &req, &mut |e| {
+                    output::plan_line(&mut out, e, to_origin.then(|| sluice_api::origin_of(e)))
+                })?;
+                println!("dry run: {n} events would be sent to {dest}; nothing was sent");
                 return Ok(());
             }
             let stop = stop_flag();
@@ -465,7 +480,7 @@ fn run(cli: Cli) -> Result<()> {
             }
             println!(
                 "replayed to {}: {} sent, {} failed of {} matched in {:.1}s{}",
-                req.to,
+                dest,
                 s.sent,
                 s.failed,
                 s.matched,

@@ -258,10 +258,16 @@ pub fn tail_event(out: &mut impl Write, e: &Event, jsonl: bool) -> bool {
     r.and_then(|_| out.flush()).is_ok()
 }
 
-pub fn plan_line(out: &mut impl Write, e: &Event) {
+/// One line of a dry run; `origin` is where `--to-origin` would send the event.
+pub fn plan_line(out: &mut impl Write, e: &Event, origin: Option<Result<String, String>>) {
+    let to = match origin {
+        Some(Ok(o)) => format!("  -> {o}"),
+        Some(Err(why)) => format!("  -> cannot send: {why}"),
+        None => String::new(),
+    };
     let _ = writeln!(
         out,
-        "{}  {}  key={}  {} bytes  {}",
+        "{}  {}  key={}  {} bytes  {}{to}",
         when(e),
         e.id,
         text_or_len(&e.key),

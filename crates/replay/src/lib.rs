@@ -10,6 +10,7 @@ use sluice_bus::{BusError, Delivery, Writer};
 use sluice_filter::Compiled;
 use sluice_lake::{Columns, LakeError, Query};
 use sluice_model::{position, Bus, Event, Header, Outgoing};
+use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -156,6 +157,26 @@ pub fn plan(
     Ok(n)
 }
 
+type Limiter = governor::DefaultDirectRateLimiter;
+
+fn limiter(rate: Option<u32>) -> Option<Limiter> {
+    rate.and_then(NonZeroU32::new)
+        .map(|r| RateLimiter::direct(Quota::per_second(r)))
+}
+
+/// Waits for the rate limit; false when the stop flag is raised meanwhile.
+fn pace(limiter: Option<&Limiter>, stop: &AtomicBool) -> bool {
+    if let Some(l) = limiter {
+        while l.check().is_err() {
+            if stop.load(Ordering::Relaxed) {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+    !stop.load(Ordering::Relaxed)
+}
+
 pub fn replay(
     query: &Query,
     filter: &Compiled,
@@ -165,27 +186,15 @@ pub fn replay(
     on_progress: &mut dyn FnMut(&ReplayProgress),
 ) -> Result<ReplaySummary, ReplayError> {
     let start = Instant::now();
-    let limiter = opts
-        .rate
-        .and_then(NonZeroU32::new)
-        .map(|r| RateLimiter::direct(Quota::per_second(r)));
+    let limiter = limiter(opts.rate);
     let mut summary = ReplaySummary::default();
     let mut send_err: Option<BusError> = None;
     let mut progress = ReplayProgress::default();
     let mut last_report = Instant::now();
     query.for_each_in_order(filter, opts.limit, Columns::ForSending, |event| {
-        if stop.load(Ordering::Relaxed) {
+        if !pace(limiter.as_ref(), stop) {
             summary.interrupted = true;
             return false;
-        }
-        if let Some(l) = &limiter {
-            while l.check().is_err() {
-                std::thread::sleep(Duration::from_millis(1));
-                if stop.load(Ordering::Relaxed) {
-                    summary.interrupted = true;
-                    return false;
-                }
-            }
         }
         summary.matched += 1;
         if let Err(e) = writer.send(outgoing(event, opts)) {
@@ -205,6 +214,19 @@ pub fn replay(
     })?;
     // Wait for every report even after a send error, so the counts are true.
     let d: Delivery = writer.flush(Duration::from_secs(60))?;
+    finish(summary, d, start, progress, on_progress, send_err)
+}
+
+/// The final counts from all delivery reports, reported once more. Events matched but never
+/// reported (a send error stopped the run) count as failed.
+fn finish(
+    mut summary: ReplaySummary,
+    d: Delivery,
+    start: Instant,
+    mut progress: ReplayProgress,
+    on_progress: &mut dyn FnMut(&ReplayProgress),
+    send_err: Option<BusError>,
+) -> Result<ReplaySummary, ReplayError> {
     summary.sent = d.sent;
     summary.failed = d.failed + summary.matched.saturating_sub(d.sent + d.failed);
     summary.errors = d.errors;
@@ -213,8 +235,251 @@ pub fn replay(
     progress.failed = summary.failed;
     progress.elapsed_ms = summary.elapsed_ms;
     on_progress(&progress);
-    if let Some(e) = send_err {
-        return Err(e.into());
+    match send_err {
+        Some(e) => Err(e.into()),
+        None => Ok(summary),
     }
-    Ok(summary)
+}
+
+/// Where an event goes back to (`replay --to-origin`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Origin {
+    pub connection: String,
+    /// Topic, exchange (`""` is RabbitMQ's default exchange) or queue.
+    pub target: String,
+    pub routing_key: Option<String>,
+}
+
+/// The origin of a dead-lettered or replayed event, from the headers dead-letter mechanisms and
+/// Sluice leave: RabbitMQ's `x-death` (first entry: exchange and routing key), Kafka's
+/// `x-original-topic` or Spring's `kafka_dlt-original-topic` (same connection), or the
+/// `sluice-source` position of a Sluice replay.
+pub fn origin(event: &Event) -> Result<Origin, String> {
+    let header = |k: &str| {
+        event
+            .headers
+            .iter()
+            .find(|h| h.key == k)
+            .and_then(|h| h.value.as_deref())
+            .and_then(|v| std::str::from_utf8(v).ok())
+    };
+    if let Some(death) = header("x-death") {
+        let v: serde_json::Value = serde_json::from_str(death)
+            .map_err(|e| format!("the x-death header is not readable: {e}"))?;
+        let first = v
+            .as_array()
+            .and_then(|a| a.first())
+            .ok_or("the x-death header is empty")?;
+        let text = |k: &str| first.get(k).and_then(|x| x.as_str()).map(str::to_string);
+        let routing_key = first
+            .get("routing-keys")
+            .and_then(|r| r.as_array())
+            .and_then(|a| a.first())
+            .and_then(|r| r.as_str())
+            .map(str::to_string)
+            .or_else(|| text("queue"));
+        return Ok(Origin {
+            connection: event.connection.clone(),
+            target: text("exchange").unwrap_or_default(),
+            routing_key,
+        });
+    }
+    for k in ["x-original-topic", "kafka_dlt-original-topic"] {
+        if let Some(t) = header(k) {
+            return Ok(Origin {
+                connection: event.connection.clone(),
+                target: t.to_string(),
+                routing_key: None,
+            });
+        }
+    }
+    if let Some(src) = header(REPLAY_SOURCE_HEADER) {
+        // CONNECTION/SOURCE/PARTITION/OFFSET; connection names never hold a `/`.
+        let mut right = src.rsplitn(3, '/');
+        let (_, _, left) = (right.next(), right.next(), right.next());
+        if let Some((connection, source)) = left.and_then(|l| l.split_once('/')) {
+            let routing_key = event.properties.as_deref().and_then(routing_key_of);
+            return Ok(Origin {
+                connection: connection.to_string(),
+                target: source.to_string(),
+                routing_key,
+            });
+        }
+    }
+    Err(
+        "origin unknown: no x-death, x-original-topic, kafka_dlt-original-topic or sluice-source header"
+            .into(),
+    )
+}
+
+/// A connection's writer and the bus it is on.
+pub type BusWriter = (Box<dyn Writer>, Bus);
+
+/// Opens a connection's writer for `replay_to_origin`.
+pub type OpenWriter<'a> = dyn FnMut(&str) -> Result<BusWriter, BusError> + 'a;
+
+/// Sends each match back to its `origin`, opening one writer per connection. An event whose
+/// origin is unknown, or whose connection cannot be opened, fails on its own with the reason;
+/// the rest go on.
+pub fn replay_to_origin(
+    query: &Query,
+    filter: &Compiled,
+    open: &mut OpenWriter<'_>,
+    base: &ReplayOptions,
+    stop: &AtomicBool,
+    on_progress: &mut dyn FnMut(&ReplayProgress),
+) -> Result<ReplaySummary, ReplayError> {
+    let start = Instant::now();
+    let limiter = limiter(base.rate);
+    let mut summary = ReplaySummary::default();
+    // Per connection: its writer, or why it could not be opened (asked once).
+    let mut writers: HashMap<String, Result<BusWriter, String>> = HashMap::new();
+    let mut local_failures: Vec<(String, String)> = Vec::new();
+    let mut progress = ReplayProgress::default();
+    let mut last_report = Instant::now();
+    let mut send_err: Option<BusError> = None;
+    query.for_each_in_order(filter, base.limit, Columns::ForSending, |event| {
+        if !pace(limiter.as_ref(), stop) {
+            summary.interrupted = true;
+            return false;
+        }
+        summary.matched += 1;
+        let o = match origin(&event) {
+            Ok(o) => o,
+            Err(why) => {
+                local_failures.push((event.id, why));
+                return true;
+            }
+        };
+        let entry = writers
+            .entry(o.connection.clone())
+            .or_insert_with(|| open(&o.connection).map_err(|e| e.to_string()));
+        let (writer, bus) = match entry {
+            Ok((w, b)) => (w, *b),
+            Err(why) => {
+                local_failures.push((event.id, format!("connection {:?}: {why}", o.connection)));
+                return true;
+            }
+        };
+        let opts = ReplayOptions {
+            target: o.target,
+            to_bus: bus,
+            routing_key: o.routing_key,
+            keep_partition: false,
+            ..base.clone()
+        };
+        if let Err(e) = writer.send(outgoing(event, &opts)) {
+            send_err = Some(e);
+            return false;
+        }
+        progress.queued += 1;
+        if last_report.elapsed() >= Duration::from_millis(200) {
+            let (sent, failed) = writers.values().flatten().fold((0, 0), |(s, f), (w, _)| {
+                let d = w.delivery();
+                (s + d.sent, f + d.failed)
+            });
+            progress.sent = sent;
+            progress.failed = failed + local_failures.len() as u64;
+            progress.elapsed_ms = start.elapsed().as_millis() as u64;
+            on_progress(&progress);
+            last_report = Instant::now();
+        }
+        true
+    })?;
+    let mut all = Delivery {
+        failed: local_failures.len() as u64,
+        errors: local_failures,
+        ..Delivery::default()
+    };
+    for (w, _) in writers.values_mut().flatten() {
+        let d = w.flush(Duration::from_secs(60))?;
+        all.sent += d.sent;
+        all.failed += d.failed;
+        all.errors.extend(d.errors);
+    }
+    finish(summary, all, start, progress, on_progress, send_err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sluice_model::Encoding;
+
+    fn event(headers: &[(&str, &str)], properties: Option<&str>) -> Event {
+        Event {
+            id: "e".into(),
+            bus: Bus::Amqp,
+            connection: "rmq".into(),
+            source: "dlq".into(),
+            partition: None,
+            offset: None,
+            key: None,
+            key_decoded: None,
+            headers: headers
+                .iter()
+                .map(|(k, v)| Header {
+                    key: k.to_string(),
+                    value: Some(v.as_bytes().to_vec()),
+                })
+                .collect(),
+            timestamp_us: None,
+            captured_at_us: 0,
+            payload: Vec::new(),
+            size: 0,
+            truncated: false,
+            schema: None,
+            encoding: Encoding::Binary,
+            decoded: None,
+            payload_text: None,
+            decode_error: None,
+            properties: properties.map(str::to_string),
+        }
+    }
+
+    fn at(connection: &str, target: &str, rk: Option<&str>) -> Result<Origin, String> {
+        Ok(Origin {
+            connection: connection.into(),
+            target: target.into(),
+            routing_key: rk.map(str::to_string),
+        })
+    }
+
+    #[test]
+    fn origins_come_from_dead_letter_and_replay_headers() {
+        let death = r#"[{"exchange":"shop","queue":"orders","routing-keys":["order.created"],"count":2},{"exchange":"older"}]"#;
+        assert_eq!(
+            origin(&event(&[("x-death", death)], None)),
+            at("rmq", "shop", Some("order.created"))
+        );
+        let by_queue = r#"[{"exchange":"","queue":"orders"}]"#;
+        assert_eq!(
+            origin(&event(&[("x-death", by_queue)], None)),
+            at("rmq", "", Some("orders"))
+        );
+        assert_eq!(
+            origin(&event(&[("x-original-topic", "orders")], None)),
+            at("rmq", "orders", None)
+        );
+        assert_eq!(
+            origin(&event(&[("kafka_dlt-original-topic", "pay")], None)),
+            at("rmq", "pay", None)
+        );
+        assert_eq!(
+            origin(&event(&[(REPLAY_SOURCE_HEADER, "local/orders/2/17")], None)),
+            at("local", "orders", None)
+        );
+        assert_eq!(
+            origin(&event(
+                &[(REPLAY_SOURCE_HEADER, "rmq/shop//")],
+                Some(r#"{"routing_key":"order.paid"}"#)
+            )),
+            at("rmq", "shop", Some("order.paid"))
+        );
+        assert!(origin(&event(&[], None))
+            .unwrap_err()
+            .contains("origin unknown"));
+        assert!(origin(&event(&[("x-death", "not json")], None))
+            .unwrap_err()
+            .contains("x-death"));
+    }
 }
