@@ -214,3 +214,23 @@ def test_dead_letters_go_back_to_their_origin(rmq, topic):
     assert sorted(pr.correlation_id for _, pr, _ in back) == ["d-0", "d-1"]
     [r] = consume(orig, partitions=1, expect=1)
     assert r.value() == b"kafka dead" and r.key() == b"k1"
+
+
+def test_stream_queues_are_read_by_offset_without_taking(rmq):
+    s = unique("stream")
+    ch = channel()
+    ch.queue_declare(s, durable=True, arguments={"x-queue-type": "stream"})
+    for i in range(5):
+        ch.basic_publish("", s, f"event {i}".encode(), pika.BasicProperties(correlation_id=f"s-{i}"))
+    time.sleep(0.5)
+    first = json.loads(rmq("capture", "rmq", "--from-queue", s, "--stream", "--max-messages", "5", "--json"))
+    assert first["captured"] == 5
+    events = rmq.jsonl("search", f"source = {s}", "--format", "jsonl")
+    assert sorted(e["offset"] for e in events) == [0, 1, 2, 3, 4]
+    assert events[0]["id"] == f"amqp:rmq/{s}/0/4", "stream positions give stable ids"
+    # Reading again from an offset takes nothing and adds no duplicates.
+    again = json.loads(rmq("capture", "rmq", "--from-queue", s, "--stream", "--from", "2", "--max-messages", "3", "--json"))
+    assert again["read"] == 3 and again["skipped_duplicates"] == 3
+    assert rmq("search", f"source = {s}", "--count").strip() == "5"
+    tail = rmq("tail", "rmq", "--from-queue", s, "--stream", "--from", "beginning", "--max-messages", "2", "--format", "jsonl")
+    assert [json.loads(line)["payload_text"] for line in tail.splitlines()] == ["event 0", "event 1"]

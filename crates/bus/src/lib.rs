@@ -78,6 +78,8 @@ pub enum QueueRead {
     Destructive,
     /// Given back to the queue when reading ends (marked redelivered; order may change).
     Requeue,
+    /// A RabbitMQ stream queue, read by offset from the start position; takes nothing.
+    Stream,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]

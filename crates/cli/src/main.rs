@@ -236,6 +236,10 @@ struct AmqpReadArgs {
     /// With --from-queue: give every message back afterwards (marked redelivered; order may change)
     #[arg(long, requires = "from_queue")]
     requeue: bool,
+    /// With --from-queue: the queue is a stream, read by offset from --from (beginning = first,
+    /// end = next, OFFSET, @TIME); takes nothing
+    #[arg(long, requires = "from_queue", conflicts_with_all = ["destructive", "requeue"])]
+    stream: bool,
 }
 
 impl AmqpReadArgs {
@@ -250,11 +254,13 @@ impl AmqpReadArgs {
         }
         let queue = match (&self.from_queue, self.destructive, self.requeue) {
             (None, _, _) => None,
+            (Some(_), _, _) if self.stream => Some(QueueRead::Stream),
             (Some(_), true, _) => Some(QueueRead::Destructive),
             (Some(_), _, true) => Some(QueueRead::Requeue),
             (Some(q), false, false) => anyhow::bail!(
                 "--from-queue {q} takes messages from that queue: say what becomes of them with \
-                 --destructive (deleted once captured) or --requeue (given back, marked redelivered)"
+                 --destructive (deleted once captured) or --requeue (given back, marked redelivered); \
+                 a stream queue is read without taking anything with --stream"
             ),
         };
         let sources = match self.from_queue {

@@ -44,9 +44,23 @@ impl AmqpReader {
     pub(crate) fn open(
         a: &Amqp,
         sources: &[String],
-        _from: StartFrom,
+        from: StartFrom,
         opts: &ReadOptions,
     ) -> Result<Self, BusError> {
+        let stream = opts.queue == Some(QueueRead::Stream);
+        // Where a stream read starts; other reads have no positions to start from.
+        let stream_offset = match from {
+            StartFrom::Beginning => AMQPValue::LongString("first".into()),
+            StartFrom::End => AMQPValue::LongString("next".into()),
+            StartFrom::Offset(n) => AMQPValue::LongLongInt(n),
+            StartFrom::Time(us) => AMQPValue::Timestamp((us.max(0) / 1_000_000) as u64),
+            StartFrom::Last(_) if stream => {
+                return Err(BusError::Config(
+                    "a stream starts from beginning, end, an offset or @TIME, not -N".into(),
+                ))
+            }
+            StartFrom::Last(_) => AMQPValue::Void,
+        };
         let rt = super::runtime()?;
         let (conn, channel, deliveries, initial) = rt.block_on(async {
             let conn = a.config.connect(&a.name, CONNECT_TIMEOUT).await?;
@@ -73,6 +87,13 @@ impl AmqpReader {
                         .await
                         .map_err(|_| unknown("queue"))?;
                     initial += u64::from(q.message_count());
+                    if stream {
+                        // Stream consumers need a prefetch window; acks only move it on.
+                        probe
+                            .basic_qos(1000, Default::default())
+                            .await
+                            .map_err(client("setting the prefetch"))?;
+                    }
                     source.clone()
                 } else {
                     probe
@@ -119,6 +140,10 @@ impl AmqpReader {
                         .map_err(client("binding the tap queue"))?;
                     tap.name().as_str().to_string()
                 };
+                let mut consume_args = FieldTable::default();
+                if stream {
+                    consume_args.insert("x-stream-offset".into(), stream_offset.clone());
+                }
                 let consumer = probe
                     .basic_consume(
                         queue_name.as_str().into(),
@@ -127,7 +152,7 @@ impl AmqpReader {
                             no_ack: opts.queue.is_none(),
                             ..Default::default()
                         },
-                        FieldTable::default(),
+                        consume_args,
                     )
                     .await
                     .map_err(client("consuming"))?;
@@ -158,7 +183,8 @@ impl AmqpReader {
             seq: 0,
             mode: opts.queue,
             tags: Vec::new(),
-            initial: initial.filter(|_| opts.queue.is_some()),
+            // A stream's end is not known from AMQP: it reads until stopped.
+            initial: initial.filter(|_| opts.queue.is_some() && !stream),
         })
     }
 
@@ -168,11 +194,29 @@ impl AmqpReader {
             self.tags.push(d.delivery_tag);
         }
         let ts = d.properties.timestamp().map(|t| t as i64 * 1_000_000);
+        // Stream messages have positions, so their ids are stable and re-reading one range
+        // adds no duplicates (partition 0, like a one-partition topic).
+        let stream_offset = d
+            .properties
+            .headers()
+            .as_ref()
+            .and_then(|h| h.inner().get("x-stream-offset"))
+            .and_then(|v| match v {
+                AMQPValue::LongLongInt(n) => Some(*n),
+                AMQPValue::LongInt(n) => Some(i64::from(*n)),
+                _ => None,
+            })
+            .filter(|_| self.mode == Some(QueueRead::Stream));
         Message {
-            id: Some(format!(
-                "amqp:{}/{}/{}-{}",
-                self.connection, source, self.run, self.seq
-            )),
+            id: match stream_offset {
+                Some(_) => None,
+                None => Some(format!(
+                    "amqp:{}/{}/{}-{}",
+                    self.connection, source, self.run, self.seq
+                )),
+            },
+            partition: stream_offset.map(|_| 0),
+            offset: stream_offset,
             properties: Some(properties::json_of(
                 d.exchange.as_str(),
                 d.routing_key.as_str(),
@@ -181,8 +225,6 @@ impl AmqpReader {
             )),
             headers: properties::headers_of(&d.properties),
             source,
-            partition: None,
-            offset: None,
             key: None,
             timestamp_us: ts,
             payload: d.data,
@@ -218,6 +260,16 @@ impl Reader for AmqpReader {
             let d = d.map_err(|e| BusError::Client(format!("reading {source}: {e}")))?;
             msgs.push(self.message(source, d));
         }
+        if self.mode == Some(QueueRead::Stream) {
+            // Acknowledging a stream deletes nothing; it lets the broker send more.
+            if let Some(tag) = self.tags.pop() {
+                let ch = &self.channel;
+                self.rt
+                    .block_on(ch.basic_ack(tag, BasicAckOptions { multiple: true }))
+                    .map_err(client("acknowledging the stream"))?;
+            }
+            self.tags.clear();
+        }
         Ok(msgs)
     }
 
@@ -226,6 +278,9 @@ impl Reader for AmqpReader {
     }
 
     fn commit(&mut self, handled: u64) -> Result<(), BusError> {
+        if self.mode == Some(QueueRead::Stream) {
+            return Ok(());
+        }
         let (Some(mode), Some(&first_unhandled)) = (self.mode, self.tags.get(handled as usize))
         else {
             // Every message read was handled (or this is a tap).
@@ -256,7 +311,7 @@ impl AmqpReader {
                         .basic_ack(tag, BasicAckOptions { multiple: true })
                         .await
                         .map_err(client("acknowledging"))?,
-                    QueueRead::Requeue => ch
+                    QueueRead::Requeue | QueueRead::Stream => ch
                         .basic_nack(
                             tag,
                             BasicNackOptions {
