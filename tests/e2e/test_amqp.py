@@ -174,7 +174,7 @@ def test_reading_a_queue_is_explicit(rmq):
     p = rmq.run("capture", "rmq", "--from-queue", q, check=False)
     assert p.returncode != 0 and "--destructive" in p.stderr and "--requeue" in p.stderr
     p = rmq.run("tail", "rmq", "--from-queue", q, "--destructive", check=False)
-    assert p.returncode != 0 and "never takes messages" in p.stderr
+    assert p.returncode != 0 and "never deletes messages" in p.stderr
     s = json.loads(rmq("capture", "rmq", "--from-queue", q, "--requeue", "--stop-at-end", "--json"))
     assert s["captured"] == 3 and depth(q) == 3, "requeue gives every message back"
     s = json.loads(rmq("capture", "rmq", "--from-queue", q, "--destructive", "--stop-at-end", "--json"))

@@ -47,6 +47,14 @@ pub struct ConnectionProfile {
     /// AMQP: the management HTTP API.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub management_url: Option<String>,
+    /// SQS: region, named AWS profile and other endpoint (the access key id is
+    /// `sasl_username`, its secret the password).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aws_profile: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint_url: Option<String>,
 }
 
 impl std::fmt::Debug for ConnectionProfile {

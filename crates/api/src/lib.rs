@@ -26,6 +26,7 @@ use capture::{EventBuilder, TopicDecoders};
 use serde::Serialize;
 use sluice_bus::amqp::{Amqp, AmqpConfig};
 use sluice_bus::kafka::{Kafka, KafkaConfig, Sasl, Tls};
+use sluice_bus::sqs::{Sqs, SqsConfig};
 use sluice_bus::Connector;
 use sluice_codec::Decoder;
 use sluice_lake::{Lake, Query};
@@ -56,6 +57,12 @@ pub struct ConnectionAdd {
     pub brokers: String,
     /// AMQP: the management HTTP API (default `http://HOST:15672`).
     pub management_url: Option<String>,
+    /// SQS: region, named AWS profile, other endpoint, and a static access key id (its secret
+    /// is the password).
+    pub region: Option<String>,
+    pub aws_profile: Option<String>,
+    pub endpoint_url: Option<String>,
+    pub access_key_id: Option<String>,
     pub sasl_mechanism: Option<String>,
     pub username: Option<String>,
     pub password: Option<String>,
@@ -155,10 +162,13 @@ impl Sluice {
         if req.bus == "amqp" {
             return self.amqp_add(req);
         }
+        if req.bus == "sqs" {
+            return self.sqs_add(req);
+        }
         if req.bus != "kafka" {
             return Err(ApiError::new(
                 ErrorCode::InvalidInput,
-                format!("unknown bus {:?}: use kafka or amqp", req.bus),
+                format!("unknown bus {:?}: use kafka, amqp or sqs", req.bus),
             ));
         }
         let mut cfg = self.config()?;
@@ -224,6 +234,9 @@ impl Sluice {
                 tls_cert: req.tls_cert,
                 tls_key: req.tls_key,
                 management_url: None,
+                region: None,
+                aws_profile: None,
+                endpoint_url: None,
             },
         );
         cfg.save(&self.config_dir)?;
@@ -295,6 +308,66 @@ impl Sluice {
                 tls_cert: None,
                 tls_key: None,
                 management_url: req.management_url,
+                region: None,
+                aws_profile: None,
+                endpoint_url: None,
+            },
+        );
+        cfg.save(&self.config_dir)?;
+        Ok(ConnectionAdded {
+            name: req.name,
+            password_store,
+            warning,
+        })
+    }
+
+    fn sqs_add(&self, req: ConnectionAdd) -> Result<ConnectionAdded> {
+        let mut cfg = self.config()?;
+        if cfg.connections.contains_key(&req.name) && !req.replace {
+            return Err(ApiError::new(
+                ErrorCode::AlreadyExists,
+                format!(
+                    "connection {:?} already exists (remove it first, or pass --replace)",
+                    req.name
+                ),
+            ));
+        }
+        let Some(region) = req.region.clone().filter(|r| !r.is_empty()) else {
+            return Err(ApiError::new(
+                ErrorCode::InvalidInput,
+                "--region is required for sqs",
+            ));
+        };
+        if req.access_key_id.is_some() != req.password.is_some() {
+            return Err(ApiError::new(
+                ErrorCode::InvalidInput,
+                "static keys need both --access-key-id and the secret key (--password-stdin or SLUICE_PASSWORD)",
+            ));
+        }
+        let (password_store, password, warning) = self.keep_password(&req.name, &req.password);
+        cfg.connections.insert(
+            req.name.clone(),
+            ConnectionProfile {
+                bus: "sqs".into(),
+                brokers: req
+                    .endpoint_url
+                    .clone()
+                    .unwrap_or_else(|| format!("sqs.{region}.amazonaws.com")),
+                sasl_mechanism: None,
+                sasl_username: req.access_key_id.clone(),
+                password_store,
+                password,
+                tls: req
+                    .endpoint_url
+                    .as_deref()
+                    .is_none_or(|u| u.starts_with("https://")),
+                tls_ca: None,
+                tls_cert: None,
+                tls_key: None,
+                management_url: None,
+                region: Some(region),
+                aws_profile: req.aws_profile,
+                endpoint_url: req.endpoint_url,
             },
         );
         cfg.save(&self.config_dir)?;
@@ -325,7 +398,9 @@ impl Sluice {
                 brokers: p.brokers.clone(),
                 auth: match (&p.sasl_mechanism, &p.sasl_username) {
                     (Some(m), Some(u)) => format!("SASL {m} as {u}"),
+                    (None, Some(u)) if p.bus == "sqs" => format!("access key {u}"),
                     (None, Some(u)) => format!("user {u}"),
+                    (None, None) if p.bus == "sqs" => "AWS credential chain".into(),
                     _ => "none".into(),
                 },
                 tls: p.tls,
@@ -355,6 +430,18 @@ impl Sluice {
             Some(PasswordStore::Keyring) => Some(secrets::load(name)?),
             None => None,
         };
+        if Self::bus_of(p)? == sluice_model::Bus::Sqs {
+            return Ok(Box::new(Sqs {
+                name: name.to_string(),
+                config: SqsConfig {
+                    region: p.region.clone().unwrap_or_default(),
+                    profile: p.aws_profile.clone(),
+                    endpoint_url: p.endpoint_url.clone(),
+                    access_key_id: p.sasl_username.clone(),
+                    secret_access_key: password,
+                },
+            }));
+        }
         if Self::bus_of(p)? == sluice_model::Bus::Amqp {
             return Ok(Box::new(Amqp {
                 name: name.to_string(),
@@ -505,7 +592,7 @@ impl Sluice {
         if read.queue == Some(QueueRead::Destructive) {
             return Err(ApiError::new(
                 ErrorCode::InvalidInput,
-                "tail stores nothing, so it never takes messages: use --requeue (or capture --destructive)",
+                "tail stores nothing, so it never deletes messages: use --requeue or --peek (or capture with --destructive or --drain)",
             ));
         }
         let topics = vec![topic.to_string()];
@@ -730,10 +817,13 @@ impl Sluice {
                     .map_err(|e| sluice_bus::BusError::Config(e.message))?;
                 Ok((c.writer()?, c.bus()))
             };
+            let mut finder = self.origin_finder();
+            let mut fallback = |e: &Event| finder.sqs_source(e);
             return sluice_replay::replay_to_origin(
                 &Query::open(&lake)?,
                 &c,
                 &mut open,
+                &mut fallback,
                 &opts,
                 stop,
                 on_progress,
@@ -755,7 +845,9 @@ impl Sluice {
             )
         })?;
         let mut send_to = topic.clone();
-        if info.kind.as_deref().is_some_and(|k| k.starts_with("queue")) {
+        if to_bus == sluice_model::Bus::Amqp
+            && info.kind.as_deref().is_some_and(|k| k.starts_with("queue"))
+        {
             routing_key = Some(topic.clone());
             send_to = String::new();
         }
@@ -777,12 +869,58 @@ impl Sluice {
     }
 }
 
-/// Where `replay --to-origin` would send an event, as `CONNECTION:TARGET[/ROUTING_KEY]`.
-pub fn origin_of(event: &Event) -> std::result::Result<String, String> {
-    sluice_replay::origin(event).map(|o| match o.routing_key {
-        Some(rk) => format!("{}:{}/{rk}", o.connection, o.target),
-        None => format!("{}:{}", o.connection, o.target),
-    })
+/// Finds where `replay --to-origin` sends events, asking SQS (once per queue) which queue feeds
+/// a dead-letter queue when the event does not say.
+pub struct OriginFinder<'a> {
+    sluice: &'a Sluice,
+    sqs_sources: HashMap<(String, String), Option<String>>,
+}
+
+impl OriginFinder<'_> {
+    /// An SQS dead-letter queue fed by exactly one queue sends back to that queue.
+    fn sqs_source(&mut self, e: &Event) -> Option<sluice_replay::Origin> {
+        if e.bus != sluice_model::Bus::Sqs {
+            return None;
+        }
+        let sluice = self.sluice;
+        let found = self
+            .sqs_sources
+            .entry((e.connection.clone(), e.source.clone()))
+            .or_insert_with(|| {
+                let c = sluice.connector(&e.connection).ok()?;
+                match c
+                    .dead_letter_sources(&e.source, CONNECT_TIMEOUT)
+                    .ok()?
+                    .as_slice()
+                {
+                    [one] => Some(one.clone()),
+                    _ => None,
+                }
+            });
+        found.clone().map(|target| sluice_replay::Origin {
+            connection: e.connection.clone(),
+            target,
+            routing_key: None,
+        })
+    }
+
+    /// `CONNECTION:TARGET[/ROUTING_KEY]`, or why the event has no known origin.
+    pub fn describe(&mut self, e: &Event) -> std::result::Result<String, String> {
+        let o = sluice_replay::origin(e).or_else(|why| self.sqs_source(e).ok_or(why))?;
+        Ok(match o.routing_key {
+            Some(rk) => format!("{}:{}/{rk}", o.connection, o.target),
+            None => format!("{}:{}", o.connection, o.target),
+        })
+    }
+}
+
+impl Sluice {
+    pub fn origin_finder(&self) -> OriginFinder<'_> {
+        OriginFinder {
+            sluice: self,
+            sqs_sources: HashMap::new(),
+        }
+    }
 }
 
 fn replay_err(e: sluice_replay::ReplayError) -> ApiError {

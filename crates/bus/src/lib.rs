@@ -6,11 +6,13 @@
 //! (sending), plus whatever mapping its bus needs (`amqp/properties.rs`). This crate must not
 //! decode payloads or touch the lake, and reading must not disturb the applications being
 //! inspected: Kafka partitions are assigned directly (no consumer group), RabbitMQ exchanges
-//! are tapped through Sluice's own queue, and taking messages from a queue happens only when
-//! the caller asks for it (`ReadOptions::queue`).
+//! are tapped through Sluice's own queue, and taking messages from a queue (RabbitMQ, and SQS,
+//! where every read changes the queue) happens only in a mode the caller chose
+//! (`ReadOptions::queue`).
 
 pub mod amqp;
 pub mod kafka;
+pub mod sqs;
 
 use sluice_model::{Bus, Message, Outgoing, StartFrom};
 use std::time::Duration;
@@ -57,6 +59,9 @@ pub struct SourceInfo {
     pub unacked: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub consumers: Option<i64>,
+    /// SQS: messages delayed, not yet visible.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delayed: Option<i64>,
 }
 
 /// How to read AMQP sources (Kafka ignores it). By default each source is an exchange that
@@ -143,4 +148,10 @@ pub trait Connector: Send + Sync {
         options: &ReadOptions,
     ) -> Result<Box<dyn Reader>, BusError>;
     fn writer(&self) -> Result<Box<dyn Writer>, BusError>;
+    /// The sources whose dead letters go to `name` (SQS redrive policies); empty where a bus
+    /// does not keep that relation.
+    fn dead_letter_sources(&self, name: &str, timeout: Duration) -> Result<Vec<String>, BusError> {
+        let _ = (name, timeout);
+        Ok(Vec::new())
+    }
 }

@@ -136,8 +136,9 @@ enum Command {
 
 #[derive(Subcommand)]
 enum ConnectionCmd {
-    /// Add a connection: `sluice connection add kafka NAME --brokers HOST:PORT` or
-    /// `sluice connection add amqp NAME --url amqp://USER@HOST:5672/VHOST`
+    /// Add a connection: `sluice connection add kafka NAME --brokers HOST:PORT`,
+    /// `sluice connection add amqp NAME --url amqp://USER@HOST:5672/VHOST` or
+    /// `sluice connection add sqs NAME --region REGION`
     Add(Box<ConnectionAddArgs>),
     List {
         #[arg(long, value_enum, default_value_t = TableFormat::Table)]
@@ -155,11 +156,11 @@ enum ConnectionCmd {
 #[derive(Args)]
 struct ConnectionAddArgs {
     /// Bus kind
-    #[arg(value_parser = ["kafka", "amqp"])]
+    #[arg(value_parser = ["kafka", "amqp", "sqs"])]
     bus: String,
     name: String,
     /// Kafka brokers
-    #[arg(long, value_name = "HOST:PORT[,..]", required_unless_present = "url")]
+    #[arg(long, value_name = "HOST:PORT[,..]", required_unless_present_any = ["url", "region"])]
     brokers: Option<String>,
     /// AMQP: amqp[s]://USER@HOST:PORT/VHOST (a password given here goes to the keyring)
     #[arg(long, value_name = "URL", conflicts_with = "brokers")]
@@ -167,6 +168,19 @@ struct ConnectionAddArgs {
     /// AMQP: management HTTP API [default: http://HOST:15672]
     #[arg(long, value_name = "URL")]
     management_url: Option<String>,
+    /// SQS: AWS region
+    #[arg(long)]
+    region: Option<String>,
+    /// SQS: a named AWS profile (default: the standard credential chain)
+    #[arg(long, value_name = "PROFILE")]
+    profile: Option<String>,
+    /// SQS: another endpoint (LocalStack, moto, ElasticMQ)
+    #[arg(long, value_name = "URL")]
+    endpoint_url: Option<String>,
+    /// SQS: static access key id; the secret key comes like a password (--password-stdin or
+    /// SLUICE_PASSWORD) and goes to the keyring
+    #[arg(long, value_name = "ID")]
+    access_key_id: Option<String>,
     /// PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512
     #[arg(long, value_name = "MECHANISM")]
     sasl_mechanism: Option<String>,
@@ -240,6 +254,13 @@ struct AmqpReadArgs {
     /// end = next, OFFSET, @TIME); takes nothing
     #[arg(long, requires = "from_queue", conflicts_with_all = ["destructive", "requeue"])]
     stream: bool,
+    /// SQS: receive without deleting; messages are given back afterwards, but each receive
+    /// raises their receive count (a low maxReceiveCount can move them to a dead-letter queue)
+    #[arg(long, conflicts_with_all = ["drain", "from_queue"])]
+    peek: bool,
+    /// SQS: receive and delete, once the events are durably in the lake
+    #[arg(long, conflicts_with = "from_queue")]
+    drain: bool,
 }
 
 impl AmqpReadArgs {
@@ -252,7 +273,15 @@ impl AmqpReadArgs {
             };
             match_headers.push((k.to_string(), v.to_string()));
         }
+        if self.peek {
+            eprintln!(
+                "note: --peek hides each message while it is read and raises its receive count; \
+                 with a low maxReceiveCount that can move messages to the dead-letter queue"
+            );
+        }
         let queue = match (&self.from_queue, self.destructive, self.requeue) {
+            (None, _, _) if self.peek => Some(QueueRead::Requeue),
+            (None, _, _) if self.drain => Some(QueueRead::Destructive),
             (None, _, _) => None,
             (Some(_), _, _) if self.stream => Some(QueueRead::Stream),
             (Some(_), true, _) => Some(QueueRead::Destructive),
@@ -466,8 +495,9 @@ fn run(cli: Cli) -> Result<()> {
             };
             if dry_run {
                 let mut out = std::io::stdout().lock();
+                let mut origins = sluice.origin_finder();
                 let n = sluice.replay_plan(&filter, &req, &mut |e| {
-                    output::plan_line(&mut out, e, to_origin.then(|| sluice_api::origin_of(e)))
+                    output::plan_line(&mut out, e, to_origin.then(|| origins.describe(e)))
                 })?;
                 println!("dry run: {n} events would be sent to {dest}; nothing was sent");
                 return Ok(());
@@ -539,6 +569,10 @@ fn connection(sluice: &Sluice, cmd: ConnectionCmd) -> Result<()> {
                 bus: a.bus,
                 brokers: a.brokers.or(a.url).unwrap_or_default(),
                 management_url: a.management_url,
+                region: a.region,
+                aws_profile: a.profile,
+                endpoint_url: a.endpoint_url,
+                access_key_id: a.access_key_id,
                 sasl_mechanism: a.sasl_mechanism,
                 username: a.username,
                 password,

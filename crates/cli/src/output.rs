@@ -75,11 +75,20 @@ pub fn topics(topics: &[SourceInfo]) {
                     t.kind.clone().unwrap_or_default(),
                     n(t.ready),
                     n(t.unacked),
-                    n(t.consumers),
+                    n(t.consumers.or(t.delayed)),
                 ]
             })
             .collect();
-        return table(&["NAME", "KIND", "READY", "UNACKED", "CONSUMERS"], rows);
+        return table(
+            &[
+                "NAME",
+                "KIND",
+                "READY/VISIBLE",
+                "UNACKED/IN-FLIGHT",
+                "CONSUMERS|DELAYED",
+            ],
+            rows,
+        );
     }
     let rows = topics
         .iter()

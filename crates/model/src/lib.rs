@@ -13,6 +13,7 @@ use std::fmt;
 pub enum Bus {
     Kafka,
     Amqp,
+    Sqs,
 }
 
 impl Bus {
@@ -20,6 +21,7 @@ impl Bus {
         match self {
             Bus::Kafka => "kafka",
             Bus::Amqp => "amqp",
+            Bus::Sqs => "sqs",
         }
     }
 
@@ -27,6 +29,7 @@ impl Bus {
         match s {
             "kafka" => Some(Bus::Kafka),
             "amqp" => Some(Bus::Amqp),
+            "sqs" => Some(Bus::Sqs),
             _ => None,
         }
     }

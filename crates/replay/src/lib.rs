@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 
 pub const REPLAY_ID_HEADER: &str = "sluice-replay-id";
 pub const REPLAY_SOURCE_HEADER: &str = "sluice-source";
-/// Carries an AMQP event's properties through a bus without them (Kafka), so a later replay
-/// to AMQP restores them.
+/// Carries an event's bus properties through a bus that cannot hold them (Kafka; SQS for
+/// others' properties), so a later replay to their own bus restores them.
 pub const PROPERTIES_HEADER: &str = "sluice-properties";
 
 #[derive(Debug, thiserror::Error)]
@@ -103,16 +103,20 @@ pub fn outgoing(event: Event, opts: &ReplayOptions) -> Outgoing {
         ),
     });
     let mut key = event.key;
-    if opts.to_bus == Bus::Kafka {
-        if key.is_none() {
-            key = source_routing_key.clone().map(String::into_bytes);
-        }
-        if let Some(p) = &properties {
-            headers.push(Header {
-                key: PROPERTIES_HEADER.into(),
-                value: Some(p.clone().into_bytes()),
-            });
-        }
+    if opts.to_bus == Bus::Kafka && key.is_none() {
+        key = source_routing_key.clone().map(String::into_bytes);
+    }
+    // Kafka has no properties, and SQS only its own: carry the others in a header.
+    let carry = match opts.to_bus {
+        Bus::Kafka => true,
+        Bus::Sqs => event.bus != Bus::Sqs,
+        Bus::Amqp => false,
+    };
+    if let (true, Some(p)) = (carry, &properties) {
+        headers.push(Header {
+            key: PROPERTIES_HEADER.into(),
+            value: Some(p.clone().into_bytes()),
+        });
     }
     let routing_key = opts.routing_key.clone().or(source_routing_key).or_else(|| {
         key.as_deref()
@@ -250,10 +254,11 @@ pub struct Origin {
     pub routing_key: Option<String>,
 }
 
-/// The origin of a dead-lettered or replayed event, from the headers dead-letter mechanisms and
-/// Sluice leave: RabbitMQ's `x-death` (first entry: exchange and routing key), Kafka's
-/// `x-original-topic` or Spring's `kafka_dlt-original-topic` (same connection), or the
-/// `sluice-source` position of a Sluice replay.
+/// The origin of a dead-lettered or replayed event, from what dead-letter mechanisms and Sluice
+/// leave: RabbitMQ's `x-death` header (first entry: exchange and routing key), SQS's
+/// `DeadLetterQueueSourceArn` attribute, Kafka's `x-original-topic` or Spring's
+/// `kafka_dlt-original-topic` header (same connection), or the `sluice-source` position of a
+/// Sluice replay.
 pub fn origin(event: &Event) -> Result<Origin, String> {
     let header = |k: &str| {
         event
@@ -284,6 +289,23 @@ pub fn origin(event: &Event) -> Result<Origin, String> {
             routing_key,
         });
     }
+    // SQS marks a message it moved to a dead-letter queue with the queue it came from.
+    let sqs_source = event
+        .properties
+        .as_deref()
+        .and_then(|p| serde_json::from_str::<serde_json::Value>(p).ok())
+        .and_then(|p| {
+            p.get("DeadLetterQueueSourceArn")?
+                .as_str()
+                .map(str::to_string)
+        });
+    if let Some(arn) = sqs_source {
+        return Ok(Origin {
+            connection: event.connection.clone(),
+            target: arn.rsplit(':').next().unwrap_or(&arn).to_string(),
+            routing_key: None,
+        });
+    }
     for k in ["x-original-topic", "kafka_dlt-original-topic"] {
         if let Some(t) = header(k) {
             return Ok(Origin {
@@ -307,7 +329,8 @@ pub fn origin(event: &Event) -> Result<Origin, String> {
         }
     }
     Err(
-        "origin unknown: no x-death, x-original-topic, kafka_dlt-original-topic or sluice-source header"
+        "origin unknown: no x-death, x-original-topic, kafka_dlt-original-topic or sluice-source \
+         header, nor an SQS DeadLetterQueueSourceArn"
             .into(),
     )
 }
@@ -325,6 +348,9 @@ pub fn replay_to_origin(
     query: &Query,
     filter: &Compiled,
     open: &mut OpenWriter<'_>,
+    // Asked when the event itself does not say where it came from (an SQS dead-letter queue
+    // fed by exactly one source queue).
+    fallback: &mut dyn FnMut(&Event) -> Option<Origin>,
     base: &ReplayOptions,
     stop: &AtomicBool,
     on_progress: &mut dyn FnMut(&ReplayProgress),
@@ -344,7 +370,7 @@ pub fn replay_to_origin(
             return false;
         }
         summary.matched += 1;
-        let o = match origin(&event) {
+        let o = match origin(&event).or_else(|why| fallback(&event).ok_or(why)) {
             Ok(o) => o,
             Err(why) => {
                 local_failures.push((event.id, why));
