@@ -234,3 +234,37 @@ def test_stream_queues_are_read_by_offset_without_taking(rmq):
     assert rmq("search", f"source = {s}", "--count").strip() == "5"
     tail = rmq("tail", "rmq", "--from-queue", s, "--stream", "--from", "beginning", "--max-messages", "2", "--format", "jsonl")
     assert [json.loads(line)["payload_text"] for line in tail.splitlines()] == ["event 0", "event 1"]
+    last = rmq("tail", "rmq", "--from-queue", s, "--stream", "--from", "last", "--max-messages", "1", "--format", "jsonl")
+    # `last` starts at the stream's last chunk, which may hold several of these messages.
+    assert json.loads(last)["payload_text"].startswith("event ")
+
+
+def test_taps_on_direct_fanout_and_headers_exchanges(rmq):
+    ch = channel()
+    direct, fanout, headers = unique("d"), unique("f"), unique("h")
+    ch.exchange_declare(direct, "direct")
+    ch.exchange_declare(fanout, "fanout")
+    ch.exchange_declare(headers, "headers")
+
+    def send():
+        c = channel()
+        c.basic_publish(direct, "eu", b"direct eu")
+        c.basic_publish(direct, "us", b"direct us")
+        c.basic_publish(fanout, "anything", b"fanout")
+        c.basic_publish(headers, "", b"headers match", pika.BasicProperties(headers={"region": "eu", "tier": "gold"}))
+        c.basic_publish(headers, "", b"headers other", pika.BasicProperties(headers={"region": "us"}))
+
+    procs = [
+        rmq.popen("capture", "rmq", direct, "--binding-key", "eu", "--duration", "4s"),
+        rmq.popen("capture", "rmq", fanout, "--duration", "4s"),
+        rmq.popen("capture", "rmq", headers, "--match", "region=eu", "--duration", "4s"),
+    ]
+    time.sleep(2)
+    send()
+    for p in procs:
+        _, err = p.communicate(timeout=60)
+        assert p.returncode == 0, err
+    texts = lambda ex: sorted(e["payload_text"] for e in rmq.jsonl("search", f'event.exchange = "{ex}"', "--format", "jsonl"))
+    assert texts(direct) == ["direct eu"], "a direct tap sees its binding key only"
+    assert texts(fanout) == ["fanout"]
+    assert texts(headers) == ["headers match"], "a headers tap matches its headers"

@@ -74,6 +74,11 @@ def test_sqs_browse_peek_drain_and_attributes(buses):
     [e] = s.jsonl("search", f"source = {q_name} and order = 1", "--format", "jsonl", "--limit", "1")
     assert e["bus"] == "sqs" and e["properties"]["attribute_types"] == {"n": "Number"}
     assert e["timestamp_us"] > 0 and e["headers"]["n"] == "1"
+    # No static key: the standard AWS credential chain (here its environment variables).
+    s("connection", "add", "sqs", "chain", "--region", "us-east-1", "--endpoint-url", ENDPOINT)
+    assert "AWS credential chain" in s("connection", "list")
+    env = {"AWS_ACCESS_KEY_ID": "from-env", "AWS_SECRET_ACCESS_KEY": "env-secret"}
+    assert "reachable" in s.run("connection", "test", "chain", env=env).stdout
     # Dead endpoint: a clear error, quickly.
     s.run("connection", "add", "sqs", "dead", "--region", "us-east-1", "--endpoint-url", "http://127.0.0.1:9",
           "--access-key-id", "x", env={"SLUICE_PASSWORD": "y"})
@@ -178,3 +183,23 @@ def test_sqs_dead_letters_go_back_to_their_source_queue(buses):
     assert "1 sent, 0 failed" in s("replay", f"source = {dlq_name}", "--to-origin")
     [m] = receive_all(q, 1)
     assert m["Body"] == "failed twice" and counts(dlq) == (0, 0)
+
+
+def test_fifo_capture_keeps_group_and_sequence(buses):
+    s = buses
+    client = sqs()
+    src, dst = unique("src") + ".fifo", unique("dst") + ".fifo"
+    src_url = client.create_queue(QueueName=src, Attributes={"FifoQueue": "true"})["QueueUrl"]
+    dst_url = client.create_queue(QueueName=dst, Attributes={"FifoQueue": "true"})["QueueUrl"]
+    for i in range(3):
+        client.send_message(QueueUrl=src_url, MessageBody=f"m{i}", MessageGroupId=f"g{i % 2}",
+                            MessageDeduplicationId=f"d{i}",
+                            MessageAttributes={"n": {"DataType": "Number", "StringValue": str(i)}})
+    s("capture", "aws", src, "--drain", "--stop-at-end")
+    assert s("search", f"source = {src} and property.MessageGroupId = g1", "--count").strip() == "1"
+    assert s("search", f"source = {src} and property.SequenceNumber exists", "--count").strip() == "3"
+    assert s("search", f'source = {src} and key = "g0"', "--count").strip() == "2"
+    assert "3 sent, 0 failed" in s("replay", f"source = {src}", "--to", f"aws:{dst}")
+    got = receive_all(dst_url, 3)
+    assert sorted((m["Body"], m["Attributes"]["MessageGroupId"]) for m in got) == [("m0", "g0"), ("m1", "g1"), ("m2", "g0")]
+    assert all(m["MessageAttributes"]["n"]["DataType"] == "Number" for m in got), "attribute types come back"

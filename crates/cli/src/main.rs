@@ -64,7 +64,7 @@ enum Command {
         topic: Option<String>,
         #[command(flatten)]
         amqp: AmqpReadArgs,
-        /// beginning | end | OFFSET | @RFC3339 | -N (last N per partition)
+        /// beginning | end | last | OFFSET | @RFC3339 | -N (last N per partition)
         #[arg(long, default_value = "end", allow_hyphen_values = true)]
         from: String,
         #[arg(long)]
@@ -315,7 +315,7 @@ struct CaptureArgs {
     topics: Vec<String>,
     #[command(flatten)]
     amqp: AmqpReadArgs,
-    /// beginning | end | OFFSET | @RFC3339 | -N (last N per partition)
+    /// beginning | end | last | OFFSET | @RFC3339 | -N (last N per partition)
     #[arg(long, default_value = "beginning", allow_hyphen_values = true)]
     from: String,
     #[arg(long)]

@@ -176,7 +176,9 @@ pub enum StartFrom {
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
-#[error("invalid start position {input:?}: {reason} (use beginning, end, OFFSET, @RFC3339 or -N)")]
+#[error(
+    "invalid start position {input:?}: {reason} (use beginning, end, last, OFFSET, @RFC3339 or -N)"
+)]
 pub struct StartFromError {
     pub input: String,
     pub reason: String,
@@ -193,6 +195,8 @@ impl std::str::FromStr for StartFrom {
         match s {
             "beginning" | "earliest" | "start" => Ok(StartFrom::Beginning),
             "end" | "latest" => Ok(StartFrom::End),
+            // The last message of each partition (a RabbitMQ stream's last chunk).
+            "last" => Ok(StartFrom::Last(1)),
             _ if s.starts_with('@') => chrono::DateTime::parse_from_rfc3339(&s[1..])
                 .map(|t| StartFrom::Time(t.timestamp_micros()))
                 .map_err(|e| err(&format!("not an RFC 3339 time: {e}"))),

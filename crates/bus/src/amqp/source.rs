@@ -54,9 +54,10 @@ impl AmqpReader {
             StartFrom::End => AMQPValue::LongString("next".into()),
             StartFrom::Offset(n) => AMQPValue::LongLongInt(n),
             StartFrom::Time(us) => AMQPValue::Timestamp((us.max(0) / 1_000_000) as u64),
+            StartFrom::Last(1) => AMQPValue::LongString("last".into()),
             StartFrom::Last(_) if stream => {
                 return Err(BusError::Config(
-                    "a stream starts from beginning, end, an offset or @TIME, not -N".into(),
+                    "a stream starts from beginning (first), last, end (next), an offset or @TIME, not -N".into(),
                 ))
             }
             StartFrom::Last(_) => AMQPValue::Void,

@@ -22,7 +22,7 @@ pub(crate) struct SqsWriter {
     sqs: Sqs,
     urls: HashMap<String, String>,
     /// Per queue URL: (event id, entry) waiting for a full batch.
-    pending: HashMap<String, Vec<(String, SendMessageBatchRequestEntry)>>,
+    pending: HashMap<String, Vec<Pending>>,
     delivery: Delivery,
 }
 
@@ -31,6 +31,29 @@ fn fail(d: &mut Delivery, id: String, why: String) {
     if d.errors.len() < 1000 {
         d.errors.push((id, why));
     }
+}
+
+/// An entry waiting to be sent, with the id of the event it carries.
+type Pending = (String, SendMessageBatchRequestEntry);
+
+/// Splits a sent batch's entries by the entry ids the service refused: those to send again,
+/// and (on the last attempt) the refused ones as failures with their reasons. Accepted entries
+/// are in neither.
+fn after_batch(
+    entries: Vec<Pending>,
+    refused: &HashMap<String, String>,
+    last_attempt: bool,
+) -> (Vec<Pending>, Vec<(String, String)>) {
+    let mut retry = Vec::new();
+    let mut gave_up = Vec::new();
+    for (id, e) in entries {
+        match refused.get(e.id()) {
+            Some(why) if last_attempt => gave_up.push((id, why.clone())),
+            Some(_) => retry.push((id, e)),
+            None => {}
+        }
+    }
+    (retry, gave_up)
 }
 
 impl SqsWriter {
@@ -154,25 +177,17 @@ impl SqsWriter {
             match out {
                 Ok(o) => {
                     self.delivery.sent += o.successful().len() as u64;
-                    let failed: HashMap<&str, String> = o
+                    let refused: HashMap<String, String> = o
                         .failed()
                         .iter()
                         .map(|f| {
-                            (
-                                f.id(),
-                                format!("{}: {}", f.code(), f.message().unwrap_or("")),
-                            )
+                            let why = format!("{}: {}", f.code(), f.message().unwrap_or(""));
+                            (f.id().to_string(), why)
                         })
                         .collect();
-                    let mut retry = Vec::new();
-                    for (id, e) in entries {
-                        if let Some(why) = failed.get(e.id()) {
-                            if attempt == RETRIES {
-                                fail(&mut self.delivery, id, why.clone());
-                            } else {
-                                retry.push((id, e));
-                            }
-                        }
+                    let (retry, gave_up) = after_batch(entries, &refused, attempt == RETRIES);
+                    for (id, why) in gave_up {
+                        fail(&mut self.delivery, id, why);
                     }
                     entries = retry;
                 }
@@ -213,5 +228,43 @@ impl Writer for SqsWriter {
             self.send_batch(&u);
         }
         Ok(self.delivery.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(i: usize) -> (String, SendMessageBatchRequestEntry) {
+        let e = SendMessageBatchRequestEntry::builder()
+            .id(i.to_string())
+            .message_body("x")
+            .build()
+            .unwrap();
+        (format!("event-{i}"), e)
+    }
+
+    #[test]
+    fn only_refused_entries_are_sent_again_then_failed() {
+        let refused: HashMap<String, String> =
+            [("1".to_string(), "InternalError: try again".to_string())].into();
+        let (retry, gave_up) = after_batch((0..3).map(entry).collect(), &refused, false);
+        let ids: Vec<&str> = retry.iter().map(|(id, _)| id.as_str()).collect();
+        assert_eq!(ids, ["event-1"]);
+        assert!(gave_up.is_empty());
+        let (retry, gave_up) = after_batch(retry, &refused, true);
+        assert!(retry.is_empty());
+        assert_eq!(
+            gave_up,
+            [(
+                "event-1".to_string(),
+                "InternalError: try again".to_string()
+            )]
+        );
+        let (retry, gave_up) = after_batch((0..3).map(entry).collect(), &HashMap::new(), true);
+        assert!(
+            retry.is_empty() && gave_up.is_empty(),
+            "accepted entries are done"
+        );
     }
 }
