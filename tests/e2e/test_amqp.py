@@ -126,6 +126,11 @@ def test_tap_takes_nothing_and_properties_are_searchable(rmq, shop):
     assert e["properties"]["priority"] == 3 and e["properties"]["message_id"] == "m-3"
     assert e["timestamp_us"] == (1795168800 + 3) * 1_000_000
     assert e["headers"]["traceparent"] == "00-4bf92f3-01"
+    out = rmq.lake.parent / "amqp.csv"
+    rmq("export", 'routing_key = "order.paid"', "--format", "csv", "-o", out)
+    import csv
+    rows = list(csv.DictReader(out.open()))
+    assert len(rows) == 2 and all(json.loads(r["properties"])["routing_key"] == "order.paid" for r in rows)
 
 
 def test_replay_within_amqp_and_across_kafka(rmq, shop, topic):

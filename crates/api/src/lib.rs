@@ -731,6 +731,7 @@ impl Sluice {
                     "size",
                     "truncated",
                     "decode_error",
+                    "properties",
                 ];
                 w.write_record(cols)
                     .map_err(|e| ApiError::new(ErrorCode::Io, e.to_string()))?;

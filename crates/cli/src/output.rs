@@ -210,7 +210,7 @@ pub fn events_table(events: &[Event]) {
         &[
             "TIME (UTC)",
             "SOURCE",
-            "PART@OFFSET|ROUTING",
+            "PART@OFFSET",
             "KEY",
             "TYPE",
             "PAYLOAD",
