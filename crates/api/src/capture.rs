@@ -3,7 +3,8 @@
 //! Capture keeps both cores busy with three threads: one polls the bus, one decodes into
 //! events, and the lake writer's own thread encodes Parquet. It stops on the stop flag
 //! (Ctrl-C), a message count, a duration, or the end offsets seen at the start; in every case
-//! it makes what it read durable before returning.
+//! it makes what it read durable before returning, and only then lets a reader that takes
+//! messages (a RabbitMQ queue read destructively, an SQS drain) delete them.
 
 use crate::error::{ApiError, ErrorCode, Result};
 use serde::Serialize;
@@ -31,7 +32,8 @@ pub struct CaptureOptions {
     pub include_replays: bool,
     pub max_payload_bytes: usize,
     pub flush: FlushPolicy,
-    /// How AMQP sources are read (tap by default); Kafka ignores it.
+    /// How RabbitMQ sources are read (tap by default) and SQS queues (peek or drain); Kafka
+    /// ignores it.
     pub read: ReadOptions,
 }
 
