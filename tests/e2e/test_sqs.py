@@ -30,6 +30,17 @@ def counts(url):
     return int(a["ApproximateNumberOfMessages"]), int(a["ApproximateNumberOfMessagesNotVisible"])
 
 
+def queue_with_dlq(max_receives):
+    """A queue that dead-letters into a new DLQ after max_receives; returns names and URLs."""
+    client = sqs()
+    dlq_name, q_name = unique("dlq"), unique("work")
+    dlq = client.create_queue(QueueName=dlq_name)["QueueUrl"]
+    arn = client.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    q = client.create_queue(QueueName=q_name, Attributes={
+        "RedrivePolicy": json.dumps({"deadLetterTargetArn": arn, "maxReceiveCount": str(max_receives)})})["QueueUrl"]
+    return dlq_name, dlq, q_name, q
+
+
 def receive_all(url, n, timeout=15):
     out, deadline = [], time.time() + timeout
     while len(out) < n and time.time() < deadline:
@@ -50,11 +61,7 @@ def buses(sluice):
 def test_sqs_browse_peek_drain_and_attributes(buses):
     s = buses
     client = sqs()
-    dlq_name, q_name = unique("dlq"), unique("orders")
-    dlq = client.create_queue(QueueName=dlq_name)["QueueUrl"]
-    arn = client.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    q = client.create_queue(QueueName=q_name, Attributes={
-        "RedrivePolicy": json.dumps({"deadLetterTargetArn": arn, "maxReceiveCount": "5"})})["QueueUrl"]
+    dlq_name, dlq, q_name, q = queue_with_dlq(5)
     for i in range(4):
         client.send_message(QueueUrl=q, MessageBody=json.dumps({"order": i}), MessageAttributes={
             "traceparent": {"DataType": "String", "StringValue": f"00-4bf92f{i}-01"},
@@ -168,11 +175,7 @@ def test_fifo_and_what_sqs_cannot_carry(buses, topic):
 def test_sqs_dead_letters_go_back_to_their_source_queue(buses):
     s = buses
     client = sqs()
-    dlq_name, q_name = unique("dlq"), unique("work")
-    dlq = client.create_queue(QueueName=dlq_name)["QueueUrl"]
-    arn = client.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    q = client.create_queue(QueueName=q_name, Attributes={
-        "RedrivePolicy": json.dumps({"deadLetterTargetArn": arn, "maxReceiveCount": "1"})})["QueueUrl"]
+    dlq_name, dlq, q_name, q = queue_with_dlq(1)
     client.send_message(QueueUrl=q, MessageBody="failed twice")
     for _ in range(3):
         client.receive_message(QueueUrl=q, VisibilityTimeout=0)

@@ -23,7 +23,7 @@ pub enum PasswordStore {
     File,
 }
 
-#[derive(Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct ConnectionProfile {
     pub bus: String,
     pub brokers: String,

@@ -159,18 +159,6 @@ impl Sluice {
 
     pub fn connection_add(&self, req: ConnectionAdd) -> Result<ConnectionAdded> {
         config::validate_name(&req.name)?;
-        if req.bus == "amqp" {
-            return self.amqp_add(req);
-        }
-        if req.bus == "sqs" {
-            return self.sqs_add(req);
-        }
-        if req.bus != "kafka" {
-            return Err(ApiError::new(
-                ErrorCode::InvalidInput,
-                format!("unknown bus {:?}: use kafka, amqp or sqs", req.bus),
-            ));
-        }
         let mut cfg = self.config()?;
         if cfg.connections.contains_key(&req.name) && !req.replace {
             return Err(ApiError::new(
@@ -181,6 +169,31 @@ impl Sluice {
                 ),
             ));
         }
+        let (mut profile, password) = match req.bus.as_str() {
+            "kafka" => Self::kafka_profile(&req)?,
+            "amqp" => Self::amqp_profile(&req)?,
+            "sqs" => Self::sqs_profile(&req)?,
+            other => {
+                return Err(ApiError::new(
+                    ErrorCode::InvalidInput,
+                    format!("unknown bus {other:?}: use kafka, amqp or sqs"),
+                ))
+            }
+        };
+        let (password_store, in_file, warning) = self.keep_password(&req.name, &password);
+        profile.password_store = password_store;
+        profile.password = in_file;
+        cfg.connections.insert(req.name.clone(), profile);
+        cfg.save(&self.config_dir)?;
+        Ok(ConnectionAdded {
+            name: req.name,
+            password_store,
+            warning,
+        })
+    }
+
+    /// A checked Kafka profile (password not yet stored) and its password.
+    fn kafka_profile(req: &ConnectionAdd) -> Result<(ConnectionProfile, Option<String>)> {
         let mechanism = match &req.sasl_mechanism {
             Some(m) => Some(
                 m.parse::<sluice_bus::kafka::SaslMechanism>()
@@ -219,32 +232,76 @@ impl Sluice {
                 ),
             ));
         }
-        let (password_store, password, warning) = self.keep_password(&req.name, &req.password);
-        cfg.connections.insert(
-            req.name.clone(),
-            ConnectionProfile {
-                bus: req.bus,
-                brokers: req.brokers,
-                sasl_mechanism: mechanism.map(|m| m.as_str().to_string()),
-                sasl_username: req.username,
-                password_store,
-                password,
-                tls: req.tls || req.tls_ca.is_some() || req.tls_cert.is_some(),
-                tls_ca: req.tls_ca,
-                tls_cert: req.tls_cert,
-                tls_key: req.tls_key,
-                management_url: None,
-                region: None,
-                aws_profile: None,
-                endpoint_url: None,
-            },
-        );
-        cfg.save(&self.config_dir)?;
-        Ok(ConnectionAdded {
-            name: req.name,
-            password_store,
-            warning,
-        })
+        let profile = ConnectionProfile {
+            bus: "kafka".into(),
+            brokers: req.brokers.clone(),
+            sasl_mechanism: mechanism.map(|m| m.as_str().to_string()),
+            sasl_username: req.username.clone(),
+            tls: req.tls || req.tls_ca.is_some() || req.tls_cert.is_some(),
+            tls_ca: req.tls_ca.clone(),
+            tls_cert: req.tls_cert.clone(),
+            tls_key: req.tls_key.clone(),
+            ..Default::default()
+        };
+        Ok((profile, req.password.clone()))
+    }
+
+    /// A checked RabbitMQ profile, its URL stripped of any password, and the password.
+    fn amqp_profile(req: &ConnectionAdd) -> Result<(ConnectionProfile, Option<String>)> {
+        if !(req.brokers.starts_with("amqp://") || req.brokers.starts_with("amqps://")) {
+            return Err(ApiError::new(
+                ErrorCode::InvalidInput,
+                "--url: expected amqp://USER@HOST:PORT/VHOST (or amqps://)",
+            ));
+        }
+        let (url, in_url) = sluice_bus::amqp::split_password(&req.brokers)?;
+        let user = AmqpConfig {
+            url: url.clone(),
+            ..Default::default()
+        }
+        .user();
+        let profile = ConnectionProfile {
+            bus: "amqp".into(),
+            tls: url.starts_with("amqps://"),
+            brokers: url,
+            sasl_username: user,
+            management_url: req.management_url.clone(),
+            ..Default::default()
+        };
+        Ok((profile, req.password.clone().or(in_url)))
+    }
+
+    /// A checked SQS profile and the static secret key, if any.
+    fn sqs_profile(req: &ConnectionAdd) -> Result<(ConnectionProfile, Option<String>)> {
+        let Some(region) = req.region.clone().filter(|r| !r.is_empty()) else {
+            return Err(ApiError::new(
+                ErrorCode::InvalidInput,
+                "--region is required for sqs",
+            ));
+        };
+        if req.access_key_id.is_some() != req.password.is_some() {
+            return Err(ApiError::new(
+                ErrorCode::InvalidInput,
+                "static keys need both --access-key-id and the secret key (--password-stdin or SLUICE_PASSWORD)",
+            ));
+        }
+        let profile = ConnectionProfile {
+            bus: "sqs".into(),
+            brokers: req
+                .endpoint_url
+                .clone()
+                .unwrap_or_else(|| format!("sqs.{region}.amazonaws.com")),
+            sasl_username: req.access_key_id.clone(),
+            tls: req
+                .endpoint_url
+                .as_deref()
+                .is_none_or(|u| u.starts_with("https://")),
+            region: Some(region),
+            aws_profile: req.aws_profile.clone(),
+            endpoint_url: req.endpoint_url.clone(),
+            ..Default::default()
+        };
+        Ok((profile, req.password.clone()))
     }
 
     /// Puts a password in the keyring, or (with a warning) in the 0600 config file.
@@ -267,115 +324,6 @@ impl Sluice {
             },
             None => (None, None, None),
         }
-    }
-
-    fn amqp_add(&self, req: ConnectionAdd) -> Result<ConnectionAdded> {
-        let mut cfg = self.config()?;
-        if cfg.connections.contains_key(&req.name) && !req.replace {
-            return Err(ApiError::new(
-                ErrorCode::AlreadyExists,
-                format!(
-                    "connection {:?} already exists (remove it first, or pass --replace)",
-                    req.name
-                ),
-            ));
-        }
-        if !(req.brokers.starts_with("amqp://") || req.brokers.starts_with("amqps://")) {
-            return Err(ApiError::new(
-                ErrorCode::InvalidInput,
-                "--url: expected amqp://USER@HOST:PORT/VHOST (or amqps://)",
-            ));
-        }
-        let (url, in_url) = sluice_bus::amqp::split_password(&req.brokers)?;
-        let password = req.password.clone().or(in_url);
-        let user = AmqpConfig {
-            url: url.clone(),
-            ..Default::default()
-        }
-        .user();
-        let (password_store, password, warning) = self.keep_password(&req.name, &password);
-        cfg.connections.insert(
-            req.name.clone(),
-            ConnectionProfile {
-                bus: "amqp".into(),
-                brokers: url.clone(),
-                sasl_mechanism: None,
-                sasl_username: user,
-                password_store,
-                password,
-                tls: url.starts_with("amqps://"),
-                tls_ca: None,
-                tls_cert: None,
-                tls_key: None,
-                management_url: req.management_url,
-                region: None,
-                aws_profile: None,
-                endpoint_url: None,
-            },
-        );
-        cfg.save(&self.config_dir)?;
-        Ok(ConnectionAdded {
-            name: req.name,
-            password_store,
-            warning,
-        })
-    }
-
-    fn sqs_add(&self, req: ConnectionAdd) -> Result<ConnectionAdded> {
-        let mut cfg = self.config()?;
-        if cfg.connections.contains_key(&req.name) && !req.replace {
-            return Err(ApiError::new(
-                ErrorCode::AlreadyExists,
-                format!(
-                    "connection {:?} already exists (remove it first, or pass --replace)",
-                    req.name
-                ),
-            ));
-        }
-        let Some(region) = req.region.clone().filter(|r| !r.is_empty()) else {
-            return Err(ApiError::new(
-                ErrorCode::InvalidInput,
-                "--region is required for sqs",
-            ));
-        };
-        if req.access_key_id.is_some() != req.password.is_some() {
-            return Err(ApiError::new(
-                ErrorCode::InvalidInput,
-                "static keys need both --access-key-id and the secret key (--password-stdin or SLUICE_PASSWORD)",
-            ));
-        }
-        let (password_store, password, warning) = self.keep_password(&req.name, &req.password);
-        cfg.connections.insert(
-            req.name.clone(),
-            ConnectionProfile {
-                bus: "sqs".into(),
-                brokers: req
-                    .endpoint_url
-                    .clone()
-                    .unwrap_or_else(|| format!("sqs.{region}.amazonaws.com")),
-                sasl_mechanism: None,
-                sasl_username: req.access_key_id.clone(),
-                password_store,
-                password,
-                tls: req
-                    .endpoint_url
-                    .as_deref()
-                    .is_none_or(|u| u.starts_with("https://")),
-                tls_ca: None,
-                tls_cert: None,
-                tls_key: None,
-                management_url: None,
-                region: Some(region),
-                aws_profile: req.aws_profile,
-                endpoint_url: req.endpoint_url,
-            },
-        );
-        cfg.save(&self.config_dir)?;
-        Ok(ConnectionAdded {
-            name: req.name,
-            password_store,
-            warning,
-        })
     }
 
     fn bus_of(p: &ConnectionProfile) -> Result<sluice_model::Bus> {

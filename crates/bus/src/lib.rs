@@ -35,6 +35,18 @@ pub enum BusError {
     Client(String),
 }
 
+/// A runtime for an async client library (lapin, the AWS SDK) behind the blocking traits
+/// below; its one worker keeps connection tasks (heartbeats, reads in flight) going while the
+/// caller is between calls.
+pub(crate) fn runtime(bus: &str) -> Result<tokio::runtime::Runtime, BusError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name(format!("sluice-{bus}"))
+        .enable_all()
+        .build()
+        .map_err(|e| BusError::Client(format!("cannot start the {bus} client runtime: {e}")))
+}
+
 /// What `connection test` reports.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Health {
@@ -123,6 +135,20 @@ pub struct Delivery {
     pub sent: u64,
     pub failed: u64,
     pub errors: Vec<(String, String)>,
+}
+
+/// Failure reasons kept per send run; counts stay exact beyond it, so a mass failure cannot
+/// exhaust memory.
+pub(crate) const MAX_ERRORS: usize = 1000;
+
+impl Delivery {
+    /// Counts a failed message and keeps its reason (up to `MAX_ERRORS`).
+    pub(crate) fn fail(&mut self, event_id: String, reason: String) {
+        self.failed += 1;
+        if self.errors.len() < MAX_ERRORS {
+            self.errors.push((event_id, reason));
+        }
+    }
 }
 
 /// Sends messages; `send` may block while the client's queue is full.

@@ -30,12 +30,8 @@ const EVENT_COLUMNS: &str = "id, bus, connection, source, partition, \"offset\",
 
 const EVENT_COLUMN_COUNT: usize = 21;
 
-/// Search's row shape when it reads whole rows: id, file, the event, then the sort keys
-/// (`Query::hits` reads both this and the narrow shape without the event).
-const EVENT_COLUMNS_AND_KEYS: &str = "filename, file_row_number, id, bus, connection, source, partition, \"offset\", key, key_decoded, \
-     list_transform(headers, h -> h.key), list_transform(headers, h -> h.value), \
-     epoch_us(timestamp), epoch_us(captured_at), payload, payload_text, size, truncated, schema, encoding, \
-     decoded, decode_error, properties, epoch_us(timestamp), epoch_us(captured_at), \"offset\"";
+/// Search's sort keys, last in each row it reads (`Query::hits`).
+const HIT_KEYS: &str = "epoch_us(timestamp), epoch_us(captured_at), \"offset\"";
 
 /// The same shape without the decoded forms, for replay: it sends bytes only, and skipping
 /// the JSON columns roughly halves what DuckDB must materialise.
@@ -146,15 +142,15 @@ impl Query {
         // Up to a few pages, matches are found reading only their position and sort keys, and
         // then fetched whole by row number: materialising every column of every row the filter reads
         // cost about as much as the filter itself.
+        let cols = if want <= FETCH_BY_ROW_MAX {
+            format!("filename, file_row_number, {HIT_KEYS}")
+        } else {
+            format!("filename, file_row_number, {EVENT_COLUMNS}, {HIT_KEYS}")
+        };
         let mut hits: Vec<Hit> = Vec::new();
         let (mut next, mut group) = (0, 4);
         while next < files.len() {
             let end = (next + group).min(files.len());
-            let cols = if want <= FETCH_BY_ROW_MAX {
-                "filename, file_row_number, epoch_us(timestamp), epoch_us(captured_at), \"offset\""
-            } else {
-                EVENT_COLUMNS_AND_KEYS
-            };
             let sql = format!(
                 "SELECT {cols} FROM {} AS events WHERE {} \
                  ORDER BY timestamp DESC NULLS LAST, captured_at DESC, \"offset\" DESC LIMIT {want}",

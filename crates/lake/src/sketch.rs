@@ -130,29 +130,17 @@ fn block_and_mask(h: u64, blocks: usize) -> (usize, u64) {
     ((h as usize) & (blocks - 1), mask)
 }
 
-/// Words of folded text, each with whether it touches the start or end of `text`.
-fn words(text: &[u8]) -> Vec<(Vec<u8>, bool, bool)> {
-    let mut out = Vec::new();
-    let mut cur = Vec::new();
-    let mut start = 0;
-    let mut n = 0;
-    fold(text, |b| {
-        if b == SEP {
-            if !cur.is_empty() {
-                out.push((std::mem::take(&mut cur), start == 0, false));
-            }
-        } else {
-            if cur.is_empty() {
-                start = n;
-            }
-            cur.push(b);
-        }
-        n += 1;
-    });
-    if !cur.is_empty() {
-        out.push((cur, start == 0, true));
-    }
-    out
+/// The words of folded text whose ends are certain: inner words always, and the first and
+/// last too when the text is bounded (`whole`), since only then can they not run on into the
+/// payload's neighbouring letters.
+fn certain_words(folded: &[u8], whole: bool) -> impl Iterator<Item = &[u8]> {
+    let parts: Vec<&[u8]> = folded.split(|&c| c == SEP).collect();
+    let last = parts.len() - 1;
+    parts
+        .into_iter()
+        .enumerate()
+        .filter(move |(i, w)| !w.is_empty() && (whole || (*i != 0 && *i != last)))
+        .map(|(_, w)| w)
 }
 
 fn add_word(bloom: &mut [u64], recent: &mut [u64], word: &mut Vec<u8>) {
@@ -341,11 +329,7 @@ impl Sketch {
         let trigrams_ok = folded.windows(3).all(|w| {
             self.has_trigram((class(w[0]) * CLASSES + class(w[1])) * CLASSES + class(w[2]))
         });
-        trigrams_ok
-            && words(text.as_bytes())
-                .iter()
-                .filter(|(_, at_start, at_end)| whole || !(*at_start || *at_end))
-                .all(|(w, _, _)| self.has_word(w))
+        trigrams_ok && certain_words(&folded, whole).all(|w| self.has_word(w))
     }
 }
 

@@ -155,6 +155,15 @@ fn every_filter_construct_runs_on_duckdb() {
     let (_d, lake) = sample_lake();
     let q = Query::open(&lake).unwrap();
     assert_eq!(ids(&q, ""), vec![4, 3, 2, 1], "newest first");
+    // A page too large to fetch by row number reads whole rows in one pass, in the same order.
+    let all = sluice_filter::to_sql("", T0).unwrap();
+    let wide: Vec<i64> = q
+        .search(&all, 3000, 0)
+        .unwrap()
+        .iter()
+        .map(|e| e.offset.unwrap())
+        .collect();
+    assert_eq!(wide, vec![4, 3, 2, 1]);
     assert_eq!(ids(&q, "\"payment declined\""), vec![3]);
     assert_eq!(ids(&q, "declined"), vec![3]);
     assert_eq!(ids(&q, "order.customer.id = 42"), vec![1]);

@@ -4,9 +4,6 @@
 use super::Amqp;
 use crate::{BusError, Health, SourceInfo};
 use base64::Engine;
-use lapin::options::{ExchangeDeclareOptions, QueueDeclareOptions};
-use lapin::types::FieldTable;
-use lapin::ExchangeKind;
 use std::time::{Duration, Instant};
 
 pub(crate) fn check(a: &Amqp, timeout: Duration) -> Result<Health, BusError> {
@@ -146,14 +143,7 @@ pub(crate) fn source(
         let client = |e: lapin::Error| BusError::Client(e.to_string());
         // A failed passive declare closes its channel, so each question gets its own.
         let ch = conn.create_channel().await.map_err(client)?;
-        let passive = QueueDeclareOptions {
-            passive: true,
-            ..Default::default()
-        };
-        if let Ok(q) = ch
-            .queue_declare(name.into(), passive, FieldTable::default())
-            .await
-        {
+        if let Ok(q) = super::passive_queue(&ch, name).await {
             let _ = conn.close(200, "".into()).await;
             return Ok(Some(SourceInfo {
                 name: name.to_string(),
@@ -164,18 +154,7 @@ pub(crate) fn source(
             }));
         }
         let ch = conn.create_channel().await.map_err(client)?;
-        let found = ch
-            .exchange_declare(
-                name.into(),
-                ExchangeKind::Topic,
-                ExchangeDeclareOptions {
-                    passive: true,
-                    ..Default::default()
-                },
-                FieldTable::default(),
-            )
-            .await
-            .is_ok();
+        let found = super::passive_exchange(&ch, name).await;
         let _ = conn.close(200, "".into()).await;
         Ok(found.then(|| SourceInfo {
             name: name.to_string(),

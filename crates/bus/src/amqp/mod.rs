@@ -14,6 +14,9 @@ mod source;
 pub use config::{split_password, AmqpConfig};
 
 use crate::{BusError, Connector, Health, ReadOptions, Reader, SourceInfo, Writer};
+use lapin::options::{ExchangeDeclareOptions, QueueDeclareOptions};
+use lapin::types::FieldTable;
+use lapin::{Channel, Connection, ExchangeKind};
 use sluice_model::{Bus, StartFrom};
 use std::time::Duration;
 
@@ -24,15 +27,47 @@ pub struct Amqp {
     pub config: AmqpConfig,
 }
 
-/// A runtime for lapin's connection tasks; one worker keeps heartbeats and reads going while
-/// the caller is between calls.
 fn runtime() -> Result<tokio::runtime::Runtime, BusError> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .thread_name("sluice-amqp")
-        .enable_all()
-        .build()
-        .map_err(|e| BusError::Client(format!("cannot start the AMQP runtime: {e}")))
+    crate::runtime("amqp")
+}
+
+/// A queue's counts, if it exists. A failed passive declare closes its channel, so callers
+/// ask on a channel they can lose.
+async fn passive_queue(ch: &Channel, name: &str) -> lapin::Result<lapin::Queue> {
+    let passive = QueueDeclareOptions {
+        passive: true,
+        ..Default::default()
+    };
+    ch.queue_declare(name.into(), passive, FieldTable::default())
+        .await
+}
+
+/// Whether an exchange exists (its kind is not checked); closes the channel when it does not.
+async fn passive_exchange(ch: &Channel, name: &str) -> bool {
+    let passive = ExchangeDeclareOptions {
+        passive: true,
+        ..Default::default()
+    };
+    ch.exchange_declare(
+        name.into(),
+        ExchangeKind::Topic,
+        passive,
+        FieldTable::default(),
+    )
+    .await
+    .is_ok()
+}
+
+/// Closes a connection on drop, waiting at most two seconds: closing gives back anything
+/// unacknowledged and deletes a tap's queue.
+fn close(rt: &tokio::runtime::Runtime, conn: &Connection) {
+    let _ = rt.block_on(async {
+        tokio::time::timeout(
+            std::time::Duration::from_secs(2),
+            conn.close(200, "sluice done".into()),
+        )
+        .await
+    });
 }
 
 impl Connector for Amqp {

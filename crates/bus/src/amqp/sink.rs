@@ -68,12 +68,7 @@ impl AmqpWriter {
             };
             match failure {
                 None => self.delivery.sent += 1,
-                Some(reason) => {
-                    self.delivery.failed += 1;
-                    if self.delivery.errors.len() < 1000 {
-                        self.delivery.errors.push((id, reason));
-                    }
-                }
+                Some(reason) => self.delivery.fail(id, reason),
             }
         }
     }
@@ -126,13 +121,6 @@ impl Writer for AmqpWriter {
 
 impl Drop for AmqpWriter {
     fn drop(&mut self) {
-        let conn = &self.conn;
-        let _ = self.rt.block_on(async {
-            tokio::time::timeout(
-                Duration::from_secs(2),
-                conn.close(200, "sluice done".into()),
-            )
-            .await
-        });
+        super::close(&self.rt, &self.conn);
     }
 }

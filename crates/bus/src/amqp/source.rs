@@ -8,11 +8,10 @@ use futures_util::stream::{select_all, BoxStream};
 use futures_util::{FutureExt, StreamExt};
 use lapin::message::Delivery;
 use lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, BasicNackOptions, ExchangeDeclareOptions,
-    QueueBindOptions, QueueDeclareOptions,
+    BasicAckOptions, BasicConsumeOptions, BasicNackOptions, QueueBindOptions, QueueDeclareOptions,
 };
 use lapin::types::{AMQPValue, FieldTable};
-use lapin::{Channel, Connection, ExchangeKind};
+use lapin::{Channel, Connection};
 use sluice_model::{Message, StartFrom};
 use std::time::Duration;
 
@@ -76,15 +75,7 @@ impl AmqpReader {
                     connection: a.name.clone(),
                 };
                 let queue_name = if opts.queue.is_some() {
-                    let q = probe
-                        .queue_declare(
-                            source.as_str().into(),
-                            QueueDeclareOptions {
-                                passive: true,
-                                ..Default::default()
-                            },
-                            FieldTable::default(),
-                        )
+                    let q = super::passive_queue(&probe, source)
                         .await
                         .map_err(|_| unknown("queue"))?;
                     initial += u64::from(q.message_count());
@@ -97,18 +88,9 @@ impl AmqpReader {
                     }
                     source.clone()
                 } else {
-                    probe
-                        .exchange_declare(
-                            source.as_str().into(),
-                            ExchangeKind::Topic,
-                            ExchangeDeclareOptions {
-                                passive: true,
-                                ..Default::default()
-                            },
-                            FieldTable::default(),
-                        )
-                        .await
-                        .map_err(|_| unknown("exchange"))?;
+                    if !super::passive_exchange(&probe, source).await {
+                        return Err(unknown("exchange"));
+                    }
                     let tap = probe
                         .queue_declare(
                             "".into(),
@@ -345,14 +327,6 @@ impl AmqpReader {
 
 impl Drop for AmqpReader {
     fn drop(&mut self) {
-        // Closing gives back anything unacknowledged; a tap queue is deleted with it.
-        let conn = &self.conn;
-        let _ = self.rt.block_on(async {
-            tokio::time::timeout(
-                Duration::from_secs(2),
-                conn.close(200, "sluice done".into()),
-            )
-            .await
-        });
+        super::close(&self.rt, &self.conn);
     }
 }

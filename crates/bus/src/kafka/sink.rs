@@ -34,7 +34,7 @@ impl ProducerContext for Reports {
                 self.failed.fetch_add(1, Ordering::Relaxed);
                 if let Ok(mut errs) = self.errors.lock() {
                     // Keep memory bounded on a mass failure; the count stays exact.
-                    if errs.len() < 1000 {
+                    if errs.len() < crate::MAX_ERRORS {
                         errs.push((*id, e.to_string()));
                     }
                 }

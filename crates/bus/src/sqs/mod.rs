@@ -25,12 +25,7 @@ pub struct Sqs {
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, BusError> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .thread_name("sluice-sqs")
-        .enable_all()
-        .build()
-        .map_err(|e| BusError::Client(format!("cannot start the SQS runtime: {e}")))
+    crate::runtime("sqs")
 }
 
 /// An SDK error in Sluice's terms: unreachable, refused credentials, or the service's message.

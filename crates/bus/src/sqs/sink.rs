@@ -26,13 +26,6 @@ pub(crate) struct SqsWriter {
     delivery: Delivery,
 }
 
-fn fail(d: &mut Delivery, id: String, why: String) {
-    d.failed += 1;
-    if d.errors.len() < 1000 {
-        d.errors.push((id, why));
-    }
-}
-
 /// An entry waiting to be sent, with the id of the event it carries.
 type Pending = (String, SendMessageBatchRequestEntry);
 
@@ -187,14 +180,14 @@ impl SqsWriter {
                         .collect();
                     let (retry, gave_up) = after_batch(entries, &refused, attempt == RETRIES);
                     for (id, why) in gave_up {
-                        fail(&mut self.delivery, id, why);
+                        self.delivery.fail(id, why);
                     }
                     entries = retry;
                 }
                 Err(e) if attempt == RETRIES => {
                     let why = format!("{}", aws_sdk_sqs::error::DisplayErrorContext(&e));
                     for (id, _) in std::mem::take(&mut entries) {
-                        fail(&mut self.delivery, id, why.clone());
+                        self.delivery.fail(id, why.clone());
                     }
                 }
                 Err(_) => std::thread::sleep(Duration::from_millis(200)),
@@ -210,7 +203,7 @@ impl Writer for SqsWriter {
         let queued = self.pending.entry(url.clone()).or_default();
         match Self::entry(&msg, queued.len(), fifo) {
             Ok(e) => queued.push((msg.event_id, e)),
-            Err(why) => fail(&mut self.delivery, msg.event_id, why),
+            Err(why) => self.delivery.fail(msg.event_id, why),
         }
         if self.pending.get(&url).is_some_and(|p| p.len() >= 10) {
             self.send_batch(&url);
