@@ -1,14 +1,21 @@
 #!/usr/bin/env bash
 # Installs what building and testing Sluice needs on a Debian machine, skipping what is present.
 # Idempotent: safe to run before every build. Downloads only from apt, PyPI, npm and crates.io.
+# `--test` adds what only the tests need (Chromium and Playwright for the UI tests).
 set -euo pipefail
+TESTS=0; [ "${1:-}" = "--test" ] && TESTS=1
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 
 CACHE="${SLUICE_CACHE:-$HOME/.cache/sluice}"
 DUCKDB_NPM="@duckdb/node-bindings-linux-x64@1.5.6-r.1"   # DuckDB 1.5.6; must match crate duckdb =1.10506.1
 mkdir -p "$CACHE"
 
 need_apt=()
-for p in build-essential cmake pkg-config libcurl4-openssl-dev libsasl2-dev libssl-dev libzstd-dev zlib1g-dev libdbus-1-dev; do
+# The desktop app (Tauri v2) needs WebKitGTK 4.1 and GTK 3.
+apt_pkgs=(build-essential cmake pkg-config libcurl4-openssl-dev libsasl2-dev libssl-dev libzstd-dev zlib1g-dev libdbus-1-dev
+  libwebkit2gtk-4.1-dev libgtk-3-dev librsvg2-dev libayatana-appindicator3-dev)
+[ "$TESTS" = 1 ] && apt_pkgs+=(chromium xvfb webkit2gtk-driver dbus-x11)
+for p in "${apt_pkgs[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || need_apt+=("$p")
 done
 # Tools that may come from outside Debian (nodesource, pyenv): only install when the command is missing.
@@ -64,10 +71,34 @@ pip_need=()
 "$PY" -c 'import pytest' 2>/dev/null || pip_need+=("pytest")
 "$PY" -c 'import pika' 2>/dev/null || pip_need+=("pika")
 "$PY" -c 'import moto.server, boto3' 2>/dev/null || pip_need+=("moto[server]" "boto3")
+if [ "$TESTS" = 1 ]; then
+  "$PY" -c 'import playwright' 2>/dev/null || pip_need+=("playwright")
+fi
 if [ ${#pip_need[@]} -gt 0 ]; then
   echo "installing Python packages: ${pip_need[*]}"
   user=(); [ "$(id -u)" = 0 ] || user=(--user)
   "$PY" -m pip install -q "${user[@]}" --disable-pip-version-check "${pip_need[@]}" 2>/dev/null \
     || "$PY" -m pip install -q "${user[@]}" --break-system-packages --disable-pip-version-check "${pip_need[@]}"
+fi
+# The web UI: Node 20+ (Debian 12 ships 18; the `node` package on the npm registry carries
+# Node's own binaries), its packages from the lock file, then the build that `sluice serve`
+# and the desktop app load.
+node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
+if [ "$node_major" -lt 20 ]; then
+  if [ ! -x "$CACHE/node/node_modules/.bin/node" ]; then
+    echo "installing Node 20 from the npm registry (found Node $node_major)"
+    npm install --silent --prefix "$CACHE/node" node@20 >/dev/null
+  fi
+  export PATH="$CACHE/node/node_modules/.bin:$PATH"
+fi
+if [ ! -d "$ROOT/ui/node_modules" ] || [ "$ROOT/ui/package-lock.json" -nt "$ROOT/ui/node_modules/.package-lock.json" ]; then
+  echo "installing UI packages"
+  (cd "$ROOT/ui" && npm ci --silent --no-audit --no-fund)
+fi
+(cd "$ROOT/ui" && npm run --silent build >/dev/null)
+# The desktop smoke test drives the real window through tauri-driver (built once into the cache).
+if [ "$TESTS" = 1 ] && [ ! -x "$CACHE/tools/bin/tauri-driver" ]; then
+  echo "building tauri-driver"
+  cargo install --quiet --locked tauri-driver@2.1.0 --root "$CACHE/tools"
 fi
 echo "dependencies ready (cache: $CACHE)"

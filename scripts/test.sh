@@ -6,13 +6,16 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/env.sh
 
-scripts/install-deps.sh
+scripts/install-deps.sh --test
 
 echo "== format and lints"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-echo "== Rust tests"
+echo "== UI unit tests"
+(cd ui && npm test --silent)
+
+echo "== Rust tests (includes the check that ui/src/bindings.ts is current)"
 cargo build --workspace --all-targets --locked
 cargo test --workspace --locked
 

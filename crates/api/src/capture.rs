@@ -53,7 +53,7 @@ impl Default for CaptureOptions {
     }
 }
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, ts_rs::TS)]
 pub struct CaptureProgress {
     /// Messages taken from the bus.
     pub read: u64,

@@ -16,7 +16,7 @@ pub struct Config {
 }
 
 /// Where a connection's password is kept.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, ts_rs::TS)]
 #[serde(rename_all = "lowercase")]
 pub enum PasswordStore {
     Keyring,
@@ -70,7 +70,7 @@ impl std::fmt::Debug for ConnectionProfile {
 }
 
 /// How one topic's values (and keys) decode.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ts_rs::TS)]
 pub struct Mapping {
     pub connection: String,
     pub topic: String,

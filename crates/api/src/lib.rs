@@ -6,15 +6,20 @@
 //! terminals or windows: hosts render results and progress. Errors are `{code, message}`.
 
 mod capture;
+mod commands;
 mod config;
 mod error;
+mod jobs;
 mod render;
 mod schemas;
 mod secrets;
 
 pub use capture::{CaptureOptions, CaptureProgress, DEFAULT_MAX_PAYLOAD_BYTES};
+pub use commands::{typescript, Session, COMMANDS};
 pub use config::{Config, ConnectionProfile, Mapping, PasswordStore};
 pub use error::{ApiError, ErrorCode, Result};
+pub use jobs::{JobInfo, JobUpdate};
+pub use render::EventView;
 pub use render::{event_json, headers_json};
 pub use schemas::{SchemaAdded, SchemaProblem};
 pub use sluice_bus::{Delivery, Health, QueueRead, ReadOptions, SourceInfo};
@@ -47,7 +52,8 @@ pub struct Sluice {
 }
 
 /// `connection add` input.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Deserialize, Serialize, ts_rs::TS)]
+#[serde(default)]
 pub struct ConnectionAdd {
     pub name: String,
     /// `kafka` or `amqp`.
@@ -73,7 +79,7 @@ pub struct ConnectionAdd {
     pub replace: bool,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ts_rs::TS)]
 pub struct ConnectionAdded {
     pub name: String,
     pub password_store: Option<PasswordStore>,
@@ -81,7 +87,7 @@ pub struct ConnectionAdded {
     pub warning: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ts_rs::TS)]
 pub struct ConnectionSummary {
     pub name: String,
     pub bus: String,
@@ -90,7 +96,7 @@ pub struct ConnectionSummary {
     pub tls: bool,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ts_rs::TS)]
 pub struct SchemaListing {
     pub message_types: Vec<String>,
     pub mappings: Vec<Mapping>,
@@ -604,6 +610,12 @@ impl Sluice {
     pub fn count(&self, filter: &str) -> Result<u64> {
         let c = Self::compile(filter)?;
         Ok(Query::open(&self.lake()?)?.count(&c)?)
+    }
+
+    /// Matches per time bucket: `(start_us, bucket_us, counts)`.
+    pub fn histogram(&self, filter: &str, buckets: u32) -> Result<(i64, i64, Vec<u64>)> {
+        let c = Self::compile(filter)?;
+        Ok(Query::open(&self.lake()?)?.histogram(&c, buckets)?)
     }
 
     pub fn sql(&self, sql: &str, timeout: Duration, max_rows: usize) -> Result<SqlResult> {

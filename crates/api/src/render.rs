@@ -3,8 +3,10 @@
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
+use serde::Serialize;
 use serde_json::{json, Map, Value};
 use sluice_model::{format_us, Event, Header};
+use ts_rs::TS;
 
 /// Header values as text when UTF-8, `{"base64": ...}` otherwise, `null` when absent; a key
 /// that repeats maps to an array of its values, in order.
@@ -45,32 +47,69 @@ fn parse_json(s: &Option<String>) -> Value {
         .unwrap_or(Value::Null)
 }
 
+/// One event as the CLI's JSON formats and the UI see it.
+#[derive(Debug, Clone, Serialize, TS)]
+pub struct EventView {
+    pub id: String,
+    pub bus: String,
+    pub connection: String,
+    pub source: String,
+    pub partition: Option<i32>,
+    pub offset: Option<i64>,
+    pub timestamp: Option<String>,
+    pub timestamp_us: Option<i64>,
+    pub captured_at: String,
+    pub key: Option<String>,
+    pub key_text: Option<String>,
+    pub key_decoded: Value,
+    pub headers: Value,
+    pub schema: Option<String>,
+    pub encoding: String,
+    pub decoded: Value,
+    pub decode_error: Option<String>,
+    pub payload: String,
+    pub payload_text: Option<String>,
+    pub size: i64,
+    pub truncated: bool,
+    pub properties: Value,
+}
+
+/// Bytes as text when they are valid UTF-8.
+pub(crate) fn utf8(b: &[u8]) -> Option<String> {
+    std::str::from_utf8(b).ok().map(str::to_string)
+}
+
+impl From<&Event> for EventView {
+    fn from(e: &Event) -> Self {
+        EventView {
+            id: e.id.clone(),
+            bus: e.bus.as_str().to_string(),
+            connection: e.connection.clone(),
+            source: e.source.clone(),
+            partition: e.partition,
+            offset: e.offset,
+            timestamp: e.timestamp_us.map(format_us),
+            timestamp_us: e.timestamp_us,
+            captured_at: format_us(e.captured_at_us),
+            key: e.key.as_ref().map(|k| B64.encode(k)),
+            key_text: e.key.as_deref().and_then(utf8),
+            key_decoded: parse_json(&e.key_decoded),
+            headers: headers_json(&e.headers),
+            schema: e.schema.clone(),
+            encoding: e.encoding.as_str().to_string(),
+            decoded: parse_json(&e.decoded),
+            decode_error: e.decode_error.clone(),
+            payload: B64.encode(&e.payload),
+            payload_text: utf8(&e.payload),
+            size: e.size,
+            truncated: e.truncated,
+            properties: parse_json(&e.properties),
+        }
+    }
+}
+
 pub fn event_json(e: &Event) -> Value {
-    let text = |b: &[u8]| std::str::from_utf8(b).ok().map(str::to_string);
-    json!({
-        "id": e.id,
-        "bus": e.bus.as_str(),
-        "connection": e.connection,
-        "source": e.source,
-        "partition": e.partition,
-        "offset": e.offset,
-        "timestamp": e.timestamp_us.map(format_us),
-        "timestamp_us": e.timestamp_us,
-        "captured_at": format_us(e.captured_at_us),
-        "key": e.key.as_ref().map(|k| B64.encode(k)),
-        "key_text": e.key.as_deref().and_then(text),
-        "key_decoded": parse_json(&e.key_decoded),
-        "headers": headers_json(&e.headers),
-        "schema": e.schema,
-        "encoding": e.encoding.as_str(),
-        "decoded": parse_json(&e.decoded),
-        "decode_error": e.decode_error,
-        "payload": B64.encode(&e.payload),
-        "payload_text": text(&e.payload),
-        "size": e.size,
-        "truncated": e.truncated,
-        "properties": parse_json(&e.properties),
-    })
+    serde_json::to_value(EventView::from(e)).unwrap_or(Value::Null)
 }
 
 #[cfg(test)]

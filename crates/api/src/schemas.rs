@@ -44,14 +44,14 @@ pub(crate) fn load(config_dir: &Path) -> Result<SchemaSet> {
 }
 
 /// What `schema add` did.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, ts_rs::TS)]
 pub struct SchemaAdded {
     pub files: Vec<String>,
     pub message_types: Vec<String>,
     pub errors: Vec<SchemaProblem>,
 }
 
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, ts_rs::TS)]
 pub struct SchemaProblem {
     pub file: Option<String>,
     pub line: Option<usize>,

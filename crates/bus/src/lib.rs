@@ -48,7 +48,7 @@ pub(crate) fn runtime(bus: &str) -> Result<tokio::runtime::Runtime, BusError> {
 }
 
 /// What `connection test` reports.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, ts_rs::TS)]
 pub struct Health {
     pub brokers: Vec<String>,
     pub sources: usize,
@@ -56,7 +56,8 @@ pub struct Health {
 }
 
 /// A readable thing on a bus (a Kafka topic with its partitions; an AMQP exchange or queue).
-#[derive(Debug, Clone, Default, serde::Serialize)]
+#[derive(Debug, Clone, Default, serde::Serialize, ts_rs::TS)]
+#[ts(optional_fields)]
 pub struct SourceInfo {
     pub name: String,
     pub internal: bool,
@@ -99,7 +100,7 @@ pub enum QueueRead {
     Stream,
 }
 
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, ts_rs::TS)]
 pub struct PartitionInfo {
     pub id: i32,
     pub low: i64,

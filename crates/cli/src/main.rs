@@ -124,6 +124,16 @@ enum Command {
         #[arg(long)]
         keep_partition: bool,
     },
+    /// Serve the Sluice UI and API to a browser on 127.0.0.1 (prints a URL with an access token)
+    Serve {
+        /// Port to listen on [default: 7878; 0 picks a free one]
+        #[arg(long, default_value_t = 7878)]
+        port: u16,
+        /// Listen on this address instead of 127.0.0.1; anyone who can reach it and has the
+        /// token can read the lake and replay
+        #[arg(long, value_name = "ADDR")]
+        bind: Option<std::net::IpAddr>,
+    },
     /// Write matching events to a file
     Export {
         filter: String,
@@ -414,6 +424,7 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Schema(cmd) => schema(&sluice, cmd),
+        Command::Serve { port, bind } => serve(sluice, port, bind),
         Command::Tail {
             name,
             topic,
@@ -732,4 +743,24 @@ fn capture(sluice: &Sluice, a: CaptureArgs) -> Result<()> {
 
 pub(crate) fn is_terminal() -> bool {
     std::io::stderr().is_terminal()
+}
+
+fn serve(sluice: Sluice, port: u16, bind: Option<std::net::IpAddr>) -> Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let opts = sluice_serve::Options {
+            addr: std::net::SocketAddr::new(bind.unwrap_or([127, 0, 0, 1].into()), port),
+            bind_explicit: bind.is_some(),
+            token: std::env::var("SLUICE_SERVE_TOKEN").ok(),
+        };
+        let bound = sluice_serve::bind(sluice_api::Session::new(sluice), opts).await?;
+        println!("Sluice is serving on {}", bound.url);
+        println!("Open that URL in a browser; the token after #token= is required. Ctrl-C stops.");
+        use std::io::Write;
+        std::io::stdout().flush()?;
+        bound.run_until_ctrl_c().await?;
+        Ok(())
+    })
 }

@@ -100,7 +100,7 @@ impl Covered {
 }
 
 /// The result of `sluice sql`: column names and one JSON object per row.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, ts_rs::TS)]
 pub struct SqlResult {
     pub columns: Vec<String>,
     pub rows: Vec<serde_json::Map<String, serde_json::Value>>,
@@ -279,6 +279,51 @@ impl Query {
             .query_row(&sql, bound(filter), |r| r.get::<_, i64>(0))
             .map(|n| n as u64)
             .map_err(qerr)
+    }
+
+    /// Matches per time bucket (event time, else capture time) between the first and the last
+    /// match: `(start_us, bucket_us, counts)`, with `buckets` counts (none when nothing matches).
+    pub fn histogram(
+        &self,
+        filter: &Compiled,
+        buckets: u32,
+    ) -> Result<(i64, i64, Vec<u64>), LakeError> {
+        let buckets = buckets.clamp(1, 1000) as i64;
+        let Some(events) = self.events_for(filter) else {
+            return Ok((0, 0, Vec::new()));
+        };
+        let t = "coalesce(epoch_us(timestamp), epoch_us(captured_at))";
+        let (lo, hi): (Option<i64>, Option<i64>) = self
+            .conn
+            .query_row(
+                &format!(
+                    "SELECT min({t}), max({t}) FROM {events} WHERE {}",
+                    filter.where_sql
+                ),
+                bound(filter),
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .map_err(qerr)?;
+        let (Some(lo), Some(hi)) = (lo, hi) else {
+            return Ok((0, 0, Vec::new()));
+        };
+        let width = ((hi - lo) / buckets + 1).max(1);
+        let sql = format!(
+            "SELECT least(({t} - {lo}) // {width}, {last}) AS b, count(*) FROM {events} WHERE {} GROUP BY b",
+            filter.where_sql,
+            last = buckets - 1
+        );
+        let mut counts = vec![0u64; buckets as usize];
+        let mut stmt = self.conn.prepare(&sql).map_err(qerr)?;
+        let mut rows = stmt.query(bound(filter)).map_err(qerr)?;
+        while let Some(r) = rows.next().map_err(qerr)? {
+            let b: i64 = r.get(0).map_err(qerr)?;
+            let n: i64 = r.get(1).map_err(qerr)?;
+            if let Some(c) = counts.get_mut(b.max(0) as usize) {
+                *c += n as u64;
+            }
+        }
+        Ok((lo, width, counts))
     }
 
     /// Matches oldest first while keeping each source partition in offset order (a running

@@ -408,3 +408,22 @@ fn parquet_export_streams_a_standalone_file() {
         .to_string_lossy()
         .contains("tmp")));
 }
+
+#[test]
+fn histogram_counts_matches_per_time_bucket() {
+    let (_dir, lake) = sample_lake();
+    let q = Query::open(&lake).unwrap();
+    let all = sluice_filter::to_sql("", T0).unwrap();
+    let (start, width, counts) = q.histogram(&all, 3).unwrap();
+    assert_eq!(start, T0 + 1_000_000, "starts at the first match");
+    assert_eq!(counts.iter().sum::<u64>(), 4);
+    assert_eq!(counts, vec![2, 1, 1]);
+    assert!(
+        start + 3 * width > T0 + 4_000_000,
+        "the last match falls inside"
+    );
+    let failed = sluice_filter::to_sql("status = \"FAILED\"", T0).unwrap();
+    assert_eq!(q.histogram(&failed, 10).unwrap().2.iter().sum::<u64>(), 1);
+    let none = sluice_filter::to_sql("status = \"NOPE\"", T0).unwrap();
+    assert_eq!(q.histogram(&none, 10).unwrap(), (0, 0, Vec::new()));
+}

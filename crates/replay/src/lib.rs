@@ -45,7 +45,7 @@ pub struct ReplayOptions {
     pub replay_prefix: String,
 }
 
-#[derive(Debug, Clone, Default, serde::Serialize)]
+#[derive(Debug, Clone, Default, serde::Serialize, ts_rs::TS)]
 pub struct ReplayProgress {
     pub queued: u64,
     pub sent: u64,
@@ -53,7 +53,7 @@ pub struct ReplayProgress {
     pub elapsed_ms: u64,
 }
 
-#[derive(Debug, Clone, Default, serde::Serialize)]
+#[derive(Debug, Clone, Default, serde::Serialize, ts_rs::TS)]
 pub struct ReplaySummary {
     pub matched: u64,
     pub sent: u64,

@@ -1,0 +1,57 @@
+//! The Sluice desktop app: a window onto the web UI in `ui/` whose only command, `call`, hands
+//! each request to the same command table `sluice serve` uses (`sluice_api::Session`).
+//!
+//! This crate must stay thin: no logic of its own beyond opening the window, passing calls
+//! through off the UI thread, and letting running captures flush when the window closes.
+
+#![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
+
+use sluice_api::{ApiError, ErrorCode, Session, Sluice};
+use std::sync::Arc;
+
+/// Runs one API command on a blocking thread so the window never waits on the lake or a broker.
+#[tauri::command]
+async fn call(
+    session: tauri::State<'_, Arc<Session>>,
+    command: String,
+    args: serde_json::Value,
+) -> Result<serde_json::Value, ApiError> {
+    let s = session.inner().clone();
+    tauri::async_runtime::spawn_blocking(move || s.call(&command, args))
+        .await
+        .map_err(|e| ApiError::new(ErrorCode::Io, format!("{e}")))?
+}
+
+fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG")
+                .unwrap_or_else(|_| "warn,lapin=off".into()),
+        )
+        .init();
+    let dir = |var: &str| std::env::var_os(var).map(std::path::PathBuf::from);
+    let sluice = match Sluice::new(dir("SLUICE_CONFIG"), dir("SLUICE_LAKE")) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {}", e.message);
+            std::process::exit(1);
+        }
+    };
+    let session = Arc::new(Session::new(sluice));
+    let on_exit = session.clone();
+    let app = tauri::Builder::default()
+        .manage(session)
+        .invoke_handler(tauri::generate_handler![call])
+        .build(tauri::generate_context!());
+    match app {
+        Ok(app) => app.run(move |_, event| {
+            if let tauri::RunEvent::Exit = event {
+                on_exit.shutdown(std::time::Duration::from_secs(30));
+            }
+        }),
+        Err(e) => {
+            eprintln!("error: cannot open the Sluice window: {e}");
+            std::process::exit(1);
+        }
+    }
+}

@@ -1,0 +1,222 @@
+"""The UI end to end in a real browser: Debian's headless Chromium driven by Playwright against
+`sluice serve`, with the real Kafka broker. Screenshots go to tests/e2e/artifacts/ (or
+$SLUICE_ARTIFACTS) so a person can look at what the test saw."""
+
+import json
+import os
+import signal
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from conftest import BROKER, ROOT, SLUICE, Sluice, consume, create_topic, produce
+
+playwright = pytest.importorskip("playwright.sync_api")
+
+ARTIFACTS = Path(os.environ.get("SLUICE_ARTIFACTS", ROOT / "tests" / "e2e" / "artifacts"))
+CHROMIUM = os.environ.get("SLUICE_CHROMIUM", "/usr/bin/chromium")
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
+
+
+@pytest.fixture
+def served(tmp_path):
+    s = Sluice(tmp_path)
+    p = s.popen("serve", "--port", "0")
+    line = p.stdout.readline()
+    assert "http://127.0.0.1:" in line, line + p.stderr.read()
+    url = line.split()[-1]
+    yield s, url
+    p.send_signal(signal.SIGINT)
+    try:
+        p.wait(20)
+    except Exception:
+        p.kill()
+        raise
+    assert p.returncode == 0, p.stderr.read()
+
+
+@pytest.fixture
+def page():
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with playwright.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        ctx = browser.new_context(viewport={"width": 1440, "height": 900})
+        pg = ctx.new_page()
+        errors = []
+        pg.on("pageerror", lambda e: errors.append(str(e)))
+        yield pg
+        browser.close()
+        assert not errors, errors
+
+
+def shot(page, name):
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
+
+
+def api(url, command, body=None, token=None):
+    base, _, tok = url.partition("#token=")
+    req = urllib.request.Request(base + "api/" + command, data=json.dumps(body or {}).encode(), method="POST",
+                                 headers={"content-type": "application/json", **({"authorization": f"Bearer {token if token is not None else tok}"} if token != "" else {})})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        return json.loads(r.read())
+
+
+def test_serve_needs_the_token_and_sends_a_strict_csp(served):
+    _, url = served
+    base = url.split("#")[0]
+    with urllib.request.urlopen(base, timeout=10) as r:
+        csp = r.headers["content-security-policy"]
+        assert "script-src 'self'" in csp and "default-src 'self'" in csp
+        assert b"<script type=\"module\"" in r.read()
+    for bad in ("", "0" * 32):
+        with pytest.raises(urllib.error.HTTPError) as e:
+            api(url, "connection_list", token=bad)
+        assert e.value.code == 401
+        assert json.loads(e.value.read())["code"] == "forbidden"
+    assert api(url, "connection_list") == []
+    with pytest.raises(urllib.error.HTTPError) as e:
+        api(url, "search", {"filter": "status = "})
+    err = json.loads(e.value.read())
+    assert err["code"] == "filter" and "column 10" in err["message"]
+
+
+def test_add_drop_capture_search_compare_replay_in_the_browser(served, page, pb):
+    sluice, url = served
+    t, dest = create_topic("ui-orders"), create_topic("ui-replayed")
+    page.goto(url)
+    page.get_by_text("No connections yet").wait_for()
+
+    # Add a connection through the form and test it.
+    page.get_by_role("button", name="+ Add").click()
+    page.locator("dialog input[name=name]").fill("dev")
+    page.locator("dialog input[name=brokers]").fill(BROKER)
+    page.get_by_role("button", name="Save and test").click()
+    page.get_by_text("Reachable:").wait_for(timeout=15000)
+    shot(page, "connection-form")
+    page.keyboard.press("Escape")
+    page.locator(".conn-name", has_text="dev").wait_for()
+
+    # Schemas: a folder picked like a drop (imports resolved inside it), and a broken file
+    # dropped on the window shows file:line:col.
+    page.get_by_role("tab", name="Schemas").click()
+    page.locator("input[type=file][webkitdirectory]").set_input_files(str(ROOT / "protos"))
+    page.locator(".types li").get_by_text("shop.v1.Order", exact=True).wait_for()
+    page.evaluate("""() => {
+        const dt = new DataTransfer();
+        dt.items.add(new File(['syntax = "proto3";\\nmessage Broken { int32 = 1; }\\n'], 'broken.proto'));
+        window.dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));
+    }""")
+    page.locator(".schema-errors", has_text="broken.proto:2:").wait_for()
+    page.locator("input[name=topic]").fill(t)
+    page.locator("input[name=value_type]").fill("shop.v1.Order")
+    page.get_by_role("button", name="Map").click()
+    page.locator(".history td", has_text=t).wait_for()
+    shot(page, "schemas")
+
+    # Produce with an independent client, including a payload that looks like HTML.
+    records = []
+    for i in range(20):
+        o = pb.order.Order(id=f"ui-{i}", amount_cents=100 * i, status=pb.order.FAILED if i in (4, 11) else pb.order.PAID)
+        o.customer.id = 1000 + i
+        records.append({"key": f"k{i}".encode(), "value": o.SerializeToString(), "partition": i % 3, "headers": [("trace", f"t{i}".encode())]})
+    records.append({"key": b"html", "value": b'<img src=x onerror="window.__pwned=1">', "partition": 0})
+    produce(t, records)
+
+    # Capture to the end through the Captures view.
+    page.get_by_role("tab", name="Captures").click()
+    page.locator(".captures-view select[name=connection]").select_option("dev")
+    page.locator(".captures-view input[name=sources]").fill(t)
+    page.locator(".captures-view input[name=from]").fill("beginning")
+    page.locator(".captures-view input[name=stop_at_end]").check()
+    page.get_by_role("button", name="Start capture").click()
+    page.locator(".captures tr", has_text="done (end)").wait_for(timeout=30000)
+    row = page.locator(".captures tbody tr").first.inner_text()
+    assert "21" in row, row
+    shot(page, "captures")
+
+    # Search by a decoded field.
+    page.get_by_role("tab", name="Search").click()
+    page.keyboard.press("/")
+    page.keyboard.type('status = "FAILED"')
+    page.keyboard.press("Enter")
+    page.locator(".search-status", has_text="2 matching").wait_for(timeout=15000)
+    rows = page.locator(".search-table .vrows .row[data-id]")
+    rows.nth(1).wait_for()
+    assert rows.count() == 2
+    assert "ui-11" in rows.nth(0).inner_text() and "ui-4" in rows.nth(1).inner_text(), "newest first"
+    rows.nth(0).click()
+    shot(page, "search-clicked")
+    page.locator(".detail .jkey", has_text="customer").wait_for()
+    shot(page, "search")
+
+    # A syntax error points at its column.
+    page.locator(".filter-input").fill("amount > ")
+    page.keyboard.press("Enter")
+    page.locator(".filter-error", has_text="column 10").wait_for()
+    page.locator(".filter-input").fill('status = "FAILED"')
+    page.keyboard.press("Enter")
+    page.locator(".search-status", has_text="2 matching").wait_for()
+
+    # Select both, compare them field by field.
+    for i in range(2):
+        rows.nth(i).locator("input[type=checkbox]").check()
+    page.get_by_role("button", name="Compare").click()
+    page.get_by_text("fields differ").wait_for()
+    assert page.locator(".diff-changed", has_text="id").count() >= 1
+    shot(page, "compare")
+    page.keyboard.press("Escape")
+
+    # Replay the two to another topic: preview, send, then check on the broker.
+    page.get_by_role("button", name="Replay selected").click()
+    page.locator("dialog select[name=connection]").select_option("dev")
+    page.locator("dialog input[name=target]").fill(dest)
+    page.get_by_role("button", name="Preview (dry run)").click()
+    page.get_by_text("Dry run: 2 events would be sent").wait_for()
+    assert page.locator(".plan-table tbody tr").count() == 2
+    page.get_by_role("button", name="Send 2").click()
+    page.locator("dialog p", has_text="Done: 2 of 2 sent").wait_for(timeout=30000)
+    shot(page, "replay")
+    page.keyboard.press("Escape")
+    got = consume(dest, expect=2)
+    sent = {r["value"] for r in records[:20] if pb.order.Order.FromString(r["value"]).status == pb.order.FAILED}
+    assert {m.value() for m in got} == sent
+    assert {m.key() for m in got} == {b"k4", b"k11"}
+
+    page.get_by_role("tab", name="Replays").click()
+    page.locator(".history td", has_text=f"dev:{dest}").wait_for()
+
+    # Payloads render as text, never as HTML.
+    page.get_by_role("tab", name="Search").click()
+    page.locator(".filter-input").fill('key = "html"')
+    page.keyboard.press("Enter")
+    page.locator(".search-status", has_text="1 matching").wait_for()
+    rows.nth(0).click()
+    page.locator(".detail pre", has_text='<img src=x onerror="window.__pwned=1">').first.wait_for()
+    assert page.evaluate("() => window.__pwned") is None
+    assert page.locator(".detail img").count() == 0
+
+
+def test_live_tail_shows_the_first_row_within_a_second(served, page):
+    sluice, url = served
+    sluice("connection", "add", "kafka", "local", "--brokers", BROKER)
+    t = create_topic("ui-tail", 1)
+    produce(t, [{"value": json.dumps({"n": i}).encode()} for i in range(50)])
+    page.goto(url)
+    page.locator(".conn-name", has_text="local").click()
+    page.locator(f"button.source[data-source='{t}']").click()
+    page.locator(".tail-view input[aria-label='Start from']").fill("beginning")
+    start = time.monotonic()
+    page.locator(".tail-view").get_by_role("button", name="Start").click()
+    page.locator(".tail-table .vrows .row").first.wait_for()
+    first_row = time.monotonic() - start
+    page.get_by_text("50 shown").wait_for(timeout=10000)
+    produce(t, [{"value": b'{"n": "live"}'}])
+    page.get_by_text("51 shown").wait_for(timeout=10000)
+    print(f"time to first tail row: {first_row * 1000:.0f} ms")
+    assert first_row < 5, first_row  # generous for a loaded CI machine; BENCHMARKS.md has the figure
+    shot(page, "tail")
+    page.locator(".tail-view").get_by_role("button", name="Stop").click()

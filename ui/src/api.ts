@@ -1,0 +1,65 @@
+// One typed way to call Sluice: the Tauri window's IPC when running in the desktop app, the
+// HTTP API of `sluice serve` (with its access token) in a browser. Both reach the same
+// `Session::call` in the Rust API crate; `bindings.ts` is generated from its types.
+
+import type { ApiError, Commands } from './bindings';
+
+export type Command = keyof Commands;
+export type Args<C extends Command> = Commands[C]['args'];
+export type Result<C extends Command> = Commands[C]['result'];
+
+export class SluiceError extends Error {
+  code: string;
+  constructor(e: ApiError) {
+    super(e.message);
+    this.code = e.code;
+  }
+}
+
+type TauriInternals = { invoke: (cmd: string, args: unknown) => Promise<unknown> };
+
+function tauri(): TauriInternals | undefined {
+  return (window as unknown as { __TAURI_INTERNALS__?: TauriInternals }).__TAURI_INTERNALS__;
+}
+
+const TOKEN_KEY = 'sluice-token';
+
+/** The token `sluice serve` printed arrives in the URL fragment; keep it for this tab only. */
+export function token(): string {
+  const m = /token=([A-Za-z0-9]+)/.exec(location.hash);
+  if (m) {
+    sessionStorage.setItem(TOKEN_KEY, m[1]);
+    const rest = location.hash.replace(/[#&?]?token=[A-Za-z0-9]+/, '');
+    history.replaceState(null, '', location.pathname + location.search + rest);
+  }
+  return sessionStorage.getItem(TOKEN_KEY) ?? '';
+}
+
+export async function call<C extends Command>(command: C, args: Args<C>): Promise<Result<C>> {
+  const t = tauri();
+  if (t) {
+    try {
+      return (await t.invoke('call', { command, args })) as Result<C>;
+    } catch (e) {
+      throw new SluiceError(asApiError(e));
+    }
+  }
+  let resp: Response;
+  try {
+    resp = await fetch(`api/${command}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${token()}` },
+      body: JSON.stringify(args ?? {}),
+    });
+  } catch (e) {
+    throw new SluiceError({ code: 'unreachable', message: `Sluice is not answering: ${String(e)}` });
+  }
+  const body = await resp.json().catch(() => null);
+  if (!resp.ok) throw new SluiceError(asApiError(body));
+  return body as Result<C>;
+}
+
+function asApiError(e: unknown): ApiError {
+  if (e && typeof e === 'object' && 'code' in e && 'message' in e) return e as ApiError;
+  return { code: 'io', message: String(e) };
+}

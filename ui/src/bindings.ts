@@ -1,0 +1,171 @@
+// Generated from the Rust API types by `sluice dev bindings`; do not edit.
+// A test fails when this file is out of date (see crates/api/src/commands.rs).
+
+export type JsonValue = number | string | boolean | Array<JsonValue> | { [key in string]?: JsonValue } | null;
+
+export type ApiError = { code: ErrorCode, message: string, };
+export type ErrorCode = "invalid_input" | "not_found" | "already_exists" | "unreachable" | "auth_failed" | "schema" | "filter" | "lake" | "bus" | "config" | "io" | "forbidden" | "timeout" | "delivery_failed";
+export type NoArgs = Record<symbol, never>;
+export type NameArgs = { name: string, };
+export type AppInfo = { version: string, config_dir: string, lake_dir: string, };
+export type LakeOpenArgs = { path: string, };
+export type ConnectionSummary = { name: string, bus: string, brokers: string, auth: string, tls: boolean, };
+export type ConnectionAdd = { name: string, 
+/**
+ * `kafka` or `amqp`.
+ */
+bus: string, 
+/**
+ * Kafka: `HOST:PORT[,..]`. AMQP: `amqp[s]://USER@HOST:PORT/VHOST` (a password in it is
+ * moved to the keyring).
+ */
+brokers: string, 
+/**
+ * AMQP: the management HTTP API (default `http://HOST:15672`).
+ */
+management_url: string | null, 
+/**
+ * SQS: region, named AWS profile, other endpoint, and a static access key id (its secret
+ * is the password).
+ */
+region: string | null, aws_profile: string | null, endpoint_url: string | null, access_key_id: string | null, sasl_mechanism: string | null, username: string | null, password: string | null, tls: boolean, tls_ca: string | null, tls_cert: string | null, tls_key: string | null, replace: boolean, };
+export type ConnectionAdded = { name: string, password_store: PasswordStore | null, 
+/**
+ * Set when the password had to go into the config file.
+ */
+warning: string | null, };
+export type PasswordStore = "keyring" | "file";
+export type Health = { brokers: Array<string>, sources: number, latency_ms: number, };
+export type SourceInfo = { name: string, internal: boolean, partitions: Array<PartitionInfo>, 
+/**
+ * What it is where a bus has several kinds: `exchange (topic)`, `queue (quorum)`...
+ */
+kind?: string, 
+/**
+ * Queues: messages ready for delivery, delivered but not acknowledged, and consumers.
+ */
+ready?: number, unacked?: number, consumers?: number, 
+/**
+ * SQS: messages delayed, not yet visible.
+ */
+delayed?: number, };
+export type PartitionInfo = { id: number, low: number, high: number, };
+export type SchemaListing = { message_types: Array<string>, mappings: Array<Mapping>, };
+export type Mapping = { connection: string, topic: string, value_type: string, key_type?: string | null, };
+export type DroppedFile = { path: string, base64: string, };
+export type SchemaDropArgs = { files: Array<DroppedFile>, };
+export type SchemaAdded = { files: Array<string>, message_types: Array<string>, errors: Array<SchemaProblem>, };
+export type SchemaProblem = { file: string | null, line: number | null, column: number | null, message: string, 
+/**
+ * `file:line:col: message`, ready to print.
+ */
+display: string, };
+export type SchemaMapArgs = { connection: string, topic: string, value_type: string, key_type: string | null, };
+export type ReadArgs = { connection: string, sources: Array<string>, 
+/**
+ * `beginning`, `end`, `last`, `OFFSET`, `-N` or `@RFC3339`.
+ */
+from: string | null, mode: string | null, binding_key: string | null, max_messages: number | null, stop_at_end: boolean, };
+export type JobArgs = { id: number, };
+export type JobPollArgs = { id: number, after: number, wait_ms: number, };
+export type JobPauseArgs = { id: number, paused: boolean, };
+export type JobInfo = { id: number, 
+/**
+ * `tail`, `capture` or `replay`.
+ */
+kind: string, 
+/**
+ * What it reads or sends, for the jobs list.
+ */
+label: string, running: boolean, paused: boolean, progress: JsonValue, error: ApiError | null, };
+export type JobUpdate = { events: Array<EventView>, 
+/**
+ * Pass back as `after` to get what follows.
+ */
+next: number, 
+/**
+ * Events that fell out of the buffer before this poller saw them.
+ */
+dropped: number, job: JobInfo, result: JsonValue | null, };
+export type EventView = { id: string, bus: string, connection: string, source: string, partition: number | null, offset: number | null, timestamp: string | null, timestamp_us: number | null, captured_at: string, key: string | null, key_text: string | null, key_decoded: JsonValue, headers: JsonValue, schema: string | null, encoding: string, decoded: JsonValue, decode_error: string | null, payload: string, payload_text: string | null, size: number, truncated: boolean, properties: JsonValue, };
+export type CaptureProgress = { 
+/**
+ * Messages taken from the bus.
+ */
+read: number, 
+/**
+ * Events durably in the lake (flushed and renamed into place).
+ */
+captured: number, 
+/**
+ * Payload bytes read.
+ */
+bytes: number, decode_errors: number, truncated: number, skipped_replays: number, 
+/**
+ * Already in the lake from an earlier capture of the same offsets.
+ */
+skipped_duplicates: number, files: number, elapsed_ms: number, 
+/**
+ * Why the capture ended: "end", "max-messages", "duration" or "interrupted".
+ */
+stopped_by: string | null, };
+export type ReplayProgress = { queued: number, sent: number, failed: number, elapsed_ms: number, };
+export type ReplaySummary = { matched: number, sent: number, failed: number, errors: Array<[string, string]>, interrupted: boolean, elapsed_ms: number, };
+export type FilterArgs = { filter: string, };
+export type SearchArgs = { filter: string, offset: number, limit: number | null, };
+export type SearchPage = { offset: number, rows: Array<EventRow>, };
+export type EventRow = { id: string, bus: string, connection: string, source: string, partition: number | null, offset: number | null, timestamp: string | null, key_text: string | null, schema: string | null, encoding: string, 
+/**
+ * The start of the decoded JSON or text payload.
+ */
+preview: string, size: number, decode_error: boolean, };
+export type HistogramArgs = { filter: string, buckets: number | null, };
+export type Histogram = { start_us: number, bucket_us: number, counts: Array<number>, };
+export type IdArgs = { id: string, };
+export type ReplayArgs = { filter: string, 
+/**
+ * `CONNECTION:TOPIC`, `CONNECTION:EXCHANGE[/ROUTING_KEY]` or `CONNECTION:QUEUE`.
+ */
+to: string, to_origin: boolean, rate: number | null, limit: number | null, keep_partition: boolean, };
+export type ReplayPlan = { total: number, 
+/**
+ * The first events only (the table shows these; `total` counts all).
+ */
+rows: Array<PlanRow>, };
+export type PlanRow = { id: string, source: string, destination: string, key_text: string | null, preview: string, size: number, };
+export type ReplayRecord = { started_at: string, filter: string, to: string, matched: number, sent: number, failed: number, interrupted: boolean, error: string | null, };
+export type ExportArgs = { filter: string, 
+/**
+ * `jsonl`, `csv` or `parquet`.
+ */
+format: string, path: string, };
+
+export type Commands = {
+  app_info: { args: NoArgs; result: AppInfo };
+  lake_open: { args: LakeOpenArgs; result: AppInfo };
+  connection_list: { args: NoArgs; result: Array<ConnectionSummary> };
+  connection_get: { args: NameArgs; result: ConnectionAdd };
+  connection_add: { args: ConnectionAdd; result: ConnectionAdded };
+  connection_test: { args: NameArgs; result: Health };
+  connection_remove: { args: NameArgs; result: null };
+  topics: { args: NameArgs; result: Array<SourceInfo> };
+  schema_list: { args: NoArgs; result: SchemaListing };
+  schema_drop: { args: SchemaDropArgs; result: SchemaAdded };
+  schema_map: { args: SchemaMapArgs; result: Mapping };
+  tail_start: { args: ReadArgs; result: number };
+  capture_start: { args: ReadArgs; result: number };
+  job_poll: { args: JobPollArgs; result: JobUpdate };
+  job_stop: { args: JobArgs; result: null };
+  job_pause: { args: JobPauseArgs; result: null };
+  job_list: { args: NoArgs; result: Array<JobInfo> };
+  filter_check: { args: FilterArgs; result: null };
+  search: { args: SearchArgs; result: SearchPage };
+  count: { args: FilterArgs; result: number };
+  histogram: { args: HistogramArgs; result: Histogram };
+  fields: { args: NoArgs; result: Array<string> };
+  event_get: { args: IdArgs; result: EventView };
+  replay_plan: { args: ReplayArgs; result: ReplayPlan };
+  replay_start: { args: ReplayArgs; result: number };
+  replay_history: { args: NoArgs; result: Array<ReplayRecord> };
+  export: { args: ExportArgs; result: number };
+};

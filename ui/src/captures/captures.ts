@@ -1,0 +1,79 @@
+// Captures: start capturing chosen topics/queues into the lake, and watch every capture's
+// counters (messages, bytes, rate, errors). Captures are jobs of the Sluice process, so they
+// keep running while the user looks at other views.
+
+import type { CaptureProgress, JobInfo } from '../bindings';
+import { call } from '../api';
+import { h, clear, formatBytes, formatCount, toast } from '../dom';
+import { hub, state, readModes, busOf } from '../app';
+
+export function rate(p: CaptureProgress): string {
+  return p.elapsed_ms > 0 ? `${formatCount(Math.round((p.read * 1000) / p.elapsed_ms))}/s` : '—';
+}
+
+export class CapturesView {
+  el: HTMLElement;
+  private jobs: HTMLElement;
+  private form: HTMLElement;
+  badge: HTMLElement;
+
+  constructor() {
+    this.jobs = h('div', { class: 'jobs' });
+    this.form = h('div', { class: 'form inline-form' });
+    this.badge = h('span', { class: 'badge', hidden: true });
+    this.el = h('section', { class: 'view captures-view' }, h('h2', {}, 'Capture into the lake'), this.form, h('h2', {}, 'Captures'), this.jobs);
+    hub.on('connections', () => this.renderForm());
+    hub.on('select', () => this.renderForm());
+    this.renderForm();
+    setInterval(() => this.refresh(), 1000);
+  }
+
+  private renderForm() {
+    const conn = h('select', { name: 'connection', 'aria-label': 'Connection', onchange: () => updateModes() }, state.connections.map((c) => h('option', { value: c.name, selected: state.selected?.connection === c.name }, c.name)));
+    const sources = h('input', { type: 'text', name: 'sources', placeholder: 'topics or queues, comma-separated', value: state.selected?.source ?? '' });
+    const from = h('input', { type: 'text', name: 'from', value: 'end', class: 'narrow', list: 'from-options', title: 'beginning, end, -N, OFFSET or @TIME' });
+    const mode = h('select', { name: 'mode', 'aria-label': 'Read mode' });
+    const stopAtEnd = h('input', { type: 'checkbox', name: 'stop_at_end' });
+    const updateModes = () => {
+      const bus = busOf(conn.value);
+      clear(mode, readModes(bus).map(([v, l]) => h('option', { value: v }, l)));
+      mode.hidden = bus === 'kafka';
+    };
+    updateModes();
+    const start = async () => {
+      const list = sources.value.split(',').map((s) => s.trim()).filter(Boolean);
+      try {
+        await call('capture_start', { connection: conn.value, sources: list, from: from.value, mode: busOf(conn.value) === 'kafka' ? null : mode.value, binding_key: null, max_messages: null, stop_at_end: stopAtEnd.checked });
+        toast(`Capturing ${list.join(', ')}`);
+        this.refresh();
+      } catch (e) {
+        toast((e as Error).message, 'error');
+      }
+    };
+    clear(this.form, conn, sources, h('label', {}, 'from ', from), mode, h('label', { class: 'check' }, stopAtEnd, 'stop at end'), h('button', { class: 'primary', onclick: start }, 'Start capture'));
+  }
+
+  async refresh() {
+    let jobs: JobInfo[];
+    try {
+      jobs = (await call('job_list', {})).filter((j) => j.kind === 'capture');
+    } catch {
+      return;
+    }
+    const running = jobs.filter((j) => j.running).length;
+    this.badge.hidden = running === 0;
+    this.badge.textContent = String(running);
+    if (!this.el.isConnected) return;
+    clear(this.jobs, jobs.length === 0 ? h('p', { class: 'muted' }, 'No captures yet.') : h('table', { class: 'history captures' },
+      h('thead', {}, h('tr', {}, ['capture', 'state', 'messages', 'in lake', 'bytes', 'rate', 'errors', ''].map((c) => h('th', {}, c)))),
+      h('tbody', {}, jobs.reverse().map((j) => {
+        const p = (j.progress ?? {}) as CaptureProgress;
+        return h('tr', { 'data-job': j.id },
+          h('td', {}, j.label),
+          h('td', { class: j.error ? 'bad' : j.running ? 'good' : '' }, j.error ? j.error.message : j.running ? 'running' : `done (${p.stopped_by ?? 'stopped'})`),
+          h('td', {}, formatCount(p.read ?? 0)), h('td', {}, formatCount(p.captured ?? 0)), h('td', {}, formatBytes(p.bytes ?? 0)),
+          h('td', {}, p.read !== undefined ? rate(p) : '—'), h('td', {}, formatCount(p.decode_errors ?? 0)),
+          h('td', {}, j.running ? h('button', { class: 'ghost small', onclick: () => call('job_stop', { id: j.id }).catch((e) => toast(e.message, 'error')) }, 'Stop') : null));
+      }))));
+  }
+}

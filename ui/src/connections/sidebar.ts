@@ -1,0 +1,102 @@
+// The sidebar: connections, and under each its topics / exchanges / queues with counts,
+// refreshed on demand and every 15 seconds while expanded.
+
+import type { SourceInfo } from '../bindings';
+import { call } from '../api';
+import { h, clear, formatCount, toast } from '../dom';
+import { hub, state, loadConnections, select } from '../app';
+import { openConnectionForm } from './form';
+import { describeTest } from './form';
+
+const REFRESH_MS = 15_000;
+
+export function sourceCounts(s: SourceInfo): string {
+  if (s.ready !== undefined || s.unacked !== undefined) {
+    const parts = [`${formatCount(s.ready ?? 0)} ready`];
+    if (s.unacked) parts.push(`${formatCount(s.unacked)} unacked`);
+    if (s.delayed) parts.push(`${formatCount(s.delayed)} delayed`);
+    return parts.join(' · ');
+  }
+  if (s.partitions.length) {
+    const msgs = s.partitions.reduce((n, p) => n + Math.max(0, p.high - p.low), 0);
+    return `${s.partitions.length}p · ${formatCount(msgs)}`;
+  }
+  return '';
+}
+
+export class Sidebar {
+  el: HTMLElement;
+  private tree: HTMLElement;
+  private open = new Set<string>();
+  private errors = new Map<string, string>();
+
+  constructor() {
+    this.tree = h('nav', { class: 'tree', 'aria-label': 'Connections' });
+    this.el = h('aside', { class: 'sidebar' },
+      h('div', { class: 'sidebar-head' },
+        h('h2', {}, 'Connections'),
+        h('button', { class: 'ghost small', title: 'Refresh counts', 'aria-label': 'Refresh', onclick: () => this.refreshAll() }, '↻'),
+        h('button', { class: 'ghost small', title: 'Add a connection', onclick: () => openConnectionForm() }, '+ Add')),
+      this.tree);
+    hub.on('connections', () => this.render());
+    hub.on('select', () => this.render());
+    setInterval(() => this.refreshAll(), REFRESH_MS);
+  }
+
+  async refreshAll() {
+    await loadConnections().catch((e) => toast(e.message, 'error'));
+    await Promise.all([...this.open].map((n) => this.load(n)));
+  }
+
+  private async load(name: string) {
+    try {
+      state.sources.set(name, await call('topics', { name }));
+      this.errors.delete(name);
+    } catch (e) {
+      this.errors.set(name, describeTest(e).text);
+    }
+    this.render();
+  }
+
+  private toggle(name: string) {
+    if (this.open.has(name)) this.open.delete(name);
+    else {
+      this.open.add(name);
+      this.load(name);
+    }
+    this.render();
+  }
+
+  render() {
+    if (!state.connections.length) {
+      clear(this.tree, h('p', { class: 'muted empty' }, 'No connections yet. ', h('button', { class: 'link', onclick: () => openConnectionForm() }, 'Add one')));
+      return;
+    }
+    clear(this.tree, state.connections.map((c) => {
+      const open = this.open.has(c.name);
+      const sources = (state.sources.get(c.name) ?? []).filter((s) => !s.internal);
+      const err = this.errors.get(c.name);
+      return h('div', { class: 'conn' },
+        h('div', { class: 'conn-row' },
+          h('button', { class: 'conn-name', 'aria-expanded': open ? 'true' : 'false', onclick: () => this.toggle(c.name) },
+            h('span', { class: 'chev' }, open ? '▾' : '▸'), h('span', { class: `bus bus-${c.bus}` }, c.bus), c.name),
+          h('button', { class: 'ghost small', title: `Edit ${c.name}`, onclick: async () => openConnectionForm(await call('connection_get', { name: c.name })) }, 'Edit'),
+          h('button', { class: 'ghost small danger', title: `Remove ${c.name}`, onclick: async () => {
+            if (!confirm(`Remove connection ${c.name}? Its captured events stay in the lake.`)) return;
+            await call('connection_remove', { name: c.name }).catch((e) => toast(e.message, 'error'));
+            await loadConnections();
+          } }, '×')),
+        open ? h('ul', { class: 'sources' },
+          err ? h('li', { class: 'bad small' }, err) : null,
+          !err && !state.sources.has(c.name) ? h('li', { class: 'muted small' }, 'loading…') : null,
+          sources.map((s) => {
+            const sel = state.selected?.connection === c.name && state.selected?.source === s.name;
+            return h('li', {},
+              h('button', { class: `source${sel ? ' selected' : ''}`, title: s.kind ?? 'topic', 'data-source': s.name,
+                onclick: () => select({ connection: c.name, source: s.name, bus: c.bus }) },
+                h('span', { class: 'source-name' }, s.name || '(default)'),
+                h('span', { class: 'counts' }, sourceCounts(s))));
+          })) : null);
+    }));
+  }
+}

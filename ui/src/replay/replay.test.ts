@@ -1,0 +1,53 @@
+import { describe, expect, it, vi, beforeEach } from 'vitest';
+import { replayArgs, replayProblem, openReplay } from './replay';
+import { state } from '../app';
+
+describe('the replay dialog', () => {
+  it('builds the request the API takes', () => {
+    expect(replayArgs('event.id in ("a")', { connection: 'dev', target: ' orders ', origin: false, rate: '50', limit: '' })).toEqual({
+      filter: 'event.id in ("a")', to: 'dev:orders', to_origin: false, rate: 50, limit: null, keep_partition: false,
+    });
+    const back = replayArgs('x', { connection: 'dev', target: '', origin: true, rate: '0', limit: '10' });
+    expect(back.to_origin).toBe(true);
+    expect(back.to).toBe('');
+    expect(back.rate).toBeNull();
+    expect(back.limit).toBe(10);
+  });
+
+  it('says what is missing before sending', () => {
+    expect(replayProblem({ connection: '', target: 'x', origin: false })).toMatch(/connection/);
+    expect(replayProblem({ connection: 'dev', target: ' ', origin: false })).toMatch(/topic/);
+    expect(replayProblem({ connection: '', target: '', origin: true })).toBeNull();
+  });
+
+  describe('in the page', () => {
+    beforeEach(() => {
+      document.body.replaceChildren();
+      state.connections = [{ name: 'dev', bus: 'kafka', brokers: 'b', auth: 'none', tls: false }];
+      state.sources.set('dev', [{ name: 'orders', internal: false, partitions: [] }]);
+    });
+
+    it('previews exactly what the dry run returns, rendered as text', async () => {
+      const calls: [string, unknown][] = [];
+      vi.stubGlobal('fetch', vi.fn(async (url: string, init: RequestInit) => {
+        const command = url.replace('api/', '');
+        calls.push([command, JSON.parse(String(init.body))]);
+        const body = command === 'replay_plan'
+          ? { total: 1, rows: [{ id: 'i', source: 'dev:in', destination: 'dev:orders', key_text: 'k', preview: '<b>not bold</b>', size: 3 }] }
+          : [];
+        return new Response(JSON.stringify(body), { status: 200 });
+      }));
+      openReplay('status = "FAILED"', 1);
+      const dlg = document.querySelector('dialog')!;
+      const target = dlg.querySelector<HTMLInputElement>('input[name=target]')!;
+      target.value = 'orders';
+      target.dispatchEvent(new Event('input'));
+      [...dlg.querySelectorAll('button')].find((b) => b.textContent?.startsWith('Preview'))!.click();
+      await vi.waitFor(() => expect(dlg.textContent).toContain('Dry run: 1 events would be sent'));
+      expect(calls.find(([c]) => c === 'replay_plan')![1]).toMatchObject({ filter: 'status = "FAILED"', to: 'dev:orders' });
+      expect(dlg.querySelector('b')).toBeNull();
+      expect(dlg.textContent).toContain('<b>not bold</b>');
+      vi.unstubAllGlobals();
+    });
+  });
+});

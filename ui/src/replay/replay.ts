@@ -1,0 +1,126 @@
+// The replay dialog: a destination (any connection and topic/exchange/queue, or back to
+// origin), a rate, a dry-run preview of exactly what will be sent, then progress with pause
+// and cancel, and a summary. Finished replays land in the history view.
+
+import type { ReplayArgs, ReplaySummary } from '../bindings';
+import { call } from '../api';
+import { h, clear, dialog, formatCount, toast } from '../dom';
+import { state } from '../app';
+
+export function replayArgs(filter: string, form: { connection: string; target: string; origin: boolean; rate: string; limit: string }): ReplayArgs {
+  const num = (s: string) => (s.trim() && Number(s) > 0 ? Math.floor(Number(s)) : null);
+  return {
+    filter,
+    to: form.origin ? '' : `${form.connection}:${form.target.trim()}`,
+    to_origin: form.origin,
+    rate: num(form.rate),
+    limit: num(form.limit),
+    keep_partition: false,
+  };
+}
+
+/** Why the form cannot be sent yet, or null. */
+export function replayProblem(form: { connection: string; target: string; origin: boolean }): string | null {
+  if (form.origin) return null;
+  if (!form.connection) return 'Choose a destination connection.';
+  if (!form.target.trim()) return 'Name the destination topic, exchange or queue.';
+  return null;
+}
+
+export function openReplay(filter: string, count: number) {
+  const form = { connection: state.connections[0]?.name ?? '', target: '', origin: false, rate: '', limit: '' };
+  const targets = h('datalist', { id: 'replay-targets' });
+  const loadTargets = async () => {
+    const names = (state.sources.get(form.connection) ?? (await call('topics', { name: form.connection }).catch(() => []))).map((s) => s.name);
+    clear(targets, names.map((n) => h('option', { value: n })));
+  };
+  const conn = h('select', { name: 'connection', 'aria-label': 'Destination connection', onchange: (e: Event) => { form.connection = (e.target as HTMLSelectElement).value; loadTargets(); } },
+    state.connections.map((c) => h('option', { value: c.name }, `${c.name} (${c.bus})`)));
+  const target = h('input', { type: 'text', name: 'target', list: 'replay-targets', placeholder: 'topic, exchange[/routing-key] or queue', oninput: (e: Event) => (form.target = (e.target as HTMLInputElement).value) });
+  const origin = h('input', { type: 'checkbox', name: 'origin', onchange: (e: Event) => { form.origin = (e.target as HTMLInputElement).checked; conn.disabled = target.disabled = form.origin; } });
+  const rate = h('input', { type: 'number', min: '0', name: 'rate', placeholder: 'unlimited', class: 'narrow', oninput: (e: Event) => (form.rate = (e.target as HTMLInputElement).value) });
+  const limit = h('input', { type: 'number', min: '0', name: 'limit', placeholder: 'all', class: 'narrow', oninput: (e: Event) => (form.limit = (e.target as HTMLInputElement).value) });
+  const out = h('div', { class: 'replay-out' });
+  loadTargets();
+
+  const preview = async () => {
+    const problem = replayProblem(form);
+    if (problem) return clear(out, h('p', { class: 'bad' }, problem));
+    clear(out, h('p', { class: 'muted' }, 'Planning…'));
+    try {
+      const plan = await call('replay_plan', replayArgs(filter, form));
+      clear(out,
+        h('p', {}, `Dry run: ${formatCount(plan.total)} events would be sent, oldest first${plan.rows.length < plan.total ? ` (first ${plan.rows.length} shown)` : ''}.`),
+        h('div', { class: 'plan' }, h('table', { class: 'plan-table' },
+          h('thead', {}, h('tr', {}, h('th', {}, 'from'), h('th', {}, 'to'), h('th', {}, 'key'), h('th', {}, 'payload'))),
+          h('tbody', {}, plan.rows.map((r) => h('tr', {}, h('td', {}, r.source), h('td', {}, r.destination), h('td', { class: 'mono' }, r.key_text ?? ''), h('td', { class: 'mono ellipsis' }, r.preview)))))));
+    } catch (e) {
+      clear(out, h('p', { class: 'bad' }, (e as Error).message));
+    }
+  };
+
+  const send = async () => {
+    const problem = replayProblem(form);
+    if (problem) return clear(out, h('p', { class: 'bad' }, problem));
+    let id: number;
+    try {
+      id = await call('replay_start', replayArgs(filter, form));
+    } catch (e) {
+      return clear(out, h('p', { class: 'bad' }, (e as Error).message));
+    }
+    sendBtn.disabled = previewBtn.disabled = true;
+    const bar = h('progress', { max: '100', value: '0' });
+    const text = h('p', { role: 'status' }, 'Sending…');
+    let paused = false;
+    const pauseBtn = h('button', { class: 'ghost', onclick: async () => { paused = !paused; await call('job_pause', { id, paused }); pauseBtn.textContent = paused ? 'Resume' : 'Pause'; } }, 'Pause');
+    const cancelBtn = h('button', { class: 'ghost danger', onclick: () => call('job_stop', { id }) }, 'Cancel');
+    clear(out, bar, text, h('div', { class: 'row-buttons' }, pauseBtn, cancelBtn));
+    for (;;) {
+      const u = await call('job_poll', { id, after: 0, wait_ms: 1000 }).catch(() => null);
+      if (!u) break;
+      const p = u.job.progress as { sent?: number; failed?: number; queued?: number } | null;
+      if (p) {
+        const done = (p.sent ?? 0) + (p.failed ?? 0);
+        bar.value = count ? Math.min(100, (done / count) * 100) : 0;
+        text.textContent = `${formatCount(p.sent ?? 0)} sent · ${formatCount(p.failed ?? 0)} failed${paused ? ' · paused' : ''}`;
+      }
+      if (!u.job.running) {
+        pauseBtn.remove();
+        cancelBtn.remove();
+        if (u.job.error) {
+          text.textContent = `Replay failed: ${u.job.error.message}`;
+          text.className = 'bad';
+        } else {
+          const s = u.result as ReplaySummary;
+          bar.value = 100;
+          text.textContent = `Done: ${formatCount(s.sent)} of ${formatCount(s.matched)} sent, ${formatCount(s.failed)} failed${s.interrupted ? ' (cancelled)' : ''} in ${(s.elapsed_ms / 1000).toFixed(1)} s.`;
+          text.className = s.failed ? 'bad' : 'good';
+          if (s.errors.length) out.appendChild(h('ul', { class: 'errors' }, s.errors.slice(0, 20).map(([id, why]) => h('li', {}, h('code', {}, id), ' ', why))));
+          toast(text.textContent);
+        }
+        break;
+      }
+    }
+  };
+
+  const previewBtn = h('button', { class: 'ghost', onclick: preview }, 'Preview (dry run)');
+  const sendBtn = h('button', { class: 'primary', onclick: send }, `Send ${formatCount(count)}`);
+  dialog(`Replay ${formatCount(count)} event${count === 1 ? '' : 's'}`, h('div', { class: 'form replay-form' },
+    h('label', { class: 'field' }, h('span', {}, 'Destination'), h('div', { class: 'inline' }, conn, target)),
+    h('label', { class: 'check' }, origin, 'Back to origin (dead-letter headers or the source recorded by Sluice)'),
+    h('div', { class: 'inline' },
+      h('label', { class: 'field' }, h('span', {}, 'Rate (msg/s)'), rate),
+      h('label', { class: 'field' }, h('span', {}, 'Limit'), limit)),
+    targets, out), [previewBtn, sendBtn]);
+}
+
+export function renderHistory(el: HTMLElement) {
+  call('replay_history', {}).then((rows) => {
+    clear(el, rows.length === 0 ? h('p', { class: 'muted' }, 'No replays yet.') : h('table', { class: 'history' },
+      h('thead', {}, h('tr', {}, ['started', 'filter', 'to', 'matched', 'sent', 'failed', 'outcome'].map((c) => h('th', {}, c)))),
+      h('tbody', {}, rows.map((r) => h('tr', {},
+        h('td', {}, r.started_at.replace('T', ' ').slice(0, 19)), h('td', { class: 'mono ellipsis' }, r.filter || '(everything)'), h('td', {}, r.to),
+        h('td', {}, formatCount(r.matched)), h('td', {}, formatCount(r.sent)), h('td', {}, formatCount(r.failed)),
+        h('td', { class: r.error || r.failed ? 'bad' : 'good' }, r.error ?? (r.interrupted ? 'cancelled' : 'done')))))));
+  }).catch((e) => toast(e.message, 'error'));
+}

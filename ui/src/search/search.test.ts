@@ -1,0 +1,31 @@
+import { describe, expect, it } from 'vitest';
+import { effectiveFilter, idsFilter, quote } from './search';
+import { bucketRange, isoUs } from './histogram';
+import { visibleRange } from '../virtual';
+
+describe('the results table', () => {
+  it('renders only the rows in view, with a margin', () => {
+    expect(visibleRange(0, 280, 28, 1_000_000)).toEqual([0, 18]);
+    expect(visibleRange(28 * 500_000, 280, 28, 1_000_000)).toEqual([499_992, 500_018]);
+    expect(visibleRange(0, 280, 28, 3)).toEqual([0, 3]);
+    expect(visibleRange(0, 280, 28, 0)).toEqual([0, 0]);
+  });
+
+  it('zooming adds the time range to the filter, keeping the filter grouped', () => {
+    expect(effectiveFilter('a = 1 or b = 2', null)).toBe('(a = 1 or b = 2)');
+    expect(effectiveFilter('', null)).toBe('');
+    const f = effectiveFilter('x', [Date.UTC(2026, 10, 20, 10) * 1000, Date.UTC(2026, 10, 20, 11) * 1000]);
+    expect(f).toBe('(x) and after:2026-11-20T10:00:00Z and before:2026-11-20T11:00:00Z');
+  });
+
+  it('a drag over buckets becomes the time span they cover, in either direction', () => {
+    const hist = { start_us: 1_000_000, bucket_us: 500, counts: [1, 2, 3, 4] };
+    expect(bucketRange(hist, 2, 1)).toEqual([1_000_500, 1_001_500]);
+    expect(isoUs(0)).toBe('1970-01-01T00:00:00Z');
+  });
+
+  it('selected rows become an exact id filter, quotes escaped', () => {
+    expect(idsFilter(['kafka:c/t/0/1', 'a"b'])).toBe('event.id in ("kafka:c/t/0/1", "a\\"b")');
+    expect(quote('back\\slash')).toBe('"back\\\\slash"');
+  });
+});
