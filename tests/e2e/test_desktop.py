@@ -3,12 +3,14 @@ tauri-driver and WebKitWebDriver (Debian's webkit2gtk-driver). The app starts, l
 connection, runs a search over a real lake, and a screenshot is taken."""
 
 import base64
+import http.client
 import json
 import os
 import shutil
 import socket
 import subprocess
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -78,21 +80,15 @@ class WebDriver:
             self.req("DELETE", self.s(""))
 
 
-@pytest.mark.skipif(not Path(APP).exists(), reason="the desktop app is not built")
-def test_desktop_window_lists_a_connection_and_searches(tmp_path):
-    assert Path(DRIVER).exists(), "tauri-driver missing: scripts/install-deps.sh --test installs it"
-    sluice = Sluice(tmp_path)
-    sluice("connection", "add", "kafka", "local", "--brokers", BROKER)
-    t = create_topic("desk", 1)
-    produce(t, [{"value": json.dumps({"status": "FAILED" if i % 5 == 0 else "OK", "n": i}).encode()} for i in range(25)])
-    sluice("capture", "local", t, "--from", "beginning", "--stop-at-end")
-
+def run_window_once(sluice, log_path):
+    """Starts the app through tauri-driver, searches, and saves a screenshot."""
     port, native = free_port(), free_port()
     env = dict(sluice.env, NO_AT_BRIDGE="1", WEBKIT_DISABLE_COMPOSITING_MODE="1", WEBKIT_DISABLE_DMABUF_RENDERER="1")
-    driver = subprocess.Popen(
-        ["xvfb-run", "-a", "-s", "-screen 0 1440x900x24", "dbus-run-session", "--", DRIVER, "--port", str(port), "--native-port", str(native)],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
-    )
+    with open(log_path, "w") as log:
+        driver = subprocess.Popen(
+            ["xvfb-run", "-a", "-s", "-screen 0 1440x900x24", "dbus-run-session", "--", DRIVER, "--port", str(port), "--native-port", str(native)],
+            env=env, stdout=log, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        )
     wd = WebDriver(port)
     try:
         for _ in range(100):
@@ -115,6 +111,32 @@ def test_desktop_window_lists_a_connection_and_searches(tmp_path):
     finally:
         try:
             wd.quit()
+        except OSError:
+            pass
         finally:
             os.killpg(driver.pid, 15)
             driver.wait(20)
+
+
+@pytest.mark.skipif(not Path(APP).exists(), reason="the desktop app is not built")
+def test_desktop_window_lists_a_connection_and_searches(tmp_path):
+    assert Path(DRIVER).exists(), "tauri-driver missing: scripts/install-deps.sh --test installs it"
+    sluice = Sluice(tmp_path)
+    sluice("connection", "add", "kafka", "local", "--brokers", BROKER)
+    t = create_topic("desk", 1)
+    produce(t, [{"value": json.dumps({"status": "FAILED" if i % 5 == 0 else "OK", "n": i}).encode()} for i in range(25)])
+    sluice("capture", "local", t, "--from", "beginning", "--stop-at-end")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    # WebKitWebDriver on a loaded machine has been seen dropping its connection mid-session
+    # (once, in CI). That is the test rig failing, not the app: one fresh start is allowed,
+    # and the driver's own log is kept and shown either way.
+    for attempt in (1, 2):
+        log_path = ARTIFACTS / f"desktop-driver-{attempt}.log"
+        try:
+            run_window_once(sluice, log_path)
+            return
+        except (ConnectionError, http.client.HTTPException, urllib.error.URLError, socket.timeout) as e:
+            tail = log_path.read_text(errors="replace")[-3000:]
+            if attempt == 2:
+                raise AssertionError(f"the WebDriver connection failed twice ({e!r}); driver log:\n{tail}") from e
+            print(f"attempt {attempt}: WebDriver connection lost ({e!r}); driver log:\n{tail}")

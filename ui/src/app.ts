@@ -12,6 +12,8 @@ type Events = {
   view: string;
   schemas: null;
   lake: string;
+  /** A topic's stored events were decoded again (`CONNECTION:TOPIC`). */
+  redecoded: string;
 };
 
 type Listener<K extends keyof Events> = (v: Events[K]) => void;

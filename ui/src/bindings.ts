@@ -54,13 +54,39 @@ export type SchemaListing = { message_types: Array<string>, mappings: Array<Mapp
 export type Mapping = { connection: string, topic: string, value_type: string, key_type?: string | null, };
 export type DroppedFile = { path: string, base64: string, };
 export type SchemaDropArgs = { files: Array<DroppedFile>, };
-export type SchemaAdded = { files: Array<string>, message_types: Array<string>, errors: Array<SchemaProblem>, };
+export type SchemaAdded = { files: Array<string>, message_types: Array<string>, errors: Array<SchemaProblem>, 
+/**
+ * Every message type the added files define, new or changed: topics mapped to one of
+ * them are re-decoded.
+ */
+defined_types: Array<string>, 
+/**
+ * Jobs re-decoding topics mapped to the added types (started by the app; the CLI
+ * re-decodes in the foreground).
+ */
+redecoding: Array<number>, };
 export type SchemaProblem = { file: string | null, line: number | null, column: number | null, message: string, 
 /**
  * `file:line:col: message`, ready to print.
  */
 display: string, };
 export type SchemaMapArgs = { connection: string, topic: string, value_type: string, key_type: string | null, };
+export type ReplayEdit = { 
+/**
+ * The event's id; none means "the one event the filter matches".
+ */
+id: string | null, decoded: JsonValue, };
+export type SourceArgs = { connection: string, topic: string, };
+export type MappingSet = { mapping: Mapping, redecode_job: number, };
+export type RedecodeProgress = { files_done: number, files_total: number, events: number, 
+/**
+ * Events whose decoded JSON, text or error changed.
+ */
+changed: number, 
+/**
+ * Events that now carry a decode error.
+ */
+errors: number, };
 export type ReadArgs = { connection: string, sources: Array<string>, 
 /**
  * `beginning`, `end`, `last`, `OFFSET`, `-N` or `@RFC3339`.
@@ -126,7 +152,11 @@ export type ReplayArgs = { filter: string,
 /**
  * `CONNECTION:TOPIC`, `CONNECTION:EXCHANGE[/ROUTING_KEY]` or `CONNECTION:QUEUE`.
  */
-to: string, to_origin: boolean, rate: number | null, limit: number | null, keep_partition: boolean, };
+to: string, to_origin: boolean, rate: number | null, limit: number | null, keep_partition: boolean, 
+/**
+ * Events to send as edited in the replay dialog.
+ */
+edits: Array<ReplayEdit>, };
 export type ReplayPlan = { total: number, 
 /**
  * The first events only (the table shows these; `total` counts all).
@@ -151,7 +181,8 @@ export type Commands = {
   topics: { args: NameArgs; result: Array<SourceInfo> };
   schema_list: { args: NoArgs; result: SchemaListing };
   schema_drop: { args: SchemaDropArgs; result: SchemaAdded };
-  schema_map: { args: SchemaMapArgs; result: Mapping };
+  schema_map: { args: SchemaMapArgs; result: MappingSet };
+  redecode: { args: SourceArgs; result: number };
   tail_start: { args: ReadArgs; result: number };
   capture_start: { args: ReadArgs; result: number };
   job_poll: { args: JobPollArgs; result: JobUpdate };

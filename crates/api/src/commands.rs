@@ -64,6 +64,20 @@ pub struct SchemaMapArgs {
     pub key_type: Option<String>,
 }
 
+/// One connection's topic, exchange or queue.
+#[derive(Debug, Deserialize, TS)]
+pub struct SourceArgs {
+    pub connection: String,
+    pub topic: String,
+}
+
+/// A new mapping and the job re-decoding what the lake already holds of that topic.
+#[derive(Debug, Serialize, TS)]
+pub struct MappingSet {
+    pub mapping: crate::Mapping,
+    pub redecode_job: u64,
+}
+
 /// How to read: `tap` (RabbitMQ: Sluice's own queue bound to an exchange; Kafka and SQS
 /// ignore it), `requeue` (RabbitMQ queue given back; SQS peek), `destructive` (deleted once
 /// captured; SQS drain), `stream` (RabbitMQ stream queue).
@@ -176,6 +190,9 @@ pub struct ReplayArgs {
     pub limit: Option<u64>,
     #[serde(default)]
     pub keep_partition: bool,
+    /// Events to send as edited in the replay dialog.
+    #[serde(default)]
+    pub edits: Vec<crate::ReplayEdit>,
 }
 
 /// One event as a dry run shows it: what goes where.
@@ -442,16 +459,45 @@ impl Session {
             e.display = e.display.replace(&prefix, "");
             e.message = e.message.replace(&prefix, "");
         }
+        // Types dropped again may have changed: the topics mapped to them are decoded anew.
+        for m in self.sluice().mappings_using(&added.defined_types)? {
+            added
+                .redecoding
+                .push(self.redecode_start(m.connection, m.topic));
+        }
         Ok(added)
     }
 
-    fn schema_map(&self, a: SchemaMapArgs) -> Result<crate::Mapping> {
-        self.sluice().schema_map(
+    /// Re-decodes a topic's stored events in the background; the job's progress is a
+    /// `RedecodeProgress`.
+    fn redecode_start(&self, connection: String, topic: String) -> u64 {
+        let sluice = self.sluice();
+        let label = format!("{connection}:{topic}");
+        self.jobs.start("redecode", label, move |job| {
+            sluice.redecode(&connection, &topic, &mut |p| {
+                job.set_progress(p);
+                !job.stop.load(std::sync::atomic::Ordering::Relaxed)
+            })
+        })
+    }
+
+    fn redecode(&self, a: SourceArgs) -> Result<u64> {
+        Ok(self.redecode_start(a.connection, a.topic))
+    }
+
+    /// Maps a topic and starts re-decoding what the lake already holds of it.
+    fn schema_map(&self, a: SchemaMapArgs) -> Result<MappingSet> {
+        let mapping = self.sluice().schema_map(
             &a.connection,
             &a.topic,
             &a.value_type,
             a.key_type.as_deref().filter(|k| !k.is_empty()),
-        )
+        )?;
+        let redecode_job = self.redecode_start(a.connection, a.topic);
+        Ok(MappingSet {
+            mapping,
+            redecode_job,
+        })
     }
 
     fn tail_start(&self, a: ReadArgs) -> Result<u64> {
@@ -576,6 +622,7 @@ impl Session {
             rate: a.rate.filter(|r| *r > 0),
             limit: a.limit,
             keep_partition: a.keep_partition,
+            edits: a.edits.clone(),
         }
     }
 
@@ -771,7 +818,8 @@ commands! {
     topics(NameArgs) -> Vec<SourceInfo>;
     schema_list(NoArgs) -> SchemaListing;
     schema_drop(SchemaDropArgs) -> SchemaAdded;
-    schema_map(SchemaMapArgs) -> crate::Mapping;
+    schema_map(SchemaMapArgs) -> MappingSet;
+    redecode(SourceArgs) -> u64;
     tail_start(ReadArgs) -> u64;
     capture_start(ReadArgs) -> u64;
     job_poll(JobPollArgs) -> JobUpdate;
@@ -836,6 +884,10 @@ declared_types!(
     SchemaAdded,
     crate::SchemaProblem,
     SchemaMapArgs,
+    crate::ReplayEdit,
+    SourceArgs,
+    MappingSet,
+    sluice_lake::RedecodeProgress,
     ReadArgs,
     JobArgs,
     JobPollArgs,

@@ -8,6 +8,7 @@
 mod capture;
 mod commands;
 mod config;
+mod edit;
 mod error;
 mod jobs;
 mod render;
@@ -17,13 +18,14 @@ mod secrets;
 pub use capture::{CaptureOptions, CaptureProgress, DEFAULT_MAX_PAYLOAD_BYTES};
 pub use commands::{typescript, Session, COMMANDS};
 pub use config::{Config, ConnectionProfile, Mapping, PasswordStore};
+pub use edit::{parse_edits, ReplayEdit};
 pub use error::{ApiError, ErrorCode, Result};
 pub use jobs::{JobInfo, JobUpdate};
 pub use render::EventView;
 pub use render::{event_json, headers_json};
 pub use schemas::{SchemaAdded, SchemaProblem};
 pub use sluice_bus::{Delivery, Health, QueueRead, ReadOptions, SourceInfo};
-pub use sluice_lake::{FlushPolicy, SqlResult};
+pub use sluice_lake::{FlushPolicy, RedecodeProgress, SqlResult};
 pub use sluice_model::{Event, StartFrom};
 pub use sluice_replay::{ReplayProgress, ReplaySummary};
 
@@ -34,10 +36,11 @@ use sluice_bus::kafka::{Kafka, KafkaConfig, Sasl, Tls};
 use sluice_bus::sqs::{Sqs, SqsConfig};
 use sluice_bus::Connector;
 use sluice_codec::Decoder;
-use sluice_lake::{Lake, Query};
+use sluice_lake::{Lake, Query, Redecoded, StoredPayload};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// How long a connection may take to answer before we say it is unreachable (the whole
@@ -119,6 +122,8 @@ pub struct ReplayRequest {
     pub rate: Option<u32>,
     pub limit: Option<u64>,
     pub keep_partition: bool,
+    /// Events to send as the user edited them (`--edit`).
+    pub edits: Vec<ReplayEdit>,
 }
 
 fn default_dirs() -> Option<directories::ProjectDirs> {
@@ -493,6 +498,57 @@ impl Sluice {
         Ok(mapping)
     }
 
+    /// Re-decodes what the lake holds for `connection`/`topic` with its current mapping (or by
+    /// sniffing when it has none), without reading the bus again. `progress` is told after
+    /// each file and stops the work by returning false.
+    pub fn redecode(
+        &self,
+        connection: &str,
+        topic: &str,
+        progress: &mut dyn FnMut(&RedecodeProgress) -> bool,
+    ) -> Result<RedecodeProgress> {
+        let topics = [topic.to_string()];
+        let builder = self.event_builder(connection, &topics, usize::MAX)?;
+        let d = builder.decoders.get(topic).cloned().unwrap_or_default();
+        let decode = move |s: StoredPayload<'_>| {
+            let decoded = d.value.decode(s.payload, !s.truncated);
+            let key_decoded = match (&d.key, s.key) {
+                (Some(kd), Some(k)) => kd.decode(k, true).json,
+                _ => None,
+            };
+            Redecoded {
+                schema: decoded.schema,
+                encoding: decoded
+                    .encoding
+                    .unwrap_or(sluice_model::Encoding::Binary)
+                    .as_str()
+                    .to_string(),
+                decoded: decoded.json,
+                payload_text: decoded.text,
+                decode_error: decoded.error,
+                key_decoded,
+            }
+        };
+        Ok(self
+            .lake()?
+            .redecode(connection, topic, &decode, progress)?)
+    }
+
+    /// The mapped topics whose value or key type is one of `types`: what adding those types
+    /// should re-decode.
+    pub fn mappings_using(&self, types: &[String]) -> Result<Vec<Mapping>> {
+        Ok(self
+            .config()?
+            .mappings
+            .into_iter()
+            .filter(|m| {
+                types
+                    .iter()
+                    .any(|t| *t == m.value_type || m.key_type.as_deref() == Some(t.as_str()))
+            })
+            .collect())
+    }
+
     fn event_builder(
         &self,
         connection: &str,
@@ -725,6 +781,62 @@ impl Sluice {
         }
     }
 
+    /// Encodes every edit up front, so a bad one stops the replay before anything is sent.
+    fn edited_payloads(
+        &self,
+        filter: &str,
+        edits: &[ReplayEdit],
+    ) -> Result<Option<Arc<HashMap<String, Vec<u8>>>>> {
+        if edits.is_empty() {
+            return Ok(None);
+        }
+        let mut schemas = None;
+        let mut load = || match &schemas {
+            Some(s) => Ok(sluice_codec::SchemaSet::clone(s)),
+            None => {
+                let s = schemas::load(&self.config_dir)?;
+                schemas = Some(s.clone());
+                Ok(s)
+            }
+        };
+        let mut out = HashMap::new();
+        for edit in edits {
+            let event = match &edit.id {
+                Some(id) => {
+                    let quoted = id.replace('\\', "\\\\").replace('"', "\\\"");
+                    let one = format!("({filter}) and event.id = \"{quoted}\"");
+                    let filter = if filter.trim().is_empty() {
+                        format!("event.id = \"{quoted}\"")
+                    } else {
+                        one
+                    };
+                    self.search(&filter, 1, 0)?.pop().ok_or_else(|| {
+                        ApiError::new(
+                            ErrorCode::InvalidInput,
+                            format!("edit for event {id}: the filter does not match that event"),
+                        )
+                    })?
+                }
+                None => {
+                    let mut two = self.search(filter, 2, 0)?;
+                    if two.len() != 1 {
+                        return Err(ApiError::new(
+                            ErrorCode::InvalidInput,
+                            format!(
+                                "an edit without an event id needs a filter matching exactly one event; this one matches {}",
+                                if two.is_empty() { "none".to_string() } else { "more".to_string() }
+                            ),
+                        ));
+                    }
+                    two.remove(0)
+                }
+            };
+            let bytes = edit::encode(&event, &edit.decoded, &mut load)?;
+            out.insert(event.id, bytes);
+        }
+        Ok(Some(Arc::new(out)))
+    }
+
     fn replay_options(
         req: &ReplayRequest,
         target: String,
@@ -741,6 +853,7 @@ impl Sluice {
             limit: req.limit,
             keep_partition: req.keep_partition,
             replay_prefix: format!("{}:{}", lake.id(), &run[..12]),
+            edited: None,
         }
     }
 
@@ -757,7 +870,18 @@ impl Sluice {
             let (connection, _) = Self::parse_target(&req.to)?;
             self.config()?.connection(&connection)?;
         }
-        sluice_replay::plan(&Query::open(&lake)?, &c, req.limit, on_event).map_err(replay_err)
+        let edited = self.edited_payloads(filter, &req.edits)?;
+        sluice_replay::plan(&Query::open(&lake)?, &c, req.limit, |e| {
+            match edited.as_ref().and_then(|m| m.get(&e.id)) {
+                Some(p) => {
+                    let mut e = e.clone();
+                    e.payload = p.clone();
+                    on_event(&e)
+                }
+                None => on_event(e),
+            }
+        })
+        .map_err(replay_err)
     }
 
     pub fn replay(
@@ -769,9 +893,11 @@ impl Sluice {
     ) -> Result<ReplaySummary> {
         let c = Self::compile(filter)?;
         let lake = self.lake()?;
+        let edited = self.edited_payloads(filter, &req.edits)?;
         if req.to_origin {
-            let opts =
+            let mut opts =
                 Self::replay_options(req, String::new(), sluice_model::Bus::Kafka, None, &lake);
+            opts.edited = edited;
             let mut open = |name: &str| {
                 let c = self
                     .connector(name)
@@ -822,7 +948,8 @@ impl Sluice {
                 ));
             }
         }
-        let opts = Self::replay_options(req, send_to, to_bus, routing_key, &lake);
+        let mut opts = Self::replay_options(req, send_to, to_bus, routing_key, &lake);
+        opts.edited = edited;
         let mut writer = connector.writer()?;
         let summary = sluice_replay::replay(&query, &c, writer.as_mut(), &opts, stop, on_progress)
             .map_err(replay_err)?;

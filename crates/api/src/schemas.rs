@@ -49,6 +49,13 @@ pub struct SchemaAdded {
     pub files: Vec<String>,
     pub message_types: Vec<String>,
     pub errors: Vec<SchemaProblem>,
+    /// Every message type the added files define, new or changed: topics mapped to one of
+    /// them are re-decoded.
+    pub defined_types: Vec<String>,
+    /// Jobs re-decoding topics mapped to the added types (started by the app; the CLI
+    /// re-decodes in the foreground).
+    #[serde(default)]
+    pub redecoding: Vec<u64>,
 }
 
 #[derive(Debug, Clone, serde::Serialize, ts_rs::TS)]
@@ -100,6 +107,8 @@ pub(crate) fn add(
             files,
             message_types: Vec::new(),
             errors,
+            defined_types: Vec::new(),
+            redecoding: Vec::new(),
         });
     }
     let existing = stored_sets(config_dir)?;
@@ -132,6 +141,8 @@ pub(crate) fn add(
                 files,
                 message_types,
                 errors,
+                defined_types: defined_types(&new_set),
+                redecoding: Vec::new(),
             })
         }
         Err(e) => {
@@ -140,7 +151,28 @@ pub(crate) fn add(
                 files: Vec::new(),
                 message_types: Vec::new(),
                 errors,
+                defined_types: Vec::new(),
+                redecoding: Vec::new(),
             })
         }
     }
+}
+
+/// Full names of the message types (nested ones too) a set's own files define.
+fn defined_types(set: &FileDescriptorSet) -> Vec<String> {
+    fn walk(prefix: &str, messages: &[prost_types::DescriptorProto], out: &mut Vec<String>) {
+        for m in messages {
+            let name = match prefix {
+                "" => m.name().to_string(),
+                p => format!("{p}.{}", m.name()),
+            };
+            walk(&name, &m.nested_type, out);
+            out.push(name);
+        }
+    }
+    let mut out = Vec::new();
+    for f in &set.file {
+        walk(f.package(), &f.message_type, &mut out);
+    }
+    out
 }

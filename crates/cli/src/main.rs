@@ -123,6 +123,11 @@ enum Command {
         /// Send to the same partition number as the source
         #[arg(long)]
         keep_partition: bool,
+        /// Send these events as edited: `sluice search --format jsonl` lines (or a JSON array)
+        /// with their `decoded` changed, or one bare decoded object when the filter matches
+        /// one event. Re-encoded with each event's type and framing.
+        #[arg(long, value_name = "FILE")]
+        edit: Option<PathBuf>,
     },
     /// Serve the Sluice UI and API to a browser on 127.0.0.1 (prints a URL with an access token)
     Serve {
@@ -239,7 +244,12 @@ enum SchemaCmd {
         value_type: String,
         #[arg(long = "key", value_name = "TYPE")]
         key_type: Option<String>,
+        /// Leave the events already in the lake as they were decoded
+        #[arg(long)]
+        no_redecode: bool,
     },
+    /// Decode CONNECTION's TOPIC events in the lake again with the current mapping
+    Redecode { connection: String, topic: String },
 }
 
 /// How AMQP sources are read; Kafka ignores these.
@@ -491,13 +501,23 @@ fn run(cli: Cli) -> Result<()> {
             limit,
             dry_run,
             keep_partition,
+            edit,
         } => {
+            let edits = match &edit {
+                Some(path) => {
+                    let text = std::fs::read_to_string(path)
+                        .with_context(|| format!("--edit {}", path.display()))?;
+                    sluice_api::parse_edits(&path.display().to_string(), &text)?
+                }
+                None => Vec::new(),
+            };
             let req = ReplayRequest {
                 to: to.unwrap_or_default(),
                 to_origin,
                 rate,
                 limit,
                 keep_partition,
+                edits,
             };
             let dest = if to_origin {
                 "their origins".to_string()
@@ -629,6 +649,10 @@ fn schema(sluice: &Sluice, cmd: SchemaCmd) -> Result<()> {
             for e in &r.errors {
                 eprintln!("error: {}", e.display);
             }
+            // Types that were added again may have changed: their topics are decoded anew.
+            for m in sluice.mappings_using(&r.defined_types)? {
+                redecode(sluice, &m.connection, &m.topic)?;
+            }
             if !r.files.is_empty() {
                 println!(
                     "added {} file(s); {} new message type(s)",
@@ -678,6 +702,7 @@ fn schema(sluice: &Sluice, cmd: SchemaCmd) -> Result<()> {
             topic,
             value_type,
             key_type,
+            no_redecode,
         } => {
             let m = sluice.schema_map(&connection, &topic, &value_type, key_type.as_deref())?;
             let key = m
@@ -689,7 +714,39 @@ fn schema(sluice: &Sluice, cmd: SchemaCmd) -> Result<()> {
                 "{}:{} values decode as {}{key}",
                 m.connection, m.topic, m.value_type
             );
+            if !no_redecode {
+                redecode(sluice, &connection, &topic)?;
+            }
         }
+        SchemaCmd::Redecode { connection, topic } => redecode(sluice, &connection, &topic)?,
+    }
+    Ok(())
+}
+
+/// Re-decodes one topic's stored events, with a spinner; Ctrl-C stops between files.
+fn redecode(sluice: &Sluice, connection: &str, topic: &str) -> Result<()> {
+    let bar = output::Progress::new("re-decode");
+    let stop = stop_flag();
+    let p = sluice.redecode(connection, topic, &mut |p| {
+        bar.set(format!(
+            "{}/{} files, {} events",
+            p.files_done, p.files_total, p.events
+        ));
+        !stop.load(Ordering::Relaxed)
+    })?;
+    bar.finish();
+    if p.files_total > 0 {
+        println!(
+            "re-decoded {} event(s) of {connection}:{topic} in the lake: {} changed, {} with a decode error{}",
+            p.events,
+            p.changed,
+            p.errors,
+            if p.files_done < p.files_total {
+                format!(" (stopped after {} of {} files)", p.files_done, p.files_total)
+            } else {
+                String::new()
+            }
+        );
     }
     Ok(())
 }

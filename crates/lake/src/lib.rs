@@ -2,18 +2,21 @@
 //! `connection=/source=/date=` so DuckDB, Spark, Trino or Athena read the same tree, and the
 //! DuckDB queries Sluice runs over it (search, count, read-only SQL, export, replay order).
 //!
-//! This crate owns the file layout, atomic writes and every SQL string Sluice sends to DuckDB.
+//! This crate owns the file layout, atomic writes (and atomic rewrites when events are
+//! re-decoded) and every SQL string Sluice sends to DuckDB.
 //! It must not talk to buses or decode payloads, and it never splices user text into SQL:
 //! filters arrive compiled with bound parameters (sluice-filter); raw SQL runs sandboxed.
 
 mod functions;
 mod layout;
 mod query;
+mod redecode;
 mod schema;
 mod sketch;
 mod writer;
 
 pub use layout::{Lake, LakeError};
 pub use query::{Columns, Covered, Query, SqlResult};
+pub use redecode::{RedecodeProgress, Redecoded, StoredPayload};
 pub use schema::EventRef;
 pub use writer::{FlushPolicy, FlushStats, LakeWriter};

@@ -13,6 +13,7 @@ use sluice_model::{position, Bus, Event, Header, Outgoing};
 use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub const REPLAY_ID_HEADER: &str = "sluice-replay-id";
@@ -43,6 +44,8 @@ pub struct ReplayOptions {
     pub keep_partition: bool,
     /// `LAKE_ID:RUN_ID`, the prefix of each `sluice-replay-id` value.
     pub replay_prefix: String,
+    /// Payloads the user edited, by event id, sent instead of the stored bytes.
+    pub edited: Option<Arc<HashMap<String, Vec<u8>>>>,
 }
 
 #[derive(Debug, Clone, Default, serde::Serialize, ts_rs::TS)]
@@ -133,7 +136,10 @@ pub fn outgoing(event: Event, opts: &ReplayOptions) -> Outgoing {
         key,
         headers,
         timestamp_us: event.timestamp_us,
-        payload: event.payload,
+        payload: match opts.edited.as_ref().and_then(|m| m.get(&event.id)) {
+            Some(p) => p.clone(),
+            None => event.payload,
+        },
         properties,
         routing_key,
         event_id: event.id,

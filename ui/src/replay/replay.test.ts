@@ -1,17 +1,25 @@
 import { describe, expect, it, vi, beforeEach } from 'vitest';
-import { replayArgs, replayProblem, openReplay } from './replay';
+import { replayArgs, replayProblem, openReplay, parseEdit } from './replay';
 import { state } from '../app';
 
 describe('the replay dialog', () => {
   it('builds the request the API takes', () => {
     expect(replayArgs('event.id in ("a")', { connection: 'dev', target: ' orders ', origin: false, rate: '50', limit: '' })).toEqual({
-      filter: 'event.id in ("a")', to: 'dev:orders', to_origin: false, rate: 50, limit: null, keep_partition: false,
+      filter: 'event.id in ("a")', to: 'dev:orders', to_origin: false, rate: 50, limit: null, keep_partition: false, edits: [],
     });
     const back = replayArgs('x', { connection: 'dev', target: '', origin: true, rate: '0', limit: '10' });
     expect(back.to_origin).toBe(true);
     expect(back.to).toBe('');
     expect(back.rate).toBeNull();
     expect(back.limit).toBe(10);
+  });
+
+  it('sends edits by event id and rejects text that is not JSON', () => {
+    const edits = new Map([['kafka:dev/in/0/7', { status: 'OK' }]]);
+    expect(replayArgs('x', { connection: 'dev', target: 'o', origin: false, rate: '', limit: '' }, edits).edits).toEqual([{ id: 'kafka:dev/in/0/7', decoded: { status: 'OK' } }]);
+    expect(parseEdit('{"a": 1}')).toEqual({ value: { a: 1 } });
+    expect(parseEdit('"text"')).toEqual({ value: 'text' });
+    expect('error' in parseEdit('{"a": ')).toBe(true);
   });
 
   it('says what is missing before sending', () => {
@@ -47,6 +55,37 @@ describe('the replay dialog', () => {
       expect(calls.find(([c]) => c === 'replay_plan')![1]).toMatchObject({ filter: 'status = "FAILED"', to: 'dev:orders' });
       expect(dlg.querySelector('b')).toBeNull();
       expect(dlg.textContent).toContain('<b>not bold</b>');
+      vi.unstubAllGlobals();
+    });
+
+    it('edits a selected event and sends the edit with the preview', async () => {
+      const calls: [string, unknown][] = [];
+      vi.stubGlobal('fetch', vi.fn(async (url: string, init: RequestInit) => {
+        const command = url.replace('api/', '');
+        calls.push([command, JSON.parse(String(init.body))]);
+        const body = command === 'event_get'
+          ? { id: 'e1', encoding: 'protobuf', schema: 'shop.Order', decoded: { status: 'FAILED' }, payload_text: null }
+          : command === 'replay_plan' ? { total: 1, rows: [] } : [];
+        return new Response(JSON.stringify(body), { status: 200 });
+      }));
+      openReplay('event.id in ("e1")', 1, ['e1']);
+      const dlg = document.querySelector('dialog')!;
+      const target = dlg.querySelector<HTMLInputElement>('input[name=target]')!;
+      target.value = 'orders';
+      target.dispatchEvent(new Event('input'));
+      [...dlg.querySelectorAll('button')].find((b) => b.textContent === 'Edit')!.click();
+      const area = dlg.querySelector<HTMLTextAreaElement>('textarea[name=edit-json]')!;
+      await vi.waitFor(() => expect(area.hidden).toBe(false));
+      expect(JSON.parse(area.value)).toEqual({ status: 'FAILED' });
+      expect(dlg.textContent).toContain('Re-encoded as shop.Order');
+      area.value = '{"status": ';
+      area.dispatchEvent(new Event('input'));
+      expect(dlg.textContent).toContain('Not JSON');
+      area.value = '{"status": "OK"}';
+      area.dispatchEvent(new Event('input'));
+      [...dlg.querySelectorAll('button')].find((b) => b.textContent?.startsWith('Preview'))!.click();
+      await vi.waitFor(() => expect(calls.some(([c]) => c === 'replay_plan')).toBe(true));
+      expect(calls.find(([c]) => c === 'replay_plan')![1]).toMatchObject({ edits: [{ id: 'e1', decoded: { status: 'OK' } }] });
       vi.unstubAllGlobals();
     });
   });

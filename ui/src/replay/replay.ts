@@ -1,13 +1,15 @@
 // The replay dialog: a destination (any connection and topic/exchange/queue, or back to
 // origin), a rate, a dry-run preview of exactly what will be sent, then progress with pause
-// and cancel, and a summary. Finished replays land in the history view.
+// and cancel, and a summary. Selected events can be edited first: their decoded JSON is
+// re-encoded by Sluice with each event's own type and framing. Finished replays land in the
+// history view.
 
-import type { ReplayArgs, ReplaySummary } from '../bindings';
+import type { JsonValue, ReplayArgs, ReplayEdit, ReplaySummary } from '../bindings';
 import { call } from '../api';
 import { h, clear, dialog, formatCount, toast } from '../dom';
 import { state } from '../app';
 
-export function replayArgs(filter: string, form: { connection: string; target: string; origin: boolean; rate: string; limit: string }): ReplayArgs {
+export function replayArgs(filter: string, form: { connection: string; target: string; origin: boolean; rate: string; limit: string }, edits: Map<string, JsonValue> = new Map()): ReplayArgs {
   const num = (s: string) => (s.trim() && Number(s) > 0 ? Math.floor(Number(s)) : null);
   return {
     filter,
@@ -16,7 +18,69 @@ export function replayArgs(filter: string, form: { connection: string; target: s
     rate: num(form.rate),
     limit: num(form.limit),
     keep_partition: false,
+    edits: [...edits].map(([id, decoded]): ReplayEdit => ({ id, decoded })),
   };
+}
+
+/** The edited JSON, or where it stops being JSON. */
+export function parseEdit(text: string): { value: JsonValue } | { error: string } {
+  try {
+    return { value: JSON.parse(text) as JsonValue };
+  } catch (e) {
+    return { error: `Not JSON: ${(e as Error).message}` };
+  }
+}
+
+/** At most this many selected events offer an editor. */
+const EDITABLE = 50;
+
+/** "Edit before sending": pick a selected event, change its decoded JSON (a JSON string for a
+ * text payload). Only changed events are sent edited; the rest go out byte for byte. */
+function editor(ids: string[], edits: Map<string, JsonValue>): HTMLElement {
+  const pick = h('select', { name: 'edit-event', 'aria-label': 'Event to edit' }, ids.map((id) => h('option', { value: id }, id)));
+  const area = h('textarea', { name: 'edit-json', class: 'mono edit-json', rows: 10, spellcheck: false, hidden: true });
+  const note = h('p', { class: 'muted' });
+  let original = '';
+  const load = async () => {
+    const id = pick.value;
+    try {
+      const e = await call('event_get', { id });
+      const base: JsonValue = e.decoded ?? e.payload_text;
+      if (base === null) {
+        area.hidden = true;
+        note.textContent = `This ${e.encoding} payload has no decoded form to edit.`;
+        return;
+      }
+      original = JSON.stringify(base, null, 2);
+      area.value = edits.has(id) ? JSON.stringify(edits.get(id), null, 2) : original;
+      area.hidden = false;
+      note.textContent = e.schema ? `Re-encoded as ${e.schema} when changed.` : `Sent as ${e.encoding} when changed.`;
+    } catch (err) {
+      note.textContent = (err as Error).message;
+    }
+  };
+  area.addEventListener('input', () => {
+    const id = pick.value;
+    if (area.value.trim() === original.trim()) {
+      edits.delete(id);
+      note.textContent = 'Unchanged: the original bytes are sent.';
+      note.className = 'muted';
+      return;
+    }
+    const r = parseEdit(area.value);
+    if ('error' in r) {
+      edits.delete(id);
+      note.textContent = r.error;
+      note.className = 'bad';
+    } else {
+      edits.set(id, r.value);
+      note.textContent = `Edited (${edits.size} event${edits.size === 1 ? '' : 's'} changed); the preview checks it against the schema.`;
+      note.className = 'good';
+    }
+  });
+  pick.addEventListener('change', load);
+  const open = h('button', { class: 'ghost', onclick: load }, 'Edit');
+  return h('details', { class: 'replay-edit' }, h('summary', {}, 'Edit before sending'), h('div', { class: 'inline' }, pick, open), area, note);
 }
 
 /** Why the form cannot be sent yet, or null. */
@@ -27,7 +91,8 @@ export function replayProblem(form: { connection: string; target: string; origin
   return null;
 }
 
-export function openReplay(filter: string, count: number) {
+export function openReplay(filter: string, count: number, ids: string[] = []) {
+  const edits = new Map<string, JsonValue>();
   const form = { connection: state.connections[0]?.name ?? '', target: '', origin: false, rate: '', limit: '' };
   const targets = h('datalist', { id: 'replay-targets' });
   const loadTargets = async () => {
@@ -48,7 +113,7 @@ export function openReplay(filter: string, count: number) {
     if (problem) return clear(out, h('p', { class: 'bad' }, problem));
     clear(out, h('p', { class: 'muted' }, 'Planning…'));
     try {
-      const plan = await call('replay_plan', replayArgs(filter, form));
+      const plan = await call('replay_plan', replayArgs(filter, form, edits));
       clear(out,
         h('p', {}, `Dry run: ${formatCount(plan.total)} events would be sent, oldest first${plan.rows.length < plan.total ? ` (first ${plan.rows.length} shown)` : ''}.`),
         h('div', { class: 'plan' }, h('table', { class: 'plan-table' },
@@ -64,7 +129,7 @@ export function openReplay(filter: string, count: number) {
     if (problem) return clear(out, h('p', { class: 'bad' }, problem));
     let id: number;
     try {
-      id = await call('replay_start', replayArgs(filter, form));
+      id = await call('replay_start', replayArgs(filter, form, edits));
     } catch (e) {
       return clear(out, h('p', { class: 'bad' }, (e as Error).message));
     }
@@ -111,6 +176,7 @@ export function openReplay(filter: string, count: number) {
     h('div', { class: 'inline' },
       h('label', { class: 'field' }, h('span', {}, 'Rate (msg/s)'), rate),
       h('label', { class: 'field' }, h('span', {}, 'Limit'), limit)),
+    ids.length && ids.length <= EDITABLE ? editor(ids, edits) : null,
     targets, out), [previewBtn, sendBtn]);
 }
 

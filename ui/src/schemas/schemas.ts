@@ -1,9 +1,9 @@
 // Schemas: drop or pick .proto files, folders or descriptor sets; see the message types and
 // any error at file:line:col; map a topic's values (and keys) to a type.
 
-import type { DroppedFile, SchemaAdded, SchemaListing } from '../bindings';
+import type { DroppedFile, RedecodeProgress, SchemaAdded, SchemaListing } from '../bindings';
 import { call } from '../api';
-import { h, clear, toast } from '../dom';
+import { h, clear, formatCount, toast } from '../dom';
 import { hub, state } from '../app';
 import { pickedFiles } from './drop';
 
@@ -17,10 +17,28 @@ export async function addSchemas(files: DroppedFile[]): Promise<SchemaAdded | nu
     if (added.errors.length) toast(`${added.errors.length} schema error(s): ${added.errors[0].display}`, 'error');
     else toast(`Added ${added.message_types.length} message type(s) from ${added.files.length} file(s)`);
     hub.emit('schemas', null);
+    added.redecoding.forEach(watchRedecode);
     return added;
   } catch (e) {
     toast((e as Error).message, 'error');
     return null;
+  }
+}
+
+/** Follows a re-decode job to its end, then tells the search view to show the new decoding. */
+export async function watchRedecode(id: number) {
+  for (;;) {
+    const u = await call('job_poll', { id, after: 0, wait_ms: 2000 }).catch(() => null);
+    if (!u) return;
+    if (u.job.running) continue;
+    if (u.job.error) {
+      toast(`Re-decoding ${u.job.label} failed: ${u.job.error.message}`, 'error');
+    } else {
+      const p = u.result as RedecodeProgress;
+      if (p.events) toast(`Re-decoded ${formatCount(p.events)} stored event(s) of ${u.job.label}: ${formatCount(p.changed)} changed, ${formatCount(p.errors)} with a decode error`);
+      hub.emit('redecoded', u.job.label);
+    }
+    return;
   }
 }
 
@@ -82,9 +100,10 @@ export class SchemasView {
     const keyType = h('input', { type: 'text', name: 'key_type', list: 'type-options', placeholder: 'key type (optional)' });
     const map = async () => {
       try {
-        await call('schema_map', { connection: conn.value, topic: topic.value.trim(), value_type: valueType.value.trim(), key_type: keyType.value.trim() || null });
-        toast(`${topic.value} now decodes as ${valueType.value}; new tails and captures use it`);
+        const set = await call('schema_map', { connection: conn.value, topic: topic.value.trim(), value_type: valueType.value.trim(), key_type: keyType.value.trim() || null });
+        toast(`${set.mapping.topic} now decodes as ${set.mapping.value_type}; re-decoding what the lake holds of it`);
         this.load();
+        watchRedecode(set.redecode_job);
       } catch (e) {
         toast((e as Error).message, 'error');
       }

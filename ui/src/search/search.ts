@@ -11,6 +11,7 @@ import { VirtualList } from '../virtual';
 import { renderDetail } from '../detail/detail';
 import { renderDiff } from '../detail/diff';
 import { openReplay } from '../replay/replay';
+import { hub } from '../app';
 
 const PAGE = 100;
 const KEEP_PAGES = 40;
@@ -69,6 +70,8 @@ export class SearchView {
       this.hist.el,
       h('div', { class: 'split' }, h('div', { class: 'table search-table' }, this.header(), this.list.el), this.detail));
     this.renderActions();
+    // A new mapping re-decodes stored events: show them as they now decode.
+    hub.on('redecoded', () => { this.loadFields(); if (this.generation) this.refresh(); });
   }
 
   async loadFields() {
@@ -198,8 +201,8 @@ export class SearchView {
   }
 
   replaySelected() {
-    if (this.checked.size) openReplay(idsFilter([...this.checked]), this.checked.size);
-    else if (this.rowAt(this.selected)) openReplay(idsFilter([this.rowAt(this.selected)!.id]), 1);
+    if (this.checked.size) openReplay(idsFilter([...this.checked]), this.checked.size, [...this.checked]);
+    else if (this.rowAt(this.selected)) openReplay(idsFilter([this.rowAt(this.selected)!.id]), 1, [this.rowAt(this.selected)!.id]);
   }
 
   private async compare() {

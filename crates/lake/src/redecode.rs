@@ -1,0 +1,191 @@
+//! Re-decoding what is already in the lake: each file of one `connection/source` folder is read,
+//! its decode columns are recomputed from the stored payload and key by a function the caller
+//! hands in (this crate never decodes), and the file is replaced atomically under the same name,
+//! sketch first. Nothing is re-consumed from a bus; every other column is kept as it was.
+
+use crate::layout::{io_err, Lake, LakeError};
+use crate::sketch;
+use crate::writer::write_atomically;
+use arrow::array::{Array, ArrayRef, AsArray, StringArray, StringBuilder};
+use arrow::record_batch::RecordBatch;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// What the decode columns of one row are made from.
+#[derive(Debug, Clone, Copy)]
+pub struct StoredPayload<'a> {
+    pub payload: &'a [u8],
+    pub key: Option<&'a [u8]>,
+    /// The payload was cut at the size cap when captured.
+    pub truncated: bool,
+}
+
+/// The recomputed decode columns of one row.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Redecoded {
+    pub schema: Option<String>,
+    /// `protobuf`, `json`, `text`, `binary`, ... as `Encoding::as_str` spells it.
+    pub encoding: String,
+    pub decoded: Option<String>,
+    pub payload_text: Option<String>,
+    pub decode_error: Option<String>,
+    pub key_decoded: Option<String>,
+}
+
+/// Counts for one re-decode run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, ts_rs::TS)]
+pub struct RedecodeProgress {
+    pub files_done: u64,
+    pub files_total: u64,
+    pub events: u64,
+    /// Events whose decoded JSON, text or error changed.
+    pub changed: u64,
+    /// Events that now carry a decode error.
+    pub errors: u64,
+}
+
+const DECODE_COLUMNS: [&str; 6] = [
+    "schema",
+    "encoding",
+    "decoded",
+    "payload_text",
+    "decode_error",
+    "key_decoded",
+];
+
+impl Lake {
+    /// The finished files of one connection's source, across all dates.
+    pub fn source_files(&self, connection: &str, source: &str) -> Vec<PathBuf> {
+        let dir = self.partition_dir(connection, source, "x");
+        let Some(source_dir) = dir.parent() else {
+            return Vec::new();
+        };
+        self.files()
+            .into_iter()
+            .filter(|f| f.starts_with(source_dir))
+            .collect()
+    }
+
+    /// Re-decodes every stored event of `connection`/`source` with `decode`. `progress` is
+    /// called after each file; returning false stops before the next one (files already
+    /// rewritten stay rewritten, the rest keep their old decoding: both are whole files).
+    pub fn redecode(
+        &self,
+        connection: &str,
+        source: &str,
+        decode: &(dyn Fn(StoredPayload<'_>) -> Redecoded + Sync),
+        progress: &mut dyn FnMut(&RedecodeProgress) -> bool,
+    ) -> Result<RedecodeProgress, LakeError> {
+        let files = self.source_files(connection, source);
+        let mut p = RedecodeProgress {
+            files_total: files.len() as u64,
+            ..RedecodeProgress::default()
+        };
+        for path in files {
+            let perr = |reason: String| LakeError::Parquet {
+                path: path.display().to_string(),
+                reason,
+            };
+            let file = match std::fs::File::open(&path) {
+                Ok(f) => f,
+                // A concurrent compaction or delete removed it: nothing left to re-decode.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(io_err(&path)(e)),
+            };
+            let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+                .and_then(|b| b.build())
+                .map_err(|e| perr(e.to_string()))?;
+            let mut batches = Vec::new();
+            for batch in reader {
+                let batch = batch.map_err(|e| perr(e.to_string()))?;
+                batches.push(redecode_batch(&batch, decode, &mut p).map_err(perr)?);
+            }
+            let Some(schema) = batches.first().map(RecordBatch::schema) else {
+                continue;
+            };
+            let merged = arrow::compute::concat_batches(&schema, &batches)
+                .map_err(|e| perr(e.to_string()))?;
+            if let Err(e) = sketch::of_batch(&merged).write(&path) {
+                // Without a fresh sketch, search must read the file every time.
+                tracing::warn!("no search sketch for {}: {e}", path.display());
+                let _ = std::fs::remove_file(sketch::sketch_path(&path));
+            }
+            write_atomically(&path, schema, |w| w.write(&merged))?;
+            p.files_done += 1;
+            if !progress(&p) {
+                break;
+            }
+        }
+        Ok(p)
+    }
+}
+
+fn redecode_batch(
+    batch: &RecordBatch,
+    decode: &(dyn Fn(StoredPayload<'_>) -> Redecoded + Sync),
+    p: &mut RedecodeProgress,
+) -> Result<RecordBatch, String> {
+    let col = |name: &str| {
+        batch
+            .column_by_name(name)
+            .ok_or_else(|| format!("column {name} missing"))
+    };
+    let payload = col("payload")?
+        .as_binary_opt::<i32>()
+        .ok_or("payload type")?;
+    let key = col("key")?.as_binary_opt::<i32>().ok_or("key type")?;
+    let truncated = col("truncated")?.as_boolean_opt().ok_or("truncated type")?;
+    let old = |name: &str| {
+        col(name)
+            .ok()
+            .and_then(|c| c.as_string_opt::<i32>().cloned())
+    };
+    let (old_decoded, old_text, old_error) =
+        (old("decoded"), old("payload_text"), old("decode_error"));
+    let mut out: Vec<StringBuilder> = DECODE_COLUMNS
+        .iter()
+        .map(|_| StringBuilder::new())
+        .collect();
+    for i in 0..batch.num_rows() {
+        let r = decode(StoredPayload {
+            payload: if payload.is_valid(i) {
+                payload.value(i)
+            } else {
+                &[]
+            },
+            key: key.is_valid(i).then(|| key.value(i)),
+            truncated: truncated.is_valid(i) && truncated.value(i),
+        });
+        p.events += 1;
+        if r.decode_error.is_some() {
+            p.errors += 1;
+        }
+        if (at(&old_decoded, i), at(&old_text, i), at(&old_error, i))
+            != (
+                r.decoded.as_deref(),
+                r.payload_text.as_deref(),
+                r.decode_error.as_deref(),
+            )
+        {
+            p.changed += 1;
+        }
+        out[0].append_option(r.schema.as_deref());
+        out[1].append_value(&r.encoding);
+        out[2].append_option(r.decoded.as_deref());
+        out[3].append_option(r.payload_text.as_deref());
+        out[4].append_option(r.decode_error.as_deref());
+        out[5].append_option(r.key_decoded.as_deref());
+    }
+    let schema = batch.schema();
+    let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
+    for (name, mut b) in DECODE_COLUMNS.iter().zip(out) {
+        let idx = schema.index_of(name).map_err(|e| e.to_string())?;
+        columns[idx] = Arc::new(b.finish());
+    }
+    RecordBatch::try_new(schema, columns).map_err(|e| e.to_string())
+}
+
+fn at(c: &Option<StringArray>, i: usize) -> Option<&str> {
+    c.as_ref().and_then(|c| c.is_valid(i).then(|| c.value(i)))
+}
