@@ -73,6 +73,8 @@ pip_need=()
 "$PY" -c 'import moto.server, boto3' 2>/dev/null || pip_need+=("moto[server]" "boto3")
 if [ "$TESTS" = 1 ]; then
   "$PY" -c 'import playwright' 2>/dev/null || pip_need+=("playwright")
+  # Independent encoders for the payload-format round trips.
+  "$PY" -c 'import msgpack, cbor2, zstandard, cramjam' 2>/dev/null || pip_need+=("msgpack" "cbor2" "zstandard" "cramjam")
 fi
 if [ ${#pip_need[@]} -gt 0 ]; then
   echo "installing Python packages: ${pip_need[*]}"

@@ -87,6 +87,15 @@ changed: number,
  * Events that now carry a decode error.
  */
 errors: number, };
+export type Candidate = { type_name: string, 
+/**
+ * 0 to 1: the share of wire fields, over all samples, that fit the type.
+ */
+confidence: number, 
+/**
+ * Samples that decode as this type without error.
+ */
+decoded: number, samples: number, };
 export type ReadArgs = { connection: string, sources: Array<string>, 
 /**
  * `beginning`, `end`, `last`, `OFFSET`, `-N` or `@RFC3339`.
@@ -183,6 +192,7 @@ export type Commands = {
   schema_drop: { args: SchemaDropArgs; result: SchemaAdded };
   schema_map: { args: SchemaMapArgs; result: MappingSet };
   redecode: { args: SourceArgs; result: number };
+  schema_detect: { args: SourceArgs; result: Array<Candidate> };
   tail_start: { args: ReadArgs; result: number };
   capture_start: { args: ReadArgs; result: number };
   job_poll: { args: JobPollArgs; result: JobUpdate };

@@ -481,6 +481,10 @@ impl Session {
         })
     }
 
+    fn schema_detect(&self, a: SourceArgs) -> Result<Vec<sluice_codec::Candidate>> {
+        self.sluice().schema_detect(&a.connection, &a.topic, 200)
+    }
+
     fn redecode(&self, a: SourceArgs) -> Result<u64> {
         Ok(self.redecode_start(a.connection, a.topic))
     }
@@ -820,6 +824,7 @@ commands! {
     schema_drop(SchemaDropArgs) -> SchemaAdded;
     schema_map(SchemaMapArgs) -> MappingSet;
     redecode(SourceArgs) -> u64;
+    schema_detect(SourceArgs) -> Vec<sluice_codec::Candidate>;
     tail_start(ReadArgs) -> u64;
     capture_start(ReadArgs) -> u64;
     job_poll(JobPollArgs) -> JobUpdate;
@@ -888,6 +893,7 @@ declared_types!(
     SourceArgs,
     MappingSet,
     sluice_lake::RedecodeProgress,
+    sluice_codec::Candidate,
     ReadArgs,
     JobArgs,
     JobPollArgs,

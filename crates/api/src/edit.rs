@@ -158,8 +158,11 @@ pub(crate) fn encode(
                 "edit for event {id}: its payload is text, so the edit must be a JSON string"
             ))),
         },
+        Encoding::Binary => Err(invalid(format!(
+            "edit for event {id}: a binary payload has no decoded form to edit"
+        ))),
         other => Err(invalid(format!(
-            "edit for event {id}: a {} payload has no decoded form to edit",
+            "edit for event {id}: {} payloads cannot be re-encoded yet (protobuf with a type, JSON and text can)",
             other.as_str()
         ))),
     }

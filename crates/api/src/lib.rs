@@ -534,6 +534,60 @@ impl Sluice {
             .redecode(connection, topic, &decode, progress)?)
     }
 
+    /// Scores every known message type on `sample` payloads of `connection`/`topic`: those in
+    /// the lake, else the first ones read from the bus (for at most 10 seconds, writing
+    /// nothing). Best candidate first.
+    pub fn schema_detect(
+        &self,
+        connection: &str,
+        topic: &str,
+        sample: usize,
+    ) -> Result<Vec<sluice_codec::Candidate>> {
+        let set = schemas::load(&self.config_dir)?;
+        if set.message_types().is_empty() {
+            return Err(ApiError::new(
+                ErrorCode::InvalidInput,
+                "no message types known yet: add .proto files or descriptor sets first",
+            ));
+        }
+        let q = |s: &str| format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""));
+        let filter = format!("connection = {} and source = {}", q(connection), q(topic));
+        let mut payloads: Vec<Vec<u8>> = self
+            .search(&filter, sample as u64, 0)?
+            .into_iter()
+            .filter(|e| !e.truncated)
+            .map(|e| e.payload)
+            .collect();
+        if payloads.is_empty() {
+            let stop = Arc::new(AtomicBool::new(false));
+            let timer = stop.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_secs(10));
+                timer.store(true, std::sync::atomic::Ordering::Relaxed);
+            });
+            self.tail(
+                connection,
+                topic,
+                StartFrom::Beginning,
+                &ReadOptions::default(),
+                Some(sample as u64),
+                &stop,
+                &mut |e| {
+                    payloads.push(e.payload.clone());
+                    true
+                },
+            )?;
+        }
+        if payloads.is_empty() {
+            return Err(ApiError::new(
+                ErrorCode::NotFound,
+                format!("no events of {connection}:{topic} in the lake or on the bus to score types against"),
+            ));
+        }
+        let refs: Vec<&[u8]> = payloads.iter().map(Vec::as_slice).collect();
+        Ok(sluice_codec::detect(&set, &refs))
+    }
+
     /// The mapped topics whose value or key type is one of `types`: what adding those types
     /// should re-decode.
     pub fn mappings_using(&self, types: &[String]) -> Result<Vec<Mapping>> {

@@ -250,6 +250,20 @@ enum SchemaCmd {
     },
     /// Decode CONNECTION's TOPIC events in the lake again with the current mapping
     Redecode { connection: String, topic: String },
+    /// Score every known message type on TOPIC's payloads (captured ones, else read from the
+    /// beginning) and list the best candidates
+    Detect {
+        connection: String,
+        topic: String,
+        /// Payloads to score on
+        #[arg(long, default_value_t = 200)]
+        sample: usize,
+        /// Map the topic to the best candidate (and re-decode the lake)
+        #[arg(long)]
+        accept: bool,
+        #[arg(long, value_enum, default_value_t = TableFormat::Table)]
+        format: TableFormat,
+    },
 }
 
 /// How AMQP sources are read; Kafka ignores these.
@@ -719,6 +733,40 @@ fn schema(sluice: &Sluice, cmd: SchemaCmd) -> Result<()> {
             }
         }
         SchemaCmd::Redecode { connection, topic } => redecode(sluice, &connection, &topic)?,
+        SchemaCmd::Detect {
+            connection,
+            topic,
+            sample,
+            accept,
+            format,
+        } => {
+            let found = sluice.schema_detect(&connection, &topic, sample.max(1))?;
+            match format {
+                TableFormat::Json => output::json(&found),
+                TableFormat::Table => {
+                    if found.is_empty() {
+                        println!("no known type fits these payloads");
+                    }
+                    println!("{:<50} {:>10} {:>10}", "TYPE", "CONFIDENCE", "DECODED");
+                    for c in found.iter().take(10) {
+                        println!(
+                            "{:<50} {:>9.0}% {:>10}",
+                            c.type_name,
+                            c.confidence * 100.0,
+                            format!("{}/{}", c.decoded, c.samples)
+                        );
+                    }
+                }
+            }
+            if accept {
+                let best = found
+                    .first()
+                    .ok_or_else(|| anyhow!("nothing to accept: no known type fits"))?;
+                let m = sluice.schema_map(&connection, &topic, &best.type_name, None)?;
+                println!("{}:{} values decode as {}", m.connection, m.topic, m.value_type);
+                redecode(sluice, &connection, &topic)?;
+            }
+        }
     }
     Ok(())
 }

@@ -1,17 +1,26 @@
 //! Turns payload bytes into something a person can read and search: protobuf messages (from
 //! .proto files compiled at run time or from descriptor sets) as canonical proto3 JSON, JSON
-//! payloads as JSON, UTF-8 as text, and anything else as bytes.
+//! payloads as JSON, UTF-8 as text, unmapped protobuf as a field-number tree, MessagePack and
+//! CBOR as JSON, gzip/zstd/snappy/base64 layers taken off first, and anything else as bytes.
 //!
 //! This crate owns schemas and decoding. It must not read from buses, write the lake, or know
 //! where schemas are stored on disk beyond the paths it is handed: the API crate persists them.
 //! Decoding never panics and never fails a capture: a bad payload yields a `decode_error`.
 
+mod cbor;
+mod detect;
 mod framing;
 mod json;
+mod msgpack;
 mod protobuf;
 mod schema;
+mod schemaless;
+mod wrapping;
 
+pub use detect::{detect, Candidate};
 pub use framing::{protobuf_frame, Frame};
+pub use schemaless::decode_raw;
+pub use wrapping::unwrap;
 pub use protobuf::ProtobufCodec;
 pub use schema::{compile_paths, Compiled, SchemaError, SchemaSet};
 
@@ -61,13 +70,24 @@ impl Decoder {
                     json: Some(json),
                     ..Decoded::default()
                 },
-                Err(e) => {
-                    // Still show what we can: the failure is recorded, the raw bytes are kept.
-                    let mut d = sniff(bytes);
-                    d.schema = Some(codec.type_name().to_string());
-                    d.error = Some(e.to_string());
-                    d
-                }
+                // A compressed or base64 message of the mapped type.
+                Err(e) => match unwrap(bytes)
+                    .and_then(|(layer, inner)| Some((layer, decode_maybe_framed(codec, &inner).ok()?)))
+                {
+                    Some((layer, json)) => Decoded {
+                        encoding: Some(layer),
+                        schema: Some(codec.type_name().to_string()),
+                        json: Some(json),
+                        ..Decoded::default()
+                    },
+                    None => {
+                        // Still show what we can: the failure is recorded, the raw bytes kept.
+                        let mut d = sniff(bytes);
+                        d.schema = Some(codec.type_name().to_string());
+                        d.error = Some(e.to_string());
+                        d
+                    }
+                },
             },
             None => sniff(bytes),
         }
@@ -89,34 +109,80 @@ fn decode_maybe_framed(
     }
 }
 
-/// Unmapped payloads: JSON if it parses, text if valid UTF-8, bytes otherwise.
+/// Unmapped payloads: JSON if it parses, text if printable UTF-8 (unless it is base64 of
+/// something decodable), then layers taken off, MessagePack or CBOR maps and arrays,
+/// protobuf wire format as a field-number tree, and bytes when nothing fits.
 pub fn sniff(bytes: &[u8]) -> Decoded {
+    sniff_within(bytes, 0)
+}
+
+/// Layers inside layers (base64 of gzip, say) are taken off up to this depth.
+const MAX_LAYERS: usize = 2;
+
+fn sniff_within(bytes: &[u8], depth: usize) -> Decoded {
     if let Some(json) = json::parse_object_or_array(bytes) {
+        return found(Encoding::Json, json);
+    }
+    let text = printable(bytes);
+    if depth < MAX_LAYERS {
+        if let Some((layer, inner)) = unwrap(bytes) {
+            let d = sniff_within(&inner, depth + 1);
+            // Base64 is also plain words by accident: only take it when it held structure.
+            let structured = d.json.is_some();
+            if structured {
+                return Decoded {
+                    encoding: Some(layer),
+                    text: text.map(str::to_string),
+                    ..d
+                };
+            }
+            // Compressed text: the text is what it decodes to (as a JSON string), since the
+            // payload's own bytes are not text.
+            if let (true, Some(inner)) = (layer != Encoding::Base64, d.text) {
+                return Decoded {
+                    encoding: Some(layer),
+                    json: serde_json::to_string(&inner).ok(),
+                    ..Decoded::default()
+                };
+            }
+        }
+    }
+    if let Some(text) = text {
         return Decoded {
-            encoding: Some(Encoding::Json),
-            json: Some(json),
+            encoding: Some(Encoding::Text),
+            text: Some(text.to_string()),
             ..Decoded::default()
         };
     }
-    // Binary formats such as protobuf are often valid UTF-8 (field tags are control bytes), so
-    // text must also be free of control characters other than whitespace.
-    match std::str::from_utf8(bytes) {
-        Ok(text)
-            if !text
-                .chars()
-                .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t')) =>
-        {
-            Decoded {
-                encoding: Some(Encoding::Text),
-                text: Some(text.to_string()),
-                ..Decoded::default()
-            }
-        }
-        _ => Decoded {
-            encoding: Some(Encoding::Binary),
-            ..Decoded::default()
-        },
+    if let Some(json) = msgpack::decode(bytes) {
+        return found(Encoding::MsgPack, json);
     }
+    if let Some(json) = cbor::decode(bytes) {
+        return found(Encoding::Cbor, json);
+    }
+    if let Some(tree) = decode_raw(bytes) {
+        return found(Encoding::ProtobufRaw, tree.to_string());
+    }
+    Decoded {
+        encoding: Some(Encoding::Binary),
+        ..Decoded::default()
+    }
+}
+
+fn found(encoding: Encoding, json: String) -> Decoded {
+    Decoded {
+        encoding: Some(encoding),
+        json: Some(json),
+        ..Decoded::default()
+    }
+}
+
+/// Binary formats such as protobuf are often valid UTF-8 (field tags are control bytes), so
+/// text must also be free of control characters other than whitespace.
+fn printable(bytes: &[u8]) -> Option<&str> {
+    std::str::from_utf8(bytes)
+        .ok()
+        .filter(|t| !t.chars().any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t')))
 }
 
 #[cfg(test)]
@@ -134,12 +200,18 @@ mod tests {
         let d = sniff(&[0xff, 0x00, 0x12]);
         assert_eq!(d.encoding, Some(Encoding::Binary));
         let d = sniff(b"\x0a\x05hello\x10\x02"); // protobuf that happens to be UTF-8
-        assert_eq!(d.encoding, Some(Encoding::Binary));
+        assert_eq!(d.encoding, Some(Encoding::ProtobufRaw));
+        assert_eq!(d.json.as_deref(), Some(r##"{"#1":"hello","#2":2}"##));
+        assert!(d.text.is_none());
         assert_eq!(sniff(b"two\nlines\tok").encoding, Some(Encoding::Text));
-        let d = sniff(b"\x0a\x05hello\x10\x02"); // protobuf that happens to be UTF-8
-        assert_eq!(d.encoding, Some(Encoding::Binary));
-        assert_eq!(sniff(b"two\nlines\tok").encoding, Some(Encoding::Text));
-        assert!(d.json.is_none() && d.text.is_none());
+        assert_eq!(sniff(b"Sluice12").encoding, Some(Encoding::Text), "base64 of nothing");
+        let d = sniff(b"eyJzdGF0dXMiOiJPSyJ9"); // base64 of {"status":"OK"}
+        assert_eq!(d.encoding, Some(Encoding::Base64));
+        assert_eq!(d.json.as_deref(), Some(r#"{"status":"OK"}"#));
+        let d = sniff(b"\x82\xa1a\x01\xa1b\x92\xc3\xa1x");
+        assert_eq!((d.encoding, d.json.as_deref()), (Some(Encoding::MsgPack), Some(r#"{"a":1,"b":[true,"x"]}"#)));
+        let d = sniff(b"\xa2\x61a\x01\x61b\x82\xf5\x61x");
+        assert_eq!((d.encoding, d.json.as_deref()), (Some(Encoding::Cbor), Some(r#"{"a":1,"b":[true,"x"]}"#)));
     }
 
     #[test]
@@ -160,6 +232,29 @@ mod tests {
             broken.json.is_none() && broken.error.is_some(),
             "a bad body stays an error"
         );
+    }
+
+    #[test]
+    fn compressed_payloads_decode_with_and_without_a_type() {
+        use std::io::Write;
+        let set = SchemaSet::from_proto_source(
+            "z.proto",
+            "syntax = \"proto3\"; message M { string a = 1; }",
+        )
+        .unwrap();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(b"\x0a\x02hi").unwrap();
+        let gz = gz.finish().unwrap();
+        let d = Decoder::protobuf(set.codec("M").unwrap()).decode(&gz, true);
+        assert_eq!((d.encoding, d.json.as_deref()), (Some(Encoding::Gzip), Some(r#"{"a":"hi"}"#)));
+        assert!(d.error.is_none());
+        let d = sniff(&gz);
+        assert_eq!((d.encoding, d.json.as_deref()), (Some(Encoding::Gzip), Some(r##"{"#1":"hi"}"##)));
+        let z = zstd::encode_all(&b"plain words"[..], 1).unwrap();
+        let d = sniff(&z);
+        assert_eq!((d.encoding, d.json.as_deref()), (Some(Encoding::Zstd), Some("\"plain words\"")));
+        let z = zstd::encode_all(&br#"{"ok":true}"#[..], 1).unwrap();
+        assert_eq!(sniff(&z).json.as_deref(), Some(r#"{"ok":true}"#));
     }
 
     #[test]

@@ -335,6 +335,13 @@ impl SchemaSet {
         names
     }
 
+    /// The user's message types (not Google's, not map entries).
+    pub(crate) fn messages(&self) -> impl Iterator<Item = prost_reflect::MessageDescriptor> + '_ {
+        self.pool
+            .all_messages()
+            .filter(|m| !m.full_name().starts_with("google.protobuf.") && !m.is_map_entry())
+    }
+
     /// Resolves a type by full name, or by a suffix (`Order`, `v1.Order`) when that is unique.
     pub fn codec(&self, name: &str) -> Result<ProtobufCodec, SchemaError> {
         let name = name.trim_start_matches('.');

@@ -695,12 +695,7 @@ impl EventColumns {
             size: self.size.value(i),
             truncated: opt(&self.truncated) && self.truncated.value(i),
             schema: text(6),
-            encoding: match text(7).as_deref() {
-                Some("protobuf") => Encoding::Protobuf,
-                Some("json") => Encoding::Json,
-                Some("text") => Encoding::Text,
-                _ => Encoding::Binary,
-            },
+            encoding: Encoding::parse(text(7).as_deref().unwrap_or("binary")),
             decoded: text(8),
             decode_error: text(9),
             properties: text(10),

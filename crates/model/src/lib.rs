@@ -93,6 +93,16 @@ pub enum Encoding {
     Json,
     Text,
     Binary,
+    /// Protobuf wire format without a known type, shown as a field-number tree.
+    #[serde(rename = "protobuf_raw")]
+    ProtobufRaw,
+    MsgPack,
+    Cbor,
+    /// Layers around another encoding: `decoded` shows what they held.
+    Gzip,
+    Zstd,
+    Snappy,
+    Base64,
 }
 
 impl Encoding {
@@ -102,7 +112,32 @@ impl Encoding {
             Encoding::Json => "json",
             Encoding::Text => "text",
             Encoding::Binary => "binary",
+            Encoding::ProtobufRaw => "protobuf_raw",
+            Encoding::MsgPack => "msgpack",
+            Encoding::Cbor => "cbor",
+            Encoding::Gzip => "gzip",
+            Encoding::Zstd => "zstd",
+            Encoding::Snappy => "snappy",
+            Encoding::Base64 => "base64",
         }
+    }
+
+    pub fn parse(s: &str) -> Encoding {
+        [
+            Encoding::Protobuf,
+            Encoding::Json,
+            Encoding::Text,
+            Encoding::ProtobufRaw,
+            Encoding::MsgPack,
+            Encoding::Cbor,
+            Encoding::Gzip,
+            Encoding::Zstd,
+            Encoding::Snappy,
+            Encoding::Base64,
+        ]
+        .into_iter()
+        .find(|e| e.as_str() == s)
+        .unwrap_or(Encoding::Binary)
     }
 }
 
