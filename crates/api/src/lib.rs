@@ -840,7 +840,7 @@ impl Sluice {
         &self,
         filter: &str,
         edits: &[ReplayEdit],
-    ) -> Result<Option<Arc<HashMap<String, Vec<u8>>>>> {
+    ) -> Result<Option<sluice_replay::Edited>> {
         if edits.is_empty() {
             return Ok(None);
         }

@@ -763,7 +763,10 @@ fn schema(sluice: &Sluice, cmd: SchemaCmd) -> Result<()> {
                     .first()
                     .ok_or_else(|| anyhow!("nothing to accept: no known type fits"))?;
                 let m = sluice.schema_map(&connection, &topic, &best.type_name, None)?;
-                println!("{}:{} values decode as {}", m.connection, m.topic, m.value_type);
+                println!(
+                    "{}:{} values decode as {}",
+                    m.connection, m.topic, m.value_type
+                );
                 redecode(sluice, &connection, &topic)?;
             }
         }

@@ -7,7 +7,8 @@ pub fn decode(bytes: &[u8]) -> Option<String> {
         return None;
     }
     let mut rest = bytes;
-    let value: ciborium::Value = ciborium::de::from_reader_with_recursion_limit(&mut rest, 64).ok()?;
+    let value: ciborium::Value =
+        ciborium::de::from_reader_with_recursion_limit(&mut rest, 64).ok()?;
     if !rest.is_empty() {
         return None;
     }
@@ -21,7 +22,10 @@ mod tests {
     fn maps_and_arrays_only() {
         // {"a": 1, "b": [true, "x"]}
         let c = b"\xa2\x61a\x01\x61b\x82\xf5\x61x";
-        assert_eq!(super::decode(c).as_deref(), Some(r#"{"a":1,"b":[true,"x"]}"#));
+        assert_eq!(
+            super::decode(c).as_deref(),
+            Some(r#"{"a":1,"b":[true,"x"]}"#)
+        );
         assert_eq!(super::decode(b"\x01"), None);
         assert_eq!(super::decode(b"\xa2\x61a\x01"), None, "cut short");
         assert_eq!(super::decode(b"\xa1\x61a\x01\x00"), None, "bytes left over");

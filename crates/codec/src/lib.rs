@@ -19,10 +19,10 @@ mod wrapping;
 
 pub use detect::{detect, Candidate};
 pub use framing::{protobuf_frame, Frame};
-pub use schemaless::decode_raw;
-pub use wrapping::unwrap;
 pub use protobuf::ProtobufCodec;
 pub use schema::{compile_paths, Compiled, SchemaError, SchemaSet};
+pub use schemaless::decode_raw;
+pub use wrapping::unwrap;
 
 use sluice_model::Encoding;
 
@@ -71,9 +71,9 @@ impl Decoder {
                     ..Decoded::default()
                 },
                 // A compressed or base64 message of the mapped type.
-                Err(e) => match unwrap(bytes)
-                    .and_then(|(layer, inner)| Some((layer, decode_maybe_framed(codec, &inner).ok()?)))
-                {
+                Err(e) => match unwrap(bytes).and_then(|(layer, inner)| {
+                    Some((layer, decode_maybe_framed(codec, &inner).ok()?))
+                }) {
                     Some((layer, json)) => Decoded {
                         encoding: Some(layer),
                         schema: Some(codec.type_name().to_string()),
@@ -180,9 +180,10 @@ fn found(encoding: Encoding, json: String) -> Decoded {
 /// Binary formats such as protobuf are often valid UTF-8 (field tags are control bytes), so
 /// text must also be free of control characters other than whitespace.
 fn printable(bytes: &[u8]) -> Option<&str> {
-    std::str::from_utf8(bytes)
-        .ok()
-        .filter(|t| !t.chars().any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t')))
+    std::str::from_utf8(bytes).ok().filter(|t| {
+        !t.chars()
+            .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+    })
 }
 
 #[cfg(test)]
@@ -204,14 +205,24 @@ mod tests {
         assert_eq!(d.json.as_deref(), Some(r##"{"#1":"hello","#2":2}"##));
         assert!(d.text.is_none());
         assert_eq!(sniff(b"two\nlines\tok").encoding, Some(Encoding::Text));
-        assert_eq!(sniff(b"Sluice12").encoding, Some(Encoding::Text), "base64 of nothing");
+        assert_eq!(
+            sniff(b"Sluice12").encoding,
+            Some(Encoding::Text),
+            "base64 of nothing"
+        );
         let d = sniff(b"eyJzdGF0dXMiOiJPSyJ9"); // base64 of {"status":"OK"}
         assert_eq!(d.encoding, Some(Encoding::Base64));
         assert_eq!(d.json.as_deref(), Some(r#"{"status":"OK"}"#));
         let d = sniff(b"\x82\xa1a\x01\xa1b\x92\xc3\xa1x");
-        assert_eq!((d.encoding, d.json.as_deref()), (Some(Encoding::MsgPack), Some(r#"{"a":1,"b":[true,"x"]}"#)));
+        assert_eq!(
+            (d.encoding, d.json.as_deref()),
+            (Some(Encoding::MsgPack), Some(r#"{"a":1,"b":[true,"x"]}"#))
+        );
         let d = sniff(b"\xa2\x61a\x01\x61b\x82\xf5\x61x");
-        assert_eq!((d.encoding, d.json.as_deref()), (Some(Encoding::Cbor), Some(r#"{"a":1,"b":[true,"x"]}"#)));
+        assert_eq!(
+            (d.encoding, d.json.as_deref()),
+            (Some(Encoding::Cbor), Some(r#"{"a":1,"b":[true,"x"]}"#))
+        );
     }
 
     #[test]
@@ -246,13 +257,22 @@ mod tests {
         gz.write_all(b"\x0a\x02hi").unwrap();
         let gz = gz.finish().unwrap();
         let d = Decoder::protobuf(set.codec("M").unwrap()).decode(&gz, true);
-        assert_eq!((d.encoding, d.json.as_deref()), (Some(Encoding::Gzip), Some(r#"{"a":"hi"}"#)));
+        assert_eq!(
+            (d.encoding, d.json.as_deref()),
+            (Some(Encoding::Gzip), Some(r#"{"a":"hi"}"#))
+        );
         assert!(d.error.is_none());
         let d = sniff(&gz);
-        assert_eq!((d.encoding, d.json.as_deref()), (Some(Encoding::Gzip), Some(r##"{"#1":"hi"}"##)));
+        assert_eq!(
+            (d.encoding, d.json.as_deref()),
+            (Some(Encoding::Gzip), Some(r##"{"#1":"hi"}"##))
+        );
         let z = zstd::encode_all(&b"plain words"[..], 1).unwrap();
         let d = sniff(&z);
-        assert_eq!((d.encoding, d.json.as_deref()), (Some(Encoding::Zstd), Some("\"plain words\"")));
+        assert_eq!(
+            (d.encoding, d.json.as_deref()),
+            (Some(Encoding::Zstd), Some("\"plain words\""))
+        );
         let z = zstd::encode_all(&br#"{"ok":true}"#[..], 1).unwrap();
         assert_eq!(sniff(&z).json.as_deref(), Some(r#"{"ok":true}"#));
     }

@@ -23,8 +23,15 @@ mod tests {
     fn maps_and_arrays_only() {
         // {"a": 1, "b": [true, "x"]}
         let m = b"\x82\xa1a\x01\xa1b\x92\xc3\xa1x";
-        assert_eq!(super::decode(m).as_deref(), Some(r#"{"a":1,"b":[true,"x"]}"#));
-        assert_eq!(super::decode(b"\x01"), None, "a bare number is too easy to hit");
+        assert_eq!(
+            super::decode(m).as_deref(),
+            Some(r#"{"a":1,"b":[true,"x"]}"#)
+        );
+        assert_eq!(
+            super::decode(b"\x01"),
+            None,
+            "a bare number is too easy to hit"
+        );
         assert_eq!(super::decode(b"\x82\xa1a\x01"), None, "cut short");
         assert_eq!(super::decode(b"\x81\xa1a\x01\x00"), None, "bytes left over");
     }

@@ -109,9 +109,7 @@ fn message(bytes: &[u8], depth: usize) -> Option<Map<String, Value>> {
                     .flatten()
                 {
                     Some(m) => Value::Object(m),
-                    None => {
-                        Value::String(base64::engine::general_purpose::STANDARD.encode(b))
-                    }
+                    None => Value::String(base64::engine::general_purpose::STANDARD.encode(b)),
                 },
             },
         };
@@ -153,10 +151,10 @@ mod tests {
     fn rejects_what_is_not_wire_format() {
         for bad in [
             &b""[..],
-            b"\x00\x01",           // field 0
-            b"\x0a\x05ab",         // length past the end
-            b"\x0b\x0c",           // a group
-            b"\x08",               // a tag without its value
+            b"\x00\x01",                                         // field 0
+            b"\x0a\x05ab",                                       // length past the end
+            b"\x0b\x0c",                                         // a group
+            b"\x08",                                             // a tag without its value
             b"\x08\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01", // an 11-byte varint
             b"{\"json\": true}",
         ] {

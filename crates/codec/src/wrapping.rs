@@ -15,20 +15,32 @@ const SNAPPY_FRAMED: &[u8] = b"\xff\x06\x00\x00sNaPpY";
 
 fn bounded(mut r: impl Read) -> Option<Vec<u8>> {
     let mut out = Vec::new();
-    (&mut r).take(MAX_UNWRAPPED + 1).read_to_end(&mut out).ok()?;
+    (&mut r)
+        .take(MAX_UNWRAPPED + 1)
+        .read_to_end(&mut out)
+        .ok()?;
     (out.len() as u64 <= MAX_UNWRAPPED).then_some(out)
 }
 
 /// The layer around `bytes` and what it wraps, when there is one.
 pub fn unwrap(bytes: &[u8]) -> Option<(Encoding, Vec<u8>)> {
     if bytes.starts_with(GZIP) {
-        return Some((Encoding::Gzip, bounded(flate2::read::MultiGzDecoder::new(bytes))?));
+        return Some((
+            Encoding::Gzip,
+            bounded(flate2::read::MultiGzDecoder::new(bytes))?,
+        ));
     }
     if bytes.starts_with(ZSTD) {
-        return Some((Encoding::Zstd, bounded(zstd::stream::read::Decoder::new(bytes).ok()?)?));
+        return Some((
+            Encoding::Zstd,
+            bounded(zstd::stream::read::Decoder::new(bytes).ok()?)?,
+        ));
     }
     if bytes.starts_with(SNAPPY_FRAMED) {
-        return Some((Encoding::Snappy, bounded(snap::read::FrameDecoder::new(bytes))?));
+        return Some((
+            Encoding::Snappy,
+            bounded(snap::read::FrameDecoder::new(bytes))?,
+        ));
     }
     base64_body(bytes).map(|b| (Encoding::Base64, b))
 }
@@ -84,7 +96,10 @@ mod tests {
             unwrap(b"eyJhIjogMX0="),
             Some((Encoding::Base64, b"{\"a\": 1}".to_vec()))
         );
-        assert_eq!(unwrap(b"eyJhIjogMX0"), Some((Encoding::Base64, b"{\"a\": 1}".to_vec())));
+        assert_eq!(
+            unwrap(b"eyJhIjogMX0"),
+            Some((Encoding::Base64, b"{\"a\": 1}".to_vec()))
+        );
         assert_eq!(unwrap(b"hello"), None);
         assert_eq!(unwrap(b"not base64 at all!"), None);
     }

@@ -30,6 +30,9 @@ pub enum ReplayError {
     Bus(#[from] BusError),
 }
 
+/// Edited payloads by event id, shared by every clone of the options.
+pub type Edited = Arc<HashMap<String, Vec<u8>>>;
+
 #[derive(Debug, Clone)]
 pub struct ReplayOptions {
     /// Destination topic, exchange or queue on the writer's connection.
@@ -45,7 +48,7 @@ pub struct ReplayOptions {
     /// `LAKE_ID:RUN_ID`, the prefix of each `sluice-replay-id` value.
     pub replay_prefix: String,
     /// Payloads the user edited, by event id, sent instead of the stored bytes.
-    pub edited: Option<Arc<HashMap<String, Vec<u8>>>>,
+    pub edited: Option<Edited>,
 }
 
 #[derive(Debug, Clone, Default, serde::Serialize, ts_rs::TS)]

@@ -108,10 +108,27 @@ export class SchemasView {
         toast((e as Error).message, 'error');
       }
     };
+    const suggestions = h('div', { class: 'suggestions' });
+    const detect = async () => {
+      clear(suggestions, h('p', { class: 'muted' }, 'Scoring every known type on this topic\'s payloads…'));
+      try {
+        const found = await call('schema_detect', { connection: conn.value, topic: topic.value.trim() });
+        if (!found.length) return clear(suggestions, h('p', { class: 'muted' }, 'No known type fits these payloads.'));
+        valueType.value = found[0].type_name;
+        clear(suggestions, h('ul', { class: 'candidates' }, found.slice(0, 5).map((c) => h('li', {},
+          h('button', { class: 'link mono', title: 'Use this type', onclick: () => { valueType.value = c.type_name; } }, c.type_name),
+          ` ${Math.round(c.confidence * 100)}% of fields fit · ${c.decoded}/${c.samples} decode`))));
+      } catch (e) {
+        clear(suggestions, h('p', { class: 'bad' }, (e as Error).message));
+      }
+    };
     clear(this.mappings,
       this.listing.mappings.length ? h('table', { class: 'history' },
         h('thead', {}, h('tr', {}, h('th', {}, 'connection'), h('th', {}, 'topic'), h('th', {}, 'values'), h('th', {}, 'keys'))),
         h('tbody', {}, this.listing.mappings.map((m) => h('tr', {}, h('td', {}, m.connection), h('td', {}, m.topic), h('td', { class: 'mono' }, m.value_type), h('td', { class: 'mono' }, m.key_type ?? '—'))))) : h('p', { class: 'muted' }, 'No mappings: unmapped payloads show as JSON, text or bytes.'),
-      h('div', { class: 'form inline-form' }, conn, topic, valueType, keyType, typeOptions, h('button', { class: 'primary', onclick: map }, 'Map')));
+      h('div', { class: 'form inline-form' }, conn, topic, valueType, keyType, typeOptions,
+        h('button', { class: 'ghost', title: 'Suggest the type that best fits the payloads', onclick: detect }, 'Detect'),
+        h('button', { class: 'primary', onclick: map }, 'Map')),
+      suggestions);
   }
 }
