@@ -20,7 +20,7 @@ def test_mapping_after_capture_redecodes_the_lake(sluice, topic, pb, tmp_path):
     sluice("schema", "add", ROOT / "protos")
     sluice("capture", "local", t, "--stop-at-end")
     assert sluice("search", "status = FAILED", "--count").strip() == "0", "nothing decoded yet"
-    assert sluice("search", "event.encoding = binary", "--count").strip() == "20"
+    assert sluice("search", "event.encoding = protobuf_raw", "--count").strip() == "20", "a field-number tree until mapped"
     out = sluice("schema", "map", "local", t, "shop.v1.Order")
     assert "re-decoded 20 event(s)" in out and "20 changed" in out, out
     hits = sluice.jsonl("search", "status = FAILED", "--format", "jsonl", "--limit", "100")
