@@ -106,7 +106,7 @@ export type JobPollArgs = { id: number, after: number, wait_ms: number, };
 export type JobPauseArgs = { id: number, paused: boolean, };
 export type JobInfo = { id: number, 
 /**
- * `tail`, `capture` or `replay`.
+ * `tail`, `capture`, `replay` or `redecode`.
  */
 kind: string, 
 /**

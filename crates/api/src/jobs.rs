@@ -1,4 +1,4 @@
-//! Long work started from a window (tail, capture, replay) runs on its own thread as a job.
+//! Long work started from a window (tail, capture, replay, re-decoding) runs on its own thread as a job.
 //! The host asks for what is new with `job_poll`, which waits until something arrives: live
 //! events and progress travel in batches, never one message per event, and a job outlives the
 //! view that started it (captures keep running while the user looks elsewhere).
@@ -22,7 +22,7 @@ const KEEP_FINISHED: usize = 50;
 #[derive(Debug, Clone, Serialize, TS)]
 pub struct JobInfo {
     pub id: u64,
-    /// `tail`, `capture` or `replay`.
+    /// `tail`, `capture`, `replay` or `redecode`.
     pub kind: String,
     /// What it reads or sends, for the jobs list.
     pub label: String,

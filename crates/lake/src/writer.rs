@@ -344,11 +344,14 @@ pub(crate) fn write_atomically(
     schema: SchemaRef,
     fill: impl FnOnce(&mut ArrowWriter<std::fs::File>) -> Result<(), parquet::errors::ParquetError>,
 ) -> Result<u64, LakeError> {
+    // Unique per write: two re-decodes of one file may run at once, and each must rename a
+    // whole file of its own.
     let tmp: PathBuf = path.with_file_name(format!(
-        ".{}.tmp",
+        ".{}.{}.tmp",
         path.file_name()
             .map(|n| n.to_string_lossy().to_string())
-            .unwrap_or_default()
+            .unwrap_or_default(),
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
     ));
     let perr = |reason: String| LakeError::Parquet {
         path: path.display().to_string(),
