@@ -608,10 +608,7 @@ impl Session {
     }
 
     fn event_get(&self, a: IdArgs) -> Result<EventView> {
-        let filter = format!(
-            "event.id = \"{}\"",
-            a.id.replace('\\', "\\\\").replace('"', "\\\"")
-        );
+        let filter = format!("event.id = {}", sluice_filter::quote(&a.id));
         let events = self.sluice().search(&filter, 1, 0)?;
         events
             .first()

@@ -550,8 +550,11 @@ impl Sluice {
                 "no message types known yet: add .proto files or descriptor sets first",
             ));
         }
-        let q = |s: &str| format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""));
-        let filter = format!("connection = {} and source = {}", q(connection), q(topic));
+        let filter = format!(
+            "connection = {} and source = {}",
+            sluice_filter::quote(connection),
+            sluice_filter::quote(topic)
+        );
         let mut payloads: Vec<Vec<u8>> = self
             .search(&filter, sample as u64, 0)?
             .into_iter()
@@ -857,12 +860,11 @@ impl Sluice {
         for edit in edits {
             let event = match &edit.id {
                 Some(id) => {
-                    let quoted = id.replace('\\', "\\\\").replace('"', "\\\"");
-                    let one = format!("({filter}) and event.id = \"{quoted}\"");
+                    let this = format!("event.id = {}", sluice_filter::quote(id));
                     let filter = if filter.trim().is_empty() {
-                        format!("event.id = \"{quoted}\"")
+                        this
                     } else {
-                        one
+                        format!("({filter}) and {this}")
                     };
                     self.search(&filter, 1, 0)?.pop().ok_or_else(|| {
                         ApiError::new(

@@ -2,23 +2,14 @@
 //! protobuf a message-index path (a zig-zag varint count then that many zig-zag varints; a
 //! single 0 byte means `[0]`). Parsing never panics and never reads past the input.
 
+use crate::schemaless::varint;
+
 /// A parsed frame: the registry's schema id, the message-index path, and the message bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Frame<'a> {
     pub schema_id: u32,
     pub indexes: Vec<i64>,
     pub body: &'a [u8],
-}
-
-fn varint(bytes: &[u8]) -> Option<(u64, usize)> {
-    let mut v: u64 = 0;
-    for (i, b) in bytes.iter().take(10).enumerate() {
-        v |= u64::from(b & 0x7f) << (7 * i);
-        if b & 0x80 == 0 {
-            return Some((v, i + 1));
-        }
-    }
-    None
 }
 
 fn zigzag(v: u64) -> i64 {
@@ -32,17 +23,15 @@ pub fn protobuf_frame(payload: &[u8]) -> Option<Frame<'_>> {
     }
     let schema_id = u32::from_be_bytes([payload[1], payload[2], payload[3], payload[4]]);
     let rest = &payload[5..];
-    let (count, mut used) = varint(rest)?;
-    let count = zigzag(count);
+    let mut used = 0;
+    let count = zigzag(varint(rest, &mut used)?);
     // The path is short in practice (nesting depth); a large count means this is no frame.
     if !(0..=64).contains(&count) {
         return None;
     }
     let mut indexes = Vec::with_capacity(count as usize);
     for _ in 0..count {
-        let (v, n) = varint(rest.get(used..)?)?;
-        indexes.push(zigzag(v));
-        used += n;
+        indexes.push(zigzag(varint(rest, &mut used)?));
     }
     if indexes.is_empty() {
         indexes.push(0);

@@ -179,7 +179,7 @@ fn found(encoding: Encoding, json: String) -> Decoded {
 
 /// Binary formats such as protobuf are often valid UTF-8 (field tags are control bytes), so
 /// text must also be free of control characters other than whitespace.
-fn printable(bytes: &[u8]) -> Option<&str> {
+pub(crate) fn printable(bytes: &[u8]) -> Option<&str> {
     std::str::from_utf8(bytes).ok().filter(|t| {
         !t.chars()
             .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))

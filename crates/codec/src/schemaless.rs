@@ -5,6 +5,7 @@
 //! base64. A field seen more than once becomes an array. Parsing is bounded (depth, no
 //! allocation beyond the output) and never panics.
 
+use crate::printable;
 use base64::Engine as _;
 use serde_json::{Map, Value};
 
@@ -20,6 +21,7 @@ pub fn decode_raw(bytes: &[u8]) -> Option<Value> {
     message(bytes, 0).map(Value::Object)
 }
 
+/// A base-128 varint at `*at` (at most 10 bytes), moving `at` past it.
 pub(crate) fn varint(bytes: &[u8], at: &mut usize) -> Option<u64> {
     let mut v: u64 = 0;
     for shift in 0..10 {
@@ -77,13 +79,6 @@ pub(crate) fn fields(bytes: &[u8]) -> Option<Vec<(u32, Wire<'_>)>> {
         out.push((number, value));
     }
     Some(out)
-}
-
-fn printable(b: &[u8]) -> Option<&str> {
-    let s = std::str::from_utf8(b).ok()?;
-    (!s.chars()
-        .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t')))
-    .then_some(s)
 }
 
 fn number(v: u64) -> Value {

@@ -35,3 +35,25 @@ pub fn to_sql(filter: &str, now_us: i64) -> Result<Compiled, FilterError> {
     let expr = parse(filter)?;
     compile(expr.as_ref(), now_us)
 }
+
+/// `value` as a string literal of the filter language (quoted, `\` and `"` escaped), for
+/// filters that code builds around a name or id it was given.
+pub fn quote(value: &str) -> String {
+    format!("\"{}\"", value.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoted_values_parse_back_unchanged() {
+        for v in ["plain", "kafka:local/orders/0/7", r#"a "quoted" \ back\slash"#, ""] {
+            let Some(Expr::Compare(c)) = parse(&format!("event.id = {}", quote(v))).unwrap()
+            else {
+                panic!("{v:?} did not parse as a comparison");
+            };
+            assert_eq!(c.values, vec![Value::Str(v.to_string())]);
+        }
+    }
+}
