@@ -86,6 +86,23 @@ pub(crate) struct TopicDecoders {
     pub key: Option<Decoder>,
 }
 
+impl TopicDecoders {
+    /// The payload's decoding (`complete` is false for a payload cut at the size cap) and the
+    /// key's JSON when keys are mapped. Capture and re-decoding both go through here.
+    pub(crate) fn decode(
+        &self,
+        payload: &[u8],
+        complete: bool,
+        key: Option<&[u8]>,
+    ) -> (Decoded, Option<String>) {
+        let key_decoded = match (&self.key, key) {
+            (Some(kd), Some(k)) => kd.decode(k, true).json,
+            _ => None,
+        };
+        (self.value.decode(payload, complete), key_decoded)
+    }
+}
+
 pub(crate) struct EventBuilder {
     pub connection: String,
     pub bus: Bus,
@@ -117,11 +134,7 @@ impl EventBuilder {
         if truncated {
             msg.payload.truncate(self.max_payload_bytes);
         }
-        let decoded = d.value.decode(&msg.payload, !truncated);
-        let key_decoded = match (&d.key, &msg.key) {
-            (Some(kd), Some(k)) => kd.decode(k, true).json,
-            _ => None,
-        };
+        let (decoded, key_decoded) = d.decode(&msg.payload, !truncated, msg.key.as_deref());
         Parts {
             decoded,
             key_decoded,

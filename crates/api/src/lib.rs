@@ -511,11 +511,7 @@ impl Sluice {
         let builder = self.event_builder(connection, &topics, usize::MAX)?;
         let d = builder.decoders.get(topic).cloned().unwrap_or_default();
         let decode = move |s: StoredPayload<'_>| {
-            let decoded = d.value.decode(s.payload, !s.truncated);
-            let key_decoded = match (&d.key, s.key) {
-                (Some(kd), Some(k)) => kd.decode(k, true).json,
-                _ => None,
-            };
+            let (decoded, key_decoded) = d.decode(s.payload, !s.truncated, s.key);
             Redecoded {
                 schema: decoded.schema,
                 encoding: decoded

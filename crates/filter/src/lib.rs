@@ -48,9 +48,13 @@ mod tests {
 
     #[test]
     fn quoted_values_parse_back_unchanged() {
-        for v in ["plain", "kafka:local/orders/0/7", r#"a "quoted" \ back\slash"#, ""] {
-            let Some(Expr::Compare(c)) = parse(&format!("event.id = {}", quote(v))).unwrap()
-            else {
+        for v in [
+            "plain",
+            "kafka:local/orders/0/7",
+            r#"a "quoted" \ back\slash"#,
+            "",
+        ] {
+            let Some(Expr::Compare(c)) = parse(&format!("event.id = {}", quote(v))).unwrap() else {
                 panic!("{v:?} did not parse as a comparison");
             };
             assert_eq!(c.values, vec![Value::Str(v.to_string())]);
