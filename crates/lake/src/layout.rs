@@ -62,10 +62,15 @@ impl Lake {
         &self.id
     }
 
-    pub(crate) fn partition_dir(&self, connection: &str, source: &str, date: &str) -> PathBuf {
+    /// The folder holding every date of one connection's source.
+    pub(crate) fn source_dir(&self, connection: &str, source: &str) -> PathBuf {
         self.root
             .join(format!("connection={}", escape(connection)))
             .join(format!("source={}", escape(source)))
+    }
+
+    pub(crate) fn partition_dir(&self, connection: &str, source: &str, date: &str) -> PathBuf {
+        self.source_dir(connection, source)
             .join(format!("date={date}"))
     }
 
@@ -78,7 +83,8 @@ impl Lake {
     }
 }
 
-fn collect(dir: &Path, out: &mut Vec<PathBuf>) {
+/// Finished Parquet files under `dir`, appended to `out` unsorted.
+pub(crate) fn collect(dir: &Path, out: &mut Vec<PathBuf>) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };

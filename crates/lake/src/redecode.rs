@@ -3,7 +3,7 @@
 //! hands in (this crate never decodes), and the file is replaced atomically under the same name,
 //! sketch first. Nothing is re-consumed from a bus; every other column is kept as it was.
 
-use crate::layout::{io_err, Lake, LakeError};
+use crate::layout::{collect, io_err, Lake, LakeError};
 use crate::sketch;
 use crate::writer::write_atomically;
 use arrow::array::{Array, ArrayRef, AsArray, StringArray, StringBuilder};
@@ -57,14 +57,10 @@ const DECODE_COLUMNS: [&str; 6] = [
 impl Lake {
     /// The finished files of one connection's source, across all dates.
     pub fn source_files(&self, connection: &str, source: &str) -> Vec<PathBuf> {
-        let dir = self.partition_dir(connection, source, "x");
-        let Some(source_dir) = dir.parent() else {
-            return Vec::new();
-        };
-        self.files()
-            .into_iter()
-            .filter(|f| f.starts_with(source_dir))
-            .collect()
+        let mut out = Vec::new();
+        collect(&self.source_dir(connection, source), &mut out);
+        out.sort();
+        out
     }
 
     /// Re-decodes every stored event of `connection`/`source` with `decode`. `progress` is
