@@ -57,18 +57,16 @@ fn base64_body(bytes: &[u8]) -> Option<Vec<u8>> {
     {
         return None;
     }
-    use base64::engine::general_purpose::{STANDARD, URL_SAFE, URL_SAFE_NO_PAD};
-    let lenient = base64::engine::GeneralPurpose::new(
-        &base64::alphabet::STANDARD,
-        base64::engine::GeneralPurposeConfig::new()
-            .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
-    );
-    STANDARD
-        .decode(text)
-        .or_else(|_| lenient.decode(text))
-        .or_else(|_| URL_SAFE.decode(text))
-        .or_else(|_| URL_SAFE_NO_PAD.decode(text))
-        .ok()
+    use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+    let padding_optional =
+        GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent);
+    [&base64::alphabet::STANDARD, &base64::alphabet::URL_SAFE]
+        .into_iter()
+        .find_map(|alphabet| {
+            GeneralPurpose::new(alphabet, padding_optional)
+                .decode(text)
+                .ok()
+        })
 }
 
 #[cfg(test)]
