@@ -75,6 +75,8 @@ if [ "$TESTS" = 1 ]; then
   "$PY" -c 'import playwright' 2>/dev/null || pip_need+=("playwright")
   # Independent encoders for the payload-format round trips.
   "$PY" -c 'import msgpack, cbor2, zstandard, cramjam' 2>/dev/null || pip_need+=("msgpack" "cbor2" "zstandard" "cramjam")
+  # confluent-kafka's Schema Registry serializers (Avro via fastavro, JSON Schema, protobuf).
+  "$PY" -c 'import fastavro, jsonschema, confluent_kafka.schema_registry.avro, confluent_kafka.schema_registry.json_schema' 2>/dev/null || pip_need+=("confluent-kafka[schemaregistry,avro,json,protobuf]")
 fi
 if [ ${#pip_need[@]} -gt 0 ]; then
   echo "installing Python packages: ${pip_need[*]}"

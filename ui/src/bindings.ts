@@ -9,7 +9,11 @@ export type NoArgs = Record<symbol, never>;
 export type NameArgs = { name: string, };
 export type AppInfo = { version: string, config_dir: string, lake_dir: string, };
 export type LakeOpenArgs = { path: string, };
-export type ConnectionSummary = { name: string, bus: string, brokers: string, auth: string, tls: boolean, };
+export type ConnectionSummary = { name: string, bus: string, brokers: string, auth: string, tls: boolean, 
+/**
+ * The schema registry's URL, when the connection has one.
+ */
+registry: string | null, };
 export type ConnectionAdd = { name: string, 
 /**
  * `kafka` or `amqp`.
@@ -28,14 +32,24 @@ management_url: string | null,
  * SQS: region, named AWS profile, other endpoint, and a static access key id (its secret
  * is the password).
  */
-region: string | null, aws_profile: string | null, endpoint_url: string | null, access_key_id: string | null, sasl_mechanism: string | null, username: string | null, password: string | null, tls: boolean, tls_ca: string | null, tls_cert: string | null, tls_key: string | null, replace: boolean, };
+region: string | null, aws_profile: string | null, endpoint_url: string | null, access_key_id: string | null, sasl_mechanism: string | null, username: string | null, password: string | null, tls: boolean, tls_ca: string | null, tls_cert: string | null, tls_key: string | null, 
+/**
+ * A Confluent-compatible Schema Registry, with basic auth (user and password) or a
+ * bearer token; the secret goes to the keyring.
+ */
+registry_url: string | null, registry_username: string | null, registry_password: string | null, registry_token: string | null, replace: boolean, };
 export type ConnectionAdded = { name: string, password_store: PasswordStore | null, 
 /**
  * Set when the password had to go into the config file.
  */
 warning: string | null, };
 export type PasswordStore = "keyring" | "file";
-export type Health = { brokers: Array<string>, sources: number, latency_ms: number, };
+export type Health = { brokers: Array<string>, sources: number, latency_ms: number, 
+/**
+ * What the connection's schema registry answered, when it has one (filled in above the
+ * bus: a connector knows nothing of registries).
+ */
+registry: string | null, };
 export type SourceInfo = { name: string, internal: boolean, partitions: Array<PartitionInfo>, 
 /**
  * What it is where a bus has several kinds: `exchange (topic)`, `queue (quorum)`...

@@ -9,12 +9,13 @@
 use crate::error::{ApiError, ErrorCode, Result};
 use serde::Serialize;
 use sluice_bus::{BusError, ReadOptions, Reader};
-use sluice_codec::{Decoded, Decoder};
+use sluice_codec::{Decoded, Decoder, RegistryDecoder};
 use sluice_lake::{Covered, EventRef, FlushPolicy, Lake, LakeWriter};
 use sluice_model::{event_id, now_us, Bus, Encoding, Event, Message, StartFrom};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, RecvTimeoutError};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sluice_replay::REPLAY_ID_HEADER;
@@ -84,22 +85,37 @@ impl CaptureProgress {
 pub(crate) struct TopicDecoders {
     pub value: Decoder,
     pub key: Option<Decoder>,
+    /// The connection's schema registry, for keys framed by it when no key type is mapped.
+    pub registry: Option<Arc<RegistryDecoder>>,
 }
+
+/// The headers a Schema Registry serializer puts a schema id in, instead of the payload.
+pub(crate) const VALUE_SCHEMA_HEADER: &str = "__value_schema_id";
+const KEY_SCHEMA_HEADER: &str = "__key_schema_id";
 
 impl TopicDecoders {
     /// The payload's decoding (`complete` is false for a payload cut at the size cap) and the
-    /// key's JSON when keys are mapped. Capture and re-decoding both go through here.
+    /// key's JSON when keys are mapped or framed for a registry. Capture and re-decoding both
+    /// go through here.
     pub(crate) fn decode(
         &self,
         payload: &[u8],
         complete: bool,
         key: Option<&[u8]>,
+        headers: &[(&str, &[u8])],
     ) -> (Decoded, Option<String>) {
-        let key_decoded = match (&self.key, key) {
-            (Some(kd), Some(k)) => kd.decode(k, true).json,
+        let header = |name: &str| headers.iter().find(|(k, _)| *k == name).map(|(_, v)| *v);
+        let key_header = header(KEY_SCHEMA_HEADER);
+        let key_decoded = match (&self.key, &self.registry, key) {
+            (Some(kd), _, Some(k)) => kd.decode_with_header(k, true, key_header).json,
+            (None, Some(r), Some(k)) => r.decode(k, key_header).and_then(|d| d.json),
             _ => None,
         };
-        (self.value.decode(payload, complete), key_decoded)
+        (
+            self.value
+                .decode_with_header(payload, complete, header(VALUE_SCHEMA_HEADER)),
+            key_decoded,
+        )
     }
 }
 
@@ -134,7 +150,13 @@ impl EventBuilder {
         if truncated {
             msg.payload.truncate(self.max_payload_bytes);
         }
-        let (decoded, key_decoded) = d.decode(&msg.payload, !truncated, msg.key.as_deref());
+        let headers: Vec<(&str, &[u8])> = msg
+            .headers
+            .iter()
+            .filter_map(|h| Some((h.key.as_str(), h.value.as_deref()?)))
+            .collect();
+        let (decoded, key_decoded) =
+            d.decode(&msg.payload, !truncated, msg.key.as_deref(), &headers);
         Parts {
             decoded,
             key_decoded,

@@ -401,6 +401,10 @@ impl Session {
             tls_ca: p.tls_ca.clone(),
             tls_cert: p.tls_cert.clone(),
             tls_key: p.tls_key.clone(),
+            registry_url: p.registry_url.clone(),
+            registry_username: p.registry_username.clone(),
+            registry_password: None,
+            registry_token: None,
             replace: true,
         })
     }

@@ -55,6 +55,19 @@ pub struct ConnectionProfile {
     pub aws_profile: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub endpoint_url: Option<String>,
+    /// A Confluent-compatible Schema Registry for framed payloads.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registry_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registry_username: Option<String>,
+    /// `basic` (username and password) or `bearer` (a token).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registry_auth: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registry_secret_store: Option<PasswordStore>,
+    /// Only when no keyring was available.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registry_secret: Option<String>,
 }
 
 impl std::fmt::Debug for ConnectionProfile {
@@ -65,6 +78,11 @@ impl std::fmt::Debug for ConnectionProfile {
             .field("sasl_mechanism", &self.sasl_mechanism)
             .field("sasl_username", &self.sasl_username)
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("registry_url", &self.registry_url)
+            .field(
+                "registry_secret",
+                &self.registry_secret.as_ref().map(|_| "<redacted>"),
+            )
             .finish_non_exhaustive()
     }
 }

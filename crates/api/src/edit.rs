@@ -2,9 +2,10 @@
 //! the event's own type and framing. An edit that changes nothing sends the stored bytes, so
 //! an untouched event is byte-identical to the original whatever the encoder would produce.
 
+use crate::capture::VALUE_SCHEMA_HEADER;
 use crate::error::{ApiError, ErrorCode, Result};
 use serde_json::Value;
-use sluice_codec::{protobuf_frame, SchemaSet};
+use sluice_codec::{payload_prefix, Decoder};
 use sluice_model::{Encoding, Event};
 
 /// One edited event: its decoded JSON (a string for a text payload) as the user wants it sent.
@@ -101,12 +102,12 @@ fn edit_of(v: Value) -> std::result::Result<ReplayEdit, String> {
     Ok(ReplayEdit { id, decoded })
 }
 
-/// The bytes to send for `event` edited to `new`. `schemas` is loaded only if a protobuf
-/// event needs it.
+/// The bytes to send for `event` edited to `new`. `decoder` gives the decoder for the event's
+/// type and connection; it is asked only when the payload needs re-encoding with a schema.
 pub(crate) fn encode(
     event: &Event,
     new: &Value,
-    schemas: &mut dyn FnMut() -> Result<SchemaSet>,
+    decoder: &mut dyn FnMut(&Event) -> Result<Decoder>,
 ) -> Result<Vec<u8>> {
     let id = &event.id;
     let stored: Option<Value> = match event.encoding {
@@ -128,44 +129,41 @@ pub(crate) fn encode(
             "edit for event {id}: its payload was cut at the size cap when captured, so it cannot be re-encoded"
         )));
     }
+    let header = event
+        .headers
+        .iter()
+        .find(|h| h.key == VALUE_SCHEMA_HEADER)
+        .and_then(|h| h.value.as_deref());
+    // JSON framed for a registry (JSON Schema) keeps its frame like the binary formats do.
+    let framed_json = event.encoding == Encoding::Json
+        && (header.is_some() || payload_prefix(&event.payload).is_some());
     match event.encoding {
-        Encoding::Protobuf => {
-            let type_name = event.schema.as_deref().ok_or_else(|| {
-                invalid(format!(
-                    "edit for event {id}: no message type is recorded for it"
-                ))
-            })?;
-            let codec = schemas()?
-                .codec(type_name)
-                .map_err(|e| invalid(format!("edit for event {id}: type {type_name}: {e}")))?;
-            let body = codec
-                .encode_from_json(&new.to_string())
-                .map_err(|e| invalid(format!("edit for event {id}: {e}")))?;
-            // Keep a Confluent frame (schema id and message-index path) when the stored bytes
-            // had one: the stored payload decodes as a plain message only when unframed.
-            let prefix: &[u8] = match protobuf_frame(&event.payload) {
-                Some(f) if codec.decode_to_json(&event.payload).is_err() => {
-                    &event.payload[..event.payload.len() - f.body.len()]
-                }
-                _ => &[],
-            };
-            Ok([prefix, &body].concat())
+        Encoding::Protobuf | Encoding::Avro => {}
+        Encoding::Json if framed_json => {}
+        Encoding::Json => return Ok(serde_json::to_vec(new).unwrap_or_default()),
+        Encoding::Text => {
+            return match new {
+                Value::String(s) => Ok(s.clone().into_bytes()),
+                _ => Err(invalid(format!(
+                    "edit for event {id}: its payload is text, so the edit must be a JSON string"
+                ))),
+            }
         }
-        Encoding::Json => Ok(serde_json::to_vec(new).unwrap_or_default()),
-        Encoding::Text => match new {
-            Value::String(s) => Ok(s.clone().into_bytes()),
-            _ => Err(invalid(format!(
-                "edit for event {id}: its payload is text, so the edit must be a JSON string"
-            ))),
-        },
-        Encoding::Binary => Err(invalid(format!(
-            "edit for event {id}: a binary payload has no decoded form to edit"
-        ))),
-        other => Err(invalid(format!(
-            "edit for event {id}: {} payloads cannot be re-encoded yet (protobuf with a type, JSON and text can)",
-            other.as_str()
-        ))),
+        Encoding::Binary => {
+            return Err(invalid(format!(
+                "edit for event {id}: a binary payload has no decoded form to edit"
+            )))
+        }
+        other => {
+            return Err(invalid(format!(
+                "edit for event {id}: {} payloads cannot be re-encoded yet (protobuf, Avro, JSON and text can)",
+                other.as_str()
+            )))
+        }
     }
+    decoder(event)?
+        .encode(&event.payload, header, &new.to_string())
+        .map_err(|e| invalid(format!("edit for event {id}: {e}")))
 }
 
 #[cfg(test)]
@@ -198,12 +196,13 @@ mod tests {
         }
     }
 
-    fn schemas() -> Result<SchemaSet> {
-        Ok(SchemaSet::from_proto_source(
+    fn schemas(_: &Event) -> Result<Decoder> {
+        let set = sluice_codec::SchemaSet::from_proto_source(
             "m.proto",
             "syntax = \"proto3\"; message M { string a = 1; int64 n = 2; }",
         )
-        .unwrap())
+        .unwrap();
+        Ok(Decoder::typed(set.type_codec("M").unwrap()))
     }
 
     #[test]

@@ -11,6 +11,7 @@ mod config;
 mod edit;
 mod error;
 mod jobs;
+mod registry;
 mod render;
 mod schemas;
 mod secrets;
@@ -79,6 +80,12 @@ pub struct ConnectionAdd {
     pub tls_ca: Option<String>,
     pub tls_cert: Option<String>,
     pub tls_key: Option<String>,
+    /// A Confluent-compatible Schema Registry, with basic auth (user and password) or a
+    /// bearer token; the secret goes to the keyring.
+    pub registry_url: Option<String>,
+    pub registry_username: Option<String>,
+    pub registry_password: Option<String>,
+    pub registry_token: Option<String>,
     pub replace: bool,
 }
 
@@ -97,6 +104,8 @@ pub struct ConnectionSummary {
     pub brokers: String,
     pub auth: String,
     pub tls: bool,
+    /// The schema registry's URL, when the connection has one.
+    pub registry: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, ts_rs::TS)]
@@ -191,9 +200,19 @@ impl Sluice {
                 ))
             }
         };
-        let (password_store, in_file, warning) = self.keep_password(&req.name, &password);
+        let old = cfg.connections.get(&req.name);
+        let registry_secret = registry::configure(&req, &mut profile, old)?;
+        let (password_store, in_file, warning) =
+            self.keep_password(&req.name, secrets::Secret::Bus, &password);
         profile.password_store = password_store;
         profile.password = in_file;
+        let (store, in_file, registry_warning) =
+            self.keep_password(&req.name, secrets::Secret::Registry, &registry_secret);
+        if registry_secret.is_some() || profile.registry_auth.is_none() {
+            profile.registry_secret_store = store;
+            profile.registry_secret = in_file;
+        }
+        let warning = warning.or(registry_warning);
         cfg.connections.insert(req.name.clone(), profile);
         cfg.save(&self.config_dir)?;
         Ok(ConnectionAdded {
@@ -319,10 +338,11 @@ impl Sluice {
     fn keep_password(
         &self,
         name: &str,
+        which: secrets::Secret,
         password: &Option<String>,
     ) -> (Option<PasswordStore>, Option<String>, Option<String>) {
         match password {
-            Some(pw) => match secrets::store(name, pw) {
+            Some(pw) => match secrets::store(name, which, pw) {
                 PasswordStore::Keyring => (Some(PasswordStore::Keyring), None, None),
                 PasswordStore::File => (
                     Some(PasswordStore::File),
@@ -363,6 +383,7 @@ impl Sluice {
                     _ => "none".into(),
                 },
                 tls: p.tls,
+                registry: p.registry_url.clone(),
             })
             .collect())
     }
@@ -377,8 +398,18 @@ impl Sluice {
         Ok(())
     }
 
+    /// Whether the broker answers, and the schema registry when the connection has one.
     pub fn connection_test(&self, name: &str) -> Result<Health> {
-        Ok(self.connector(name)?.check(CONNECT_TIMEOUT)?)
+        let mut h = self.connector(name)?.check(CONNECT_TIMEOUT)?;
+        let cfg = self.config()?;
+        h.registry =
+            registry::check(&self.config_dir, name, cfg.connection(name)?).map_err(|e| {
+                ApiError::new(
+                    e.code,
+                    format!("{name}: the bus answered, but {}", e.message),
+                )
+            })?;
+        Ok(h)
     }
 
     fn connector(&self, name: &str) -> Result<Box<dyn Connector>> {
@@ -386,7 +417,7 @@ impl Sluice {
         let p = cfg.connection(name)?;
         let password = match p.password_store {
             Some(PasswordStore::File) => p.password.clone(),
-            Some(PasswordStore::Keyring) => Some(secrets::load(name)?),
+            Some(PasswordStore::Keyring) => Some(secrets::load(name, secrets::Secret::Bus)?),
             None => None,
         };
         if Self::bus_of(p)? == sluice_model::Bus::Sqs {
@@ -481,9 +512,9 @@ impl Sluice {
         let mut cfg = self.config()?;
         cfg.connection(connection)?;
         let set = schemas::load(&self.config_dir)?;
-        let value_type = set.codec(value_type)?.type_name().to_string();
+        let value_type = set.type_codec(value_type)?.type_name().to_string();
         let key_type = key_type
-            .map(|k| set.codec(k).map(|c| c.type_name().to_string()))
+            .map(|k| set.type_codec(k).map(|c| c.type_name().to_string()))
             .transpose()?;
         let mapping = Mapping {
             connection: connection.into(),
@@ -511,7 +542,7 @@ impl Sluice {
         let builder = self.event_builder(connection, &topics, usize::MAX)?;
         let d = builder.decoders.get(topic).cloned().unwrap_or_default();
         let decode = move |s: StoredPayload<'_>| {
-            let (decoded, key_decoded) = d.decode(s.payload, !s.truncated, s.key);
+            let (decoded, key_decoded) = d.decode(s.payload, !s.truncated, s.key, &s.headers);
             Redecoded {
                 schema: decoded.schema,
                 encoding: decoded
@@ -616,22 +647,27 @@ impl Sluice {
         } else {
             None
         };
+        let profile = cfg.connection(connection)?;
+        let registry = registry::decoder(&self.config_dir, connection, profile)?;
         for t in topics {
             let mut d = TopicDecoders {
-                value: Decoder::sniffing(),
+                value: Decoder::sniffing().with_registry(registry.clone()),
                 key: None,
+                registry: registry.clone(),
             };
             if let (Some(m), Some(set)) = (cfg.mapping(connection, t), &set) {
-                d.value = Decoder::protobuf(set.codec(&m.value_type)?);
+                d.value =
+                    Decoder::typed(set.type_codec(&m.value_type)?).with_registry(registry.clone());
                 if let Some(k) = &m.key_type {
-                    d.key = Some(Decoder::protobuf(set.codec(k)?));
+                    d.key =
+                        Some(Decoder::typed(set.type_codec(k)?).with_registry(registry.clone()));
                 }
             }
             decoders.insert(t.clone(), d);
         }
         Ok(EventBuilder {
             connection: connection.into(),
-            bus: Self::bus_of(cfg.connection(connection)?)?,
+            bus: Self::bus_of(profile)?,
             decoders,
             max_payload_bytes,
         })
@@ -844,13 +880,31 @@ impl Sluice {
             return Ok(None);
         }
         let mut schemas = None;
-        let mut load = || match &schemas {
-            Some(s) => Ok(sluice_codec::SchemaSet::clone(s)),
-            None => {
-                let s = schemas::load(&self.config_dir)?;
-                schemas = Some(s.clone());
-                Ok(s)
-            }
+        let mut registries = HashMap::new();
+        let mut load = |event: &Event| -> Result<Decoder> {
+            let set = match &schemas {
+                Some(s) => s,
+                None => schemas.insert(schemas::load(&self.config_dir)?),
+            };
+            // The event's own type when it is known here (a registry's types may not be).
+            let decoder = match event.schema.as_deref().map(|t| set.type_codec(t)) {
+                Some(Ok(codec)) => Decoder::typed(codec),
+                _ => Decoder::sniffing(),
+            };
+            let registry = match registries.get(&event.connection) {
+                Some(r) => Option::clone(r),
+                None => {
+                    let cfg = self.config()?;
+                    let r = registry::decoder(
+                        &self.config_dir,
+                        &event.connection,
+                        cfg.connection(&event.connection)?,
+                    )?;
+                    registries.insert(event.connection.clone(), r.clone());
+                    r
+                }
+            };
+            Ok(decoder.with_registry(registry))
         };
         let mut out = HashMap::new();
         for edit in edits {

@@ -6,16 +6,27 @@ use crate::error::{ApiError, ErrorCode, Result};
 
 const SERVICE: &str = "sluice";
 
-fn entry(connection: &str) -> Option<keyring::Entry> {
+/// Which of a connection's secrets: the bus's own password or the schema registry's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Secret {
+    Bus,
+    Registry,
+}
+
+fn entry(connection: &str, which: Secret) -> Option<keyring::Entry> {
     if std::env::var("SLUICE_KEYRING").is_ok_and(|v| v == "off" || v == "0") {
         return None;
     }
-    keyring::Entry::new(SERVICE, &format!("connection:{connection}")).ok()
+    let account = match which {
+        Secret::Bus => format!("connection:{connection}"),
+        Secret::Registry => format!("registry:{connection}"),
+    };
+    keyring::Entry::new(SERVICE, &account).ok()
 }
 
 /// Stores a password, preferring the keyring. Returns where it went.
-pub(crate) fn store(connection: &str, password: &str) -> PasswordStore {
-    if let Some(e) = entry(connection) {
+pub(crate) fn store(connection: &str, which: Secret, password: &str) -> PasswordStore {
+    if let Some(e) = entry(connection, which) {
         if e.set_password(password).is_ok() && e.get_password().is_ok_and(|p| p == password) {
             return PasswordStore::Keyring;
         }
@@ -23,8 +34,8 @@ pub(crate) fn store(connection: &str, password: &str) -> PasswordStore {
     PasswordStore::File
 }
 
-pub(crate) fn load(connection: &str) -> Result<String> {
-    let e = entry(connection)
+pub(crate) fn load(connection: &str, which: Secret) -> Result<String> {
+    let e = entry(connection, which)
         .ok_or_else(|| ApiError::new(ErrorCode::Config, "the OS keyring is not available"))?;
     e.get_password().map_err(|err| {
         ApiError::new(
@@ -35,7 +46,9 @@ pub(crate) fn load(connection: &str) -> Result<String> {
 }
 
 pub(crate) fn remove(connection: &str) {
-    if let Some(e) = entry(connection) {
-        let _ = e.delete_credential();
+    for which in [Secret::Bus, Secret::Registry] {
+        if let Some(e) = entry(connection, which) {
+            let _ = e.delete_credential();
+        }
     }
 }

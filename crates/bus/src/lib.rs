@@ -53,6 +53,9 @@ pub struct Health {
     pub brokers: Vec<String>,
     pub sources: usize,
     pub latency_ms: u64,
+    /// What the connection's schema registry answered, when it has one (filled in above the
+    /// bus: a connector knows nothing of registries).
+    pub registry: Option<String>,
 }
 
 /// A readable thing on a bus (a Kafka topic with its partitions; an AMQP exchange or queue).

@@ -216,6 +216,20 @@ struct ConnectionAddArgs {
     tls_cert: Option<String>,
     #[arg(long, value_name = "FILE")]
     tls_key: Option<String>,
+    /// A Confluent-compatible Schema Registry (Confluent, Karapace, Redpanda...) that framed
+    /// payloads' schemas are fetched from and cached
+    #[arg(long, value_name = "URL")]
+    registry: Option<String>,
+    /// Registry basic-auth user; the password comes from --registry-password-stdin or
+    /// SLUICE_REGISTRY_PASSWORD and goes to the keyring
+    #[arg(long, value_name = "USER", requires = "registry")]
+    registry_user: Option<String>,
+    /// Read the registry password from standard input
+    #[arg(long, requires = "registry_user", conflicts_with_all = ["password_stdin", "registry_token_stdin"])]
+    registry_password_stdin: bool,
+    /// Read a registry bearer token from standard input (or set SLUICE_REGISTRY_TOKEN)
+    #[arg(long, requires = "registry", conflicts_with_all = ["password_stdin", "registry_user"])]
+    registry_token_stdin: bool,
     /// Overwrite an existing connection of the same name
     #[arg(long)]
     replace: bool,
@@ -609,6 +623,28 @@ fn connection(sluice: &Sluice, cmd: ConnectionCmd) -> Result<()> {
                     .ok()
                     .filter(|p| !p.is_empty())
             };
+            let stdin_line = || -> Result<String> {
+                let mut s = String::new();
+                std::io::stdin()
+                    .read_to_string(&mut s)
+                    .context("reading a secret from standard input")?;
+                Ok(s.trim_end_matches(['\n', '\r']).to_string())
+            };
+            let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+            let registry_password = if a.registry_password_stdin {
+                Some(stdin_line()?)
+            } else {
+                a.registry_user
+                    .as_ref()
+                    .and_then(|_| env("SLUICE_REGISTRY_PASSWORD"))
+            };
+            let registry_token = if a.registry_token_stdin {
+                Some(stdin_line()?)
+            } else if a.registry_user.is_none() && a.registry.is_some() {
+                env("SLUICE_REGISTRY_TOKEN")
+            } else {
+                None
+            };
             let added = sluice.connection_add(ConnectionAdd {
                 name: a.name,
                 bus: a.bus,
@@ -625,6 +661,10 @@ fn connection(sluice: &Sluice, cmd: ConnectionCmd) -> Result<()> {
                 tls_ca: a.tls_ca,
                 tls_cert: a.tls_cert,
                 tls_key: a.tls_key,
+                registry_url: a.registry,
+                registry_username: a.registry_user,
+                registry_password,
+                registry_token,
                 replace: a.replace,
             })?;
             if let Some(w) = &added.warning {
@@ -647,6 +687,9 @@ fn connection(sluice: &Sluice, cmd: ConnectionCmd) -> Result<()> {
                 h.brokers.len(),
                 h.sources
             );
+            if let Some(r) = &h.registry {
+                println!("{name}: {r}");
+            }
         }
         ConnectionCmd::Remove { name } => {
             sluice.connection_remove(&name)?;

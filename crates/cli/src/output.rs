@@ -128,10 +128,11 @@ pub fn connections(list: &[ConnectionSummary]) {
                 c.brokers.clone(),
                 c.auth.clone(),
                 if c.tls { "tls" } else { "-" }.into(),
+                c.registry.clone().unwrap_or_else(|| "-".into()),
             ]
         })
         .collect();
-    table(&["NAME", "BUS", "BROKERS", "AUTH", "TLS"], rows);
+    table(&["NAME", "BUS", "BROKERS", "AUTH", "TLS", "REGISTRY"], rows);
 }
 
 /// One line for a payload: decoded JSON, text, or a byte count, cut to fit a terminal row.

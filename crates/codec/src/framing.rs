@@ -2,7 +2,7 @@
 //! protobuf a message-index path (a zig-zag varint count then that many zig-zag varints; a
 //! single 0 byte means `[0]`). Parsing never panics and never reads past the input.
 
-use crate::schemaless::varint;
+use crate::registry::{message_indexes, payload_prefix, SchemaRef};
 
 /// A parsed frame: the registry's schema id, the message-index path, and the message bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -12,34 +12,16 @@ pub struct Frame<'a> {
     pub body: &'a [u8],
 }
 
-fn zigzag(v: u64) -> i64 {
-    ((v >> 1) as i64) ^ -((v & 1) as i64)
-}
-
 /// A protobuf payload in Confluent framing, or `None` when it is not one.
 pub fn protobuf_frame(payload: &[u8]) -> Option<Frame<'_>> {
-    if payload.len() < 6 || payload[0] != 0 {
+    let (SchemaRef::Id(schema_id), rest) = payload_prefix(payload)? else {
         return None;
-    }
-    let schema_id = u32::from_be_bytes([payload[1], payload[2], payload[3], payload[4]]);
-    let rest = &payload[5..];
-    let mut used = 0;
-    let count = zigzag(varint(rest, &mut used)?);
-    // The path is short in practice (nesting depth); a large count means this is no frame.
-    if !(0..=64).contains(&count) {
-        return None;
-    }
-    let mut indexes = Vec::with_capacity(count as usize);
-    for _ in 0..count {
-        indexes.push(zigzag(varint(rest, &mut used)?));
-    }
-    if indexes.is_empty() {
-        indexes.push(0);
-    }
+    };
+    let (indexes, body) = message_indexes(rest)?;
     Some(Frame {
         schema_id,
         indexes,
-        body: &rest[used..],
+        body,
     })
 }
 

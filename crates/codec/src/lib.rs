@@ -7,24 +7,32 @@
 //! where schemas are stored on disk beyond the paths it is handed: the API crate persists them.
 //! Decoding never panics and never fails a capture: a bad payload yields a `decode_error`.
 
+mod avro;
 mod cbor;
 mod detect;
 mod framing;
 mod json;
 mod msgpack;
 mod protobuf;
+mod registry;
 mod schema;
 mod schemaless;
 mod wrapping;
 
+pub use avro::{AvroError, AvroSchema, AvroSchemaError};
 pub use detect::{detect, Candidate};
 pub use framing::{protobuf_frame, Frame};
 pub use protobuf::ProtobufCodec;
-pub use schema::{compile_paths, Compiled, SchemaError, SchemaSet};
+pub use registry::{
+    header_ref, payload_prefix, NamedSchema, RegisteredSchema, RegistryDecoder, SchemaKind,
+    SchemaRef, SchemaSource,
+};
+pub use schema::{compile_paths, parse_avro, Compiled, ParsedAvro, SchemaError, SchemaSet};
 pub use schemaless::decode_raw;
 pub use wrapping::unwrap;
 
 use sluice_model::Encoding;
+use std::sync::Arc;
 
 /// What decoding one payload (or key) produced.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -38,74 +46,191 @@ pub struct Decoded {
     pub error: Option<String>,
 }
 
-/// How a topic's keys or values decode: a mapped protobuf type, or sniffing.
+/// A mapped type: a protobuf message or an Avro record.
+#[derive(Debug, Clone)]
+pub enum TypeCodec {
+    Protobuf(ProtobufCodec),
+    Avro(Arc<AvroSchema>),
+}
+
+impl TypeCodec {
+    pub fn type_name(&self) -> &str {
+        match self {
+            TypeCodec::Protobuf(c) => c.type_name(),
+            TypeCodec::Avro(s) => s.type_name(),
+        }
+    }
+
+    pub fn encoding(&self) -> Encoding {
+        match self {
+            TypeCodec::Protobuf(_) => Encoding::Protobuf,
+            TypeCodec::Avro(_) => Encoding::Avro,
+        }
+    }
+
+    pub fn decode_to_json(&self, bytes: &[u8]) -> Result<String, String> {
+        match self {
+            TypeCodec::Protobuf(c) => c.decode_to_json(bytes).map_err(|e| e.to_string()),
+            TypeCodec::Avro(s) => s.decode_to_json(bytes).map_err(|e| e.to_string()),
+        }
+    }
+
+    pub fn encode_from_json(&self, json: &str) -> Result<Vec<u8>, String> {
+        match self {
+            TypeCodec::Protobuf(c) => c.encode_from_json(json).map_err(|e| e.to_string()),
+            TypeCodec::Avro(s) => s.encode_from_json(json).map_err(|e| e.to_string()),
+        }
+    }
+
+    /// Decodes with the type; a payload in Confluent Schema Registry framing is decoded from
+    /// its message body. Neither plain protobuf (field number 0 does not exist) nor most Avro
+    /// starts with byte 0, so only a failed decode of a payload starting with 0 is tried as a
+    /// frame. Returns the JSON and the length of the frame prefix.
+    fn decode_maybe_framed(&self, bytes: &[u8]) -> Result<(String, usize), String> {
+        match self.decode_to_json(bytes) {
+            Err(e) if bytes.first() == Some(&0) => {
+                let body = match self {
+                    TypeCodec::Protobuf(_) => protobuf_frame(bytes).map(|f| f.body),
+                    TypeCodec::Avro(_) => payload_prefix(bytes).map(|(_, body)| body),
+                };
+                body.and_then(|b| Some((self.decode_to_json(b).ok()?, bytes.len() - b.len())))
+                    .ok_or(e)
+            }
+            other => other.map(|j| (j, 0)),
+        }
+    }
+}
+
+/// How a topic's keys or values decode: a mapped type, a schema registry for framed payloads,
+/// and sniffing for the rest.
 #[derive(Debug, Clone, Default)]
 pub struct Decoder {
-    codec: Option<ProtobufCodec>,
+    codec: Option<TypeCodec>,
+    registry: Option<Arc<RegistryDecoder>>,
 }
 
 impl Decoder {
     pub fn sniffing() -> Self {
-        Decoder { codec: None }
+        Decoder::default()
     }
 
     pub fn protobuf(codec: ProtobufCodec) -> Self {
-        Decoder { codec: Some(codec) }
+        Self::typed(TypeCodec::Protobuf(codec))
+    }
+
+    pub fn typed(codec: TypeCodec) -> Self {
+        Decoder {
+            codec: Some(codec),
+            registry: None,
+        }
+    }
+
+    /// Framed payloads are decoded with the schema the registry holds for them first.
+    pub fn with_registry(mut self, registry: Option<Arc<RegistryDecoder>>) -> Self {
+        self.registry = registry;
+        self
     }
 
     /// Decodes a payload. `complete` is false when the payload was cut at the size cap, in which
     /// case a mapped type is not attempted (it would fail on the cut) and that is said plainly.
     pub fn decode(&self, bytes: &[u8], complete: bool) -> Decoded {
-        match &self.codec {
-            Some(codec) if !complete => Decoded {
+        self.decode_with_header(bytes, complete, None)
+    }
+
+    /// As `decode`, with the value of the payload's schema-id header (`__value_schema_id` or
+    /// `__key_schema_id`) when it has one.
+    pub fn decode_with_header(
+        &self,
+        bytes: &[u8],
+        complete: bool,
+        header: Option<&[u8]>,
+    ) -> Decoded {
+        let framed = header.is_some() || payload_prefix(bytes).is_some();
+        if !complete && (self.codec.is_some() || (framed && self.registry.is_some())) {
+            return Decoded {
                 encoding: Some(Encoding::Binary),
-                schema: Some(codec.type_name().to_string()),
+                schema: self.codec.as_ref().map(|c| c.type_name().to_string()),
                 error: Some("payload exceeds the size cap and was truncated; not decoded".into()),
                 ..Decoded::default()
+            };
+        }
+        let mut registry_error = None;
+        if let Some(d) = self.registry.as_ref().and_then(|r| r.decode(bytes, header)) {
+            if d.error.is_none() {
+                return d;
+            }
+            registry_error = d.error;
+        }
+        let Some(codec) = &self.codec else {
+            let mut d = sniff(bytes);
+            if let Some(e) = registry_error {
+                d.error = Some(e);
+            } else if d.encoding == Some(Encoding::Binary) && self.registry.is_none() {
+                if let Some((r, _)) = payload_prefix(bytes) {
+                    d.error = Some(format!(
+                        "looks like Schema Registry framing ({r}), but the connection has no registry (add one with `sluice connection add ... --registry URL`)"
+                    ));
+                }
+            }
+            return d;
+        };
+        match codec.decode_maybe_framed(bytes) {
+            Ok((json, _)) => Decoded {
+                encoding: Some(codec.encoding()),
+                schema: Some(codec.type_name().to_string()),
+                json: Some(json),
+                ..Decoded::default()
             },
-            Some(codec) => match decode_maybe_framed(codec, bytes) {
-                Ok(json) => Decoded {
-                    encoding: Some(Encoding::Protobuf),
+            // A compressed or base64 message of the mapped type.
+            Err(e) => match unwrap(bytes)
+                .and_then(|(layer, inner)| Some((layer, codec.decode_maybe_framed(&inner).ok()?.0)))
+            {
+                Some((layer, json)) => Decoded {
+                    encoding: Some(layer),
                     schema: Some(codec.type_name().to_string()),
                     json: Some(json),
                     ..Decoded::default()
                 },
-                // A compressed or base64 message of the mapped type.
-                Err(e) => match unwrap(bytes).and_then(|(layer, inner)| {
-                    Some((layer, decode_maybe_framed(codec, &inner).ok()?))
-                }) {
-                    Some((layer, json)) => Decoded {
-                        encoding: Some(layer),
-                        schema: Some(codec.type_name().to_string()),
-                        json: Some(json),
-                        ..Decoded::default()
-                    },
-                    None => {
-                        // Still show what we can: the failure is recorded, the raw bytes kept.
-                        let mut d = sniff(bytes);
-                        d.schema = Some(codec.type_name().to_string());
-                        d.error = Some(e.to_string());
-                        d
-                    }
-                },
+                None => {
+                    // Still show what we can: the failure is recorded, the raw bytes kept.
+                    let mut d = sniff(bytes);
+                    d.schema = Some(codec.type_name().to_string());
+                    d.error = Some(registry_error.unwrap_or(e));
+                    d
+                }
             },
-            None => sniff(bytes),
         }
     }
-}
 
-/// Decodes with the mapped type; a payload in Confluent Schema Registry framing is decoded
-/// from its message body. Plain protobuf never starts with byte 0 (field number 0 does not
-/// exist), so only a failed decode of a payload starting with 0 is tried as a frame.
-fn decode_maybe_framed(
-    codec: &ProtobufCodec,
-    bytes: &[u8],
-) -> Result<String, protobuf::ProtobufError> {
-    match codec.decode_to_json(bytes) {
-        Err(e) if bytes.first() == Some(&0) => protobuf_frame(bytes)
-            .and_then(|f| codec.decode_to_json(f.body).ok())
-            .ok_or(e),
-        other => other,
+    /// The bytes for `original` edited to `json`: framed payloads keep their frame (schema id,
+    /// message-index path) and schema; others are encoded with the mapped type.
+    pub fn encode(
+        &self,
+        original: &[u8],
+        header: Option<&[u8]>,
+        json: &str,
+    ) -> Result<Vec<u8>, String> {
+        if let Some(r) = self
+            .registry
+            .as_ref()
+            .and_then(|r| r.encode(original, header, json))
+        {
+            // A framed payload the mapped type decodes instead (an unknown id) falls through.
+            match (&r, &self.codec) {
+                (Err(_), Some(c)) if c.decode_maybe_framed(original).is_ok() => {}
+                _ => return r,
+            }
+        }
+        let codec = self
+            .codec
+            .as_ref()
+            .ok_or("no schema is known for this event: map its topic to a type, or configure the registry that framed it")?;
+        let body = codec.encode_from_json(json)?;
+        let prefix = codec
+            .decode_maybe_framed(original)
+            .map(|(_, p)| p)
+            .unwrap_or(0);
+        Ok([&original[..prefix], &body].concat())
     }
 }
 

@@ -1,13 +1,14 @@
 //! Schemas: .proto files compiled at run time with protox, and binary FileDescriptorSets
 //! (`protoc --descriptor_set_out`, `buf build -o`), merged into one descriptor pool.
 
-use crate::ProtobufCodec;
+use crate::{AvroSchema, ProtobufCodec, TypeCodec};
 use miette::Diagnostic;
 use prost::Message as _;
 use prost_reflect::DescriptorPool;
 use prost_types::{FileDescriptorProto, FileDescriptorSet};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// A schema problem, located as precisely as the compiler allows.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -239,11 +240,13 @@ fn well_known_files() -> Vec<FileDescriptorProto> {
     compiler.file_descriptor_set().file
 }
 
-/// All known message types.
+/// All known message types: protobuf messages and Avro records.
 #[derive(Debug, Clone)]
 pub struct SchemaSet {
     pool: DescriptorPool,
     files: Vec<FileDescriptorProto>,
+    /// Avro named records by full name, each rooted at itself.
+    avro: BTreeMap<String, Arc<AvroSchema>>,
 }
 
 impl Default for SchemaSet {
@@ -251,7 +254,69 @@ impl Default for SchemaSet {
         SchemaSet {
             pool: DescriptorPool::new(),
             files: Vec::new(),
+            avro: BTreeMap::new(),
         }
+    }
+}
+
+/// What `parse_avro` made of a set of .avsc files.
+#[derive(Debug, Default)]
+pub struct ParsedAvro {
+    /// Every record, by full name, rooted at itself.
+    pub records: BTreeMap<String, Arc<AvroSchema>>,
+    /// (file name, the records it defines) for each file that parsed.
+    pub defined: Vec<(String, Vec<String>)>,
+    /// One error per file that never parsed.
+    pub errors: Vec<SchemaError>,
+}
+
+/// Parses .avsc texts (name, text) that may use each other's named types, in whatever order
+/// they come: each pass parses what the earlier passes make resolvable.
+pub fn parse_avro(files: &[(String, String)]) -> ParsedAvro {
+    let mut records = BTreeMap::new();
+    let mut defined = Vec::new();
+    let mut parsed: Vec<&str> = Vec::new();
+    let mut pending: Vec<&(String, String)> = files.iter().collect();
+    loop {
+        let before = pending.len();
+        pending.retain(|(name, text)| match AvroSchema::parse(text, &parsed) {
+            Ok(schema) => {
+                let own: Vec<String> = schema
+                    .record_names()
+                    .into_iter()
+                    .filter(|n| !records.contains_key(n))
+                    .collect();
+                for n in schema.record_names() {
+                    if let Some(rooted) = schema.rooted_at(&n) {
+                        records.insert(n, Arc::new(rooted));
+                    }
+                }
+                defined.push((name.clone(), own));
+                parsed.push(text);
+                false
+            }
+            Err(_) => true,
+        });
+        if pending.is_empty() || pending.len() == before {
+            break;
+        }
+    }
+    let errors = pending
+        .into_iter()
+        .map(|(name, text)| {
+            let e = AvroSchema::parse(text, &parsed).expect_err("failed above");
+            SchemaError {
+                file: Some(name.clone()),
+                line: e.position.map(|p| p.0),
+                column: e.position.map(|p| p.1),
+                message: e.message,
+            }
+        })
+        .collect();
+    ParsedAvro {
+        records,
+        defined,
+        errors,
     }
 }
 
@@ -293,7 +358,17 @@ impl SchemaSet {
             SchemaError::from_diagnostic(&e, e.file().map(str::to_string), str::to_string)
         })?;
         files.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(SchemaSet { pool, files })
+        Ok(SchemaSet {
+            pool,
+            files,
+            avro: BTreeMap::new(),
+        })
+    }
+
+    /// Adds Avro records (from `parse_avro`).
+    pub fn with_avro(mut self, records: BTreeMap<String, Arc<AvroSchema>>) -> Self {
+        self.avro = records;
+        self
     }
 
     /// Compiles one in-memory .proto source (tests and quick checks).
@@ -322,17 +397,39 @@ impl SchemaSet {
         }
     }
 
-    /// Every message type, by full name, excluding Google's own.
+    /// Every message type and Avro record, by full name, excluding Google's own.
     pub fn message_types(&self) -> Vec<String> {
         let mut names: Vec<String> = self
-            .pool
-            .all_messages()
-            .filter(|m| !m.full_name().starts_with("google.protobuf."))
-            .filter(|m| !m.is_map_entry())
+            .messages()
             .map(|m| m.full_name().to_string())
+            .chain(self.avro.keys().cloned())
             .collect();
         names.sort();
+        names.dedup();
         names
+    }
+
+    /// A protobuf message type or an Avro record, by full name or unique suffix (protobuf
+    /// first when a name is both).
+    pub fn type_codec(&self, name: &str) -> Result<TypeCodec, SchemaError> {
+        let proto = self.codec(name);
+        if proto.is_ok() {
+            return proto.map(TypeCodec::Protobuf);
+        }
+        let name = name.trim_start_matches('.');
+        if let Some(s) = self.avro.get(name) {
+            return Ok(TypeCodec::Avro(s.clone()));
+        }
+        let suffix = format!(".{name}");
+        let matches: Vec<_> = self
+            .avro
+            .iter()
+            .filter(|(n, _)| n.ends_with(&suffix))
+            .collect();
+        match matches.as_slice() {
+            [(_, s)] => Ok(TypeCodec::Avro((*s).clone())),
+            _ => proto.map(TypeCodec::Protobuf),
+        }
     }
 
     /// The user's message types (not Google's, not map entries).

@@ -13,12 +13,14 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 /// What the decode columns of one row are made from.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct StoredPayload<'a> {
     pub payload: &'a [u8],
     pub key: Option<&'a [u8]>,
     /// The payload was cut at the size cap when captured.
     pub truncated: bool,
+    /// The message's headers (a schema id may travel in one).
+    pub headers: Vec<(&'a str, &'a [u8])>,
 }
 
 /// The recomputed decode columns of one row.
@@ -132,6 +134,16 @@ fn redecode_batch(
         .ok_or("payload type")?;
     let key = col("key")?.as_binary_opt::<i32>().ok_or("key type")?;
     let truncated = col("truncated")?.as_boolean_opt().ok_or("truncated type")?;
+    let headers = col("headers")?.as_list_opt::<i32>().ok_or("headers type")?;
+    let header_items = headers.values().as_struct_opt().ok_or("header type")?;
+    let header_keys = header_items
+        .column_by_name("key")
+        .and_then(|c| c.as_string_opt::<i32>())
+        .ok_or("header key type")?;
+    let header_values = header_items
+        .column_by_name("value")
+        .and_then(|c| c.as_binary_opt::<i32>())
+        .ok_or("header value type")?;
     let old = |name: &str| {
         col(name)
             .ok()
@@ -152,6 +164,15 @@ fn redecode_batch(
             },
             key: key.is_valid(i).then(|| key.value(i)),
             truncated: truncated.is_valid(i) && truncated.value(i),
+            headers: if headers.is_valid(i) {
+                let o = headers.value_offsets();
+                (o[i] as usize..o[i + 1] as usize)
+                    .filter(|&j| header_values.is_valid(j))
+                    .map(|j| (header_keys.value(j), header_values.value(j)))
+                    .collect()
+            } else {
+                Vec::new()
+            },
         });
         p.events += 1;
         if r.decode_error.is_some() {

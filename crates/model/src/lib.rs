@@ -93,6 +93,7 @@ pub enum Encoding {
     Json,
     Text,
     Binary,
+    Avro,
     /// Protobuf wire format without a known type, shown as a field-number tree.
     #[serde(rename = "protobuf_raw")]
     ProtobufRaw,
@@ -112,6 +113,7 @@ impl Encoding {
             Encoding::Json => "json",
             Encoding::Text => "text",
             Encoding::Binary => "binary",
+            Encoding::Avro => "avro",
             Encoding::ProtobufRaw => "protobuf_raw",
             Encoding::MsgPack => "msgpack",
             Encoding::Cbor => "cbor",
@@ -127,6 +129,7 @@ impl Encoding {
             Encoding::Protobuf,
             Encoding::Json,
             Encoding::Text,
+            Encoding::Avro,
             Encoding::ProtobufRaw,
             Encoding::MsgPack,
             Encoding::Cbor,

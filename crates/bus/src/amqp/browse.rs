@@ -20,6 +20,7 @@ pub(crate) fn check(a: &Amqp, timeout: Duration) -> Result<Health, BusError> {
         brokers: vec![a.config.host()],
         sources,
         latency_ms,
+        registry: None,
     })
 }
 

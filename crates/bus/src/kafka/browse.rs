@@ -103,6 +103,7 @@ pub(crate) fn check(kafka: &Kafka, timeout: Duration) -> Result<Health, BusError
             .collect(),
         sources: md.topics().len(),
         latency_ms: start.elapsed().as_millis() as u64,
+        registry: None,
     })
 }
 

@@ -18,6 +18,7 @@ pub(crate) fn check(a: &Sqs, timeout: Duration) -> Result<Health, BusError> {
         brokers: vec![a.config.place()],
         sources: urls.len(),
         latency_ms: start.elapsed().as_millis() as u64,
+        registry: None,
     })
 }
 
