@@ -2,15 +2,40 @@
 # Reproduces every figure in BENCHMARKS.md in one run on one broker, as ratios against raw
 # librdkafka (sluice-bench) so a noisy shared machine still gives comparable numbers.
 #   scripts/bench.sh [MESSAGES=1000000] [SEARCH_EVENTS=10000000]
+#   scripts/bench.sh decode [REDECODE_EVENTS=1000000]   # only the decoding figures (no broker)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/env.sh
-N="${1:-1000000}"
-BIG="${2:-10000000}"
 scripts/install-deps.sh >/dev/null
 cargo build --release --locked -p sluice -p sluice-bench >&2
 S="$CARGO_TARGET_DIR/release/sluice"
 B="$CARGO_TARGET_DIR/release/sluice-bench"
+
+# Decoding, per core and in process: Sluice's decoder against prost-reflect's own
+# DynamicMessage decode + serde serialization of the same messages (the baseline), then Avro
+# and schemaless protobuf; then re-decoding a lake in place (events/s over the whole command).
+decode_block() {
+  local n=$1 w
+  w=$(mktemp -d)
+  echo "## decoding $(date -u +%FT%TZ), $(nproc) cores"
+  "$B" decode 300000 | grep -v warm-up | sed 's/^/- /'
+  SLUICE_CONFIG="$w/config" SLUICE_KEYRING=off "$S" connection add kafka bench --brokers 127.0.0.1:9 >/dev/null
+  SLUICE_CONFIG="$w/config" "$S" schema add protos >/dev/null
+  SLUICE_CONFIG="$w/config" "$S" schema map bench orders shop.v1.Order --no-redecode >/dev/null
+  "$B" synth-lake "$w/lake" "$n" >/dev/null
+  local a b
+  a=$(date +%s%3N)
+  SLUICE_CONFIG="$w/config" SLUICE_LAKE="$w/lake" "$S" schema redecode bench orders >"$w/out.txt"
+  b=$(date +%s%3N)
+  echo "- re-decode of $n events in the lake (whole command): $((b - a)) ms => $(( n * 1000 / (b - a) )) events/s; $(tail -1 "$w/out.txt")"
+  rm -rf "$w"
+}
+if [ "${1:-}" = decode ]; then
+  decode_block "${2:-1000000}"
+  exit 0
+fi
+N="${1:-1000000}"
+BIG="${2:-10000000}"
 export SLUICE_KAFKA_PORT="${SLUICE_KAFKA_PORT:-19093}"   # a broker of its own, fresh for each run
 BROKER="127.0.0.1:$SLUICE_KAFKA_PORT"
 scripts/brokers.sh stop >/dev/null; scripts/brokers.sh start >&2
@@ -68,6 +93,7 @@ search_block() {
   echo "- search $label (median of 3, whole CLI process, ms): rare field equality (customer.id = 4242) $(median3 "${f1[@]}"); rare free text (\"payment declined\") $(median3 "${f2[@]}"); common field equality (status = FAILED) $(median3 "${f4[@]}"); common free text (Customer) $(median3 "${f5[@]}"); full count (status = FAILED --count) $(median3 "${f3[@]}")"
 }
 search_block "over $N captured events"
+decode_block 1000000
 export SLUICE_LAKE="$W/lake-big"
 echo "- $($B synth-lake "$SLUICE_LAKE" "$BIG")"
 search_block "over $BIG synthetic events"

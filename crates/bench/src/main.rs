@@ -5,20 +5,27 @@
 //!   sluice-bench produce BROKER TOPIC COUNT     raw produce of ~200-byte shop.v1.Order messages
 //!   sluice-bench consume BROKER TOPIC COUNT     raw consume that only counts (assign, no group)
 //!   sluice-bench synth-lake LAKE COUNT          writes COUNT realistic events straight into a lake
+//!   sluice-bench decode COUNT                   per-core decode rates: prost-reflect's own
+//!                                               DynamicMessage + serde (the baseline) against
+//!                                               Sluice's decoder, Avro and schemaless protobuf
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use std::time::{Duration, Instant};
 
-fn payloads() -> Vec<(Vec<u8>, String)> {
+fn example_schemas() -> prost_types::FileDescriptorSet {
     // Relative to where scripts/bench.sh runs (the repository root), not a path compiled in:
     // build artifacts are shared between clones.
     let root = std::path::PathBuf::from(
         std::env::var("SLUICE_PROTOS").unwrap_or_else(|_| "protos".into()),
     );
-    let compiled = sluice_codec::compile_paths(&[root], &[]);
-    let set = sluice_codec::SchemaSet::from_sets([compiled.set]).expect("example schemas compile");
+    sluice_codec::compile_paths(&[root], &[]).set
+}
+
+fn payloads() -> Vec<(Vec<u8>, String)> {
+    let set =
+        sluice_codec::SchemaSet::from_sets([example_schemas()]).expect("example schemas compile");
     let codec = set.codec("shop.v1.Order").expect("Order");
     (0..1000)
         .map(|i| {
@@ -42,6 +49,7 @@ fn main() {
         Some("consume") => consume(&args[2], &args[3], args[4].parse().unwrap()),
         Some("synth-lake") => synth(&args[2], args[3].parse().unwrap()),
         Some("reader") => reader(&args[2], &args[3], args[4].parse().unwrap()),
+        Some("decode") => decode(args.get(2).map_or(300_000, |n| n.parse().unwrap())),
         _ => {
             eprintln!(
                 "usage: sluice-bench produce|consume BROKER TOPIC COUNT | synth-lake LAKE COUNT"
@@ -226,5 +234,96 @@ fn synth(lake: &str, count: u64) {
     println!(
         "{{\"op\":\"synth-lake\",\"count\":{count},\"seconds\":{:.3}}}",
         start.elapsed().as_secs_f64()
+    );
+}
+
+/// An Avro record shaped like shop.v1.Order, for a like-for-like Avro figure.
+const ORDER_AVSC: &str = r#"{"type":"record","name":"Order","namespace":"shop.avro","fields":[
+  {"name":"id","type":"string"},
+  {"name":"customer","type":{"type":"record","name":"Customer","fields":[
+    {"name":"id","type":"long"},{"name":"name","type":"string"},{"name":"email","type":"string"}]}},
+  {"name":"amountCents","type":"long"},
+  {"name":"status","type":{"type":"enum","name":"Status","symbols":["PENDING","PAID","FAILED","RETRY"]}},
+  {"name":"createdAt","type":{"type":"long","logicalType":"timestamp-millis"}},
+  {"name":"note","type":["null","string"],"default":null},
+  {"name":"items","type":{"type":"array","items":{"type":"record","name":"Item","fields":[
+    {"name":"sku","type":"string"},{"name":"quantity","type":"int"},{"name":"unitPrice","type":"double"}]}}}]}"#;
+
+/// Runs `f` over the payloads `count` times on this one thread; prints messages/s and MB/s.
+fn rate(label: &str, payloads: &[Vec<u8>], count: usize, mut f: impl FnMut(&[u8]) -> usize) -> f64 {
+    let mut sink = 0usize;
+    let mut bytes = 0usize;
+    let start = Instant::now();
+    for i in 0..count {
+        let p = &payloads[i % payloads.len()];
+        bytes += p.len();
+        sink = sink.wrapping_add(f(p));
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let r = count as f64 / secs;
+    println!(
+        "{{\"op\":\"decode\",\"what\":\"{label}\",\"count\":{count},\"rate\":{r:.0},\"mb_per_s\":{:.1},\"json_bytes\":{sink}}}",
+        bytes as f64 / secs / 1e6
+    );
+    r
+}
+
+fn decode(count: usize) {
+    let msgs: Vec<Vec<u8>> = payloads().into_iter().map(|(b, _)| b).collect();
+    let pool =
+        prost_reflect::DescriptorPool::from_file_descriptor_set(example_schemas()).expect("pool");
+    let desc = pool.get_message_by_name("shop.v1.Order").expect("Order");
+    let set = sluice_codec::SchemaSet::from_sets([example_schemas()]).expect("schemas");
+    let decoder = sluice_codec::Decoder::typed(set.type_codec("shop.v1.Order").expect("Order"));
+    // Warm both paths, then measure each twice, alternating, and keep the better run: the
+    // machine is shared, and a neighbour's burst should not decide the ratio.
+    let baseline = |b: &[u8]| {
+        let m = prost_reflect::DynamicMessage::decode(desc.clone(), b).expect("decodes");
+        serde_json::to_string(&m).expect("serializes").len()
+    };
+    let sluice = |b: &[u8]| decoder.decode(b, true).json.map_or(0, |j| j.len());
+    rate("warm-up", &msgs, count / 10, baseline);
+    rate("warm-up", &msgs, count / 10, sluice);
+    let mut base = 0f64;
+    let mut ours = 0f64;
+    for _ in 0..2 {
+        base = base.max(rate(
+            "prost-reflect DynamicMessage + serde_json (baseline)",
+            &msgs,
+            count,
+            baseline,
+        ));
+        ours = ours.max(rate("sluice protobuf (mapped type)", &msgs, count, sluice));
+    }
+    println!(
+        "{{\"op\":\"decode\",\"what\":\"ratio\",\"sluice_over_baseline\":{:.3}}}",
+        ours / base
+    );
+
+    let avro = sluice_codec::AvroSchema::parse(ORDER_AVSC, &[]).expect("avsc");
+    let avro_msgs: Vec<Vec<u8>> = (0..1000u64)
+        .map(|i| {
+            let json = serde_json::json!({
+                "id": format!("order-{i:08}-2026-11-20"),
+                "customer": {"id": (i * 7919) % 100_000, "name": format!("Customer Number {i}"), "email": format!("customer{i}@example.com")},
+                "amountCents": 1000 + i, "status": (["PAID", "FAILED", "PENDING", "RETRY"][(i % 4) as usize]),
+                "createdAt": 1_795_168_800_000u64 + i, "note": null,
+                "items": [{"sku": format!("SKU-{:05}", i % 977), "quantity": 2, "unitPrice": 12.5}, {"sku": "SKU-00042", "quantity": 1, "unitPrice": 3.25}]
+            });
+            avro.encode_from_json(&json.to_string()).expect("encodes")
+        })
+        .collect();
+    let avro_decoder = sluice_codec::Decoder::typed(sluice_codec::TypeCodec::Avro(avro.into()));
+    rate(
+        "sluice avro (same order, mapped .avsc)",
+        &avro_msgs,
+        count,
+        |b| avro_decoder.decode(b, true).json.map_or(0, |j| j.len()),
+    );
+    rate(
+        "sluice schemaless protobuf (unmapped Order)",
+        &msgs,
+        count,
+        |b| sluice_codec::sniff(b).json.map_or(0, |j| j.len()),
     );
 }

@@ -1,10 +1,19 @@
-//! Mutation fuzzing of the frame parser, the schemaless decoder and the sniffer: valid seeds
+//! Mutation fuzzing of the frame parsers (payload prefix, schema-id headers), the schemaless
+//! decoder, the Avro decoder and the sniffer: valid seeds
 //! are flipped, cut, spliced and grown at random, and every result must come back without a
 //! panic. `cargo fuzz` needs a nightly toolchain, which these machines do not have, so this is
 //! a seeded loop instead: 100k inputs in the normal suite; set SLUICE_FUZZ_ITERATIONS for more
 //! (`SLUICE_FUZZ_ITERATIONS=5000000 cargo test --release -p sluice-codec --test fuzz`).
 
-use sluice_codec::{decode_raw, protobuf_frame, sniff, unwrap};
+use sluice_codec::{decode_raw, header_ref, protobuf_frame, sniff, unwrap, AvroSchema};
+
+const AVRO: &str = r#"{"type":"record","name":"N","fields":[
+  {"name":"s","type":"string"},{"name":"l","type":"long"},{"name":"d","type":"double"},
+  {"name":"e","type":{"type":"enum","name":"E","symbols":["A","B"]}},
+  {"name":"a","type":{"type":"array","items":"N"}},
+  {"name":"m","type":{"type":"map","values":["null","bytes"]}},
+  {"name":"f","type":{"type":"fixed","name":"F","size":3}},
+  {"name":"next","type":["null","N"]}]}"#;
 
 /// xorshift64*: deterministic, so a failure reproduces from the printed iteration.
 struct Rng(u64);
@@ -78,9 +87,16 @@ fn mutated_inputs_never_panic() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(100_000);
-    let seeds = seeds();
+    let avro = AvroSchema::parse(AVRO, &[]).unwrap();
+    let leaf = r#"{"s":"x","l":7,"d":1.5,"e":"B","a":[],"m":{"k":{"bytes":"\u0001"}},"f":"abc","next":null}"#;
+    let nested = format!(
+        r#"{{"s":"y","l":-3,"d":0,"e":"A","a":[{leaf},{leaf}],"m":{{}},"f":"xyz","next":{{"N":{leaf}}}}}"#
+    );
+    let mut seeds = seeds();
+    seeds.push(avro.encode_from_json(leaf).unwrap());
+    seeds.push(avro.encode_from_json(&nested).unwrap());
     let mut rng = Rng(0x5eed_1ce5);
-    let mut parsed = [0u64; 3];
+    let mut parsed = [0u64; 4];
     for i in 0..n {
         let input = mutate(&mut rng, &seeds);
         let r = std::panic::catch_unwind(|| {
@@ -89,12 +105,15 @@ fn mutated_inputs_never_panic() {
                 decode_raw(&input).is_some(),
                 unwrap(&input).is_some(),
                 sniff(&input),
+                avro.decode_to_json(&input).is_ok() | header_ref(&input).is_some(),
             )
         });
-        let (f, d, _, s) = r.unwrap_or_else(|_| panic!("iteration {i} panicked on {input:02x?}"));
+        let (f, d, _, s, a) =
+            r.unwrap_or_else(|_| panic!("iteration {i} panicked on {input:02x?}"));
         parsed[0] += f as u64;
         parsed[1] += d as u64;
         parsed[2] += s.json.is_some() as u64;
+        parsed[3] += a as u64;
     }
     // The mutations must still reach the interesting paths, or the loop tests nothing.
     assert!(parsed.iter().all(|&p| p > n / 50), "{parsed:?} of {n}");

@@ -9,7 +9,8 @@ export function blankConnection(bus = 'kafka'): ConnectionAdd {
   return {
     name: '', bus, brokers: '', management_url: null, region: null, aws_profile: null, endpoint_url: null,
     access_key_id: null, sasl_mechanism: null, username: null, password: null, tls: false, tls_ca: null,
-    tls_cert: null, tls_key: null, replace: false,
+    tls_cert: null, tls_key: null, registry_url: null, registry_username: null, registry_password: null,
+    registry_token: null, replace: false,
   };
 }
 
@@ -34,6 +35,17 @@ export function openConnectionForm(existing?: ConnectionAdd) {
   const text = (k: keyof ConnectionAdd, attrs: Record<string, string> = {}) =>
     h('input', { type: 'text', name: k, value: (c[k] as string | null) ?? '', oninput: (e: Event) => ((c as Record<string, unknown>)[k] = (e.target as HTMLInputElement).value || null), ...attrs });
 
+  // A Schema Registry for framed payloads: basic auth (user and password) or a bearer token.
+  const registryFields = () => [
+    field('Schema Registry', text('registry_url', { placeholder: 'http://127.0.0.1:8081' }), 'optional: decodes Confluent-framed Avro, protobuf and JSON Schema'),
+    ...(c.registry_url ? [
+      field('Registry user', text('registry_username'), 'optional: basic auth'),
+      c.registry_username
+        ? field('Registry password', text('registry_password', { type: 'password', placeholder: editing ? '(unchanged)' : '' }))
+        : field('Registry token', text('registry_token', { type: 'password', placeholder: editing ? '(unchanged)' : '' }), 'optional: bearer token'),
+    ] : []),
+  ];
+
   const render = () => {
     const bus = h('select', { name: 'bus', disabled: editing, onchange: (e: Event) => { c.bus = (e.target as HTMLSelectElement).value; render(); } },
       [['kafka', 'Kafka'], ['amqp', 'RabbitMQ (AMQP)'], ['sqs', 'Amazon SQS']].map(([v, l]) => h('option', { value: v, selected: c.bus === v }, l)));
@@ -48,6 +60,7 @@ export function openConnectionForm(existing?: ConnectionAdd) {
         ...(c.sasl_mechanism ? [field('Username', text('username')), field('Password', text('password', { type: 'password', placeholder: editing ? '(unchanged)' : '' }))] : []),
         h('label', { class: 'check' }, h('input', { type: 'checkbox', name: 'tls', checked: c.tls, onchange: (e: Event) => { c.tls = (e.target as HTMLInputElement).checked; render(); } }), 'TLS'),
         ...(c.tls ? [field('CA file', text('tls_ca', { placeholder: '/path/ca.pem' })), field('Client certificate', text('tls_cert')), field('Client key', text('tls_key'))] : []),
+        ...registryFields(),
       ];
     } else if (c.bus === 'amqp') {
       specific = [
@@ -84,7 +97,8 @@ export function openConnectionForm(existing?: ConnectionAdd) {
     if (!(await save())) return;
     try {
       const health = await call('connection_test', { name: c.name });
-      clear(result, h('span', { class: 'good' }, `Reachable: ${health.sources} topics/queues seen in ${health.latency_ms} ms`));
+      clear(result, h('span', { class: 'good' }, `Reachable: ${health.sources} topics/queues seen in ${health.latency_ms} ms`),
+        health.registry ? h('div', { class: 'good' }, health.registry) : null);
     } catch (e) {
       const d = describeTest(e);
       clear(result, h('span', { class: 'bad' }, d.text));

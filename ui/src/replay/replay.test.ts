@@ -31,7 +31,7 @@ describe('the replay dialog', () => {
   describe('in the page', () => {
     beforeEach(() => {
       document.body.replaceChildren();
-      state.connections = [{ name: 'dev', bus: 'kafka', brokers: 'b', auth: 'none', tls: false }];
+      state.connections = [{ name: 'dev', bus: 'kafka', brokers: 'b', auth: 'none', tls: false, registry: null }];
       state.sources.set('dev', [{ name: 'orders', internal: false, partitions: [] }]);
     });
 
