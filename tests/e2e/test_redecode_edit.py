@@ -6,12 +6,37 @@ Confluent frame (checked with the Python protobuf runtime), sending untouched on
 import base64
 import json
 import struct
+import time
 
 from conftest import ROOT, consume, produce
 
 
 def order_bytes(pb, i):
     return pb.order.Order(id=f"o-{i}", amount_cents=100 + i, status=pb.order.FAILED if i % 2 else pb.order.PAID).SerializeToString()
+
+
+def test_a_running_capture_picks_up_a_new_mapping(sluice, topic, pb):
+    t = topic("live-map", partitions=1)
+    sluice("schema", "add", ROOT / "protos")
+    p = sluice.popen("capture", "local", t, "--from", "end", "--duration", "60s")
+    try:
+        time.sleep(1.5)
+        produce(t, [{"value": order_bytes(pb, i)} for i in range(3)])
+        count = lambda f: sluice("search", f, "--count").strip()
+        deadline = time.time() + 10
+        while time.time() < deadline and count(f"source = {t}") != "3":
+            time.sleep(0.2)
+        assert count(f"source = {t} and event.encoding = protobuf_raw") == "3"
+        sluice("schema", "map", "local", t, "shop.v1.Order")
+        time.sleep(1.5)  # the capture checks for changed mappings every second
+        produce(t, [{"value": order_bytes(pb, i)} for i in range(3, 6)])
+        deadline = time.time() + 10
+        while time.time() < deadline and count(f"source = {t}") != "6":
+            time.sleep(0.2)
+        assert count(f"source = {t} and schema = shop.v1.Order") == "6", "earlier events re-decoded, later ones decoded live"
+    finally:
+        p.terminate()
+        p.wait(timeout=30)
 
 
 def test_mapping_after_capture_redecodes_the_lake(sluice, topic, pb, tmp_path):

@@ -250,9 +250,14 @@ enum Batch {
     Failed(BusError),
 }
 
+/// How often a running capture asks whether mappings or schemas changed.
+const DECODER_CHECK: Duration = Duration::from_secs(1);
+
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn run_capture(
     mut reader: Box<dyn Reader>,
-    builder: EventBuilder,
+    mut builder: EventBuilder,
+    rebuild: &mut dyn FnMut() -> Option<EventBuilder>,
     lake: &Lake,
     covered: HashMap<String, Covered>,
     opts: &CaptureOptions,
@@ -294,7 +299,15 @@ pub(crate) fn run_capture(
         });
 
         let mut last_report = Instant::now();
+        let mut last_check = Instant::now();
         let outcome: Result<()> = loop {
+            // A mapping or schema changed while capturing: decode what comes next with it.
+            if last_check.elapsed() >= DECODER_CHECK {
+                last_check = Instant::now();
+                if let Some(b) = rebuild() {
+                    builder = b;
+                }
+            }
             if stop.load(Ordering::Relaxed) {
                 p.stopped_by = Some("interrupted".into());
                 break Ok(());

@@ -633,6 +633,23 @@ impl Sluice {
             .collect())
     }
 
+    /// Changes whenever the configuration (mappings, registries) or the schema store does:
+    /// the modification times and sizes of config.toml and of every stored schema.
+    fn decoding_fingerprint(&self) -> Vec<(PathBuf, Option<std::time::SystemTime>, u64)> {
+        let stat = |p: PathBuf| {
+            let m = std::fs::metadata(&p).ok();
+            let modified = m.as_ref().and_then(|m| m.modified().ok());
+            (p, modified, m.map_or(0, |m| m.len()))
+        };
+        let mut out = vec![stat(Config::path(&self.config_dir))];
+        if let Ok(rd) = std::fs::read_dir(self.config_dir.join("schemas")) {
+            let mut files: Vec<PathBuf> = rd.flatten().map(|e| e.path()).collect();
+            files.sort();
+            out.extend(files.into_iter().map(stat));
+        }
+        out
+    }
+
     fn event_builder(
         &self,
         connection: &str,
@@ -737,7 +754,26 @@ impl Sluice {
             covered.insert(t.clone(), query.covered(connection, t)?);
         }
         drop(query);
-        capture::run_capture(reader, builder, &lake, covered, opts, stop, on_progress)
+        let mut seen = self.decoding_fingerprint();
+        let mut rebuild = || {
+            let now = self.decoding_fingerprint();
+            if now == seen {
+                return None;
+            }
+            seen = now;
+            self.event_builder(connection, &opts.sources, opts.max_payload_bytes)
+                .ok()
+        };
+        capture::run_capture(
+            reader,
+            builder,
+            &mut rebuild,
+            &lake,
+            covered,
+            opts,
+            stop,
+            on_progress,
+        )
     }
 
     // ---- the lake ----------------------------------------------------------------------
