@@ -5,7 +5,7 @@
 use crate::capture::VALUE_SCHEMA_HEADER;
 use crate::error::{ApiError, ErrorCode, Result};
 use serde_json::Value;
-use sluice_codec::{payload_prefix, Decoder};
+use sluice_codec::{payload_prefix, unwrap, wrap, Decoder};
 use sluice_model::{Encoding, Event};
 
 /// One edited event: its decoded JSON (a string for a text payload) as the user wants it sent.
@@ -137,6 +137,36 @@ pub(crate) fn encode(
     // JSON framed for a registry (JSON Schema) keeps its frame like the binary formats do.
     let framed_json = event.encoding == Encoding::Json
         && (header.is_some() || payload_prefix(&event.payload).is_some());
+    // A compressed or base64 layer: the inside is edited as the event's type (or as JSON or
+    // text without one), then wrapped again the same way.
+    if let (Some(inner), true) = (
+        unwrap(&event.payload),
+        matches!(
+            event.encoding,
+            Encoding::Gzip | Encoding::Zstd | Encoding::Snappy | Encoding::Base64
+        ),
+    ) {
+        let (layer, inside) = inner;
+        let body = match (&event.schema, new) {
+            (Some(_), _) => decoder(event)?
+                .encode(&inside, None, &new.to_string())
+                .map_err(|e| invalid(format!("edit for event {id}: {e}")))?,
+            (None, Value::String(s)) if layer != Encoding::Base64 => s.clone().into_bytes(),
+            (None, Value::Object(_) | Value::Array(_)) => serde_json::to_vec(new).unwrap_or_default(),
+            (None, _) => {
+                return Err(invalid(format!(
+                    "edit for event {id}: a {} payload without a type is edited as a JSON object, array or (compressed text) string",
+                    layer.as_str()
+                )))
+            }
+        };
+        return wrap(layer, &body).ok_or_else(|| {
+            invalid(format!(
+                "edit for event {id}: cannot wrap it in {}",
+                layer.as_str()
+            ))
+        });
+    }
     match event.encoding {
         Encoding::Protobuf | Encoding::Avro => {}
         Encoding::Json if framed_json => {}
@@ -156,7 +186,7 @@ pub(crate) fn encode(
         }
         other => {
             return Err(invalid(format!(
-                "edit for event {id}: {} payloads cannot be re-encoded yet (protobuf, Avro, JSON and text can)",
+                "edit for event {id}: {} payloads cannot be re-encoded yet (protobuf, Avro, JSON, text and compressed or base64 ones of these can)",
                 other.as_str()
             )))
         }
@@ -246,6 +276,21 @@ mod tests {
             b"bye"
         );
         assert!(encode(&t, &serde_json::json!({"x": 1}), &mut schemas).is_err());
+        // Compressed JSON is edited inside and compressed again.
+        let inner = br#"{"a":1}"#;
+        let gz = sluice_codec::wrap(Encoding::Gzip, inner).unwrap();
+        let mut z = event(Encoding::Gzip, &gz, Some(r#"{"a":1}"#));
+        z.schema = None;
+        let out = encode(&z, &serde_json::json!({"a": 5}), &mut schemas).unwrap();
+        assert_eq!(
+            sluice_codec::unwrap(&out).unwrap(),
+            (Encoding::Gzip, br#"{"a":5}"#.to_vec())
+        );
+        // A typed message inside base64 keeps its type.
+        let b64 = sluice_codec::wrap(Encoding::Base64, b"\x0a\x02hi").unwrap();
+        let m = event(Encoding::Base64, &b64, Some(r#"{"a":"hi"}"#));
+        let out = encode(&m, &serde_json::json!({"a": "yo"}), &mut schemas).unwrap();
+        assert_eq!(sluice_codec::unwrap(&out).unwrap().1, b"\x0a\x02yo");
         let b = event(Encoding::Binary, b"\xff", None);
         assert!(encode(&b, &serde_json::json!("x"), &mut schemas)
             .unwrap_err()

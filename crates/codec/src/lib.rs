@@ -29,7 +29,7 @@ pub use registry::{
 };
 pub use schema::{compile_paths, parse_avro, Compiled, ParsedAvro, SchemaError, SchemaSet};
 pub use schemaless::decode_raw;
-pub use wrapping::unwrap;
+pub use wrapping::{unwrap, wrap};
 
 use sluice_model::Encoding;
 use std::sync::Arc;

@@ -373,9 +373,12 @@ impl SchemaSet {
 
     /// Compiles one in-memory .proto source (tests and quick checks).
     pub fn from_proto_source(name: &str, source: &str) -> Result<Self, SchemaError> {
+        // Unique per call: two threads compiling the same name must not share a folder.
+        static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let dir = std::env::temp_dir().join(format!(
-            "sluice-proto-{}-{}",
+            "sluice-proto-{}-{}-{}",
             std::process::id(),
+            CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             name.replace('/', "_")
         ));
         let _ = std::fs::create_dir_all(&dir);

@@ -45,6 +45,31 @@ pub fn unwrap(bytes: &[u8]) -> Option<(Encoding, Vec<u8>)> {
     base64_body(bytes).map(|b| (Encoding::Base64, b))
 }
 
+/// Puts `bytes` back inside `layer` (to replay an edited event the way it came): gzip, zstd,
+/// framed snappy, or standard padded base64. `None` for an encoding that is no layer.
+pub fn wrap(layer: Encoding, bytes: &[u8]) -> Option<Vec<u8>> {
+    use std::io::Write;
+    match layer {
+        Encoding::Gzip => {
+            let mut w = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            w.write_all(bytes).ok()?;
+            w.finish().ok()
+        }
+        Encoding::Zstd => zstd::stream::encode_all(bytes, 0).ok(),
+        Encoding::Snappy => {
+            let mut w = snap::write::FrameEncoder::new(Vec::new());
+            w.write_all(bytes).ok()?;
+            w.into_inner().ok()
+        }
+        Encoding::Base64 => Some(
+            base64::engine::general_purpose::STANDARD
+                .encode(bytes)
+                .into_bytes(),
+        ),
+        _ => None,
+    }
+}
+
 /// Base64 text (standard or URL-safe, padded or not) of at least 8 characters. Short or
 /// ordinary words are base64 by accident, so callers only accept the result when it then
 /// decodes as something.
@@ -72,6 +97,24 @@ fn base64_body(bytes: &[u8]) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn wrapped_layers_unwrap_to_what_went_in() {
+        for layer in [
+            Encoding::Gzip,
+            Encoding::Zstd,
+            Encoding::Snappy,
+            Encoding::Base64,
+        ] {
+            let w = wrap(layer, b"{\"a\": [1, 2, 3]}").unwrap();
+            assert_eq!(
+                unwrap(&w),
+                Some((layer, b"{\"a\": [1, 2, 3]}".to_vec())),
+                "{layer:?}"
+            );
+        }
+        assert!(wrap(Encoding::Json, b"x").is_none());
+    }
     use std::io::Write;
 
     #[test]
