@@ -789,8 +789,9 @@ fn schema(sluice: &Sluice, cmd: SchemaCmd) -> Result<()> {
                 TableFormat::Table => {
                     if found.is_empty() {
                         println!("no known type fits these payloads");
+                    } else {
+                        println!("{:<50} {:>10} {:>10}", "TYPE", "CONFIDENCE", "DECODED");
                     }
-                    println!("{:<50} {:>10} {:>10}", "TYPE", "CONFIDENCE", "DECODED");
                     for c in found.iter().take(10) {
                         println!(
                             "{:<50} {:>9.0}% {:>10}",
