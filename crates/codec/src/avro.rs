@@ -12,6 +12,7 @@
 //! Decoding never panics: every read is bounded by the input, nesting is capped, and a datum
 //! must use every byte (a wrong schema rarely does).
 
+use crate::schemaless::{varint, zigzag};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -656,18 +657,11 @@ impl<'a> Reader<'a> {
     }
 
     fn long(&mut self) -> Result<i64, String> {
-        let mut v: u64 = 0;
-        for shift in (0..70).step_by(7) {
-            let b = self.byte()?;
-            if shift == 63 && b > 1 {
-                return Err("varint overflows 64 bits".into());
-            }
-            v |= ((b & 0x7f) as u64) << shift;
-            if b & 0x80 == 0 {
-                return Ok(((v >> 1) as i64) ^ -((v & 1) as i64));
-            }
-        }
-        Err("varint longer than 10 bytes".into())
+        let mut used = 0;
+        let v = varint(self.buf, &mut used)
+            .ok_or("bad varint (cut short, longer than 10 bytes, or over 64 bits)")?;
+        self.buf = &self.buf[used..];
+        Ok(zigzag(v))
     }
 
     fn len(&mut self) -> Result<usize, String> {

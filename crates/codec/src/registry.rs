@@ -7,7 +7,7 @@
 //! [`SchemaSource`]); this module turns what it hands over into decoders, once per schema.
 
 use crate::avro::AvroSchema;
-use crate::schemaless::varint;
+use crate::schemaless::{varint, zigzag};
 use crate::{Decoded, ProtobufCodec};
 use prost_reflect::{DescriptorPool, MessageDescriptor};
 use sluice_model::Encoding;
@@ -112,10 +112,6 @@ pub fn header_ref(value: &[u8]) -> Option<(SchemaRef, &[u8])> {
         }
         _ => None,
     }
-}
-
-fn zigzag(v: u64) -> i64 {
-    ((v >> 1) as i64) ^ -((v & 1) as i64)
 }
 
 /// A protobuf message-index path and the bytes after it. A single 0 means `[0]`.

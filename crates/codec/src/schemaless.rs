@@ -21,18 +21,26 @@ pub fn decode_raw(bytes: &[u8]) -> Option<Value> {
     message(bytes, 0).map(Value::Object)
 }
 
-/// A base-128 varint at `*at` (at most 10 bytes), moving `at` past it.
+/// A base-128 varint at `*at` (at most 10 bytes, and no bits beyond 64), moving `at` past it.
 pub(crate) fn varint(bytes: &[u8], at: &mut usize) -> Option<u64> {
     let mut v: u64 = 0;
     for shift in 0..10 {
         let b = *bytes.get(*at)?;
         *at += 1;
+        if shift == 9 && b > 1 {
+            return None;
+        }
         v |= u64::from(b & 0x7f) << (7 * shift);
         if b & 0x80 == 0 {
             return Some(v);
         }
     }
     None
+}
+
+/// A zig-zag encoded signed value (Avro `int`/`long`, registry message-index paths).
+pub(crate) fn zigzag(v: u64) -> i64 {
+    ((v >> 1) as i64) ^ -((v & 1) as i64)
 }
 
 /// One field of a message as the wire carries it.
@@ -126,6 +134,15 @@ fn message(bytes: &[u8], depth: usize) -> Option<Map<String, Value>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn varints_stop_at_64_bits() {
+        let max = [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01];
+        assert_eq!(varint(&max, &mut 0), Some(u64::MAX));
+        let over = [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02];
+        assert_eq!(varint(&over, &mut 0), None);
+        assert_eq!((zigzag(1), zigzag(2), zigzag(u64::MAX)), (-1, 1, i64::MIN));
+    }
 
     #[test]
     fn decodes_like_decode_raw() {
