@@ -6,7 +6,7 @@
 use crate::error::{ApiError, ErrorCode, Result};
 use prost::Message as _;
 use prost_types::FileDescriptorSet;
-use sluice_codec::{compile_paths, parse_avro, ParsedAvro, SchemaError, SchemaSet};
+use sluice_codec::{collect_files, compile_paths, parse_avro, ParsedAvro, SchemaError, SchemaSet};
 use std::path::{Path, PathBuf};
 
 fn dir(config_dir: &Path) -> PathBuf {
@@ -70,19 +70,18 @@ fn stored_avro(config_dir: &Path) -> Vec<(String, String)> {
     out
 }
 
-fn collect_ext(dir: &Path, ext: &str, out: &mut Vec<PathBuf>) {
-    let Ok(rd) = std::fs::read_dir(dir) else {
-        return;
-    };
-    let mut entries: Vec<PathBuf> = rd.flatten().map(|e| e.path()).collect();
-    entries.sort();
-    for p in entries {
-        if p.is_dir() {
-            collect_ext(&p, ext, out);
-        } else if p.extension().is_some_and(|e| e == ext) {
-            out.push(p);
-        }
-    }
+/// Stores one added schema file as the next numbered `NNNNN-TIMESTAMP{suffix}` in the store,
+/// written aside and renamed so a reader never sees half of it.
+fn keep(config_dir: &Path, suffix: &str, bytes: &[u8]) -> Result<()> {
+    let d = dir(config_dir);
+    std::fs::create_dir_all(&d)
+        .map_err(|e| ApiError::new(ErrorCode::Io, format!("{}: {e}", d.display())))?;
+    let n = std::fs::read_dir(&d).map(|r| r.count()).unwrap_or(0);
+    let path = d.join(format!("{:05}-{}{suffix}", n + 1, sluice_model::now_us()));
+    let tmp = d.join(".adding.tmp");
+    std::fs::write(&tmp, bytes)
+        .and_then(|_| std::fs::rename(&tmp, &path))
+        .map_err(|e| ApiError::new(ErrorCode::Io, format!("{}: {e}", path.display())))
 }
 
 /// Adds .proto files, descriptor sets and .avsc files, and folders of them.
@@ -104,9 +103,9 @@ pub(crate) fn add(
     for p in paths {
         if p.is_dir() {
             let had = avsc.len();
-            collect_ext(p, "avsc", &mut avsc);
+            collect_files(p, "avsc", &mut avsc);
             let mut protos = Vec::new();
-            collect_ext(p, "proto", &mut protos);
+            collect_files(p, "proto", &mut protos);
             // A folder of only Avro schemas is not a protobuf folder without .proto files.
             if !protos.is_empty() || avsc.len() == had {
                 others.push(p.clone());
@@ -162,24 +161,11 @@ fn add_avro(config_dir: &Path, paths: &[PathBuf], added: &mut SchemaAdded) -> Re
         defined,
         errors,
     } = parse_avro(&all);
-    let d = dir(config_dir);
-    std::fs::create_dir_all(&d)
-        .map_err(|e| ApiError::new(ErrorCode::Io, format!("{}: {e}", d.display())))?;
     for (name, text) in &new {
         if errors.iter().any(|e| e.file.as_deref() == Some(name)) {
             continue;
         }
-        let n = std::fs::read_dir(&d).map(|r| r.count()).unwrap_or(0);
-        let path = d.join(format!(
-            "{:05}-{}-{}",
-            n + 1,
-            sluice_model::now_us(),
-            base(name)
-        ));
-        let tmp = d.join(".adding.tmp");
-        std::fs::write(&tmp, text)
-            .and_then(|_| std::fs::rename(&tmp, &path))
-            .map_err(|e| ApiError::new(ErrorCode::Io, format!("{}: {e}", path.display())))?;
+        keep(config_dir, &format!("-{}", base(name)), text.as_bytes())?;
         added.files.push(name.clone());
         if let Some((_, types)) = defined.iter().find(|(n, _)| n == name) {
             added.defined_types.extend(types.iter().cloned());
@@ -265,15 +251,7 @@ fn add_protobuf(config_dir: &Path, paths: &[PathBuf], includes: &[PathBuf]) -> R
             .chain([new_set.clone()]),
     ) {
         Ok(merged) => {
-            let d = dir(config_dir);
-            std::fs::create_dir_all(&d)
-                .map_err(|e| ApiError::new(ErrorCode::Io, format!("{}: {e}", d.display())))?;
-            let n = std::fs::read_dir(&d).map(|r| r.count()).unwrap_or(0);
-            let path = d.join(format!("{:05}-{}.binpb", n + 1, sluice_model::now_us()));
-            let tmp = d.join(".adding.tmp");
-            std::fs::write(&tmp, new_set.encode_to_vec())
-                .and_then(|_| std::fs::rename(&tmp, &path))
-                .map_err(|e| ApiError::new(ErrorCode::Io, format!("{}: {e}", path.display())))?;
+            keep(config_dir, ".binpb", &new_set.encode_to_vec())?;
             let message_types = merged
                 .message_types()
                 .into_iter()

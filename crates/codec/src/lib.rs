@@ -27,7 +27,9 @@ pub use registry::{
     header_ref, payload_prefix, NamedSchema, RegisteredSchema, RegistryDecoder, SchemaKind,
     SchemaRef, SchemaSource,
 };
-pub use schema::{compile_paths, parse_avro, Compiled, ParsedAvro, SchemaError, SchemaSet};
+pub use schema::{
+    collect_files, compile_paths, parse_avro, Compiled, ParsedAvro, SchemaError, SchemaSet,
+};
 pub use schemaless::decode_raw;
 pub use wrapping::{unwrap, wrap};
 

@@ -86,7 +86,7 @@ pub fn compile_paths(paths: &[PathBuf], includes: &[PathBuf]) -> Compiled {
     for path in paths {
         if path.is_dir() {
             let mut files = Vec::new();
-            collect_protos(path, &mut files);
+            collect_files(path, "proto", &mut files);
             if files.is_empty() {
                 out.errors.push(SchemaError::plain(
                     Some(path.display().to_string()),
@@ -132,7 +132,8 @@ pub fn compile_paths(paths: &[PathBuf], includes: &[PathBuf]) -> Compiled {
     out
 }
 
-fn collect_protos(dir: &Path, out: &mut Vec<PathBuf>) {
+/// The files under `dir` (recursively, in name order) whose extension is `ext`.
+pub fn collect_files(dir: &Path, ext: &str, out: &mut Vec<PathBuf>) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
@@ -140,8 +141,8 @@ fn collect_protos(dir: &Path, out: &mut Vec<PathBuf>) {
     entries.sort();
     for p in entries {
         if p.is_dir() {
-            collect_protos(&p, out);
-        } else if p.extension().is_some_and(|e| e == "proto") {
+            collect_files(&p, ext, out);
+        } else if p.extension().is_some_and(|e| e == ext) {
             out.push(p);
         }
     }
