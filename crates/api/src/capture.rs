@@ -9,13 +9,12 @@
 use crate::error::{ApiError, ErrorCode, Result};
 use serde::Serialize;
 use sluice_bus::{BusError, ReadOptions, Reader};
-use sluice_codec::{Decoded, Decoder, RegistryDecoder};
+use sluice_codec::{Decoded, Decoder};
 use sluice_lake::{Covered, EventRef, FlushPolicy, Lake, LakeWriter};
 use sluice_model::{event_id, now_us, Bus, Encoding, Event, Message, StartFrom};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, RecvTimeoutError};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sluice_replay::REPLAY_ID_HEADER;
@@ -85,8 +84,6 @@ impl CaptureProgress {
 pub(crate) struct TopicDecoders {
     pub value: Decoder,
     pub key: Option<Decoder>,
-    /// The connection's schema registry, for keys framed by it when no key type is mapped.
-    pub registry: Option<Arc<RegistryDecoder>>,
 }
 
 /// The headers a Schema Registry serializer puts a schema id in, instead of the payload.
@@ -106,7 +103,8 @@ impl TopicDecoders {
     ) -> (Decoded, Option<String>) {
         let header = |name: &str| headers.iter().find(|(k, _)| *k == name).map(|(_, v)| *v);
         let key_header = header(KEY_SCHEMA_HEADER);
-        let key_decoded = match (&self.key, &self.registry, key) {
+        // Keys framed for the connection's registry decode even when no key type is mapped.
+        let key_decoded = match (&self.key, self.value.registry(), key) {
             (Some(kd), _, Some(k)) => kd.decode_with_header(k, true, key_header).json,
             (None, Some(r), Some(k)) => r.decode(k, key_header).and_then(|d| d.json),
             _ => None,

@@ -670,7 +670,6 @@ impl Sluice {
             let mut d = TopicDecoders {
                 value: Decoder::sniffing().with_registry(registry.clone()),
                 key: None,
-                registry: registry.clone(),
             };
             if let (Some(m), Some(set)) = (cfg.mapping(connection, t), &set) {
                 d.value =

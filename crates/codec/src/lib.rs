@@ -133,6 +133,10 @@ impl Decoder {
         self
     }
 
+    pub fn registry(&self) -> Option<&RegistryDecoder> {
+        self.registry.as_deref()
+    }
+
     /// Decodes a payload. `complete` is false when the payload was cut at the size cap, in which
     /// case a mapped type is not attempted (it would fail on the cut) and that is said plainly.
     pub fn decode(&self, bytes: &[u8], complete: bool) -> Decoded {

@@ -30,7 +30,9 @@ impl std::fmt::Display for SchemaRef {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Serialized as the registry spells it (`PROTOBUF`, `AVRO`, `JSON`) in the disk cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
 pub enum SchemaKind {
     Protobuf,
     Avro,
@@ -63,24 +65,6 @@ pub struct RegisteredSchema {
 pub struct NamedSchema {
     pub name: String,
     pub schema: String,
-}
-
-impl serde::Serialize for SchemaKind {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(match self {
-            SchemaKind::Protobuf => "PROTOBUF",
-            SchemaKind::Avro => "AVRO",
-            SchemaKind::Json => "JSON",
-        })
-    }
-}
-
-impl<'de> serde::Deserialize<'de> for SchemaKind {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        SchemaKind::parse(Some(&s))
-            .ok_or_else(|| serde::de::Error::custom(format!("unknown schema type {s}")))
-    }
 }
 
 /// Where schemas come from: a registry client with its disk cache.
