@@ -48,18 +48,14 @@ fn get_json(a: &Amqp, path: &str, timeout: Duration) -> Result<serde_json::Value
     serde_json::from_str(&body).map_err(|e| format!("{base}: {e}"))
 }
 
+/// Everything but letters, digits and `-_.` is escaped (the default vhost `/` is `%2F`).
+const PATH_SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.');
+
 fn vhost_path(a: &Amqp) -> String {
-    a.config
-        .vhost()
-        .bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.') {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
+    percent_encoding::utf8_percent_encode(&a.config.vhost(), PATH_SEGMENT).to_string()
 }
 
 fn int(v: &serde_json::Value, k: &str) -> Option<i64> {
