@@ -16,7 +16,7 @@ use duckdb::{params_from_iter, Connection};
 use parquet::errors::ParquetError;
 use sluice_filter::{Compiled, Needs, Param};
 use sluice_model::{Bus, Encoding, Event, Header};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -165,7 +165,9 @@ impl Query {
             // rare filter's page stops soon after its last match instead of reading on.
             group = (group * 2).min(16);
             let kth = hits.get(want - 1).and_then(|h| h.timestamp_us);
-            if hits.len() == want && kth.is_some_and(|k| files.get(next).is_none_or(|f| f.0 < k)) {
+            if hits.len() == want
+                && kth.is_some_and(|k| files.get(next).is_none_or(|f| f.newest < k))
+            {
                 break;
             }
         }
@@ -217,12 +219,12 @@ impl Query {
         for h in &hits {
             by_file.entry(&h.file).or_default().push(h.row);
         }
-        let mut found: std::collections::HashMap<(String, i64), Event> = Default::default();
+        let mut found: HashMap<(String, i64), Event> = Default::default();
         for (file, rows) in by_file {
             let marks = vec!["?"; rows.len()].join(", ");
             let sql = format!(
                 "SELECT file_row_number, {EVENT_COLUMNS} FROM {} AS events WHERE file_row_number IN ({marks})",
-                parquet_source_with_names(&[(0, PathBuf::from(file))])
+                parquet_source_with_names(&[FileScan::whole(PathBuf::from(file))])
             );
             let params: Vec<DbValue> = rows.into_iter().map(DbValue::BigInt).collect();
             let mut stmt = self.conn.prepare(&sql).map_err(qerr)?;
@@ -243,22 +245,35 @@ impl Query {
     }
 
     /// The files that may hold a match (their sketches and time ranges allow one), newest
-    /// first, and whether that is every file.
-    fn candidates(&self, needs: &Needs) -> (Vec<(i64, PathBuf)>, bool) {
+    /// first, each with the rows that may; and whether that is every row of every file.
+    fn candidates(&self, needs: &Needs) -> (Vec<FileScan>, bool) {
         let all = self.lake.files();
         let total = all.len();
-        let mut files: Vec<(i64, PathBuf)> = all
+        let mut files: Vec<FileScan> = all
             .into_iter()
-            .filter(|p| sketch::may_match(needs, p, file_times(p), &mut None))
-            .map(|p| (file_max_time(&p), p))
+            .filter_map(|path| {
+                let mut s = None;
+                if !sketch::may_match(needs, &path, file_times(&path), &mut s) {
+                    return None;
+                }
+                let rows = sketch::rows_to_read(needs, &mut s, &path);
+                if rows.as_ref().is_some_and(Vec::is_empty) {
+                    return None;
+                }
+                Some(FileScan {
+                    newest: file_max_time(&path),
+                    path,
+                    rows,
+                })
+            })
             .collect();
-        files.sort_by_key(|f| std::cmp::Reverse(f.0));
-        let every = files.len() == total;
+        files.sort_by_key(|f| std::cmp::Reverse(f.newest));
+        let every = files.len() == total && files.iter().all(|f| f.rows.is_none());
         (files, every)
     }
 
     /// What a filtered query reads, as a FROM item named `events`: the whole view, or only the
-    /// files that may hold a match; `None` when no file can.
+    /// files (and rows) that may hold a match; `None` when none can.
     fn events_for(&self, filter: &Compiled) -> Option<String> {
         if filter.needs == Needs::Anything {
             return Some("events".into());
@@ -343,6 +358,8 @@ impl Query {
         let Some(events) = self.events_for(filter) else {
             return Ok(());
         };
+        // Tried: ordering the matches' positions in memory and reading rows by chunk of file
+        // instead; DuckDB's window and sort, spread over its threads, stayed faster.
         let sql = format!(
             "SELECT {cols} FROM (SELECT *, max(coalesce(epoch_us(timestamp), epoch_us(captured_at))) OVER \
              (PARTITION BY connection, source, partition ORDER BY \"offset\" ROWS UNBOUNDED PRECEDING) AS sluice_order \
@@ -561,16 +578,64 @@ impl Hit {
     }
 }
 
-/// `read_parquet` over some lake files, with each row's `filename` and `file_row_number`.
-fn parquet_source_with_names(files: &[(i64, PathBuf)]) -> String {
-    let list: Vec<String> = files
+/// A lake file a query reads: its newest event time (from its name), its path, and the row
+/// ranges (first, last) that may hold a match, `None` for all of them.
+struct FileScan {
+    newest: i64,
+    path: PathBuf,
+    rows: Option<Vec<(u64, u64)>>,
+}
+
+impl FileScan {
+    fn whole(path: PathBuf) -> Self {
+        FileScan {
+            newest: 0,
+            path,
+            rows: None,
+        }
+    }
+}
+
+/// `read_parquet` over some lake files, with each row's `filename` and `file_row_number`. A
+/// file read only in part is filtered on its row numbers, which DuckDB turns into skipping the
+/// row groups outside them.
+fn parquet_source_with_names(files: &[FileScan]) -> String {
+    let source = |paths: &[&Path]| {
+        let list: Vec<String> = paths
+            .iter()
+            .map(|p| sql_string_literal(&p.display().to_string()))
+            .collect();
+        parquet_source(&format!(
+            "[{}], filename = true, file_row_number = true",
+            list.join(", ")
+        ))
+    };
+    let whole: Vec<&Path> = files
         .iter()
-        .map(|(_, p)| sql_string_literal(&p.display().to_string()))
+        .filter(|f| f.rows.is_none())
+        .map(|f| f.path.as_path())
         .collect();
-    parquet_source(&format!(
-        "[{}], filename = true, file_row_number = true",
-        list.join(", ")
-    ))
+    if whole.len() == files.len() {
+        return source(&whole);
+    }
+    let mut parts = Vec::new();
+    if !whole.is_empty() {
+        parts.push(format!("SELECT * FROM {}", source(&whole)));
+    }
+    for f in files {
+        if let Some(rows) = &f.rows {
+            let ranges: Vec<String> = rows
+                .iter()
+                .map(|(a, b)| format!("file_row_number BETWEEN {a} AND {b}"))
+                .collect();
+            parts.push(format!(
+                "SELECT * FROM {} WHERE {}",
+                source(&[&f.path]),
+                ranges.join(" OR ")
+            ));
+        }
+    }
+    format!("({})", parts.join(" UNION ALL BY NAME "))
 }
 
 /// `read_parquet` over the given file list or glob (a SQL literal), with the lake's partition

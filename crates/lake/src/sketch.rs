@@ -8,6 +8,9 @@
 //! (RE2's case-insensitive matching for free text, substring tests for equality guards), and a
 //! missing or unreadable sketch means "maybe".
 //!
+//! Each block of `BLOCK_ROWS` rows (one Parquet row group) also keeps its own trigram bitmap,
+//! so a rare phrase found in every file still reads only the row groups that may hold it.
+//!
 //! Folding: ASCII letters are lowercased, KELVIN SIGN and LATIN SMALL LETTER LONG S become `k`
 //! and `s` (the only non-ASCII characters RE2 matches to ASCII letters case-insensitively),
 //! ASCII digits stay, and every other byte is a separator. Words are runs of letters and
@@ -19,7 +22,12 @@ use std::io::{Read, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-const MAGIC: &[u8; 8] = b"SLSKTCH1";
+const MAGIC: &[u8; 8] = b"SLSKTCH2";
+/// Sketches without block bitmaps (Sluice before 2026-11-23): still read, every block allowed.
+const MAGIC_V1: &[u8; 8] = b"SLSKTCH1";
+/// Rows summarised by each block bitmap. The lake writer cuts row groups of this many rows, so
+/// a block its bitmap rules out is a row group DuckDB never reads.
+pub(crate) const BLOCK_ROWS: usize = 10_000;
 /// Letters, digits and one separator class.
 const CLASSES: usize = 37;
 const TRIGRAMS: usize = CLASSES * CLASSES * CLASSES;
@@ -177,7 +185,8 @@ fn add_word(bloom: &mut [u64], recent: &mut [u64], word: &mut Vec<u8>) {
 }
 
 pub(crate) struct SketchBuilder {
-    trigrams: Vec<u8>,
+    /// One trigram bitmap per block; the file's bitmap is their union, made when written.
+    blocks: Vec<u8>,
     bloom: Vec<u64>,
     recent: Vec<u64>,
     word: Vec<u8>,
@@ -192,21 +201,27 @@ impl SketchBuilder {
             .next_power_of_two()
             .clamp(BLOOM_MIN_BITS, BLOOM_MAX_BITS);
         SketchBuilder {
-            trigrams: vec![0; TRIGRAM_BYTES],
+            blocks: Vec::new(),
             bloom: vec![0; bits / 64],
             recent: vec![0; RECENT],
             word: Vec::with_capacity(WORD_MAX),
         }
     }
 
-    /// Adds one event's searched text. Runs for every captured byte, so ASCII text (nearly
-    /// all JSON) takes a branch-light path; other text goes byte by byte through `fold`.
-    pub(crate) fn add(&mut self, text: &[u8]) {
+    /// Adds the searched text of the file's row `row`. Runs for every captured byte, so ASCII
+    /// text (nearly all JSON) takes a branch-light path; other text goes byte by byte through
+    /// `fold`.
+    pub(crate) fn add(&mut self, row: usize, text: &[u8]) {
         if !text.is_ascii() {
             let mut folded = Vec::with_capacity(text.len());
             fold(text, |c| folded.push(c));
-            return self.add(&folded);
+            return self.add(row, &folded);
         }
+        let at = row / BLOCK_ROWS * TRIGRAM_BYTES;
+        if self.blocks.len() < at + TRIGRAM_BYTES {
+            self.blocks.resize(at + TRIGRAM_BYTES, 0);
+        }
+        let block = &mut self.blocks[at..at + TRIGRAM_BYTES];
         // Trigrams. The classes of the last two bytes; the text's start counts as a separator.
         // A separator after a separator leaves them as they are (runs collapse); the bit it
         // sets, for (x, SEP, SEP), is one no query ever asks about.
@@ -214,7 +229,7 @@ impl SketchBuilder {
         for &byte in text.iter().chain(std::iter::once(&b' ')) {
             let k = CLASS[byte as usize] as usize;
             let t = (a * CLASSES + b) * CLASSES + k;
-            self.trigrams[t / 8] |= 1 << (t % 8);
+            block[t / 8] |= 1 << (t % 8);
             let keep = k == 0 && b == 0;
             a = if keep { a } else { b };
             b = if keep { b } else { k };
@@ -249,17 +264,26 @@ impl SketchBuilder {
             }
             self.bloom.truncate(half);
         }
+        let mut trigrams = vec![0u8; TRIGRAM_BYTES];
+        for block in self.blocks.chunks(TRIGRAM_BYTES) {
+            for (t, b) in trigrams.iter_mut().zip(block) {
+                *t |= b;
+            }
+        }
         let path = sketch_path(parquet);
         let tmp = path.with_extension("sketch.tmp");
         let result = (|| {
             let mut f = std::fs::File::create(&tmp)?;
-            let mut buf = Vec::with_capacity(HEADER + self.bloom.len() * 8);
+            let mut buf = Vec::with_capacity(HEADER + self.bloom.len() * 8 + 8 + self.blocks.len());
             buf.extend_from_slice(MAGIC);
             buf.extend_from_slice(&((self.bloom.len() * 64) as u64).to_le_bytes());
-            buf.extend_from_slice(&self.trigrams);
+            buf.extend_from_slice(&trigrams);
             for w in &self.bloom {
                 buf.extend_from_slice(&w.to_le_bytes());
             }
+            buf.extend_from_slice(&(BLOCK_ROWS as u32).to_le_bytes());
+            buf.extend_from_slice(&((self.blocks.len() / TRIGRAM_BYTES) as u32).to_le_bytes());
+            buf.extend_from_slice(&self.blocks);
             f.write_all(&buf)?;
             f.sync_all()?;
             std::fs::rename(&tmp, &path)
@@ -276,6 +300,11 @@ pub(crate) struct Sketch {
     file: std::fs::File,
     trigrams: Vec<u8>,
     bits: usize,
+    /// Rows per block and the number of blocks (0 for a sketch without block bitmaps).
+    block_rows: usize,
+    block_count: usize,
+    /// The block bitmaps, read on the first question that needs them.
+    blocks: std::cell::OnceCell<Option<Vec<u8>>>,
 }
 
 impl Sketch {
@@ -284,19 +313,67 @@ impl Sketch {
         let mut file = std::fs::File::open(sketch_path(parquet)).ok()?;
         let mut head = vec![0u8; HEADER];
         file.read_exact(&mut head).ok()?;
-        if &head[..8] != MAGIC {
-            return None;
-        }
+        let with_blocks = match &head[..8] {
+            m if m == MAGIC => true,
+            m if m == MAGIC_V1 => false,
+            _ => return None,
+        };
         let bits = u64::from_le_bytes(head[8..16].try_into().ok()?) as usize;
         let len = file.metadata().ok()?.len() as usize;
-        if !bits.is_power_of_two() || len != HEADER + bits / 8 {
+        if !bits.is_power_of_two() {
+            return None;
+        }
+        let (mut block_rows, mut block_count) = (0, 0);
+        if with_blocks {
+            let mut counts = [0u8; 8];
+            file.read_exact_at(&mut counts, (HEADER + bits / 8) as u64)
+                .ok()?;
+            block_rows = u32::from_le_bytes(counts[..4].try_into().ok()?) as usize;
+            block_count = u32::from_le_bytes(counts[4..].try_into().ok()?) as usize;
+        }
+        let expected = HEADER
+            + bits / 8
+            + if with_blocks {
+                8 + block_count * TRIGRAM_BYTES
+            } else {
+                0
+            };
+        if len != expected || (with_blocks && block_rows == 0) {
             return None;
         }
         Some(Sketch {
             file,
             trigrams: head[16..].to_vec(),
             bits,
+            block_rows,
+            block_count,
+            blocks: std::cell::OnceCell::new(),
         })
+    }
+
+    /// Per block, whether it holds every trigram; `None` when the sketch has no blocks (or
+    /// they cannot be read), which allows every row.
+    fn blocks_with(&self, trigrams: &[usize]) -> Option<Vec<bool>> {
+        let blocks = self
+            .blocks
+            .get_or_init(|| {
+                if self.block_count == 0 {
+                    return None;
+                }
+                let mut buf = vec![0u8; self.block_count * TRIGRAM_BYTES];
+                let at = HEADER + self.bits / 8 + 8;
+                self.file
+                    .read_exact_at(&mut buf, at as u64)
+                    .ok()
+                    .map(|()| buf)
+            })
+            .as_ref()?;
+        Some(
+            blocks
+                .chunks(TRIGRAM_BYTES)
+                .map(|b| trigrams.iter().all(|&t| b[t / 8] & (1 << (t % 8)) != 0))
+                .collect(),
+        )
     }
 
     fn has_trigram(&self, t: usize) -> bool {
@@ -314,23 +391,35 @@ impl Sketch {
 
     /// Whether some event in the file may contain `text` (see `Needs::Contains`).
     pub(crate) fn may_contain(&self, text: &str, whole: bool) -> bool {
-        let mut folded = Vec::with_capacity(text.len() + 2);
-        if whole {
-            folded.push(SEP);
-        }
-        fold(text.as_bytes(), |c| {
-            if !(c == SEP && folded.last() == Some(&SEP)) {
-                folded.push(c);
-            }
-        });
-        if whole && folded.last() != Some(&SEP) {
-            folded.push(SEP);
-        }
-        let trigrams_ok = folded.windows(3).all(|w| {
-            self.has_trigram((class(w[0]) * CLASSES + class(w[1])) * CLASSES + class(w[2]))
-        });
-        trigrams_ok && certain_words(&folded, whole).all(|w| self.has_word(w))
+        let folded = folded_needle(text, whole);
+        trigrams_of(&folded).iter().all(|&t| self.has_trigram(t))
+            && certain_words(&folded, whole).all(|w| self.has_word(w))
     }
+}
+
+/// `text` folded as the sketch folds what it summarises, separator runs collapsed, with
+/// separators at both ends when it must match whole words.
+fn folded_needle(text: &str, whole: bool) -> Vec<u8> {
+    let mut folded = Vec::with_capacity(text.len() + 2);
+    if whole {
+        folded.push(SEP);
+    }
+    fold(text.as_bytes(), |c| {
+        if !(c == SEP && folded.last() == Some(&SEP)) {
+            folded.push(c);
+        }
+    });
+    if whole && folded.last() != Some(&SEP) {
+        folded.push(SEP);
+    }
+    folded
+}
+
+fn trigrams_of(folded: &[u8]) -> Vec<usize> {
+    folded
+        .windows(3)
+        .map(|w| (class(w[0]) * CLASSES + class(w[1])) * CLASSES + class(w[2]))
+        .collect()
 }
 
 /// Whether a file may hold a match for `needs`. `times` is the file's (min, max) event time
@@ -359,6 +448,61 @@ pub(crate) fn may_match(
     }
 }
 
+/// The row ranges of a file (first and last row, inclusive) that may hold a match for `needs`,
+/// from its block bitmaps; `None` when every row may (or the sketch cannot tell). Call only for
+/// a file `may_match` allows.
+pub(crate) fn rows_to_read(
+    needs: &Needs,
+    sketch: &mut Option<Option<Sketch>>,
+    parquet: &Path,
+) -> Option<Vec<(u64, u64)>> {
+    let s = sketch
+        .get_or_insert_with(|| Sketch::open(parquet))
+        .as_ref()?;
+    let mask = block_mask(needs, s)?;
+    if mask.iter().all(|&b| b) {
+        return None;
+    }
+    let rows = s.block_rows as u64;
+    let mut ranges: Vec<(u64, u64)> = Vec::new();
+    for (i, _) in mask.iter().enumerate().filter(|(_, b)| **b) {
+        let (first, last) = (i as u64 * rows, (i as u64 + 1) * rows - 1);
+        match ranges.last_mut() {
+            Some(r) if r.1 + 1 == first => r.1 = last,
+            _ => ranges.push((first, last)),
+        }
+    }
+    // Rows past the last bitmap have no searched text, so no text condition can match them.
+    Some(ranges)
+}
+
+/// Per block, whether it may hold a match; `None` means every block may.
+fn block_mask(needs: &Needs, s: &Sketch) -> Option<Vec<bool>> {
+    let combine = |v: &[Needs], all: bool| {
+        let masks: Vec<Option<Vec<bool>>> = v.iter().map(|n| block_mask(n, s)).collect();
+        let mut known = masks.iter().flatten();
+        let first = known.next()?.clone();
+        if !all && masks.iter().any(Option::is_none) {
+            return None;
+        }
+        Some(known.fold(first, |acc, m| {
+            acc.iter()
+                .zip(m)
+                .map(|(a, b)| if all { *a && *b } else { *a || *b })
+                .collect()
+        }))
+    };
+    match needs {
+        Needs::All(v) => combine(v, true),
+        Needs::Any(v) => combine(v, false),
+        Needs::Contains { text, whole } => {
+            s.blocks_with(&trigrams_of(&folded_needle(text, *whole)))
+        }
+        Needs::Number(digits) => s.blocks_with(&trigrams_of(&folded_needle(digits, false))),
+        Needs::Anything | Needs::TimeFrom(_) | Needs::TimeBefore(_) => None,
+    }
+}
+
 /// Builds a sketch for a batch about to be written, from the same columns search reads.
 pub(crate) fn of_batch(batch: &arrow::record_batch::RecordBatch) -> SketchBuilder {
     use arrow::array::{Array, AsArray};
@@ -376,7 +520,7 @@ pub(crate) fn of_batch(batch: &arrow::record_batch::RecordBatch) -> SketchBuilde
             _ => None,
         };
         if let Some(s_text) = searched {
-            s.add(s_text.as_bytes());
+            s.add(i, s_text.as_bytes());
         }
     }
     s
@@ -390,8 +534,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("part-1-1-x.parquet");
         let mut b = SketchBuilder::new(texts.len());
-        for t in texts {
-            b.add(t.as_bytes());
+        for (i, t) in texts.iter().enumerate() {
+            b.add(i, t.as_bytes());
         }
         b.write(&p).unwrap();
         let s = Sketch::open(&p).unwrap();
@@ -480,6 +624,49 @@ mod tests {
         assert!(!s.may_contain("paid customer xyz", false));
         assert!(s.may_contain("17", true));
         assert!(s.may_contain("aid", false), "substring of a word");
+    }
+
+    #[test]
+    fn block_bitmaps_narrow_reads_to_the_rows_that_may_match() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("part-1-1-b.parquet");
+        let mut b = SketchBuilder::new(3 * BLOCK_ROWS);
+        b.add(0, b"alpha");
+        b.add(BLOCK_ROWS + 5, b"Zebra crossing");
+        b.add(2 * BLOCK_ROWS + 1, "\u{212A}ilo ALPHA zebra".as_bytes());
+        b.write(&p).unwrap();
+        let r = BLOCK_ROWS as u64;
+        let contains = |t: &str| Needs::Contains {
+            text: t.into(),
+            whole: false,
+        };
+        let rows = |n: &Needs| rows_to_read(n, &mut None, &p);
+        assert_eq!(rows(&contains("zebra")), Some(vec![(r, 3 * r - 1)]));
+        assert_eq!(
+            rows(&contains("alpha")),
+            Some(vec![(0, r - 1), (2 * r, 3 * r - 1)])
+        );
+        assert_eq!(rows(&contains("kilo")), Some(vec![(2 * r, 3 * r - 1)]));
+        assert_eq!(rows(&contains("nowhere")), Some(vec![]));
+        let both = Needs::All(vec![
+            contains("alpha"),
+            contains("zebra"),
+            Needs::TimeFrom(1),
+        ]);
+        assert_eq!(rows(&both), Some(vec![(2 * r, 3 * r - 1)]));
+        let either = Needs::Any(vec![contains("crossing"), contains("alpha")]);
+        assert_eq!(rows(&either), None, "every block may match");
+        let vague = Needs::Any(vec![contains("zebra"), Needs::TimeFrom(1)]);
+        assert_eq!(rows(&vague), None);
+        assert_eq!(rows(&Needs::Anything), None);
+        // A sketch from before block bitmaps narrows nothing, but still rules files out.
+        let mut v1 = std::fs::read(sketch_path(&p)).unwrap();
+        let end = HEADER + Sketch::open(&p).unwrap().bits / 8;
+        v1.truncate(end);
+        v1[..8].copy_from_slice(MAGIC_V1);
+        std::fs::write(sketch_path(&p), v1).unwrap();
+        assert_eq!(rows(&contains("zebra")), None);
+        assert!(!may_match(&contains("nowhere"), &p, None, &mut None));
     }
 
     #[test]

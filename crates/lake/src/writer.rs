@@ -363,7 +363,7 @@ pub(crate) fn write_atomically(
         // payloads and JSON they cost capture time (the interner led the profile) for nothing.
         let mut props = WriterProperties::builder()
             .set_compression(Compression::SNAPPY)
-            .set_max_row_group_row_count(Some(100_000))
+            .set_max_row_group_row_count(Some(sketch::BLOCK_ROWS))
             .set_dictionary_enabled(false);
         for col in ["bus", "schema", "encoding", "connection", "source"] {
             props = props.set_column_dictionary_enabled(ColumnPath::from(col), true);
