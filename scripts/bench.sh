@@ -78,7 +78,10 @@ rp=(); for _ in 1 2 3; do
 done
 echo "- sluice replay (wall time of the whole command): median $(median3 "${rp[@]}") msg/s of (${rp[*]}); last: $(cat "$W/replay.txt")"
 pp=(); for _ in 1 2 3; do pp+=("$($B produce "$BROKER" bench-rawprod "$N" 2>/dev/null | rate_of)"); done
+# The same bytes replay sends: the two provenance headers and the original timestamp added.
+ph=(); for _ in 1 2 3; do ph+=("$($B produce "$BROKER" bench-rawprod "$N" replay-headers 2>/dev/null | rate_of)"); done
 echo "- raw produce: median $(median3 "${pp[@]}") msg/s of (${pp[*]})"
+echo "- raw produce with replay's headers and timestamps: median $(median3 "${ph[@]}") msg/s of (${ph[*]})"
 
 search_block() {
   local label=$1

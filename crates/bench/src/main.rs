@@ -10,6 +10,7 @@
 //!                                               Sluice's decoder, Avro and schemaless protobuf
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use std::time::{Duration, Instant};
@@ -45,21 +46,49 @@ fn payloads() -> Vec<(Vec<u8>, String)> {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     match args.get(1).map(String::as_str) {
-        Some("produce") => produce(&args[2], &args[3], args[4].parse().unwrap()),
+        Some("produce") => produce(
+            &args[2],
+            &args[3],
+            args[4].parse().unwrap(),
+            args.get(5).is_some_and(|a| a == "replay-headers"),
+        ),
         Some("consume") => consume(&args[2], &args[3], args[4].parse().unwrap()),
         Some("synth-lake") => synth(&args[2], args[3].parse().unwrap()),
         Some("reader") => reader(&args[2], &args[3], args[4].parse().unwrap()),
+        Some("read-in-order") => read_in_order(&args[2]),
         Some("decode") => decode(args.get(2).map_or(300_000, |n| n.parse().unwrap())),
         _ => {
             eprintln!(
-                "usage: sluice-bench produce|consume BROKER TOPIC COUNT | synth-lake LAKE COUNT"
+                "usage: sluice-bench produce BROKER TOPIC COUNT [replay-headers] | consume BROKER TOPIC COUNT | synth-lake LAKE COUNT | read-in-order LAKE | decode [N]"
             );
             std::process::exit(2);
         }
     }
 }
 
-fn produce(broker: &str, topic: &str, count: u64) {
+/// Replay's read alone: every event of a lake, oldest first, as replay reads them (no bus).
+fn read_in_order(lake: &str) {
+    let lake = sluice_lake::Lake::open(lake).expect("lake");
+    let q = sluice_lake::Query::open(&lake).expect("query");
+    let filter = sluice_filter::to_sql("", 0).expect("filter");
+    let start = Instant::now();
+    let (mut n, mut bytes) = (0u64, 0usize);
+    q.for_each_in_order(&filter, None, sluice_lake::Columns::ForSending, |e| {
+        n += 1;
+        bytes += e.payload.len();
+        true
+    })
+    .expect("read");
+    let secs = start.elapsed().as_secs_f64();
+    println!(
+        "{{\"op\":\"read-in-order\",\"count\":{n},\"bytes\":{bytes},\"seconds\":{secs:.3},\"rate\":{:.0}}}",
+        n as f64 / secs
+    );
+}
+
+/// `replay_headers`: each message also carries the two headers and the timestamp replay
+/// adds, so the baseline sends the same bytes replay does.
+fn produce(broker: &str, topic: &str, count: u64, replay_headers: bool) {
     let msgs = payloads();
     eprintln!("payload size ~{} bytes", msgs[0].0.len());
     let p: ThreadedProducer<_> = ClientConfig::new()
@@ -74,6 +103,26 @@ fn produce(broker: &str, topic: &str, count: u64) {
         let (payload, _) = &msgs[(i % 1000) as usize];
         let key = format!("k{i}");
         let mut rec = BaseRecord::to(topic).payload(payload).key(&key);
+        if replay_headers {
+            let id = format!(
+                "0123456789abcdef:fedcba98:kafka:bench/{topic}/{}/{i}",
+                i % 3
+            );
+            let source = format!("bench/{topic}/{}/{i}", i % 3);
+            rec = rec
+                .headers(
+                    OwnedHeaders::new_with_capacity(2)
+                        .insert(Header {
+                            key: "sluice-replay-id",
+                            value: Some(&id),
+                        })
+                        .insert(Header {
+                            key: "sluice-source",
+                            value: Some(&source),
+                        }),
+                )
+                .timestamp(1_795_168_800_000 + i as i64);
+        }
         loop {
             match p.send(rec) {
                 Ok(()) => break,

@@ -12,7 +12,7 @@ use sluice_lake::{Columns, LakeError, Query};
 use sluice_model::{position, Bus, Event, Header, Outgoing};
 use std::collections::HashMap;
 use std::num::NonZeroU32;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -124,11 +124,16 @@ pub fn outgoing(event: Event, opts: &ReplayOptions) -> Outgoing {
             value: Some(p.clone().into_bytes()),
         });
     }
-    let routing_key = opts.routing_key.clone().or(source_routing_key).or_else(|| {
-        key.as_deref()
-            .and_then(|k| std::str::from_utf8(k).ok())
-            .map(str::to_string)
-    });
+    // Only AMQP publishes with a routing key; building one per Kafka message showed in profiles.
+    let routing_key = (opts.to_bus == Bus::Amqp)
+        .then(|| {
+            opts.routing_key.clone().or(source_routing_key).or_else(|| {
+                key.as_deref()
+                    .and_then(|k| std::str::from_utf8(k).ok())
+                    .map(str::to_string)
+            })
+        })
+        .flatten();
     Outgoing {
         target: opts.target.clone(),
         partition: if opts.keep_partition {
@@ -190,6 +195,16 @@ fn pace(limiter: Option<&Limiter>, stop: &AtomicBool) -> bool {
     !stop.load(Ordering::Relaxed)
 }
 
+/// Events handed to the sending thread at a time, when no rate is set.
+const SEND_BATCH: usize = 2048;
+
+/// Delivery counts the sending thread publishes for progress reports.
+#[derive(Default)]
+struct Reported {
+    sent: AtomicU64,
+    failed: AtomicU64,
+}
+
 pub fn replay(
     query: &Query,
     filter: &Compiled,
@@ -200,33 +215,74 @@ pub fn replay(
 ) -> Result<ReplaySummary, ReplayError> {
     let start = Instant::now();
     let limiter = limiter(opts.rate);
+    // A rate-limited replay hands over each event as it is paced, so the pace holds on the bus.
+    let batch_size = if limiter.is_some() { 1 } else { SEND_BATCH };
     let mut summary = ReplaySummary::default();
-    let mut send_err: Option<BusError> = None;
     let mut progress = ReplayProgress::default();
     let mut last_report = Instant::now();
-    query.for_each_in_order(filter, opts.limit, Columns::ForSending, |event| {
-        if !pace(limiter.as_ref(), stop) {
-            summary.interrupted = true;
-            return false;
+    let reported = Reported::default();
+    // Reading the lake and sending run on two threads: either alone keeps a core busy.
+    let (read, send_err) = std::thread::scope(|scope| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Outgoing>>(4);
+        let w = &mut *writer;
+        let reported = &reported;
+        let sender = scope.spawn(move || -> Option<BusError> {
+            for batch in rx {
+                for msg in batch {
+                    if let Err(e) = w.send(msg) {
+                        return Some(e);
+                    }
+                }
+                let d = w.delivery();
+                reported.sent.store(d.sent, Ordering::Relaxed);
+                reported.failed.store(d.failed, Ordering::Relaxed);
+            }
+            None
+        });
+        let mut batch = Vec::with_capacity(batch_size);
+        let read = query.for_each_in_order(filter, opts.limit, Columns::ForSending, |event| {
+            if !pace(limiter.as_ref(), stop) {
+                summary.interrupted = true;
+                return false;
+            }
+            summary.matched += 1;
+            batch.push(outgoing(event, opts));
+            if batch.len() >= batch_size {
+                // The sender has stopped on an error, which its join reports.
+                if tx
+                    .send(std::mem::replace(
+                        &mut batch,
+                        Vec::with_capacity(batch_size),
+                    ))
+                    .is_err()
+                {
+                    return false;
+                }
+            }
+            progress.queued += 1;
+            if last_report.elapsed() >= Duration::from_millis(200) {
+                progress.sent = reported.sent.load(Ordering::Relaxed);
+                progress.failed = reported.failed.load(Ordering::Relaxed);
+                progress.elapsed_ms = start.elapsed().as_millis() as u64;
+                on_progress(&progress);
+                last_report = Instant::now();
+            }
+            true
+        });
+        if !batch.is_empty() {
+            let _ = tx.send(batch);
         }
-        summary.matched += 1;
-        if let Err(e) = writer.send(outgoing(event, opts)) {
-            send_err = Some(e);
-            return false;
-        }
-        progress.queued += 1;
-        if last_report.elapsed() >= Duration::from_millis(200) {
-            let d = writer.delivery();
-            progress.sent = d.sent;
-            progress.failed = d.failed;
-            progress.elapsed_ms = start.elapsed().as_millis() as u64;
-            on_progress(&progress);
-            last_report = Instant::now();
-        }
-        true
-    })?;
+        drop(tx);
+        let send_err = sender.join().unwrap_or_else(|_| {
+            Some(BusError::Client(
+                "the sending thread stopped unexpectedly".into(),
+            ))
+        });
+        (read, send_err)
+    });
     // Wait for every report even after a send error, so the counts are true.
     let d: Delivery = writer.flush(Duration::from_secs(60))?;
+    read?;
     finish(summary, d, start, progress, on_progress, send_err)
 }
 

@@ -74,7 +74,7 @@ impl Writer for KafkaWriter {
                 value: h.value.as_deref(),
             });
         }
-        let mut record = BaseRecord::with_opaque_to(&msg.target, Box::new(msg.event_id.clone()))
+        let mut record = BaseRecord::with_opaque_to(&msg.target, Box::new(msg.event_id))
             .payload(&msg.payload)
             .headers(headers);
         if let Some(k) = &msg.key {
