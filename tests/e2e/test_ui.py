@@ -161,6 +161,18 @@ def test_add_drop_capture_search_compare_replay_in_the_browser(served, page, pb)
     page.keyboard.press("Enter")
     page.locator(".search-status", has_text="2 matching").wait_for()
 
+    # Export downloads the matches to the browser's machine; nothing stays on the server.
+    page.get_by_role("button", name="Export…").click()
+    page.locator("dialog select[aria-label=Format]").select_option("jsonl")
+    assert page.locator("dialog input[aria-label=File]").count() == 0
+    with page.expect_download() as dl:
+        page.get_by_role("button", name="Download").click()
+    exported = Path(dl.value.path()).read_text().splitlines()
+    assert dl.value.suggested_filename == "sluice-export.jsonl"
+    assert [json.loads(line)["decoded"]["id"] for line in exported] == ["ui-4", "ui-11"], "oldest first"
+    page.get_by_text("Exported 2 events").wait_for()
+    assert not list(Path(os.environ.get("TMPDIR", "/tmp")).glob("sluice-export-*"))
+
     # Select both, compare them field by field.
     for i in range(2):
         rows.nth(i).locator("input[type=checkbox]").check()

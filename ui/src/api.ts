@@ -59,6 +59,39 @@ export async function call<C extends Command>(command: C, args: Args<C>): Promis
   return body as Result<C>;
 }
 
+/** In a browser, not the desktop window: files then go to the browser's downloads. */
+export function inBrowser(): boolean {
+  return !tauri();
+}
+
+/**
+ * Runs an export on the server and hands the file to the browser as a download (the desktop
+ * app writes to a path instead). Returns the number of events exported.
+ */
+export async function downloadExport(filter: string, format: string): Promise<number> {
+  let resp: Response;
+  try {
+    resp = await fetch('download/export', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${token()}` },
+      body: JSON.stringify({ filter, format }),
+    });
+  } catch (e) {
+    throw new SluiceError({ code: 'unreachable', message: `Sluice is not answering: ${String(e)}` });
+  }
+  if (!resp.ok) throw new SluiceError(asApiError(await resp.json().catch(() => null)));
+  const count = Number(resp.headers.get('x-sluice-count') ?? 0);
+  const url = URL.createObjectURL(await resp.blob());
+  const a = document.createElement('a');
+  a.href = url;
+  a.download = `sluice-export.${format}`;
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 60_000);
+  return count;
+}
+
 function asApiError(e: unknown): ApiError {
   if (e && typeof e === 'object' && 'code' in e && 'message' in e) return e as ApiError;
   return { code: 'io', message: String(e) };

@@ -2,8 +2,9 @@
 //!
 //! It owns the HTTP edge only: `POST /api/COMMAND` hands the JSON body to
 //! [`sluice_api::Session::call`] (the same call the Tauri shell makes), and every other path
-//! serves the built UI (`ui/dist`, embedded in release builds). It must not grow commands of
-//! its own. Every API call needs the random access token printed at start (`Authorization:
+//! serves the built UI (`ui/dist`, embedded in release builds). `POST /download/export` runs
+//! the same `export` command into a temporary file and streams it to the browser, since a
+//! browser's user wants the file on their own machine. It must not grow commands of its own. Every API call needs the random access token printed at start (`Authorization:
 //! Bearer TOKEN`); it binds to 127.0.0.1 unless the user explicitly names another address.
 
 use axum::body::Body;
@@ -90,6 +91,7 @@ pub async fn bind(session: Session, opts: Options) -> Result<Bound, ServeError> 
     });
     let router = Router::new()
         .route("/api/{command}", post(api))
+        .route("/download/export", post(download_export))
         .fallback(get(asset))
         .with_state(state.clone());
     let host = if ip.is_unspecified() {
@@ -152,13 +154,7 @@ async fn api(
     body: axum::body::Bytes,
 ) -> Response {
     if !authorized(&headers, &state.token) {
-        return error(
-            StatusCode::UNAUTHORIZED,
-            ApiError::new(
-                ErrorCode::Forbidden,
-                "missing or wrong access token: open the URL `sluice serve` printed",
-            ),
-        );
+        return forbidden();
     }
     let args = if body.is_empty() {
         serde_json::Value::Null
@@ -192,6 +188,109 @@ async fn api(
             ApiError::new(ErrorCode::Io, format!("the command failed: {join}")),
         ),
     }
+}
+
+fn forbidden() -> Response {
+    error(
+        StatusCode::UNAUTHORIZED,
+        ApiError::new(
+            ErrorCode::Forbidden,
+            "missing or wrong access token: open the URL `sluice serve` printed",
+        ),
+    )
+}
+
+/// Body of `POST /download/export`: the `export` command's arguments without the path.
+#[derive(serde::Deserialize)]
+struct DownloadArgs {
+    filter: String,
+    format: String,
+}
+
+/// Exports into a temporary file, then streams it as an attachment. The file is unlinked as
+/// soon as it is open, so nothing is left behind on the server, whatever happens next.
+async fn download_export(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    if !authorized(&headers, &state.token) {
+        return forbidden();
+    }
+    let args: DownloadArgs = match serde_json::from_slice(&body) {
+        Ok(a) => a,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                ApiError::new(ErrorCode::InvalidInput, format!("export: body: {e}")),
+            )
+        }
+    };
+    let ext = match args.format.as_str() {
+        f @ ("jsonl" | "csv" | "parquet") => f,
+        other => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                ApiError::new(
+                    ErrorCode::InvalidInput,
+                    format!("unknown export format {other:?}: use jsonl, csv or parquet"),
+                ),
+            )
+        }
+    };
+    let path = std::env::temp_dir().join(format!(
+        "sluice-export-{}.{ext}",
+        uuid::Uuid::new_v4().simple()
+    ));
+    let call_args = serde_json::json!({
+        "filter": args.filter,
+        "format": args.format,
+        "path": path.display().to_string(),
+    });
+    let st = state.clone();
+    let outcome = tokio::task::spawn_blocking(move || st.session.call("export", call_args)).await;
+    let count = match outcome {
+        Ok(Ok(v)) => v.as_u64().unwrap_or(0),
+        Ok(Err(e)) => {
+            let _ = std::fs::remove_file(&path);
+            let status = match e.code {
+                ErrorCode::InvalidInput | ErrorCode::Filter => StatusCode::BAD_REQUEST,
+                _ => StatusCode::UNPROCESSABLE_ENTITY,
+            };
+            return error(status, e);
+        }
+        Err(join) => {
+            let _ = std::fs::remove_file(&path);
+            return error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                ApiError::new(ErrorCode::Io, format!("the export failed: {join}")),
+            );
+        }
+    };
+    let file = tokio::fs::File::open(&path).await;
+    let _ = std::fs::remove_file(&path);
+    let file = match file {
+        Ok(f) => f,
+        Err(e) => {
+            return error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                ApiError::new(ErrorCode::Io, format!("reading the export: {e}")),
+            )
+        }
+    };
+    let content_type = match ext {
+        "jsonl" => "application/x-ndjson",
+        "csv" => "text/csv; charset=utf-8",
+        _ => "application/vnd.apache.parquet",
+    };
+    let mut resp = Body::from_stream(tokio_util::io::ReaderStream::new(file)).into_response();
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"sluice-export.{ext}\"")) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    h.insert("x-sluice-count", HeaderValue::from(count));
+    resp
 }
 
 async fn asset(uri: axum::http::Uri) -> Response {

@@ -3,7 +3,7 @@
 // replay and export.
 
 import type { EventRow } from '../bindings';
-import { call } from '../api';
+import { call, downloadExport, inBrowser } from '../api';
 import { h, clear, formatCount, dialog, toast } from '../dom';
 import { FilterBar } from './filterbar';
 import { HistogramView, isoUs } from './histogram';
@@ -217,22 +217,33 @@ export class SearchView {
 
   private exportDialog() {
     const format = h('select', { 'aria-label': 'Format' }, ['jsonl', 'csv', 'parquet'].map((f) => h('option', { value: f }, f.toUpperCase())));
+    // In a browser the file comes to this machine as a download; the desktop app writes a path.
+    const browser = inBrowser();
     const path = h('input', { type: 'text', placeholder: '/tmp/events.jsonl', 'aria-label': 'File' });
     const out = h('p', { role: 'status' });
+    const where = browser ? 'downloaded by this browser' : 'to a file on this machine';
     const d = dialog('Export results', h('div', { class: 'form' },
-      h('p', {}, `${formatCount(this.total)} events, oldest first, to a file on the machine running Sluice.`),
+      h('p', {}, `${formatCount(this.total)} events, oldest first, ${where}.`),
       h('label', { class: 'field' }, h('span', {}, 'Format'), format),
-      h('label', { class: 'field' }, h('span', {}, 'File'), path), out), [
+      browser ? null : h('label', { class: 'field' }, h('span', {}, 'File'), path), out), [
       h('button', { class: 'primary', onclick: async () => {
         out.textContent = 'Exporting…';
+        out.className = '';
+        const filter = effectiveFilter(this.filter, this.range);
         try {
-          const n = await call('export', { filter: effectiveFilter(this.filter, this.range), format: format.value, path: path.value });
-          d.close();
-          toast(`Exported ${formatCount(n)} events to ${path.value}`);
+          if (browser) {
+            const n = await downloadExport(filter, format.value);
+            d.close();
+            toast(`Exported ${formatCount(n)} events to sluice-export.${format.value}`);
+          } else {
+            const n = await call('export', { filter, format: format.value, path: path.value });
+            d.close();
+            toast(`Exported ${formatCount(n)} events to ${path.value}`);
+          }
         } catch (e) {
           out.textContent = (e as Error).message;
           out.className = 'bad';
         }
-      } }, 'Export')]);
+      } }, browser ? 'Download' : 'Export')]);
   }
 }
