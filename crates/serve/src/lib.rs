@@ -173,21 +173,22 @@ async fn api(
     let outcome = tokio::task::spawn_blocking(move || st.session.call(&command, args)).await;
     match outcome {
         Ok(Ok(v)) => Json(v).into_response(),
-        Ok(Err(e)) => {
-            let status = match e.code {
-                ErrorCode::NotFound => StatusCode::NOT_FOUND,
-                ErrorCode::InvalidInput | ErrorCode::Filter | ErrorCode::Schema => {
-                    StatusCode::BAD_REQUEST
-                }
-                _ => StatusCode::UNPROCESSABLE_ENTITY,
-            };
-            error(status, e)
-        }
+        Ok(Err(e)) => command_error(e),
         Err(join) => error(
             StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::new(ErrorCode::Io, format!("the command failed: {join}")),
         ),
     }
+}
+
+/// A command's own error, with the HTTP status its code stands for.
+fn command_error(e: ApiError) -> Response {
+    let status = match e.code {
+        ErrorCode::NotFound => StatusCode::NOT_FOUND,
+        ErrorCode::InvalidInput | ErrorCode::Filter | ErrorCode::Schema => StatusCode::BAD_REQUEST,
+        _ => StatusCode::UNPROCESSABLE_ENTITY,
+    };
+    error(status, e)
 }
 
 fn forbidden() -> Response {
@@ -253,11 +254,7 @@ async fn download_export(
         Ok(Ok(v)) => v.as_u64().unwrap_or(0),
         Ok(Err(e)) => {
             let _ = std::fs::remove_file(&path);
-            let status = match e.code {
-                ErrorCode::InvalidInput | ErrorCode::Filter => StatusCode::BAD_REQUEST,
-                _ => StatusCode::UNPROCESSABLE_ENTITY,
-            };
-            return error(status, e);
+            return command_error(e);
         }
         Err(join) => {
             let _ = std::fs::remove_file(&path);
