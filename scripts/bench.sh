@@ -59,19 +59,21 @@ rr=(); for _ in 1 2 3; do rr+=("$($B reader "$BROKER" bench-src "$N" | rate_of)"
 echo "- sluice's Kafka reader alone (no decoding, no lake): median $(median3 "${rr[@]}") msg/s of (${rr[*]})"
 # --max-messages, not --stop-at-end: tansu 0.6.0 under-reports high watermarks (see "Known limitations" in the README).
 # Each capture runs 3 times into a fresh lake (disk writeback makes single runs noisy); median reported.
-capture_runs() {  # CONFIG_DIR LABEL
-  local runs=() rss=() last
+capture_runs() {  # CONFIG_DIR LABEL [CAPTURE_FLAGS...]
+  local runs=() rss=() last config=$1 label=$2
+  shift 2
   for i in 1 2 3; do
-    last=$(SLUICE_CONFIG="$1" SLUICE_LAKE="$W/lake-$2-$i" /usr/bin/time -f '%M' -o "$W/rss" $S capture bench bench-src --max-messages "$N" --json)
+    last=$(SLUICE_CONFIG="$config" SLUICE_LAKE="$W/lake-$label-$i" /usr/bin/time -f '%M' -o "$W/rss" $S capture bench bench-src --max-messages "$N" --json "$@")
     runs+=("$(echo "$last" | tr -d '\n ' | grep -o '"elapsed_ms":[0-9]*' | cut -d: -f2)")
     rss+=("$(cat "$W/rss")")
   done
   local med; med=$(median3 "${runs[@]}")
-  echo "- sluice capture ($2): median ${med} ms of (${runs[*]}) => $(( N * 1000 / med )) msg/s; peak RSS KiB (${rss[*]}); last: $(echo "$last" | tr -d '\n ')"
+  echo "- sluice capture ($label): median ${med} ms of (${runs[*]}) => $(( N * 1000 / med )) msg/s; peak RSS KiB (${rss[*]}); last: $(echo "$last" | tr -d '\n ')"
 }
 capture_runs "$SLUICE_CONFIG" "decoding on"
 SLUICE_CONFIG="$W/config-raw" $S connection add kafka bench --brokers "$BROKER" >/dev/null
 capture_runs "$W/config-raw" "unmapped, sniffing only"
+capture_runs "$SLUICE_CONFIG" "no decoding, --no-decode" --no-decode
 export SLUICE_LAKE="$W/lake-decoding on-1"
 rp=(); for _ in 1 2 3; do
   a=$(ms); $S replay "" --to bench:bench-replayed >"$W/replay.txt"; rp+=("$(( N * 1000 / ($(ms) - a) ))")

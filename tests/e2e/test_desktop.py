@@ -1,6 +1,7 @@
 """A smoke test of the real desktop window: the Tauri app under Xvfb, driven through
 tauri-driver and WebKitWebDriver (Debian's webkit2gtk-driver). The app starts, lists a
-connection, runs a search over a real lake, and a screenshot is taken."""
+connection, runs a search over a real lake, tails a topic live (rows streamed through the
+app's Tauri channel, not polled), and a screenshot is taken."""
 
 import base64
 import http.client
@@ -53,21 +54,39 @@ class WebDriver:
 
     def find(self, css, text=None, timeout=30):
         end = time.monotonic() + timeout
+        seen = []
         while True:
             try:
+                seen = []
                 for el in self.req("POST", self.s("/elements"), {"using": "css selector", "value": css}):
                     eid = el.get(ELEMENT) or next(iter(el.values()))
-                    if text is None or text in self.text(eid):
+                    seen.append(self.text(eid) if text is not None else "")
+                    if text is None or text in seen[-1]:
                         return eid
             except (urllib.error.HTTPError, KeyError, StopIteration) as e:
-                last = e
-                pass
+                seen.append(repr(e))
             if time.monotonic() > end:
-                raise AssertionError(f"no {css!r} with {text!r} in the window")
+                raise AssertionError(f"no {css!r} with {text!r} in the window; saw {seen[-5:]}")
             time.sleep(0.25)
 
     def text(self, eid):
         return self.req("GET", self.s(f"/element/{eid}/text"))
+
+    def js(self, script, *args):
+        return self.req("POST", self.s("/execute/sync"), {"script": script, "args": list(args)})
+
+    def wait_js(self, script, *args, timeout=30):
+        end = time.monotonic() + timeout
+        while not self.js(script, *args):
+            if time.monotonic() > end:
+                raise AssertionError(f"still false after {timeout} s: {script}")
+            time.sleep(0.25)
+
+    def click(self, eid):
+        self.req("POST", self.s(f"/element/{eid}/click"), {})
+
+    def clear(self, eid):
+        self.req("POST", self.s(f"/element/{eid}/clear"), {})
 
     def type(self, eid, text):
         self.req("POST", self.s(f"/element/{eid}/value"), {"text": text})
@@ -80,8 +99,9 @@ class WebDriver:
             self.req("DELETE", self.s(""))
 
 
-def run_window_once(sluice, log_path):
-    """Starts the app through tauri-driver, searches, and saves a screenshot."""
+def run_window_once(sluice, log_path, topic, attempt):
+    """Starts the app through tauri-driver, searches, tails `topic`, and saves screenshots.
+    Each attempt adds one live message to the topic's 25."""
     port, native = free_port(), free_port()
     env = dict(sluice.env, NO_AT_BRIDGE="1", WEBKIT_DISABLE_COMPOSITING_MODE="1", WEBKIT_DISABLE_DMABUF_RENDERER="1")
     with open(log_path, "w") as log:
@@ -108,6 +128,20 @@ def run_window_once(sluice, log_path):
         shot = ARTIFACTS / "desktop.png"
         wd.screenshot(shot)
         assert shot.stat().st_size > 10_000, "the screenshot is blank"
+
+        wd.click(wd.find(".conn-name", "local"))
+        wd.click(wd.find(f"button.source[data-source='{topic}']"))
+        start_from = wd.find(".tail-view input[aria-label='Start from']")
+        wd.clear(start_from)
+        wd.type(start_from, "beginning")
+        wd.click(wd.find(".tail-view .toolbar button.primary", "Start"))
+        wd.find(".tail-view .toolbar span", f"{24 + attempt} shown")
+        produce(topic, [{"value": json.dumps({"status": f"LIVE-{attempt}"}).encode()}])
+        wd.find(".tail-view .toolbar span", f"{25 + attempt} shown")
+        wd.screenshot(ARTIFACTS / "desktop-tail.png")
+        # WebKitWebDriver reads the virtual list's rows as empty text, so ask the page itself.
+        wd.wait_js("return document.querySelector('.tail-table .vrows').textContent.includes(arguments[0])", f"LIVE-{attempt}")
+        wd.click(wd.find(".tail-view .toolbar button.primary", "Stop"))
     finally:
         try:
             wd.quit()
@@ -135,7 +169,7 @@ def test_desktop_window_lists_a_connection_and_searches(tmp_path):
     for attempt in attempts:
         log_path = ARTIFACTS / f"desktop-driver-{attempt}.log"
         try:
-            run_window_once(sluice, log_path)
+            run_window_once(sluice, log_path, t, attempt)
             return
         except (ConnectionError, http.client.HTTPException, urllib.error.URLError, socket.timeout) as e:
             tail = log_path.read_text(errors="replace")[-3000:]

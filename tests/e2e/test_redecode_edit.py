@@ -117,3 +117,26 @@ def test_replay_edit_reencodes_with_type_and_frame(sluice, topic, pb, tmp_path):
     r = sluice.run("replay", f"source = {t}", "--to", f"local:{out_topic}", "--edit", bare, check=False)
     assert r.returncode != 0 and "exactly one event" in r.stderr, r.stderr
     assert len(consume(out_topic, partitions=1, expect=2)) == 2, "nothing more was sent"
+
+
+def test_capture_without_decoding_then_redecode(sluice, topic, pb, tmp_path):
+    t = topic("no-decode", partitions=1)
+    sluice("schema", "add", ROOT / "protos")
+    sluice("schema", "map", "local", t, "shop.v1.Order", "--no-redecode")
+    produce(t, [{"value": order_bytes(pb, i)} for i in range(10)] + [{"value": b'{"note": "plain json"}'}])
+    out = json.loads(sluice("capture", "local", t, "--stop-at-end", "--no-decode", "--json"))
+    assert out["captured"] == 11 and out["decode_errors"] == 0, out
+    assert sluice("search", "event.encoding = undecoded", "--count").strip() == "11", "stored as they came"
+    assert sluice("search", "status = FAILED", "--count").strip() == "0"
+    raw = sluice.jsonl("search", f"source = {t}", "--format", "jsonl", "--limit", "100")
+    assert all(e["decoded"] is None and e["schema"] is None for e in raw)
+    assert sorted(base64.b64decode(e["payload"]) for e in raw) == sorted([order_bytes(pb, i) for i in range(10)] + [b'{"note": "plain json"}'])
+    # An undecoded event cannot be edited before it is decoded, and says how to fix that.
+    (tmp_path / "edit.json").write_text('{"id": "x"}')
+    p = sluice.run("replay", f"source = {t} and offset = 0", "--to", f"local:{t}", "--edit", tmp_path / "edit.json", check=False)
+    assert p.returncode != 0 and "schema redecode" in p.stderr, p.stderr
+    out = sluice("schema", "redecode", "local", t)
+    assert "re-decoded 11 event(s)" in out, out
+    assert sluice("search", "event.encoding = undecoded", "--count").strip() == "0"
+    assert sluice("search", "status = FAILED", "--count").strip() == "5"
+    assert sluice("search", 'note = "plain json"', "--count").strip() == "1", "unmapped-looking payloads are sniffed too"

@@ -1,8 +1,10 @@
 // One typed way to call Sluice: the Tauri window's IPC when running in the desktop app, the
 // HTTP API of `sluice serve` (with its access token) in a browser. Both reach the same
-// `Session::call` in the Rust API crate; `bindings.ts` is generated from its types.
+// `Session::call` in the Rust API crate; `bindings.ts` is generated from its types. Live job
+// updates come through a Tauri channel in the app and by long-polling in a browser.
 
-import type { ApiError, Commands } from './bindings';
+import { Channel, invoke } from '@tauri-apps/api/core';
+import type { ApiError, Commands, JobUpdate } from './bindings';
 
 export type Command = keyof Commands;
 export type Args<C extends Command> = Commands[C]['args'];
@@ -57,6 +59,30 @@ export async function call<C extends Command>(command: C, args: Args<C>): Promis
   const body = await resp.json().catch(() => null);
   if (!resp.ok) throw new SluiceError(asApiError(body));
   return body as Result<C>;
+}
+
+/**
+ * Hands a job's updates (live events in batches, progress, the end) to `onUpdate` from
+ * sequence number `after` on, until the job has ended; resolves then. The desktop app streams
+ * them through a Tauri channel; a browser long-polls `job_poll`. Updates arrive in order, and
+ * the last one has `job.running` false.
+ */
+export async function watchJob(id: number, after: number, onUpdate: (u: JobUpdate) => void): Promise<void> {
+  if (tauri()) {
+    const channel = new Channel<JobUpdate>(onUpdate);
+    try {
+      await invoke('watch', { id, after, onUpdate: channel });
+    } catch (e) {
+      throw new SluiceError(asApiError(e));
+    }
+    return;
+  }
+  for (;;) {
+    const u = await call('job_poll', { id, after, wait_ms: 1000 });
+    after = u.next;
+    onUpdate(u);
+    if (!u.job.running && !u.events.length) return;
+  }
 }
 
 /** In a browser, not the desktop window: files then go to the browser's downloads. */

@@ -31,6 +31,9 @@ pub struct CaptureOptions {
     pub stop_at_end: bool,
     pub include_replays: bool,
     pub max_payload_bytes: usize,
+    /// False stores payloads as they came (encoding `undecoded`) for `schema redecode` to
+    /// decode later: the fastest capture, for when keeping up with the bus matters most.
+    pub decode: bool,
     pub flush: FlushPolicy,
     /// How RabbitMQ sources are read (tap by default) and SQS queues (peek or drain); Kafka
     /// ignores it.
@@ -47,6 +50,7 @@ impl Default for CaptureOptions {
             stop_at_end: false,
             include_replays: false,
             max_payload_bytes: DEFAULT_MAX_PAYLOAD_BYTES,
+            decode: true,
             flush: FlushPolicy::default(),
             read: ReadOptions::default(),
         }
@@ -122,6 +126,7 @@ pub(crate) struct EventBuilder {
     pub bus: Bus,
     pub decoders: HashMap<String, TopicDecoders>,
     pub max_payload_bytes: usize,
+    pub decode: bool,
 }
 
 /// What decoding one message produced, kept beside the message so a row can borrow both.
@@ -147,6 +152,17 @@ impl EventBuilder {
         let truncated = size > self.max_payload_bytes;
         if truncated {
             msg.payload.truncate(self.max_payload_bytes);
+        }
+        if !self.decode {
+            return Parts {
+                decoded: Decoded {
+                    encoding: Some(Encoding::Undecoded),
+                    ..Decoded::default()
+                },
+                key_decoded: None,
+                size,
+                truncated,
+            };
         }
         let headers: Vec<(&str, &[u8])> = msg
             .headers

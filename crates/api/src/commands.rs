@@ -351,6 +351,11 @@ impl Session {
         self.jobs.shutdown(timeout);
     }
 
+    /// Streams a job's updates to `send` (see `Jobs::watch`); the desktop app's channel.
+    pub fn watch(&self, id: u64, after: u64, send: impl Fn(JobUpdate) -> bool) -> Result<()> {
+        self.jobs.watch(id, after, send)
+    }
+
     fn app_info(&self, _: NoArgs) -> Result<AppInfo> {
         let s = self.sluice();
         Ok(AppInfo {

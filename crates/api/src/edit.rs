@@ -184,6 +184,11 @@ pub(crate) fn encode(
                 "edit for event {id}: a binary payload has no decoded form to edit"
             )))
         }
+        Encoding::Undecoded => {
+            return Err(invalid(format!(
+                "edit for event {id}: it was captured with --no-decode; decode it first (`sluice schema redecode CONNECTION TOPIC`)"
+            )))
+        }
         other => {
             return Err(invalid(format!(
                 "edit for event {id}: {} payloads cannot be re-encoded yet (protobuf, Avro, JSON, text and compressed or base64 ones of these can)",

@@ -1,7 +1,8 @@
 //! Long work started from a window (tail, capture, replay, re-decoding) runs on its own thread as a job.
-//! The host asks for what is new with `job_poll`, which waits until something arrives: live
-//! events and progress travel in batches, never one message per event, and a job outlives the
-//! view that started it (captures keep running while the user looks elsewhere).
+//! The host asks for what is new with `job_poll`, which waits until something arrives, or has
+//! it pushed with `watch` (the desktop app's channel): live events and progress travel in
+//! batches, never one message per event, and a job outlives the view that started it
+//! (captures keep running while the user looks elsewhere).
 
 use crate::error::{ApiError, ErrorCode, Result};
 use crate::render::EventView;
@@ -211,6 +212,29 @@ impl Jobs {
         })
     }
 
+    /// Pushes a job's updates to `send` as they come (events in pages, progress, the outcome)
+    /// from sequence number `after` on, until the job has ended and everything it produced
+    /// went out (the last update is not running and has no events), or `send` returns false.
+    pub fn watch(&self, id: u64, mut after: u64, send: impl Fn(JobUpdate) -> bool) -> Result<()> {
+        let mut last_progress = None;
+        loop {
+            let u = self.poll(id, after, Duration::from_secs(1))?;
+            let ended = !u.job.running && u.events.is_empty();
+            // A poll that timed out with nothing new is not worth a message.
+            let quiet = u.events.is_empty()
+                && u.job.running
+                && last_progress.as_ref() == Some(&u.job.progress);
+            after = u.next;
+            if quiet {
+                continue;
+            }
+            last_progress = Some(u.job.progress.clone());
+            if !send(u) || ended {
+                return Ok(());
+            }
+        }
+    }
+
     pub fn stop(&self, id: u64) -> Result<()> {
         let job = self.get(id)?;
         job.stop.store(true, Ordering::Relaxed);
@@ -307,6 +331,47 @@ mod tests {
             }
         }
         assert_eq!(seen, (0..450).collect::<Vec<i64>>());
+    }
+
+    #[test]
+    fn watch_streams_every_event_once_and_ends_with_the_job() {
+        let jobs = Jobs::default();
+        let id = jobs.start("tail", "t".into(), |job| {
+            for n in 0..450 {
+                job.push_event(event(n));
+                if n == 300 {
+                    // A quiet spell longer than one poll: nothing is sent for it.
+                    std::thread::sleep(Duration::from_millis(1300));
+                }
+            }
+            Ok(())
+        });
+        let updates = Mutex::new(Vec::new());
+        jobs.watch(id, 0, |u| {
+            updates.lock().unwrap().push(u);
+            true
+        })
+        .unwrap();
+        let updates = updates.into_inner().unwrap();
+        let seen: Vec<i64> = updates
+            .iter()
+            .flat_map(|u| u.events.iter().map(|e| e.offset.unwrap()))
+            .collect();
+        assert_eq!(seen, (0..450).collect::<Vec<i64>>());
+        assert!(updates[..updates.len() - 1]
+            .iter()
+            .all(|u| !u.events.is_empty()));
+        let last = updates.last().unwrap();
+        assert!(!last.job.running && last.events.is_empty());
+
+        // A window that went away stops the stream at once.
+        let sent = Mutex::new(0);
+        jobs.watch(id, 0, |_| {
+            *sent.lock().unwrap() += 1;
+            false
+        })
+        .unwrap();
+        assert_eq!(*sent.lock().unwrap(), 1);
     }
 
     #[test]

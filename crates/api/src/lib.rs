@@ -686,6 +686,7 @@ impl Sluice {
             bus: Self::bus_of(profile)?,
             decoders,
             max_payload_bytes,
+            decode: true,
         })
     }
 
@@ -742,7 +743,14 @@ impl Sluice {
                 "name at least one topic to capture",
             ));
         }
-        let builder = self.event_builder(connection, &opts.sources, opts.max_payload_bytes)?;
+        let build = || -> Result<EventBuilder> {
+            let b = self.event_builder(connection, &opts.sources, opts.max_payload_bytes)?;
+            Ok(EventBuilder {
+                decode: opts.decode,
+                ..b
+            })
+        };
+        let builder = build()?;
         let reader = self
             .connector(connection)?
             .reader(&opts.sources, opts.from, &opts.read)?;
@@ -760,8 +768,7 @@ impl Sluice {
                 return None;
             }
             seen = now;
-            self.event_builder(connection, &opts.sources, opts.max_payload_bytes)
-                .ok()
+            build().ok()
         };
         capture::run_capture(
             reader,

@@ -380,6 +380,10 @@ struct CaptureArgs {
     /// Payloads larger than this are stored cut and flagged `truncated`
     #[arg(long, default_value_t = sluice_api::DEFAULT_MAX_PAYLOAD_BYTES)]
     max_payload_bytes: usize,
+    /// Store payloads without decoding them (encoding `undecoded`), the fastest capture;
+    /// decode them later with `sluice schema redecode CONNECTION TOPIC`
+    #[arg(long)]
+    no_decode: bool,
     /// Print the final summary as JSON
     #[arg(long)]
     json: bool,
@@ -857,6 +861,7 @@ fn capture(sluice: &Sluice, a: CaptureArgs) -> Result<()> {
         stop_at_end: a.stop_at_end,
         include_replays: a.include_replays,
         max_payload_bytes: a.max_payload_bytes,
+        decode: !a.no_decode,
         ..CaptureOptions::default()
     };
     let stop = stop_flag();

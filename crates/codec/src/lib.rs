@@ -30,7 +30,7 @@ pub use registry::{
 pub use schema::{
     collect_files, compile_paths, parse_avro, Compiled, ParsedAvro, SchemaError, SchemaSet,
 };
-pub use schemaless::decode_raw;
+pub use schemaless::{decode_raw, decode_raw_json};
 pub use wrapping::{unwrap, wrap};
 
 use sluice_model::Encoding;
@@ -291,8 +291,8 @@ fn sniff_within(bytes: &[u8], depth: usize) -> Decoded {
     if let Some(json) = cbor::decode(bytes) {
         return found(Encoding::Cbor, json);
     }
-    if let Some(tree) = decode_raw(bytes) {
-        return found(Encoding::ProtobufRaw, tree.to_string());
+    if let Some(tree) = decode_raw_json(bytes) {
+        return found(Encoding::ProtobufRaw, tree);
     }
     Decoded {
         encoding: Some(Encoding::Binary),

@@ -7,7 +7,8 @@
 
 use crate::printable;
 use base64::Engine as _;
-use serde_json::{Map, Value};
+use serde_json::Value;
+use std::collections::HashMap;
 
 /// Nesting deeper than this is left as bytes: real messages are far shallower, and the bound
 /// keeps hostile input from recursing without end.
@@ -15,10 +16,19 @@ const MAX_DEPTH: usize = 24;
 
 /// The field-number tree of a payload, or `None` when it is not protobuf wire format.
 pub fn decode_raw(bytes: &[u8]) -> Option<Value> {
+    serde_json::from_str(&decode_raw_json(bytes)?).ok()
+}
+
+/// `decode_raw`'s tree as JSON text, written straight from the wire: capture decodes every
+/// unmapped binary payload this way, and building a `Value` first (a map keyed by formatted
+/// strings, then serialized) cost several times the parse itself.
+pub fn decode_raw_json(bytes: &[u8]) -> Option<String> {
     if bytes.is_empty() {
         return None;
     }
-    message(bytes, 0).map(Value::Object)
+    let mut out = Vec::with_capacity(bytes.len() * 2);
+    write_message(bytes, 0, &mut out)?;
+    String::from_utf8(out).ok()
 }
 
 /// A base-128 varint at `*at` (at most 10 bytes, and no bits beyond 64), moving `at` past it.
@@ -89,46 +99,102 @@ pub(crate) fn fields(bytes: &[u8]) -> Option<Vec<(u32, Wire<'_>)>> {
     Some(out)
 }
 
-fn number(v: u64) -> Value {
+fn write_number(v: u64, out: &mut Vec<u8>) {
     // Beyond 2^53 a JSON number loses digits in most readers: such values go as strings, as
     // proto3 JSON does for 64-bit integers.
+    let mut digits = itoa::Buffer::new();
+    let d = digits.format(v).as_bytes();
     if v <= (1 << 53) {
-        Value::from(v)
+        out.extend_from_slice(d);
     } else {
-        Value::String(v.to_string())
+        out.push(b'"');
+        out.extend_from_slice(d);
+        out.push(b'"');
     }
 }
 
-fn message(bytes: &[u8], depth: usize) -> Option<Map<String, Value>> {
-    let mut out = Map::new();
-    for (n, w) in fields(bytes)? {
-        let v = match w {
-            Wire::Varint(v) | Wire::Fixed64(v) => number(v),
-            Wire::Fixed32(v) => Value::from(v),
-            Wire::Bytes(b) => match printable(b) {
-                Some(s) => Value::String(s.to_string()),
-                None => match (depth < MAX_DEPTH && !b.is_empty())
-                    .then(|| message(b, depth + 1))
-                    .flatten()
-                {
-                    Some(m) => Value::Object(m),
-                    None => Value::String(base64::engine::general_purpose::STANDARD.encode(b)),
-                },
-            },
-        };
-        let key = format!("#{n}");
-        match out.get_mut(&key) {
-            None => {
-                out.insert(key, v);
+fn write_value(w: Wire<'_>, depth: usize, out: &mut Vec<u8>) {
+    match w {
+        Wire::Varint(v) | Wire::Fixed64(v) => write_number(v, out),
+        Wire::Fixed32(v) => write_number(u64::from(v), out),
+        Wire::Bytes(b) => {
+            if let Some(s) = printable(b) {
+                // Serializing a &str into a Vec cannot fail.
+                let _ = serde::Serialize::serialize(s, &mut serde_json::Serializer::new(&mut *out));
+                return;
             }
-            Some(Value::Array(items)) => items.push(v),
-            Some(first) => {
-                let first = first.take();
-                out.insert(key, Value::Array(vec![first, v]));
+            let mark = out.len();
+            if depth < MAX_DEPTH && !b.is_empty() && write_message(b, depth + 1, out).is_some() {
+                return;
             }
+            out.truncate(mark);
+            out.push(b'"');
+            out.extend_from_slice(
+                base64::engine::general_purpose::STANDARD
+                    .encode(b)
+                    .as_bytes(),
+            );
+            out.push(b'"');
         }
     }
-    Some(out)
+}
+
+/// Writes `{"#n": value, ...}`: numbers in the order first seen, a number seen more than once
+/// as an array of its values in wire order.
+fn write_message(bytes: &[u8], depth: usize, out: &mut Vec<u8>) -> Option<()> {
+    let fields = fields(bytes)?;
+    // Each field's group: the index of the first field with its number. Messages are small,
+    // so a scan of the numbers seen so far beats hashing until there are many of them.
+    let mut seen: Vec<(u32, usize)> = Vec::new();
+    let mut index: HashMap<u32, usize> = HashMap::new();
+    let mut order: Vec<(usize, usize)> = Vec::with_capacity(fields.len());
+    for (i, (n, _)) in fields.iter().enumerate() {
+        let group = if seen.len() < 32 {
+            match seen.iter().find(|(m, _)| m == n) {
+                Some(&(_, g)) => g,
+                None => {
+                    seen.push((*n, i));
+                    i
+                }
+            }
+        } else {
+            if index.is_empty() {
+                index.extend(seen.iter().copied());
+            }
+            *index.entry(*n).or_insert(i)
+        };
+        order.push((group, i));
+    }
+    // Stable: values of one number keep their wire order.
+    order.sort_by_key(|&(g, _)| g);
+    out.push(b'{');
+    let mut at = 0;
+    while at < order.len() {
+        let group = order[at].0;
+        let end = at + order[at..].iter().take_while(|(g, _)| *g == group).count();
+        if at > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(b"\"#");
+        out.extend_from_slice(itoa::Buffer::new().format(fields[group].0).as_bytes());
+        out.extend_from_slice(b"\":");
+        let many = end - at > 1;
+        if many {
+            out.push(b'[');
+        }
+        for (k, &(_, i)) in order[at..end].iter().enumerate() {
+            if k > 0 {
+                out.push(b',');
+            }
+            write_value(fields[i].1, depth, out);
+        }
+        if many {
+            out.push(b']');
+        }
+        at = end;
+    }
+    out.push(b'}');
+    Some(())
 }
 
 #[cfg(test)]
@@ -157,6 +223,34 @@ mod tests {
             decode_raw(b"\x08\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01").unwrap(),
             serde_json::json!({"#1": "18446744073709551615"})
         );
+    }
+
+    #[test]
+    fn writes_json_text_directly_in_first_seen_order() {
+        let msg = b"\x10\x01\x0a\x02hi\x10\x02\x0a\x01\"";
+        assert_eq!(
+            decode_raw_json(msg).unwrap(),
+            r##"{"#2":[1,2],"#1":["hi","\""]}"##
+        );
+        // Past 32 distinct numbers the groups come from a map: same order, same arrays.
+        let mut many = Vec::new();
+        for round in 0..2u8 {
+            for n in 1..=40u32 {
+                let tag = n << 3;
+                if tag < 0x80 {
+                    many.push(tag as u8);
+                } else {
+                    many.extend([(tag & 0x7f) as u8 | 0x80, (tag >> 7) as u8]);
+                }
+                many.push(round);
+            }
+        }
+        let v = decode_raw(&many).unwrap();
+        let obj = v.as_object().unwrap();
+        assert_eq!(obj.len(), 40);
+        assert_eq!(obj.keys().next().unwrap(), "#1");
+        assert_eq!(obj.keys().next_back().unwrap(), "#40");
+        assert!(obj.values().all(|x| x == &serde_json::json!([0, 1])));
     }
 
     #[test]

@@ -104,6 +104,9 @@ pub enum Encoding {
     Zstd,
     Snappy,
     Base64,
+    /// Captured with decoding off (`capture --no-decode`): nothing was tried yet, so
+    /// `schema redecode` decodes it later.
+    Undecoded,
 }
 
 impl Encoding {
@@ -121,6 +124,7 @@ impl Encoding {
             Encoding::Zstd => "zstd",
             Encoding::Snappy => "snappy",
             Encoding::Base64 => "base64",
+            Encoding::Undecoded => "undecoded",
         }
     }
 
@@ -137,6 +141,7 @@ impl Encoding {
             Encoding::Zstd,
             Encoding::Snappy,
             Encoding::Base64,
+            Encoding::Undecoded,
         ]
         .into_iter()
         .find(|e| e.as_str() == s)

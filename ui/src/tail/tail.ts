@@ -1,9 +1,9 @@
 // Live tail: decoded messages as they arrive, in a virtualized list with a capped buffer,
-// pause, lock-to-bottom and seek. Events arrive in batches from a job (one poll per batch),
-// and the list repaints at most once per frame.
+// pause, lock-to-bottom and seek. Events arrive in batches from a job (through a channel in
+// the app, by long-polling in a browser), and the list repaints at most once per frame.
 
-import type { EventView } from '../bindings';
-import { call } from '../api';
+import type { EventView, JobUpdate } from '../bindings';
+import { call, watchJob } from '../api';
 import { h, clear, formatCount, toast } from '../dom';
 import { hub, state, readModes } from '../app';
 import { VirtualList } from '../virtual';
@@ -32,6 +32,8 @@ export class TailView {
   private detail: HTMLElement;
   private job: number | null = null;
   private paused = false;
+  /** Batches that arrived while paused. */
+  private held: EventView[] = [];
   private lock = true;
   private dropped = 0;
   private selected = -1;
@@ -108,6 +110,7 @@ export class TailView {
 
   private clearBuffer() {
     this.buffer = [];
+    this.held = [];
     this.dropped = 0;
     this.selected = -1;
     this.list.setTotal(0);
@@ -117,6 +120,7 @@ export class TailView {
   private togglePause() {
     this.paused = !this.paused;
     this.pauseBtn.textContent = this.paused ? 'Resume' : 'Pause';
+    if (!this.paused) this.showBatch(this.held.splice(0));
     this.updateStatus();
   }
 
@@ -152,35 +156,35 @@ export class TailView {
   }
 
   private async pump(id: number) {
-    let after = 0;
-    while (this.job === id) {
-      if (this.paused) {
-        await new Promise((r) => setTimeout(r, 200));
-        continue;
-      }
-      let u;
-      try {
-        u = await call('job_poll', { id, after, wait_ms: 1000 });
-      } catch (e) {
-        toast((e as Error).message, 'error');
-        break;
-      }
-      after = u.next;
-      const evicted = pushCapped(this.buffer, u.events, BUFFER_CAP);
-      this.dropped += u.dropped + evicted;
-      if (u.events.length) {
-        // The selected message moves up as older ones leave the buffer.
-        if (this.selected >= 0) this.selected = Math.max(-1, this.selected - evicted);
-        this.list.setTotal(this.buffer.length);
-        if (this.lock) this.list.scrollToEnd();
-        this.updateStatus();
-      }
-      if (!u.job.running) {
-        if (u.job.error) toast(u.job.error.message, 'error');
-        if (this.job === id) await this.stop();
-        this.updateStatus('stopped');
-        break;
-      }
+    try {
+      await watchJob(id, 0, (u) => this.receive(id, u));
+    } catch (e) {
+      if (this.job === id) toast((e as Error).message, 'error');
     }
+    if (this.job === id) await this.stop();
+    if (!this.job) this.updateStatus('stopped');
+  }
+
+  /** One batch from the job. While paused, batches wait (capped like the buffer) and are shown on resume. */
+  private receive(id: number, u: JobUpdate) {
+    if (this.job !== id) return;
+    if (u.job.error && !u.job.running && !u.events.length) toast(u.job.error.message, 'error');
+    this.dropped += u.dropped;
+    if (this.paused) {
+      this.dropped += pushCapped(this.held, u.events, BUFFER_CAP);
+      return;
+    }
+    this.showBatch(u.events);
+  }
+
+  private showBatch(events: EventView[]) {
+    if (!events.length) return;
+    const evicted = pushCapped(this.buffer, events, BUFFER_CAP);
+    this.dropped += evicted;
+    // The selected message moves up as older ones leave the buffer.
+    if (this.selected >= 0) this.selected = Math.max(-1, this.selected - evicted);
+    this.list.setTotal(this.buffer.length);
+    if (this.lock) this.list.scrollToEnd();
+    this.updateStatus();
   }
 }
