@@ -139,15 +139,31 @@ impl Query {
             return Ok(Vec::new());
         }
         let files = self.candidates(&filter.needs).0;
-        // Up to a few pages, matches are found reading only their position and sort keys, and
-        // then fetched whole by row number: materialising every column of every row the filter reads
-        // cost about as much as the filter itself.
-        let cols = if want <= FETCH_BY_ROW_MAX {
+        // For a page of up to a few thousand rows, matches are found reading only their position
+        // and sort keys, and the page is then fetched whole by row number: materialising every
+        // column of every row the filter reads cost about as much as the filter itself, and a
+        // page deep in a large result (the UI's table scrolled far down) would otherwise hold
+        // every event before it in memory.
+        let by_row = limit as usize <= FETCH_BY_ROW_MAX;
+        let cols = if by_row {
             format!("filename, file_row_number, {HIT_KEYS}")
         } else {
             format!("filename, file_row_number, {EVENT_COLUMNS}, {HIT_KEYS}")
         };
         let mut hits: Vec<Hit> = Vec::new();
+        if skip as usize > DEEP_SKIP && !files.is_empty() {
+            // Far down a large result, DuckDB skips inside its sort: the rows before the page
+            // never come back to Rust, and reading newest files first could not stop early
+            // anyway.
+            let sql = format!(
+                "SELECT {cols} FROM {} AS events WHERE {} \
+                 ORDER BY timestamp DESC NULLS LAST, captured_at DESC, \"offset\" DESC LIMIT {limit} OFFSET {skip}",
+                parquet_source_with_names(&files),
+                filter.where_sql
+            );
+            self.hits(&sql, bound(filter), &mut hits)?;
+            return self.page(hits, by_row);
+        }
         let (mut next, mut group) = (0, 4);
         while next < files.len() {
             let end = (next + group).min(files.len());
@@ -172,7 +188,12 @@ impl Query {
             }
         }
         let hits: Vec<Hit> = hits.into_iter().skip(skip as usize).collect();
-        if want > FETCH_BY_ROW_MAX {
+        self.page(hits, by_row)
+    }
+
+    /// The events of a page's hits: read already, or fetched by row.
+    fn page(&self, hits: Vec<Hit>, by_row: bool) -> Result<Vec<Event>, LakeError> {
+        if !by_row {
             return Ok(hits.into_iter().filter_map(|h| h.event).collect());
         }
         self.fetch_rows(hits)
@@ -565,7 +586,10 @@ struct Hit {
     event: Option<Event>,
 }
 
-/// Above this many rows a search page reads whole rows at once instead of fetching by row.
+/// Beyond this many skipped rows, a search page is one query that skips inside DuckDB.
+const DEEP_SKIP: usize = 10_000;
+
+/// Above this many rows per page a search reads whole rows at once instead of fetching by row.
 const FETCH_BY_ROW_MAX: usize = 2_000;
 
 impl Hit {

@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { effectiveFilter, idsFilter, quote } from './search';
 import { bucketRange, isoUs } from './histogram';
 import { visibleRange } from '../virtual';
@@ -27,5 +27,28 @@ describe('the results table', () => {
   it('selected rows become an exact id filter, quotes escaped', () => {
     expect(idsFilter(['kafka:c/t/0/1', 'a"b'])).toBe('event.id in ("kafka:c/t/0/1", "a\\"b")');
     expect(quote('back\\slash')).toBe('"back\\\\slash"');
+  });
+});
+
+describe('a new search', () => {
+  it('shows the first rows before the count arrives, then the total', async () => {
+    const { SearchView } = await import('./search');
+    let finishCount: (n: number) => void = () => undefined;
+    const row = (i: number) => ({ id: `e${i}`, bus: 'kafka', connection: 'c', source: 't', partition: 0, offset: i, timestamp: null, key_text: null, schema: null, encoding: 'json', preview: '{}', size: 2, decode_error: false });
+    vi.stubGlobal('fetch', vi.fn(async (url: string) => {
+      const json = (v: unknown) => new Response(JSON.stringify(v), { status: 200 });
+      if (url === 'api/search') return json({ offset: 0, rows: [row(1), row(2), row(3)] });
+      if (url === 'api/count') return new Promise<Response>((r) => { finishCount = (n) => r(json(n)); });
+      if (url === 'api/histogram') return json({ start_us: 0, bucket_us: 1, counts: [] });
+      return json([]);
+    }));
+    const view = new SearchView();
+    const status = view.el.querySelector('.search-status')!;
+    const done = view.run('status = FAILED');
+    await vi.waitFor(() => expect(status.textContent).toMatch(/^counting… · first rows in \d+ ms$/));
+    finishCount(1234);
+    await done;
+    expect(status.textContent).toMatch(/^1,234 matching · \d+ ms$/);
+    vi.unstubAllGlobals();
   });
 });

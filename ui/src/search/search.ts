@@ -131,12 +131,14 @@ export class SearchView {
     this.list.schedule();
   }
 
+  /** Loads the pages holding rows `first..last`; resolves when they are in. */
   private async fetch(first: number, last: number) {
     const gen = this.generation;
+    const loads: Promise<void>[] = [];
     for (let p = Math.floor(first / PAGE); p <= Math.floor((last - 1) / PAGE); p++) {
       if (this.pages.has(p) || this.loading.has(p)) continue;
       this.loading.add(p);
-      call('search', { filter: effectiveFilter(this.filter, this.range), offset: p * PAGE, limit: PAGE })
+      loads.push(call('search', { filter: effectiveFilter(this.filter, this.range), offset: p * PAGE, limit: PAGE })
         .then((page) => {
           if (gen !== this.generation) return;
           this.pages.set(p, page.rows);
@@ -148,8 +150,9 @@ export class SearchView {
           this.list.schedule();
         })
         .catch((e) => toast(e.message, 'error'))
-        .finally(() => this.loading.delete(p));
+        .finally(() => this.loading.delete(p)));
     }
+    await Promise.all(loads);
   }
 
   run(filter: string) {
@@ -171,10 +174,20 @@ export class SearchView {
     const t0 = performance.now();
     try {
       this.bar.showError(null);
-      const [count] = await Promise.all([call('count', { filter: f }), this.fetch(0, PAGE)]);
+      this.list.el.scrollTop = 0;
+      let counted = false;
+      // A common filter's count reads the whole lake while its first page reads only the
+      // newest files: the first rows show as soon as they arrive, the total follows.
+      const firstPage = this.fetch(0, PAGE).then(() => {
+        const rows = this.pages.get(0)?.length ?? 0;
+        if (gen !== this.generation || counted || !rows) return;
+        this.list.setTotal(rows);
+        this.status.textContent = `counting… · first rows in ${Math.round(performance.now() - t0)} ms`;
+      });
+      const counting = call('count', { filter: f }).then((n) => { counted = true; return n; });
+      const [count] = await Promise.all([counting, firstPage]);
       if (gen !== this.generation) return;
       this.total = count;
-      this.list.el.scrollTop = 0;
       this.list.setTotal(count);
       this.status.textContent = `${formatCount(count)} matching · ${Math.round(performance.now() - t0)} ms${this.range ? ' · zoomed' : ''}`;
       this.renderActions();
