@@ -62,7 +62,10 @@ try:
         page.goto("about:blank")
         page.goto(f"{base}#search?q=&token={token}")
         page.locator(".search-table .vrows .row[data-id]").first.wait_for(timeout=300_000)
-        total = int(page.locator(".search-status").inner_text().split()[0].replace(",", ""))
+        # The first rows show before the count; the table's length comes with the count.
+        status = page.locator(".search-status", has_text="matching")
+        status.wait_for(timeout=300_000)
+        total = int(status.inner_text().split()[0].replace(",", ""))
         t = time.monotonic()
         for frac in [0.1, 0.25, 0.5, 0.75, 0.9, 0.999, 0.3, 0.6]:
             page.evaluate("f => { const l = document.querySelector('.search-table .vlist'); l.scrollTop = l.scrollHeight * f; }", frac)
