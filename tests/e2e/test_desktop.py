@@ -3,120 +3,29 @@ tauri-driver and WebKitWebDriver (Debian's webkit2gtk-driver). The app starts, l
 connection, runs a search over a real lake, tails a topic live (rows streamed through the
 app's Tauri channel, not polled), and a screenshot is taken."""
 
-import base64
 import http.client
 import json
 import os
-import shutil
 import socket
-import subprocess
 import time
 import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from conftest import BROKER, TARGET, Sluice, create_topic, produce
+from webdriver import DRIVER, start_driver, stop_driver
 
 ARTIFACTS = Path(os.environ.get("SLUICE_ARTIFACTS", Path(__file__).parent / "artifacts"))
 APP = os.environ.get("SLUICE_APP_BIN", str(TARGET / "debug" / "sluice-app"))
-CACHE = Path(os.environ.get("SLUICE_CACHE", Path.home() / ".cache" / "sluice"))
-DRIVER = shutil.which("tauri-driver") or str(CACHE / "tools" / "bin" / "tauri-driver")
-ELEMENT = "element-6066-11e4-a52f-4f735466cecf"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class WebDriver:
-    """Just enough of the W3C WebDriver protocol."""
-
-    def __init__(self, port):
-        self.base = f"http://127.0.0.1:{port}"
-        self.session = None
-
-    def req(self, method, path, body=None, timeout=60):
-        data = json.dumps(body).encode() if body is not None else None
-        r = urllib.request.Request(self.base + path, data=data, method=method, headers={"content-type": "application/json"})
-        with urllib.request.urlopen(r, timeout=timeout) as resp:
-            return json.loads(resp.read())["value"]
-
-    def start(self, app):
-        v = self.req("POST", "/session", {"capabilities": {"alwaysMatch": {"tauri:options": {"application": app}}}}, timeout=120)
-        self.session = v["sessionId"]
-
-    def s(self, path):
-        return f"/session/{self.session}{path}"
-
-    def find(self, css, text=None, timeout=30):
-        end = time.monotonic() + timeout
-        seen = []
-        while True:
-            try:
-                seen = []
-                for el in self.req("POST", self.s("/elements"), {"using": "css selector", "value": css}):
-                    eid = el.get(ELEMENT) or next(iter(el.values()))
-                    seen.append(self.text(eid) if text is not None else "")
-                    if text is None or text in seen[-1]:
-                        return eid
-            except (urllib.error.HTTPError, KeyError, StopIteration) as e:
-                seen.append(repr(e))
-            if time.monotonic() > end:
-                raise AssertionError(f"no {css!r} with {text!r} in the window; saw {seen[-5:]}")
-            time.sleep(0.25)
-
-    def text(self, eid):
-        return self.req("GET", self.s(f"/element/{eid}/text"))
-
-    def js(self, script, *args):
-        return self.req("POST", self.s("/execute/sync"), {"script": script, "args": list(args)})
-
-    def wait_js(self, script, *args, timeout=30):
-        end = time.monotonic() + timeout
-        while not self.js(script, *args):
-            if time.monotonic() > end:
-                raise AssertionError(f"still false after {timeout} s: {script}")
-            time.sleep(0.25)
-
-    def click(self, eid):
-        self.req("POST", self.s(f"/element/{eid}/click"), {})
-
-    def clear(self, eid):
-        self.req("POST", self.s(f"/element/{eid}/clear"), {})
-
-    def type(self, eid, text):
-        self.req("POST", self.s(f"/element/{eid}/value"), {"text": text})
-
-    def screenshot(self, path):
-        Path(path).write_bytes(base64.b64decode(self.req("GET", self.s("/screenshot"))))
-
-    def quit(self):
-        if self.session:
-            self.req("DELETE", self.s(""))
 
 
 def run_window_once(sluice, log_path, topic, attempt):
     """Starts the app through tauri-driver, searches, tails `topic`, and saves screenshots.
     Each attempt adds one live message to the topic's 25."""
-    port, native = free_port(), free_port()
-    env = dict(sluice.env, NO_AT_BRIDGE="1", WEBKIT_DISABLE_COMPOSITING_MODE="1", WEBKIT_DISABLE_DMABUF_RENDERER="1")
     with open(log_path, "w") as log:
-        driver = subprocess.Popen(
-            ["xvfb-run", "-a", "-s", "-screen 0 1440x900x24", "dbus-run-session", "--", DRIVER, "--port", str(port), "--native-port", str(native)],
-            env=env, stdout=log, stderr=subprocess.STDOUT, text=True, start_new_session=True,
-        )
-    wd = WebDriver(port)
+        driver, wd = start_driver(sluice.env, log)
     try:
-        for _ in range(100):
-            try:
-                urllib.request.urlopen(wd.base + "/status", timeout=2)
-                break
-            except Exception:
-                time.sleep(0.2)
         wd.start(APP)
         wd.find(".conn-name", "local")
         box = wd.find(".filter-input")
@@ -143,13 +52,7 @@ def run_window_once(sluice, log_path, topic, attempt):
         wd.wait_js("return document.querySelector('.tail-table .vrows').textContent.includes(arguments[0])", f"LIVE-{attempt}")
         wd.click(wd.find(".tail-view .toolbar button.primary", "Stop"))
     finally:
-        try:
-            wd.quit()
-        except OSError:
-            pass
-        finally:
-            os.killpg(driver.pid, 15)
-            driver.wait(20)
+        stop_driver(driver, wd)
 
 
 @pytest.mark.skipif(not Path(APP).exists(), reason="the desktop app is not built")

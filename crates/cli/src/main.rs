@@ -418,6 +418,15 @@ enum ExportKind {
 fn main() {
     // SAFETY: sets a process-wide allocator option before any threads start.
     unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
+    // No transparent huge pages: mimalloc asks for them on its arenas, and each first touch
+    // then zeroes (and may compact memory for) a whole 2 MiB page. Capture allocates fresh
+    // batches all the time; with them on, a 1M-message capture took 0.7 to 2.8 s from run to
+    // run, and without them a steady 0.75 s (BENCHMARKS.md, "Capture without decoding").
+    // SAFETY: only sets a flag of this process, read by the kernel at page-fault time.
+    #[cfg(target_os = "linux")]
+    unsafe {
+        libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG")
