@@ -5,10 +5,12 @@ the app's memory (its own process and WebKit's) after browsing the whole lake.
     python3 tests/bench/desktop.py SLUICE_APP_BIN LAKE_DIR
 """
 
+import http.client
 import os
 import statistics
 import sys
 import tempfile
+import urllib.error
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
@@ -58,20 +60,24 @@ def app_processes():
 
 
 def search(wd, text):
+    """Milliseconds from submitting `text` to its first result row, starting from an empty
+    table (a search that matches nothing clears what the last one showed)."""
     box = wd.find(".filter-input")
+    wd.clear(box)
+    wd.type(box, "customer.id = -1\ue007")
+    wd.find(".search-status", "0 matching", timeout=300)
+    wd.wait_js("return !document.querySelector('.search-table .vrows .row[data-id]')", timeout=300)
     wd.clear(box)
     wd.js("window.t0 = performance.now();")
     wd.type(box, text + "\ue007")
     return wd.req("POST", wd.s("/execute/async"), {"script": FIRST_ROW, "args": []}, timeout=300)
 
 
-with tempfile.TemporaryFile("w+") as log:
+def measure(log):
     driver, wd = start_driver(env, log)
     try:
         wd.start(app)
         runs = [search(wd, "status = FAILED") for _ in range(3)]
-        print(f"- desktop window: submitting `status = FAILED` to its first result row: median {statistics.median(runs):.0f} ms "
-              f"of {[round(r) for r in runs]}")
         search(wd, "")
         status = wd.find(".search-status", "matching", timeout=300)
         total = wd.text(status).split()[0]
@@ -85,11 +91,23 @@ with tempfile.TemporaryFile("w+") as log:
                 rss, pss = memory(pid)
                 parts.append(f"{name} {rss} MiB")
                 rss_sum, pss_sum = rss_sum + rss, pss_sum + pss
-        print(f"- desktop window after browsing {total} results (8 jumps across the table): {nodes} DOM nodes; "
-              f"RSS {', '.join(parts)}; together {rss_sum} MiB RSS, {pss_sum} MiB PSS")
-    except Exception:
-        log.seek(0)
-        print(log.read()[-3000:], file=sys.stderr)
-        raise
     finally:
         stop_driver(driver, wd)
+    print(f"- desktop window: submitting `status = FAILED` to its first result row (from an empty table): median "
+          f"{statistics.median(runs):.0f} ms of {[round(r) for r in runs]}")
+    print(f"- desktop window after browsing {total} results (8 jumps across the table): {nodes} DOM nodes; "
+          f"RSS {', '.join(parts)}; together {rss_sum} MiB RSS, {pss_sum} MiB PSS")
+
+
+# WebKitWebDriver on a loaded machine sometimes drops its connection mid-session (see
+# tests/e2e/test_desktop.py): the rig failing, not the app, so a fresh start is allowed.
+for attempt in (1, 2, 3):
+    with tempfile.TemporaryFile("w+") as log:
+        try:
+            measure(log)
+            break
+        except (ConnectionError, http.client.HTTPException, urllib.error.URLError) as e:
+            log.seek(0)
+            print(f"attempt {attempt}: WebDriver connection lost ({e!r}); driver log:\n{log.read()[-3000:]}", file=sys.stderr)
+            if attempt == 3:
+                raise

@@ -146,8 +146,6 @@ impl Parts {
 impl EventBuilder {
     /// Cuts the payload at the size cap and decodes value and key.
     pub(crate) fn decode(&self, msg: &mut Message) -> Parts {
-        let fallback = TopicDecoders::default();
-        let d = self.decoders.get(&msg.source).unwrap_or(&fallback);
         let size = msg.payload.len();
         let truncated = size > self.max_payload_bytes;
         if truncated {
@@ -164,6 +162,8 @@ impl EventBuilder {
                 truncated,
             };
         }
+        let fallback = TopicDecoders::default();
+        let d = self.decoders.get(&msg.source).unwrap_or(&fallback);
         let headers: Vec<(&str, &[u8])> = msg
             .headers
             .iter()

@@ -186,11 +186,19 @@ impl LakeWriter {
     /// Writes everything and waits until it is durable. Events that could not be written stay
     /// buffered and the error is returned.
     pub fn flush(&mut self) -> Result<FlushStats, LakeError> {
-        self.hand_off()?;
+        // Written on this thread, beside the writer thread still finishing the batch before:
+        // the caller waits for both anyway, and at the end of a capture both cores are free.
+        self.hand_off_to(false)?;
         Ok(self.collect(true)?.unwrap_or_default())
     }
 
     fn hand_off(&mut self) -> Result<(), LakeError> {
+        self.hand_off_to(true)
+    }
+
+    /// Turns the buffers into chunks and has them written, by the writer thread when
+    /// `background` (started on first use), else here and now.
+    fn hand_off_to(&mut self, background: bool) -> Result<(), LakeError> {
         if self.buffers.is_empty() && self.retry.is_empty() {
             return Ok(());
         }
@@ -210,12 +218,12 @@ impl LakeWriter {
         }
         self.bytes = 0;
         self.oldest = None;
-        if self.flusher.is_none() {
+        if background && self.flusher.is_none() {
             self.flusher = Flusher::start(self.lake.clone());
         }
         let sent = match self.flusher.as_ref().and_then(|f| f.tx.as_ref()) {
-            Some(tx) => tx.send(chunks).map_err(|e| e.0),
-            None => Err(chunks),
+            Some(tx) if background => tx.send(chunks).map_err(|e| e.0),
+            _ => Err(chunks),
         };
         if let Err(chunks) = sent {
             self.inline_done.push(write_chunks(&self.lake, chunks));

@@ -761,3 +761,36 @@ fn oldest_first_with_times_in_offset_order_and_with_one_going_back() {
         }
     }
 }
+
+/// A write that fails (here: a file where the partition folder must go) loses nothing: its
+/// rows stay buffered, counted, and land with the next flush once the way is clear.
+#[test]
+fn a_failed_write_keeps_its_rows_for_the_next_flush() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = Lake::open(dir.path()).unwrap();
+    let blocker = dir.path().join("connection=local");
+    std::fs::write(&blocker, b"in the way").unwrap();
+    let mut w = LakeWriter::new(
+        lake.clone(),
+        FlushPolicy {
+            max_rows: 10,
+            ..FlushPolicy::default()
+        },
+    );
+    let mut reported = 0;
+    for i in 0..25 {
+        // Background writes fail too; a push reports that and keeps the rows.
+        if let Ok(Some(s)) = w.push(event(0, i, Some(&format!(r#"{{"n":{i}}}"#)), None)) {
+            reported += s.rows;
+        }
+    }
+    let err = w.flush().unwrap_err().to_string();
+    assert!(err.contains("connection=local"), "{err}");
+    assert_eq!(reported, 0);
+    assert_eq!(w.buffered(), 25);
+    std::fs::remove_file(&blocker).unwrap();
+    assert_eq!(w.flush().unwrap().rows, 25);
+    assert_eq!(w.buffered(), 0);
+    let q = Query::open(&lake).unwrap();
+    assert_eq!(q.count(&compile("")).unwrap(), 25);
+}
