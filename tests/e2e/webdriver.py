@@ -3,11 +3,13 @@ and WebKitWebDriver (Debian's webkit2gtk-driver) under Xvfb: the desktop smoke t
 desktop benchmark share it."""
 
 import base64
+import http.client
 import json
 import os
 import shutil
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -34,9 +36,20 @@ class WebDriver:
 
     def req(self, method, path, body=None, timeout=60):
         data = json.dumps(body).encode() if body is not None else None
-        r = urllib.request.Request(self.base + path, data=data, method=method, headers={"content-type": "application/json"})
-        with urllib.request.urlopen(r, timeout=timeout) as resp:
-            return json.loads(resp.read())["value"]
+        # tauri-driver forwards each command over a pooled connection to WebKitWebDriver, and
+        # now and then sends one on a connection WebKitWebDriver has just closed: the command
+        # never arrives and tauri-driver answers by closing ours ("Connection reset by peer"
+        # in its log). Such a command is sent once more.
+        for retry in (False, True):
+            r = urllib.request.Request(self.base + path, data=data, method=method, headers={"content-type": "application/json"})
+            try:
+                with urllib.request.urlopen(r, timeout=timeout) as resp:
+                    return json.loads(resp.read())["value"]
+            except (http.client.RemoteDisconnected, ConnectionResetError):
+                if retry:
+                    raise
+                print(f"WebDriver: {method} {path} sent again after a dropped connection", file=sys.stderr)
+                time.sleep(0.5)
 
     def start(self, app):
         v = self.req("POST", "/session", {"capabilities": {"alwaysMatch": {"tauri:options": {"application": app}}}}, timeout=120)
