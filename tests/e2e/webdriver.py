@@ -36,10 +36,10 @@ class WebDriver:
 
     def req(self, method, path, body=None, timeout=60):
         data = json.dumps(body).encode() if body is not None else None
-        # tauri-driver forwards each command over a pooled connection to WebKitWebDriver, and
-        # now and then sends one on a connection WebKitWebDriver has just closed: the command
-        # never arrives and tauri-driver answers by closing ours ("Connection reset by peer"
-        # in its log). Such a command is sent once more.
+        # tauri-driver forwards each command to WebKitWebDriver over a pooled connection, and
+        # now and then that connection turns out reset ("Connection reset by peer" in its
+        # log), seemingly closed by WebKitWebDriver just before: tauri-driver then closes ours
+        # without an answer. Sent again, the command goes through.
         for retry in (False, True):
             r = urllib.request.Request(self.base + path, data=data, method=method, headers={"content-type": "application/json"})
             try:
