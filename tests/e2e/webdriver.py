@@ -29,6 +29,7 @@ def free_port():
 
 
 class WebDriver:
+    """A session with tauri-driver: commands, element lookups that wait, page scripts."""
 
     def __init__(self, port):
         self.base = f"http://127.0.0.1:{port}"
