@@ -7,6 +7,20 @@ use std::time::Duration;
 
 const T0: i64 = 1_795_168_800_000_000; // 2026-11-20T10:00:00Z
 
+/// A lake in a fresh temporary folder and a writer that flushes every `max_rows` rows.
+fn writer_in_tempdir(max_rows: usize) -> (tempfile::TempDir, Lake, LakeWriter) {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = Lake::open(dir.path()).unwrap();
+    let w = LakeWriter::new(
+        lake.clone(),
+        FlushPolicy {
+            max_rows,
+            ..FlushPolicy::default()
+        },
+    );
+    (dir, lake, w)
+}
+
 fn event(partition: i32, offset: i64, decoded: Option<&str>, text: Option<&str>) -> Event {
     Event {
         id: event_id(Bus::Kafka, "local", "orders", Some(partition), Some(offset)),
@@ -52,15 +66,7 @@ fn event(partition: i32, offset: i64, decoded: Option<&str>, text: Option<&str>)
 }
 
 fn sample_lake() -> (tempfile::TempDir, Lake) {
-    let dir = tempfile::tempdir().unwrap();
-    let lake = Lake::open(dir.path()).unwrap();
-    let mut w = LakeWriter::new(
-        lake.clone(),
-        FlushPolicy {
-            max_rows: 3,
-            ..FlushPolicy::default()
-        },
-    );
+    let (dir, lake, mut w) = writer_in_tempdir(3);
     let mut written = 0;
     let mut push = |w: &mut LakeWriter, e: Event| {
         written += w.push(e).unwrap().map_or(0, |s| s.rows);
@@ -319,15 +325,7 @@ fn covered_offsets_are_intervals() {
 
 #[test]
 fn a_page_deep_in_a_large_result_is_the_same_page_a_full_sort_gives() {
-    let dir = tempfile::tempdir().unwrap();
-    let lake = Lake::open(dir.path()).unwrap();
-    let mut w = LakeWriter::new(
-        lake.clone(),
-        FlushPolicy {
-            max_rows: 3_000,
-            ..FlushPolicy::default()
-        },
-    );
+    let (_dir, lake, mut w) = writer_in_tempdir(3_000);
     let n = 12_100i64;
     for i in 0..n {
         let mut e = event((i % 2) as i32, i, Some(&format!(r#"{{"n":{i}}}"#)), None);
@@ -360,15 +358,7 @@ fn a_page_deep_in_a_large_result_is_the_same_page_a_full_sort_gives() {
 
 #[test]
 fn newest_first_over_many_files_matches_a_full_sort() {
-    let dir = tempfile::tempdir().unwrap();
-    let lake = Lake::open(dir.path()).unwrap();
-    let mut w = LakeWriter::new(
-        lake.clone(),
-        FlushPolicy {
-            max_rows: 7,
-            ..FlushPolicy::default()
-        },
-    );
+    let (_dir, lake, mut w) = writer_in_tempdir(7);
     // Out-of-order times across files (producer time is not arrival order), a few without time.
     let mut all = Vec::new();
     for i in 0..100i64 {
@@ -554,15 +544,7 @@ fn compile(filter: &str) -> sluice_filter::Compiled {
 /// only some row groups, and every query still finds exactly the matching rows.
 #[test]
 fn rare_text_in_some_row_groups_is_found_by_every_query() {
-    let dir = tempfile::tempdir().unwrap();
-    let lake = Lake::open(dir.path()).unwrap();
-    let mut w = LakeWriter::new(
-        lake.clone(),
-        FlushPolicy {
-            max_rows: 45_000,
-            ..FlushPolicy::default()
-        },
-    );
+    let (_dir, lake, mut w) = writer_in_tempdir(45_000);
     let rare = |i: i64| i % 20_011 == 7;
     for i in 0..90_000i64 {
         let note = if rare(i) {
@@ -646,15 +628,7 @@ fn window_order(q: &Query, condition: &str) -> Vec<String> {
 /// without time or offset included, across many files and two sources.
 #[test]
 fn oldest_first_keeps_partition_order_like_the_sql_window() {
-    let dir = tempfile::tempdir().unwrap();
-    let lake = Lake::open(dir.path()).unwrap();
-    let mut w = LakeWriter::new(
-        lake.clone(),
-        FlushPolicy {
-            max_rows: 13,
-            ..FlushPolicy::default()
-        },
-    );
+    let (_dir, lake, mut w) = writer_in_tempdir(13);
     for i in 0..300i64 {
         let mut e = event((i % 4) as i32, i, Some(&format!(r#"{{"n":{i}}}"#)), None);
         e.timestamp_us = match i % 11 {
@@ -711,15 +685,7 @@ fn oldest_first_keeps_partition_order_like_the_sql_window() {
 #[test]
 fn oldest_first_with_times_in_offset_order_and_with_one_going_back() {
     for backwards in [None, Some(137i64)] {
-        let dir = tempfile::tempdir().unwrap();
-        let lake = Lake::open(dir.path()).unwrap();
-        let mut w = LakeWriter::new(
-            lake.clone(),
-            FlushPolicy {
-                max_rows: 17,
-                ..FlushPolicy::default()
-            },
-        );
+        let (_dir, lake, mut w) = writer_in_tempdir(17);
         for i in 0..240i64 {
             let mut e = event((i % 3) as i32, i, Some(&format!(r#"{{"n":{i}}}"#)), None);
             // Partitions interleave in time; equal times within a partition fall to offsets.
@@ -766,17 +732,9 @@ fn oldest_first_with_times_in_offset_order_and_with_one_going_back() {
 /// rows stay buffered, counted, and land with the next flush once the way is clear.
 #[test]
 fn a_failed_write_keeps_its_rows_for_the_next_flush() {
-    let dir = tempfile::tempdir().unwrap();
-    let lake = Lake::open(dir.path()).unwrap();
+    let (dir, lake, mut w) = writer_in_tempdir(10);
     let blocker = dir.path().join("connection=local");
     std::fs::write(&blocker, b"in the way").unwrap();
-    let mut w = LakeWriter::new(
-        lake.clone(),
-        FlushPolicy {
-            max_rows: 10,
-            ..FlushPolicy::default()
-        },
-    );
     let mut reported = 0;
     for i in 0..25 {
         // Background writes fail too; a push reports that and keeps the rows.
