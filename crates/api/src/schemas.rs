@@ -6,7 +6,10 @@
 use crate::error::{ApiError, ErrorCode, Result};
 use prost::Message as _;
 use prost_types::FileDescriptorSet;
-use sluice_codec::{collect_files, compile_paths, parse_avro, ParsedAvro, SchemaError, SchemaSet};
+use sluice_codec::{
+    collect_files, compile_paths, parse_avro, ParsedAvro, SchemaError, SchemaSet,
+    DESCRIPTOR_SET_EXTENSIONS,
+};
 use std::path::{Path, PathBuf};
 
 fn dir(config_dir: &Path) -> PathBuf {
@@ -43,7 +46,17 @@ fn stored_sets(config_dir: &Path) -> Result<Vec<(PathBuf, FileDescriptorSet)>> {
 pub(crate) fn load(config_dir: &Path) -> Result<SchemaSet> {
     let sets = stored_sets(config_dir)?;
     let records = parse_avro(&stored_avro(config_dir)).records;
-    Ok(SchemaSet::from_sets(sets.into_iter().map(|(_, s)| s))?.with_avro(records))
+    let set = SchemaSet::from_sets(sets.into_iter().map(|(_, s)| s)).map_err(|e| {
+        // Sets stored before they were checked on add can hold what is refused now.
+        ApiError::new(
+            ErrorCode::Schema,
+            format!(
+                "the stored schemas in {}: {e}; add a corrected version of that file (a file added later replaces one of the same name) or remove it from that folder",
+                dir(config_dir).display()
+            ),
+        )
+    })?;
+    Ok(set.with_avro(records))
 }
 
 /// Stored Avro schemas as (file name, text), the latest copy of each file name.
@@ -84,7 +97,8 @@ fn keep(config_dir: &Path, suffix: &str, bytes: &[u8]) -> Result<()> {
         .map_err(|e| ApiError::new(ErrorCode::Io, format!("{}: {e}", path.display())))
 }
 
-/// Adds .proto files, descriptor sets and .avsc files, and folders of them.
+/// Adds .proto files, descriptor sets and .avsc files, and folders of them (walked once each,
+/// within the codec's bounds).
 pub(crate) fn add(
     config_dir: &Path,
     paths: &[PathBuf],
@@ -100,16 +114,27 @@ pub(crate) fn add(
     }
     let mut avsc = Vec::new();
     let mut others = Vec::new();
+    let mut walk_errors = Vec::new();
+    let mut exts = vec!["avsc", "proto"];
+    exts.extend_from_slice(DESCRIPTOR_SET_EXTENSIONS);
     for p in paths {
         if p.is_dir() {
-            let had = avsc.len();
-            collect_files(p, "avsc", &mut avsc);
-            let mut protos = Vec::new();
-            collect_files(p, "proto", &mut protos);
-            // A folder of only Avro schemas is not a protobuf folder without .proto files.
-            if !protos.is_empty() || avsc.len() == had {
+            let files = match collect_files(p, &exts) {
+                Ok(files) => files,
+                Err(e) => {
+                    walk_errors.push(SchemaProblem::from(e));
+                    continue;
+                }
+            };
+            let (avro, protobuf): (Vec<PathBuf>, Vec<PathBuf>) = files
+                .into_iter()
+                .partition(|f| f.extension().is_some_and(|e| e == "avsc"));
+            // A folder of only Avro schemas is not a protobuf folder without .proto files;
+            // an empty one goes on, to be told it holds nothing.
+            if !protobuf.is_empty() || avro.is_empty() {
                 others.push(p.clone());
             }
+            avsc.extend(avro);
         } else if p.extension().is_some_and(|e| e == "avsc") {
             avsc.push(p.clone());
         } else {
@@ -130,7 +155,35 @@ pub(crate) fn add(
     if !avsc.is_empty() {
         add_avro(config_dir, &avsc, &mut added)?;
     }
+    walk_errors.append(&mut added.errors);
+    added.errors = listed(walk_errors);
     Ok(added)
+}
+
+/// At most this many errors are listed; the rest are counted in a last line.
+pub(crate) const MAX_LISTED_ERRORS: usize = 50;
+
+/// Each distinct error once, in order, and at most `MAX_LISTED_ERRORS` of them: a folder of
+/// thousands of files that share one broken import says so once, not once per importer.
+fn listed(errors: Vec<SchemaProblem>) -> Vec<SchemaProblem> {
+    let mut seen = std::collections::HashSet::new();
+    let mut out: Vec<SchemaProblem> = errors
+        .into_iter()
+        .filter(|e| seen.insert(e.display.clone()))
+        .collect();
+    if out.len() > MAX_LISTED_ERRORS {
+        let more = out.len() - MAX_LISTED_ERRORS;
+        out.truncate(MAX_LISTED_ERRORS);
+        let message = format!("and {more} more error(s)");
+        out.push(SchemaProblem {
+            file: None,
+            line: None,
+            column: None,
+            display: message.clone(),
+            message,
+        });
+    }
+    out
 }
 
 /// Adds .avsc files: each one that parses (with the stored ones and each other for the named
@@ -295,4 +348,177 @@ fn defined_types(set: &FileDescriptorSet) -> Vec<String> {
         walk(f.package(), &f.message_type, &mut out);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{Session, Sluice};
+    use base64::Engine as _;
+    use prost::Message as _;
+    use prost_types::FileDescriptorSet;
+    use sluice_codec::SchemaSet;
+
+    fn session(dir: &std::path::Path) -> Session {
+        Session::new(Sluice::new(Some(dir.join("c")), Some(dir.join("l"))).unwrap())
+    }
+
+    fn set_of(name: &str, source: &str) -> Vec<u8> {
+        SchemaSet::from_proto_source(name, source)
+            .unwrap()
+            .to_descriptor_set()
+            .encode_to_vec()
+    }
+
+    fn b64(bytes: &[u8]) -> String {
+        base64::engine::general_purpose::STANDARD.encode(bytes)
+    }
+
+    fn types(out: &serde_json::Value) -> Vec<String> {
+        let mut t: Vec<String> = out["message_types"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t.as_str().unwrap().to_string())
+            .collect();
+        t.sort();
+        t
+    }
+
+    #[test]
+    fn dropped_descriptor_sets_are_added_alone_or_in_folders() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = session(dir.path());
+        let orders = set_of(
+            "orders.proto",
+            "syntax = \"proto3\"; package shop; message Order { map<string, int64> qty = 1; }",
+        );
+        let out = s
+            .call(
+                "schema_drop",
+                serde_json::json!({"files": [{"path": "orders.desc", "base64": b64(&orders)}]}),
+            )
+            .unwrap();
+        assert_eq!(out["errors"], serde_json::json!([]), "{out}");
+        assert_eq!(types(&out), vec!["shop.Order"]);
+
+        // A dropped folder: descriptor sets of every usual name beside a .proto file.
+        let files: Vec<serde_json::Value> = ["pb", "binpb", "protoset"]
+            .iter()
+            .enumerate()
+            .map(|(i, ext)| {
+                let set = set_of(
+                    &format!("t{i}.proto"),
+                    &format!("syntax = \"proto3\"; package t{i}; message T {{}}"),
+                );
+                serde_json::json!({"path": format!("schemas/sets/t{i}.{ext}"), "base64": b64(&set)})
+            })
+            .chain([serde_json::json!({"path": "schemas/u.proto", "base64": b64(b"syntax = \"proto3\"; package u; message U {}")})])
+            .collect();
+        let out = s
+            .call("schema_drop", serde_json::json!({ "files": files }))
+            .unwrap();
+        assert_eq!(out["errors"], serde_json::json!([]), "{out}");
+        assert_eq!(types(&out), vec!["t0.T", "t1.T", "t2.T", "u.U"]);
+
+        // The CLI's path: a folder of descriptor sets beside Avro schemas.
+        let folder = dir.path().join("mixed");
+        std::fs::create_dir_all(&folder).unwrap();
+        std::fs::write(
+            folder.join("v.desc"),
+            set_of("v.proto", "syntax = \"proto3\"; package v; message V {}"),
+        )
+        .unwrap();
+        std::fs::write(
+            folder.join("r.avsc"),
+            r#"{"type":"record","name":"R","namespace":"av","fields":[]}"#,
+        )
+        .unwrap();
+        let added = s.sluice().schema_add(&[folder], &[]).unwrap();
+        assert!(added.errors.is_empty(), "{:?}", added.errors);
+        let mut t = added.message_types.clone();
+        t.sort();
+        assert_eq!(t, vec!["av.R", "v.V"]);
+    }
+
+    #[test]
+    fn a_dropped_set_with_a_malformed_map_entry_is_refused_by_name() {
+        use prost_types::{DescriptorProto, FileDescriptorProto, MessageOptions};
+        let entry = DescriptorProto {
+            name: Some("TagsEntry".into()),
+            options: Some(MessageOptions {
+                map_entry: Some(true),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let set = FileDescriptorSet {
+            file: vec![FileDescriptorProto {
+                name: Some("bad.proto".into()),
+                package: Some("p".into()),
+                message_type: vec![DescriptorProto {
+                    name: Some("Holder".into()),
+                    nested_type: vec![entry],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let s = session(dir.path());
+        let out = s
+            .call(
+                "schema_drop",
+                serde_json::json!({"files": [{"path": "bad.desc", "base64": b64(&set.encode_to_vec())}]}),
+            )
+            .unwrap();
+        assert_eq!(out["message_types"], serde_json::json!([]), "{out}");
+        let e = &out["errors"][0];
+        assert_eq!(e["file"], "bad.desc", "{out}");
+        let msg = e["message"].as_str().unwrap();
+        assert!(
+            msg.contains("p.Holder.TagsEntry") && msg.contains("without a key field"),
+            "{msg}"
+        );
+        // Nothing was stored: the store still loads.
+        assert!(s.sluice().schema_list().unwrap().message_types.is_empty());
+    }
+
+    #[test]
+    fn errors_are_listed_once_each_and_capped() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = session(dir.path());
+        let folder = dir.path().join("many");
+        std::fs::create_dir_all(&folder).unwrap();
+        let broken = super::MAX_LISTED_ERRORS + 10;
+        for i in 0..broken {
+            std::fs::write(
+                folder.join(format!("b{i:03}.proto")),
+                format!("syntax = \"proto3\";\nmessage B{i} {{ int32 = 1; }}\n"),
+            )
+            .unwrap();
+        }
+        // Nine files that import the first broken one: its error is not repeated for each.
+        for i in 0..9 {
+            std::fs::write(
+                folder.join(format!("u{i}.proto")),
+                format!("syntax = \"proto3\";\nimport \"b000.proto\";\nmessage U{i} {{}}\n"),
+            )
+            .unwrap();
+        }
+        std::fs::write(
+            folder.join("ok.proto"),
+            "syntax = \"proto3\";\nmessage Fine {}\n",
+        )
+        .unwrap();
+        let added = s.sluice().schema_add(&[folder], &[]).unwrap();
+        let shown: Vec<&str> = added.errors.iter().map(|e| e.display.as_str()).collect();
+        assert_eq!(shown.len(), super::MAX_LISTED_ERRORS + 1, "{shown:#?}");
+        let mut unique = shown.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), shown.len(), "{shown:#?}");
+        assert_eq!(shown.last().copied(), Some("and 10 more error(s)"));
+        assert!(shown[0].contains("b000.proto:2:"), "{}", shown[0]);
+        assert_eq!(added.message_types, vec!["Fine"]);
+    }
 }

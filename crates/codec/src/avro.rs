@@ -174,6 +174,11 @@ impl AvroSchema {
                             })
                             .collect::<Result<Vec<_>, _>>()?;
                         let (name, _) = full_name(o, ns)?;
+                        if let Some(twice) = first_repeat(symbols.iter().map(String::as_str)) {
+                            return Err(schema_error(format!(
+                                "enum {name} has the symbol {twice:?} twice (symbols must be unique)"
+                            )));
+                        }
                         let id = self.push(Node::Enum(symbols), name.clone());
                         self.define(name, id)
                     }
@@ -280,6 +285,13 @@ impl AvroSchema {
                 node,
                 default: f.get("default").cloned(),
             });
+        }
+        // Found by fuzzing: with a name twice, a decoded event's JSON holds the key twice and
+        // does not encode back, so it could not be replayed unedited.
+        if let Some(twice) = first_repeat(out.iter().map(|f| f.name.as_str())) {
+            return Err(schema_error(format!(
+                "record {name} has the field {twice:?} twice (field names must be unique)"
+            )));
         }
         self.nodes[id] = Node::Record(out);
         Ok(id)
@@ -605,6 +617,12 @@ fn json(text: &str) -> Result<Value, AvroSchemaError> {
     })
 }
 
+/// The first name that appears again, if any.
+fn first_repeat<'a>(names: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    let mut seen = std::collections::HashSet::new();
+    names.into_iter().find(|n| !seen.insert(*n))
+}
+
 /// A named type's full name and the namespace its fields resolve names in.
 fn full_name(
     o: &Map<String, Value>,
@@ -831,6 +849,19 @@ mod tests {
         assert!(e.message.contains("unknown type \"common.Address\""), "{e}");
         let e = AvroSchema::parse("{\n  \"type\": \"record\",\n  oops", &[]).unwrap_err();
         assert_eq!(e.position.map(|p| p.0), Some(3), "{e}");
+    }
+
+    #[test]
+    fn names_twice_in_one_record_or_enum_are_refused() {
+        let e = AvroSchema::parse(
+            r#"{"type":"record","name":"N","fields":[{"name":"by","type":"float"},{"name":"by","type":"string"}]}"#,
+            &[],
+        )
+        .unwrap_err();
+        assert!(e.message.contains("the field \"by\" twice"), "{e}");
+        let e = AvroSchema::parse(r#"{"type":"enum","name":"S","symbols":["A","B","A"]}"#, &[])
+            .unwrap_err();
+        assert!(e.message.contains("the symbol \"A\" twice"), "{e}");
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! with a matching wire type (and valid UTF-8 for strings, a parseable body for messages)
 //! counts for it; unknown field numbers, wire-type mismatches and bad strings count against.
 
+use crate::guard::guarded;
 use crate::schema::SchemaSet;
 use crate::schemaless::{fields, Wire};
 use prost_reflect::{Kind, MessageDescriptor};
@@ -87,9 +88,11 @@ pub fn detect(set: &SchemaSet, samples: &[&[u8]]) -> Vec<Candidate> {
         for s in samples {
             let mut one = Tally::default();
             let parsed = score(&desc, s, 0, &mut one);
+            // Guarded: a panic in prost-reflect counts as a failed decode of this sample.
             if parsed
                 && one.bad == 0
-                && prost_reflect::DynamicMessage::decode(desc.clone(), *s).is_ok()
+                && guarded(|| prost_reflect::DynamicMessage::decode(desc.clone(), *s).is_ok())
+                    .unwrap_or(false)
             {
                 decoded += 1;
             }

@@ -5,18 +5,24 @@
 //!
 //! This crate owns schemas and decoding. It must not read from buses, write the lake, or know
 //! where schemas are stored on disk beyond the paths it is handed: the API crate persists them.
-//! Decoding never panics and never fails a capture: a bad payload yields a `decode_error`.
+//! Decoding never panics and never fails a capture: a bad payload yields a `decode_error`, and
+//! every decode runs behind a panic guard, so a bug in a dependency fails one event with
+//! "decoder bug: ..." instead of the process. Descriptor sets are checked for what prost-reflect
+//! takes on trust (well-formed map entries) before they reach a pool; folder walks are bounded
+//! (no symlink loops, capped depth and size).
 
 mod avro;
 mod cbor;
 mod detect;
 mod framing;
+mod guard;
 mod json;
 mod msgpack;
 mod protobuf;
 mod registry;
 mod schema;
 mod schemaless;
+mod validate;
 mod wrapping;
 
 pub use avro::{AvroError, AvroSchema, AvroSchemaError};
@@ -28,9 +34,11 @@ pub use registry::{
     SchemaRef, SchemaSource,
 };
 pub use schema::{
-    collect_files, compile_paths, parse_avro, Compiled, ParsedAvro, SchemaError, SchemaSet,
+    collect_files, compile_paths, dedup_errors, parse_avro, Compiled, ParsedAvro, SchemaError,
+    SchemaSet, DESCRIPTOR_SET_EXTENSIONS, MAX_FOLDER_DEPTH, MAX_FOLDER_ENTRIES, MAX_FOLDER_FILES,
 };
 pub use schemaless::{decode_raw, decode_raw_json};
+pub use validate::{check_files, DescriptorProblem};
 pub use wrapping::{unwrap, wrap};
 
 use sluice_model::Encoding;
@@ -70,17 +78,22 @@ impl TypeCodec {
         }
     }
 
+    /// Decodes one payload; a panic in either decoder is this payload's error.
     pub fn decode_to_json(&self, bytes: &[u8]) -> Result<String, String> {
         match self {
             TypeCodec::Protobuf(c) => c.decode_to_json(bytes).map_err(|e| e.to_string()),
-            TypeCodec::Avro(s) => s.decode_to_json(bytes).map_err(|e| e.to_string()),
+            TypeCodec::Avro(s) => {
+                guard::guarded(|| s.decode_to_json(bytes))?.map_err(|e| e.to_string())
+            }
         }
     }
 
     pub fn encode_from_json(&self, json: &str) -> Result<Vec<u8>, String> {
         match self {
             TypeCodec::Protobuf(c) => c.encode_from_json(json).map_err(|e| e.to_string()),
-            TypeCodec::Avro(s) => s.encode_from_json(json).map_err(|e| e.to_string()),
+            TypeCodec::Avro(s) => {
+                guard::guarded(|| s.encode_from_json(json))?.map_err(|e| e.to_string())
+            }
         }
     }
 
@@ -151,6 +164,18 @@ impl Decoder {
         complete: bool,
         header: Option<&[u8]>,
     ) -> Decoded {
+        // The last fence: whatever a dependency does with this payload, the capture goes on.
+        guard::guarded(|| self.decode_unguarded(bytes, complete, header)).unwrap_or_else(|bug| {
+            Decoded {
+                encoding: Some(Encoding::Binary),
+                schema: self.codec.as_ref().map(|c| c.type_name().to_string()),
+                error: Some(bug),
+                ..Decoded::default()
+            }
+        })
+    }
+
+    fn decode_unguarded(&self, bytes: &[u8], complete: bool, header: Option<&[u8]>) -> Decoded {
         let framed = header.is_some() || payload_prefix(bytes).is_some();
         if !complete && (self.codec.is_some() || (framed && self.registry.is_some())) {
             return Decoded {
@@ -211,6 +236,15 @@ impl Decoder {
     /// The bytes for `original` edited to `json`: framed payloads keep their frame (schema id,
     /// message-index path) and schema; others are encoded with the mapped type.
     pub fn encode(
+        &self,
+        original: &[u8],
+        header: Option<&[u8]>,
+        json: &str,
+    ) -> Result<Vec<u8>, String> {
+        guard::guarded(|| self.encode_unguarded(original, header, json))?
+    }
+
+    fn encode_unguarded(
         &self,
         original: &[u8],
         header: Option<&[u8]>,

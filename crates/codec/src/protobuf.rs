@@ -1,7 +1,9 @@
 //! Protobuf payloads as canonical proto3 JSON: prost-reflect's serializer with its default
 //! options is the proto3 JSON mapping (lowerCamelCase names, 64-bit integers as strings, bytes
-//! as base64, enums by name, well-known types mapped, default values omitted).
+//! as base64, enums by name, well-known types mapped, default values omitted). Every call into
+//! prost-reflect runs behind the panic guard.
 
+use crate::guard::guarded;
 use prost::Message as _;
 use prost_reflect::{DynamicMessage, MessageDescriptor};
 
@@ -33,9 +35,14 @@ impl ProtobufCodec {
             type_name: self.type_name().to_string(),
             reason,
         };
-        let msg =
-            DynamicMessage::decode(self.desc.clone(), bytes).map_err(|e| err(e.to_string()))?;
-        serde_json::to_string(&msg).map_err(|e| err(e.to_string()))
+        // Decoding and printing both walk the descriptor through prost-reflect's accessors,
+        // which panic on a malformed map entry: the guard turns that into this event's error.
+        guarded(|| {
+            let msg =
+                DynamicMessage::decode(self.desc.clone(), bytes).map_err(|e| err(e.to_string()))?;
+            serde_json::to_string(&msg).map_err(|e| err(e.to_string()))
+        })
+        .map_err(err)?
     }
 
     /// Encodes canonical proto3 JSON back to wire bytes (for replaying edited events).
@@ -44,10 +51,13 @@ impl ProtobufCodec {
             type_name: self.type_name().to_string(),
             reason,
         };
-        let mut de = serde_json::Deserializer::from_str(json);
-        let msg = DynamicMessage::deserialize(self.desc.clone(), &mut de)
-            .map_err(|e| err(e.to_string()))?;
-        de.end().map_err(|e| err(e.to_string()))?;
-        Ok(msg.encode_to_vec())
+        guarded(|| {
+            let mut de = serde_json::Deserializer::from_str(json);
+            let msg = DynamicMessage::deserialize(self.desc.clone(), &mut de)
+                .map_err(|e| err(e.to_string()))?;
+            de.end().map_err(|e| err(e.to_string()))?;
+            Ok(msg.encode_to_vec())
+        })
+        .map_err(err)?
     }
 }

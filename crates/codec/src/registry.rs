@@ -175,7 +175,7 @@ impl RegistryDecoder {
         let w = Arc::new(
             self.source
                 .schema(r)
-                .and_then(|s| compile(&s))
+                .and_then(|s| crate::guard::guarded(|| compile(&s))?)
                 .map_err(|e| format!("{r}: {e}")),
         );
         if let Ok(mut m) = self.writers.lock() {
@@ -388,8 +388,11 @@ fn compile_protobuf(s: &RegisteredSchema) -> Result<Writer, String> {
     compiler
         .open_file(&main)
         .map_err(|e| format!("protobuf schema: {e}"))?;
+    // A registered base64 descriptor is as untrusted as a dropped file: checked like one.
+    let set = compiler.file_descriptor_set();
+    crate::validate::check_files(&set.file).map_err(|e| format!("protobuf schema: {e}"))?;
     let mut pool = DescriptorPool::new();
-    pool.add_file_descriptor_set(compiler.file_descriptor_set())
+    pool.add_file_descriptor_set(set)
         .map_err(|e| format!("protobuf schema: {e}"))?;
     Ok(Writer::Protobuf { pool, file: main })
 }

@@ -1,6 +1,10 @@
 //! Schemas: .proto files compiled at run time with protox, and binary FileDescriptorSets
-//! (`protoc --descriptor_set_out`, `buf build -o`), merged into one descriptor pool.
+//! (`protoc --descriptor_set_out`, `buf build -o`), given as files or found in folders, merged
+//! into one descriptor pool. Every set is checked (see `validate`) before it reaches the pool,
+//! and folder walks are bounded: no symlink loops, capped depth and size.
 
+use crate::guard::guarded;
+use crate::validate::check_files;
 use crate::{AvroSchema, ProtobufCodec, TypeCodec};
 use miette::Diagnostic;
 use prost::Message as _;
@@ -75,32 +79,58 @@ pub struct Compiled {
     pub errors: Vec<SchemaError>,
 }
 
-/// Compiles .proto files and folders, and loads binary descriptor sets.
+/// File name endings read as binary FileDescriptorSets when a folder is walked (what protoc,
+/// buf and grpcurl name them; the app's drop target accepts the same).
+pub const DESCRIPTOR_SET_EXTENSIONS: &[&str] = &["binpb", "pb", "desc", "protoset", "fds", "bin"];
+
+/// Compiles .proto files and folders, and loads binary descriptor sets (given as files or
+/// found in folders).
 ///
 /// A folder is its own include root. A single file's include root is the ancestor folder that
 /// matches its `package` (so `protos/shop/v1/order.proto` with `package shop.v1;` resolves
 /// imports like `shop/v1/common.proto`), else its own folder. `includes` adds more roots.
+/// An error that several files run into (a broken file they all import) is listed once.
 pub fn compile_paths(paths: &[PathBuf], includes: &[PathBuf]) -> Compiled {
     let mut out = Compiled::default();
     let mut proto_files: Vec<(PathBuf, PathBuf)> = Vec::new(); // (include root, file)
+    let mut sets: Vec<PathBuf> = Vec::new();
+    let mut exts = vec!["proto"];
+    exts.extend_from_slice(DESCRIPTOR_SET_EXTENSIONS);
     for path in paths {
         if path.is_dir() {
-            let mut files = Vec::new();
-            collect_files(path, "proto", &mut files);
+            let files = match collect_files(path, &exts) {
+                Ok(files) => files,
+                Err(e) => {
+                    out.errors.push(e);
+                    continue;
+                }
+            };
             if files.is_empty() {
                 out.errors.push(SchemaError::plain(
                     Some(path.display().to_string()),
-                    "folder holds no .proto files",
+                    format!(
+                        "folder holds no .proto files or descriptor sets (.{})",
+                        DESCRIPTOR_SET_EXTENSIONS.join(", .")
+                    ),
                 ));
             }
-            proto_files.extend(files.into_iter().map(|f| (path.clone(), f)));
+            for f in files {
+                if f.extension().is_some_and(|e| e == "proto") {
+                    proto_files.push((path.clone(), f));
+                } else {
+                    sets.push(f);
+                }
+            }
         } else if path.extension().is_some_and(|e| e == "proto") {
             proto_files.push((package_root(path), path.clone()));
         } else {
-            match load_descriptor_set(path) {
-                Ok(set) => out.set.file.extend(set.file),
-                Err(e) => out.errors.push(e),
-            }
+            sets.push(path.clone());
+        }
+    }
+    for path in &sets {
+        match load_descriptor_set(path) {
+            Ok(set) => out.set.file.extend(set.file),
+            Err(e) => out.errors.push(e),
         }
     }
 
@@ -129,22 +159,100 @@ pub fn compile_paths(paths: &[PathBuf], includes: &[PathBuf]) -> Compiled {
             Err(e) => out.errors.push(SchemaError::plain(None, e.to_string())),
         }
     }
+    dedup_errors(&mut out.errors);
     out
 }
 
-/// The files under `dir` (recursively, in name order) whose extension is `ext`.
-pub fn collect_files(dir: &Path, ext: &str, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
+/// Drops repeats, keeping the first of each in order.
+pub fn dedup_errors(errors: &mut Vec<SchemaError>) {
+    let mut seen = std::collections::HashSet::new();
+    errors.retain(|e| seen.insert(e.to_string()));
+}
+
+/// How deep, and how much, a folder walk goes before it stops with an error. A schema tree
+/// of thousands of files fits well inside; a walk into `/` or a generated maze does not run on
+/// for hours.
+pub const MAX_FOLDER_DEPTH: usize = 32;
+pub const MAX_FOLDER_FILES: usize = 50_000;
+pub const MAX_FOLDER_ENTRIES: usize = 500_000;
+
+/// The files under `dir` (recursively, in name order) whose extension is one of `exts`.
+///
+/// Symlinked folders are followed, each real folder at most once, so a link back up the tree
+/// (a loop) ends the walk there instead of running forever. Errors when the tree is deeper than
+/// `MAX_FOLDER_DEPTH`, holds more than `MAX_FOLDER_FILES` matching files or more than
+/// `MAX_FOLDER_ENTRIES` entries in all.
+pub fn collect_files(dir: &Path, exts: &[&str]) -> Result<Vec<PathBuf>, SchemaError> {
+    let mut walk = Walk {
+        exts,
+        visited: std::collections::HashSet::new(),
+        entries: 0,
+        out: Vec::new(),
+        top: dir,
     };
-    let mut entries: Vec<_> = entries.flatten().map(|e| e.path()).collect();
-    entries.sort();
-    for p in entries {
-        if p.is_dir() {
-            collect_files(&p, ext, out);
-        } else if p.extension().is_some_and(|e| e == ext) {
-            out.push(p);
+    walk.folder(dir, 0)?;
+    Ok(walk.out)
+}
+
+struct Walk<'a> {
+    exts: &'a [&'a str],
+    /// Canonical paths of the folders already walked.
+    visited: std::collections::HashSet<PathBuf>,
+    entries: usize,
+    out: Vec<PathBuf>,
+    top: &'a Path,
+}
+
+impl Walk<'_> {
+    fn too_big(&self, what: String) -> SchemaError {
+        SchemaError::plain(
+            Some(self.top.display().to_string()),
+            format!("{what}; add a smaller folder"),
+        )
+    }
+
+    fn folder(&mut self, dir: &Path, depth: usize) -> Result<(), SchemaError> {
+        if depth > MAX_FOLDER_DEPTH {
+            return Err(self.too_big(format!(
+                "folders nest more than {MAX_FOLDER_DEPTH} deep (at {})",
+                dir.display()
+            )));
         }
+        let Ok(real) = dir.canonicalize() else {
+            return Ok(());
+        };
+        if !self.visited.insert(real) {
+            return Ok(());
+        }
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return Ok(());
+        };
+        let mut paths = Vec::new();
+        for e in entries.flatten() {
+            self.entries += 1;
+            if self.entries > MAX_FOLDER_ENTRIES {
+                return Err(
+                    self.too_big(format!("more than {MAX_FOLDER_ENTRIES} files and folders"))
+                );
+            }
+            paths.push(e.path());
+        }
+        paths.sort();
+        for p in paths {
+            if p.is_dir() {
+                self.folder(&p, depth + 1)?;
+            } else if p
+                .extension()
+                .and_then(|e| e.to_str())
+                .is_some_and(|e| self.exts.contains(&e))
+            {
+                if self.out.len() == MAX_FOLDER_FILES {
+                    return Err(self.too_big(format!("more than {MAX_FOLDER_FILES} schema files")));
+                }
+                self.out.push(p);
+            }
+        }
+        Ok(())
     }
 }
 
@@ -194,10 +302,25 @@ fn display_path(roots: &[PathBuf], name: &str) -> String {
         .unwrap_or_else(|| name.to_string())
 }
 
+/// Descriptor sets larger than this are refused before they are read: the largest real ones
+/// (every Google API at once) are a few MiB.
+const MAX_DESCRIPTOR_SET_BYTES: u64 = 64 << 20;
+
 fn load_descriptor_set(path: &Path) -> Result<FileDescriptorSet, SchemaError> {
     let file = Some(path.display().to_string());
-    let bytes = std::fs::read(path)
-        .map_err(|e| SchemaError::plain(file.clone(), format!("cannot read: {e}")))?;
+    let cannot_read =
+        |e: std::io::Error| SchemaError::plain(file.clone(), format!("cannot read: {e}"));
+    let len = std::fs::metadata(path).map_err(cannot_read)?.len();
+    if len > MAX_DESCRIPTOR_SET_BYTES {
+        return Err(SchemaError::plain(
+            file.clone(),
+            format!(
+                "{len} bytes is too large for a descriptor set (at most {} MiB)",
+                MAX_DESCRIPTOR_SET_BYTES >> 20
+            ),
+        ));
+    }
+    let bytes = std::fs::read(path).map_err(cannot_read)?;
     let not_a_set = || {
         SchemaError::plain(
             file.clone(),
@@ -213,6 +336,7 @@ fn load_descriptor_set(path: &Path) -> Result<FileDescriptorSet, SchemaError> {
     {
         return Err(not_a_set());
     }
+    check_files(&set.file).map_err(|p| SchemaError::plain(file.clone(), p.to_string()))?;
     Ok(set)
 }
 
@@ -239,6 +363,18 @@ fn well_known_files() -> Vec<FileDescriptorProto> {
         let _ = compiler.open_file(format!("google/protobuf/{n}.proto"));
     }
     compiler.file_descriptor_set().file
+}
+
+/// A pool of checked files. Built behind the guard: options of a custom map type are read
+/// through prost-reflect's map-entry accessors, which panic on what `check_files` missed.
+fn build_pool(set: FileDescriptorSet) -> Result<DescriptorPool, SchemaError> {
+    let mut pool = DescriptorPool::new();
+    guarded(|| pool.add_file_descriptor_set(set))
+        .map_err(|bug| SchemaError::plain(None, bug))?
+        .map_err(|e| {
+            SchemaError::from_diagnostic(&e, e.file().map(str::to_string), str::to_string)
+        })?;
+    Ok(pool)
 }
 
 /// All known message types: protobuf messages and Avro records.
@@ -354,10 +490,13 @@ impl SchemaSet {
                 .collect();
             all.file.splice(0..0, wkt);
         }
-        let mut pool = DescriptorPool::new();
-        pool.add_file_descriptor_set(all).map_err(|e| {
-            SchemaError::from_diagnostic(&e, e.file().map(str::to_string), str::to_string)
+        check_files(&files).map_err(|p| {
+            SchemaError::plain(
+                Some(p.file),
+                format!("message {}: {}", p.message, p.problem),
+            )
         })?;
+        let pool = build_pool(all)?;
         files.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(SchemaSet {
             pool,

@@ -3,6 +3,9 @@
 //! This crate owns syntax, error positions and the column/operator allowlist. It must not run
 //! queries, and it must never splice user text into SQL: every value, JSON path and regex leaves
 //! as a bound parameter, and every column or operator comes from the fixed tables below.
+//! Whatever the input, parsing and compiling take bounded stack, time and memory: a filter is
+//! at most [`MAX_FILTER_BYTES`] long, nests at most [`MAX_DEPTH`] deep and holds at most
+//! [`MAX_TERMS`] terms, and past any of those it is a [`FilterError`] at the column concerned.
 
 mod lexer;
 mod needs;
@@ -10,7 +13,9 @@ mod parser;
 mod sql;
 
 pub use needs::Needs;
-pub use parser::{parse, Comparison, Expr, Field, Op, Value};
+pub use parser::{
+    parse, Comparison, Expr, Field, Op, Value, MAX_DEPTH, MAX_FILTER_BYTES, MAX_TERMS,
+};
 pub use sql::{compile, Compiled, Param, ICONTAINS};
 
 /// A filter that could not be understood, with the 1-based column where the problem starts.

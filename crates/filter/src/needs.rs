@@ -35,9 +35,10 @@ pub fn needs(expr: Option<&Expr>, now_us: i64) -> Needs {
 
 fn of(e: &Expr, now_us: i64) -> Needs {
     match e {
-        Expr::And(a, b) => {
-            let parts: Vec<Needs> = [of(a, now_us), of(b, now_us)]
-                .into_iter()
+        Expr::And(parts) => {
+            let parts: Vec<Needs> = parts
+                .iter()
+                .map(|p| of(p, now_us))
                 .flat_map(|n| match n {
                     Needs::All(v) => v,
                     Needs::Anything => Vec::new(),
@@ -50,7 +51,7 @@ fn of(e: &Expr, now_us: i64) -> Needs {
                 _ => Needs::All(parts),
             }
         }
-        Expr::Or(a, b) => either(vec![of(a, now_us), of(b, now_us)]),
+        Expr::Or(parts) => either(parts.iter().map(|p| of(p, now_us)).collect()),
         // A negation holds where text is absent, which no summary of present text can rule out.
         Expr::Not(_) => Needs::Anything,
         Expr::Text(t) if !t.is_empty() => Needs::Contains {

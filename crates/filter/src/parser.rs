@@ -1,13 +1,20 @@
 //! Recursive-descent parser: `or` binds loosest, then `and` (also implied between adjacent
 //! terms, so `payment declined` means both words), then `not`.
+//!
+//! Everything that later walks an `Expr` (the SQL compiler, `needs`, `Drop`, `Clone`) recurses,
+//! so the tree's depth is bounded here: chains of `and`/`or` become one flat list instead of a
+//! nested pair per term, and only `(` and `not` add a level, at most [`MAX_DEPTH`] of them. A
+//! filter of 2,100 nested parentheses used to overflow a 2 MiB tokio worker stack.
 
 use crate::lexer::{lex, Tok, Token};
 use crate::FilterError;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Expr {
-    And(Box<Expr>, Box<Expr>),
-    Or(Box<Expr>, Box<Expr>),
+    /// All of two or more terms, none of them itself an `And`.
+    And(Vec<Expr>),
+    /// Any of two or more terms, none of them itself an `Or`.
+    Or(Vec<Expr>),
     Not(Box<Expr>),
     /// Case-insensitive substring anywhere in the decoded or text payload.
     Text(String),
@@ -77,7 +84,34 @@ pub enum Value {
     Bool(bool),
 }
 
+/// Longest filter accepted, in bytes. A filter bar query is a line; the longest filter Sluice
+/// builds itself is an `event.id in (...)` list of checked rows, about 45 bytes per event.
+pub const MAX_FILTER_BYTES: usize = 64 * 1024;
+
+/// Deepest nesting of `(` groups and `not`s accepted.
+pub const MAX_DEPTH: usize = 64;
+
+/// Most search terms, comparisons, time bounds and `in` values in one filter. A search costs
+/// about one substring scan per term and row (4,096 free-text terms took 58 s of CPU over
+/// 20,000 events), so this bounds how much one filter can multiply a search's work.
+pub const MAX_TERMS: usize = 1024;
+
 pub fn parse(input: &str) -> Result<Option<Expr>, FilterError> {
+    if input.len() > MAX_FILTER_BYTES {
+        let column = input
+            .char_indices()
+            .take_while(|(i, _)| *i < MAX_FILTER_BYTES)
+            .count()
+            + 1;
+        return Err(FilterError::at(
+            column,
+            format!(
+                "filter is longer than {} KiB ({} bytes)",
+                MAX_FILTER_BYTES / 1024,
+                input.len()
+            ),
+        ));
+    }
     let tokens = lex(input)?;
     if tokens.is_empty() {
         return Ok(None);
@@ -86,6 +120,8 @@ pub fn parse(input: &str) -> Result<Option<Expr>, FilterError> {
         tokens,
         pos: 0,
         end: input.chars().count() + 1,
+        depth: 0,
+        terms: 0,
     };
     let expr = p.or()?;
     if let Some(t) = p.peek() {
@@ -106,6 +142,31 @@ struct Parser {
     tokens: Vec<Token>,
     pos: usize,
     end: usize,
+    /// `(` groups and `not`s open around the current position.
+    depth: usize,
+    /// Leaf terms (and `in` values) parsed so far.
+    terms: usize,
+}
+
+/// Joins `parts` into one `And` (or `Or`, per `or`), lifting the parts of any child of the
+/// same kind so `(a and b) and c` is one list of three.
+fn flat(parts: Vec<Expr>, or: bool) -> Expr {
+    if parts.len() == 1 {
+        return parts.into_iter().next().expect("one part");
+    }
+    let mut out = Vec::with_capacity(parts.len());
+    for part in parts {
+        match part {
+            Expr::And(inner) if !or => out.extend(inner),
+            Expr::Or(inner) if or => out.extend(inner),
+            part => out.push(part),
+        }
+    }
+    if or {
+        Expr::Or(out)
+    } else {
+        Expr::And(out)
+    }
 }
 
 fn is_kw(t: &Token, kw: &str) -> bool {
@@ -128,17 +189,16 @@ impl Parser {
     }
 
     fn or(&mut self) -> Result<Expr, FilterError> {
-        let mut left = self.and()?;
+        let mut parts = vec![self.and()?];
         while self.peek().is_some_and(|t| is_kw(t, "or")) {
             self.pos += 1;
-            let right = self.and()?;
-            left = Expr::Or(Box::new(left), Box::new(right));
+            parts.push(self.and()?);
         }
-        Ok(left)
+        Ok(flat(parts, true))
     }
 
     fn and(&mut self) -> Result<Expr, FilterError> {
-        let mut left = self.unary()?;
+        let mut parts = vec![self.unary()?];
         loop {
             match self.peek() {
                 Some(t) if is_kw(t, "and") => self.pos += 1,
@@ -146,20 +206,78 @@ impl Parser {
                 Some(_) => {}
                 None => break,
             }
-            let right = self.unary()?;
-            left = Expr::And(Box::new(left), Box::new(right));
+            parts.push(self.unary()?);
         }
-        Ok(left)
+        Ok(flat(parts, false))
     }
 
+    /// Enters one `(` or `not` level opened at `column`; the caller calls `leave` after it.
+    fn enter(&mut self, column: usize, what: &str) -> Result<(), FilterError> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(FilterError::at(
+                column,
+                format!(
+                    "this {what} nests too deep: at most {MAX_DEPTH} levels of `(` and `not` \
+                     are allowed"
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    fn leave(&mut self) {
+        self.depth -= 1;
+    }
+
+    /// Counts one more leaf term starting at `column` (`n` for an `in` list of `n` values).
+    fn count_terms(&mut self, column: usize, n: usize) -> Result<(), FilterError> {
+        self.terms += n;
+        if self.terms > MAX_TERMS {
+            return Err(FilterError::at(
+                column,
+                format!("filter has more than {MAX_TERMS} terms"),
+            ));
+        }
+        Ok(())
+    }
+
+    // `or`, `and`, `unary` and nothing else recurse, and they keep their frames small (error
+    // texts are built in other functions): in a debug build 64 levels fit in a 256 KiB stack.
     fn unary(&mut self) -> Result<Expr, FilterError> {
-        if self.peek().is_some_and(|t| is_kw(t, "not")) {
-            self.pos += 1;
-            return Ok(Expr::Not(Box::new(self.unary()?)));
+        let column = self.column();
+        let group = match self.peek() {
+            Some(t) if is_kw(t, "not") => false,
+            Some(t) if t.tok == Tok::LParen => true,
+            _ => return self.primary(),
+        };
+        self.pos += 1;
+        self.enter(column, if group { "`(`" } else { "`not`" })?;
+        let inner = if group { self.or() } else { self.unary() };
+        self.leave();
+        let inner = inner?;
+        if !group {
+            return Ok(Expr::Not(Box::new(inner)));
         }
-        self.primary()
+        match self.peek() {
+            Some(t) if t.tok == Tok::RParen => {
+                self.pos += 1;
+                Ok(inner)
+            }
+            _ => Err(self.unclosed(column)),
+        }
     }
 
+    #[cold]
+    #[inline(never)]
+    fn unclosed(&self, open: usize) -> FilterError {
+        FilterError::at(
+            self.column(),
+            format!("expected `)` to close the `(` at column {open}"),
+        )
+    }
+
+    /// A search term or comparison (`unary` takes `not` and `(` first).
     fn primary(&mut self) -> Result<Expr, FilterError> {
         let column = self.column();
         let Some(t) = self.next() else {
@@ -169,24 +287,24 @@ impl Parser {
             ));
         };
         match t.tok {
-            Tok::LParen => {
-                let e = self.or()?;
-                match self.next() {
-                    Some(Token {
-                        tok: Tok::RParen, ..
-                    }) => Ok(e),
-                    _ => Err(FilterError::at(
-                        self.column_before(),
-                        format!("expected `)` to close the `(` at column {column}"),
-                    )),
-                }
+            Tok::Str(s) => {
+                self.count_terms(column, 1)?;
+                Ok(Expr::Text(s))
             }
-            Tok::Str(s) => Ok(Expr::Text(s)),
-            Tok::Word(w) => self.word(w, column),
+            Tok::Word(w) => {
+                let e = self.word(w, column)?;
+                let n = match &e {
+                    Expr::Compare(c) => c.values.len(),
+                    _ => 1,
+                };
+                self.count_terms(column, n)?;
+                Ok(e)
+            }
             Tok::RParen => Err(FilterError::at(
                 column,
                 "unexpected `)`: expected a search term or comparison",
             )),
+            Tok::LParen => Err(FilterError::at(column, "unexpected `(`")),
             Tok::Comma => Err(FilterError::at(
                 column,
                 "unexpected `,` outside an `in (...)` list",
@@ -351,7 +469,7 @@ impl Parser {
             }) => Ok(Value::Str(s)),
             Some(Token {
                 tok: Tok::Word(w), ..
-            }) => Ok(bare_value(w)),
+            }) => bare_value(w, column),
             _ => Err(FilterError::at(
                 column,
                 format!("expected a value {context}"),
@@ -373,23 +491,35 @@ fn op_text(op: Op) -> &'static str {
     }
 }
 
-fn bare_value(w: String) -> Value {
+/// A bare word as a value: `true`/`false`, a number, or else text. A number a 64-bit float
+/// cannot hold (`1e309`, `1e-400`) is an error rather than quietly becoming the text "1e309" or
+/// the number 0: quoting it is how to compare it as text.
+fn bare_value(w: String, column: usize) -> Result<Value, FilterError> {
     if w.eq_ignore_ascii_case("true") {
-        return Value::Bool(true);
+        return Ok(Value::Bool(true));
     }
     if w.eq_ignore_ascii_case("false") {
-        return Value::Bool(false);
+        return Ok(Value::Bool(false));
     }
-    match w.parse::<f64>() {
-        Ok(n)
-            if n.is_finite()
-                && !w.eq_ignore_ascii_case("inf")
-                && !w.eq_ignore_ascii_case("nan") =>
-        {
-            Value::Num(n)
-        }
-        _ => Value::Str(w),
+    let Ok(n) = w.parse::<f64>() else {
+        return Ok(Value::Str(w));
+    };
+    // `inf`, `infinity` and `nan` parse as floats but are words people search for.
+    if !w.bytes().any(|b| b.is_ascii_digit()) {
+        return Ok(Value::Str(w));
     }
+    let mantissa = w.split(['e', 'E']).next().unwrap_or("");
+    let underflow = n == 0.0 && mantissa.bytes().any(|b| (b'1'..=b'9').contains(&b));
+    if !n.is_finite() || underflow {
+        return Err(FilterError::at(
+            column,
+            format!(
+                "the number {w} is outside the range of a 64-bit float (about 5e-324 to \
+                 1.8e308); quote it to compare it as text"
+            ),
+        ));
+    }
+    Ok(Value::Num(n))
 }
 
 fn parse_time(raw: &str, column: usize) -> Result<i64, FilterError> {

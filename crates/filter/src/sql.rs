@@ -93,6 +93,11 @@ pub(crate) fn equality_needle(v: &Value) -> Option<String> {
     }
 }
 
+/// A missing field makes a comparison NULL; `not` should then match, not drop the row.
+fn negate(sql: &str) -> String {
+    format!("(NOT coalesce({sql}, FALSE))")
+}
+
 fn sql_op(op: Op) -> &'static str {
     match op {
         Op::Eq => "=",
@@ -111,12 +116,36 @@ impl Compiler {
         "?"
     }
 
+    /// `(p1 SEP p2 SEP ...)`: one flat SQL list, so a long chain adds no nesting for DuckDB.
+    fn join(&mut self, parts: &[Expr], sep: &str) -> Result<String, FilterError> {
+        let mut sql = String::from("(");
+        for (i, part) in parts.iter().enumerate() {
+            if i > 0 {
+                sql.push_str(sep);
+            }
+            sql.push_str(&self.expr(part)?);
+        }
+        sql.push(')');
+        Ok(sql)
+    }
+
+    // `expr` and `join` are the only recursion; leaves are compiled in `leaf` so the frames
+    // on the recursive path stay small.
     fn expr(&mut self, e: &Expr) -> Result<String, FilterError> {
+        match e {
+            Expr::And(parts) => self.join(parts, " AND "),
+            Expr::Or(parts) => self.join(parts, " OR "),
+            Expr::Not(a) => {
+                let inner = self.expr(a)?;
+                Ok(negate(&inner))
+            }
+            leaf => self.leaf(leaf),
+        }
+    }
+
+    fn leaf(&mut self, e: &Expr) -> Result<String, FilterError> {
         Ok(match e {
-            Expr::And(a, b) => format!("({} AND {})", self.expr(a)?, self.expr(b)?),
-            Expr::Or(a, b) => format!("({} OR {})", self.expr(a)?, self.expr(b)?),
-            // A missing field makes a comparison NULL; `not` should then match, not drop the row.
-            Expr::Not(a) => format!("(NOT coalesce({}, FALSE))", self.expr(a)?),
+            Expr::And(_) | Expr::Or(_) | Expr::Not(_) => return self.expr(e),
             Expr::Text(t) => {
                 // A function the lake registers: case-insensitive substring, as RE2's `(?i)`
                 // would match it but faster (see sluice-lake's `functions`).
