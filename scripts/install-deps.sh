@@ -69,6 +69,7 @@ pip_need=()
 "$PY" -c 'import google.protobuf' 2>/dev/null || pip_need+=("protobuf")
 "$PY" -c 'import grpc_tools' 2>/dev/null || pip_need+=("grpcio-tools")
 "$PY" -c 'import pytest' 2>/dev/null || pip_need+=("pytest")
+"$PY" -c 'import xdist' 2>/dev/null || pip_need+=("pytest-xdist")
 "$PY" -c 'import pika' 2>/dev/null || pip_need+=("pika")
 "$PY" -c 'import moto.server, boto3' 2>/dev/null || pip_need+=("moto[server]" "boto3")
 if [ "$TESTS" = 1 ]; then

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every Sluice test on a Debian machine: installs what is missing, checks formatting and
-# lints, runs the Rust unit/integration tests, starts a real Kafka-API broker (tansu) on
-# 127.0.0.1, runs the end-to-end tests against it, and stops the broker again.
+# lints, runs the Rust unit/integration tests and a short fuzzing run, starts the test brokers
+# (tansu, RabbitMQ, moto) on 127.0.0.1, runs the end-to-end tests against them, and stops what
+# it started again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/env.sh
@@ -19,7 +20,14 @@ echo "== Rust tests (includes the check that ui/src/bindings.ts is current)"
 cargo build --workspace --all-targets --locked
 cargo test --workspace --locked
 
-echo "== end-to-end tests (real broker)"
+echo "== fuzz smoke (cargo-fuzz, every target for 20 s; scripts/fuzz.sh long for the long run)"
+scripts/fuzz.sh smoke
+
+echo "== end-to-end tests (real brokers)"
 scripts/brokers.sh start
 trap 'scripts/brokers.sh stop' EXIT
-python3 -m pytest tests/e2e -q -p no:cacheprovider
+# The fault-injection tests mostly wait (for timeouts to run out) on private brokers and
+# proxies of their own, so two run side by side; the rest share brokers and timings and run
+# one at a time.
+python3 -m pytest tests/e2e/test_faults.py -q -p no:cacheprovider -n 2
+python3 -m pytest tests/e2e -q -p no:cacheprovider --ignore=tests/e2e/test_faults.py

@@ -158,8 +158,20 @@ skipped_duplicates: number, files: number, elapsed_ms: number,
  * Why the capture ended: "end", "max-messages", "duration" or "interrupted".
  */
 stopped_by: string | null, };
-export type ReplayProgress = { queued: number, sent: number, failed: number, elapsed_ms: number, };
-export type ReplaySummary = { matched: number, sent: number, failed: number, errors: Array<[string, string]>, interrupted: boolean, elapsed_ms: number, };
+export type ReplayProgress = { queued: number, sent: number, failed: number, unknown: number, elapsed_ms: number, 
+/**
+ * Set on the last report only, which then carries the whole account.
+ */
+done: boolean, matched: number, not_sent: number, };
+export type ReplaySummary = { matched: number, sent: number, failed: number, unknown: number, not_sent: number, 
+/**
+ * Event id and reason for failed events (the first thousand).
+ */
+errors: Array<[string, string]>, 
+/**
+ * Event id and reason for events whose outcome is unknown (the first thousand).
+ */
+unknowns: Array<[string, string]>, interrupted: boolean, elapsed_ms: number, };
 export type FilterArgs = { filter: string, };
 export type SearchArgs = { filter: string, offset: number, limit: number | null, };
 export type SearchPage = { offset: number, rows: Array<EventRow>, };
@@ -186,7 +198,15 @@ export type ReplayPlan = { total: number,
  */
 rows: Array<PlanRow>, };
 export type PlanRow = { id: string, source: string, destination: string, key_text: string | null, preview: string, size: number, };
-export type ReplayRecord = { started_at: string, filter: string, to: string, matched: number, sent: number, failed: number, interrupted: boolean, error: string | null, };
+export type ReplayRecord = { started_at: string, filter: string, to: string, matched: number, sent: number, failed: number, 
+/**
+ * Sent with no answer: they may have arrived (absent from records older than it).
+ */
+unknown: number, 
+/**
+ * Matched but never handed to the bus (the replay stopped first).
+ */
+not_sent: number, interrupted: boolean, error: string | null, };
 export type ExportArgs = { filter: string, 
 /**
  * `jsonl`, `csv` or `parquet`.

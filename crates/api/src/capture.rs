@@ -13,7 +13,7 @@ use sluice_codec::{Decoded, Decoder};
 use sluice_lake::{Covered, EventRef, FlushPolicy, Lake, LakeWriter};
 use sluice_model::{event_id, now_us, Bus, Encoding, Event, Message, StartFrom};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
@@ -21,6 +21,9 @@ use sluice_replay::REPLAY_ID_HEADER;
 
 /// Default cap on stored payload bytes; larger payloads are stored cut and flagged.
 pub const DEFAULT_MAX_PAYLOAD_BYTES: usize = 8 << 20;
+
+/// How long a bus may stop answering before a capture gives up (keeping what it read).
+pub const DEFAULT_BROKER_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Clone)]
 pub struct CaptureOptions {
@@ -38,6 +41,8 @@ pub struct CaptureOptions {
     /// How RabbitMQ sources are read (tap by default) and SQS queues (peek or drain); Kafka
     /// ignores it.
     pub read: ReadOptions,
+    /// A bus that answers nothing for this long ends the capture with an error.
+    pub broker_timeout: Duration,
 }
 
 impl Default for CaptureOptions {
@@ -53,6 +58,7 @@ impl Default for CaptureOptions {
             decode: true,
             flush: FlushPolicy::default(),
             read: ReadOptions::default(),
+            broker_timeout: DEFAULT_BROKER_TIMEOUT,
         }
     }
 }
@@ -282,15 +288,46 @@ pub(crate) fn run_capture(
     let mut writer = LakeWriter::new(lake.clone(), opts.flush);
     let mut p = CaptureProgress::default();
     let reader_stop = AtomicBool::new(false);
+    // Messages (counted as `read`) whose events are durable: the polling thread lets the
+    // reader delete them from a queue while reading goes on.
+    let durable = AtomicU64::new(0);
     let stop_at_end = opts.stop_at_end;
+    let broker_timeout = opts.broker_timeout;
+    // Per batch: events pushed to the writer and messages read once it was handled, so a
+    // count of durable events maps back to the messages behind them.
+    let mut checkpoints: std::collections::VecDeque<(u64, u64)> = Default::default();
+    let mut pushed = 0u64;
     let (tx, rx) = sync_channel::<Batch>(32);
 
     let result = std::thread::scope(|s| {
         let reader_stop = &reader_stop;
+        let durable = &durable;
         let polling = s.spawn(move || {
+            let mut acknowledged = 0;
             loop {
                 if reader_stop.load(Ordering::Relaxed) || stop.load(Ordering::Relaxed) {
                     break;
+                }
+                let now_durable = durable.load(Ordering::Acquire);
+                if now_durable > acknowledged {
+                    if let Err(e) = reader.acknowledge(now_durable) {
+                        let _ = tx.send(Batch::Failed(e));
+                        break;
+                    }
+                    acknowledged = now_durable;
+                }
+                if let Some(t) = reader.trouble() {
+                    if t.since.elapsed() >= broker_timeout {
+                        let _ = tx.send(Batch::Failed(BusError::Unreachable {
+                            what: t.what,
+                            reason: format!(
+                                "no answer for {} s (--broker-timeout): {}",
+                                t.since.elapsed().as_secs(),
+                                t.reason
+                            ),
+                        }));
+                        break;
+                    }
                 }
                 if stop_at_end && reader.at_end() {
                     let _ = tx.send(Batch::End);
@@ -357,6 +394,7 @@ pub(crate) fn run_capture(
                         let parts = builder.decode(&mut msg);
                         p.decode_errors += u64::from(parts.failed());
                         p.truncated += u64::from(parts.truncated);
+                        pushed += 1;
                         match writer.push_ref(&builder.row(&msg, &parts, captured_at)) {
                             Ok(Some(f)) => p.flushed(f),
                             Ok(None) => {}
@@ -366,6 +404,7 @@ pub(crate) fn run_capture(
                             }
                         }
                     }
+                    checkpoints.push_back((pushed, p.read));
                     if let Some(e) = write_err {
                         break Err(e.into());
                     }
@@ -390,6 +429,17 @@ pub(crate) fn run_capture(
                 Ok(None) => {}
                 Err(e) => break Err(e.into()),
             }
+            // The writer makes events durable in the order they were pushed.
+            let mut upto = None;
+            while checkpoints
+                .front()
+                .is_some_and(|&(rows, _)| rows <= p.captured)
+            {
+                upto = checkpoints.pop_front().map(|(_, read)| read);
+            }
+            if let Some(read) = upto {
+                durable.store(read, Ordering::Release);
+            }
             if last_report.elapsed() >= Duration::from_millis(200) {
                 p.elapsed_ms = start.elapsed().as_millis() as u64;
                 on_progress(&p);
@@ -409,7 +459,39 @@ pub(crate) fn run_capture(
     }
     p.elapsed_ms = start.elapsed().as_millis() as u64;
     on_progress(&p);
-    result?;
+    // Stopped by hand while the bus was not answering: that is not a clean end either.
+    let trouble = reader.as_ref().and_then(|r| r.trouble());
+    let result = result.and_then(|()| match trouble {
+        Some(t) if p.stopped_by.as_deref() == Some("interrupted") => Err(BusError::Unreachable {
+            what: t.what,
+            reason: format!(
+                "stopped while it had not answered for {} s: {}",
+                t.since.elapsed().as_secs(),
+                t.reason
+            ),
+        }
+        .into()),
+        _ => Ok(()),
+    });
+    // A capture that fails still says exactly what it kept.
+    let kept = |e: ApiError| {
+        let buffered = writer.buffered();
+        ApiError::new(
+            e.code,
+            format!(
+                "{}; captured {} events into the lake before stopping ({} read{})",
+                e.message,
+                p.captured,
+                p.read,
+                if buffered > 0 {
+                    format!(", {buffered} not written")
+                } else {
+                    String::new()
+                }
+            ),
+        )
+    };
+    result.map_err(kept)?;
     flushed.map_err(|e| {
         ApiError::new(
             ErrorCode::Lake,

@@ -222,6 +222,12 @@ pub struct ReplayRecord {
     pub matched: u64,
     pub sent: u64,
     pub failed: u64,
+    /// Sent with no answer: they may have arrived (absent from records older than it).
+    #[serde(default)]
+    pub unknown: u64,
+    /// Matched but never handed to the bus (the replay stopped first).
+    #[serde(default)]
+    pub not_sent: u64,
     pub interrupted: bool,
     pub error: Option<String>,
 }
@@ -633,6 +639,7 @@ impl Session {
             limit: a.limit,
             keep_partition: a.keep_partition,
             edits: a.edits.clone(),
+            broker_timeout: None,
         }
     }
 
@@ -679,17 +686,35 @@ impl Session {
         };
         Ok(self.jobs.start("replay", label.clone(), move |job| {
             let started_at = sluice_model::format_us(sluice_model::now_us());
+            // The last report is the whole account, sent also when the replay ends in an error.
+            let mut last = sluice_replay::ReplayProgress::default();
             let outcome = sluice.replay(&a.filter, &req, &job.stop, &mut |p| {
                 job.set_progress(p);
-                job.wait_while_paused();
+                if p.done {
+                    last = p.clone();
+                } else {
+                    job.wait_while_paused();
+                }
             });
+            let (matched, sent, failed, unknown, not_sent) = match &outcome {
+                Ok(s) => (s.matched, s.sent, s.failed, s.unknown, s.not_sent),
+                Err(_) => (
+                    last.matched,
+                    last.sent,
+                    last.failed,
+                    last.unknown,
+                    last.not_sent,
+                ),
+            };
             let record = ReplayRecord {
                 started_at,
                 filter: a.filter.clone(),
                 to: label,
-                matched: outcome.as_ref().map_or(0, |s| s.matched),
-                sent: outcome.as_ref().map_or(0, |s| s.sent),
-                failed: outcome.as_ref().map_or(0, |s| s.failed),
+                matched,
+                sent,
+                failed,
+                unknown,
+                not_sent,
                 interrupted: outcome.as_ref().is_ok_and(|s| s.interrupted)
                     || job.stop.load(Ordering::Relaxed),
                 error: outcome.as_ref().err().map(|e| e.message.clone()),

@@ -58,6 +58,7 @@ impl From<sluice_lake::LakeError> for ApiError {
             L::Forbidden(_) => ErrorCode::Forbidden,
             L::Timeout(_) => ErrorCode::Timeout,
             L::Io { .. } => ErrorCode::Io,
+            L::BadSize(_) => ErrorCode::InvalidInput,
             _ => ErrorCode::Lake,
         };
         ApiError::new(code, e.to_string())

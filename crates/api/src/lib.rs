@@ -26,6 +26,7 @@ pub use render::EventView;
 pub use render::{event_json, headers_json};
 pub use schemas::{SchemaAdded, SchemaProblem};
 pub use sluice_bus::{Delivery, Health, QueueRead, ReadOptions, SourceInfo};
+pub use sluice_lake::{run_if_worker, SqlLimits};
 pub use sluice_lake::{FlushPolicy, RedecodeProgress, SqlResult};
 pub use sluice_model::{Event, StartFrom};
 pub use sluice_replay::{ReplayProgress, ReplaySummary};
@@ -133,6 +134,8 @@ pub struct ReplayRequest {
     pub keep_partition: bool,
     /// Events to send as the user edited them (`--edit`).
     pub edits: Vec<ReplayEdit>,
+    /// How long to wait for a destination that stops answering (default 30 s).
+    pub broker_timeout: Option<Duration>,
 }
 
 fn default_dirs() -> Option<directories::ProjectDirs> {
@@ -717,6 +720,19 @@ impl Sluice {
         let mut n = 0;
         'reading: while !stop.load(std::sync::atomic::Ordering::Relaxed) {
             let batch = reader.poll(1000, Duration::from_millis(200))?;
+            if let Some(t) = reader.trouble() {
+                if t.since.elapsed() >= capture::DEFAULT_BROKER_TIMEOUT {
+                    return Err(sluice_bus::BusError::Unreachable {
+                        what: t.what,
+                        reason: format!(
+                            "no answer for {} s: {}",
+                            t.since.elapsed().as_secs(),
+                            t.reason
+                        ),
+                    }
+                    .into());
+                }
+            }
             let now = sluice_model::now_us();
             for msg in batch {
                 n += 1;
@@ -805,8 +821,11 @@ impl Sluice {
         Ok(Query::open(&self.lake()?)?.histogram(&c, buckets)?)
     }
 
-    pub fn sql(&self, sql: &str, timeout: Duration, max_rows: usize) -> Result<SqlResult> {
-        Ok(Query::open(&self.lake()?)?.sql(sql, timeout, max_rows)?)
+    /// Runs in a child process (see `sluice_lake::run_if_worker`) that is killed at the
+    /// timeout and cannot outgrow its memory limit: DuckDB's own limits do not reach every
+    /// operator (a 10^8-element `list()` ignored a 2 GB `memory_limit` and an interrupt for 33 s).
+    pub fn sql(&self, sql: &str, limits: &SqlLimits) -> Result<SqlResult> {
+        Ok(Query::open(&self.lake()?)?.sql_limited(sql, limits)?)
     }
 
     pub fn export(&self, filter: &str, format: ExportFormat, path: &Path) -> Result<u64> {
@@ -1002,6 +1021,9 @@ impl Sluice {
             keep_partition: req.keep_partition,
             replay_prefix: format!("{}:{}", lake.id(), &run[..12]),
             edited: None,
+            broker_timeout: req
+                .broker_timeout
+                .unwrap_or(sluice_replay::DEFAULT_BROKER_TIMEOUT),
         }
     }
 

@@ -131,36 +131,99 @@ pub trait Reader: Send {
         let _ = handled;
         Ok(())
     }
+    /// The first `durable` messages `poll` returned are in the lake while reading goes on: a
+    /// reader that takes messages may delete those now instead of holding every message of a
+    /// long drain unacknowledged until the end.
+    fn acknowledge(&mut self, durable: u64) -> Result<(), BusError> {
+        let _ = durable;
+        Ok(())
+    }
+    /// Why the bus has stopped answering and since when, or `None` while it answers (quiet is
+    /// not trouble). The caller decides how long is too long: a capture gives up after its
+    /// broker timeout, keeping what it read.
+    fn trouble(&self) -> Option<Trouble> {
+        None
+    }
 }
 
-/// Delivery outcome counts, with the reason for each failure.
+/// A bus that has stopped answering a reader (client libraries retry on their own, silently).
+#[derive(Debug, Clone)]
+pub struct Trouble {
+    pub since: std::time::Instant,
+    /// What is unreachable, for the error a person reads.
+    pub what: String,
+    pub reason: String,
+}
+
+/// Delivery outcomes, each message in exactly one count: `sent` the bus confirmed holding,
+/// `failed` it certainly does not hold (refused, or never sent), `unknown` it may hold (sent,
+/// then no answer before the connection or the wait ended). Unknown is kept apart from failed
+/// because sending those again can duplicate them. Reasons are kept per event for both.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct Delivery {
     pub sent: u64,
     pub failed: u64,
+    pub unknown: u64,
+    /// Event id and reason of failed messages (the first `MAX_ERRORS`).
     pub errors: Vec<(String, String)>,
+    /// Event id and reason of messages whose outcome is unknown (the first `MAX_ERRORS`).
+    pub unknowns: Vec<(String, String)>,
 }
 
 /// Failure reasons kept per send run; counts stay exact beyond it, so a mass failure cannot
 /// exhaust memory.
-pub(crate) const MAX_ERRORS: usize = 1000;
+pub const MAX_ERRORS: usize = 1000;
 
 impl Delivery {
-    /// Counts a failed message and keeps its reason (up to `MAX_ERRORS`).
-    pub(crate) fn fail(&mut self, event_id: String, reason: String) {
+    /// Counts a message the destination certainly does not hold, and keeps its reason.
+    pub fn fail(&mut self, event_id: String, reason: String) {
         self.failed += 1;
         if self.errors.len() < MAX_ERRORS {
             self.errors.push((event_id, reason));
         }
     }
+
+    /// Counts a message that may or may not have arrived, and keeps why it is not known.
+    pub fn unsure(&mut self, event_id: String, reason: String) {
+        self.unknown += 1;
+        if self.unknowns.len() < MAX_ERRORS {
+            self.unknowns.push((event_id, reason));
+        }
+    }
+
+    /// Every message counted so far, whatever its outcome.
+    pub fn reported(&self) -> u64 {
+        self.sent + self.failed + self.unknown
+    }
+
+    /// Adds another writer's counts and reasons (reasons still capped).
+    pub fn add(&mut self, other: Delivery) {
+        self.sent += other.sent;
+        self.failed += other.failed;
+        self.unknown += other.unknown;
+        let room = MAX_ERRORS.saturating_sub(self.errors.len());
+        self.errors.extend(other.errors.into_iter().take(room));
+        let room = MAX_ERRORS.saturating_sub(self.unknowns.len());
+        self.unknowns.extend(other.unknowns.into_iter().take(room));
+    }
 }
 
-/// Sends messages; `send` may block while the client's queue is full.
+/// Sends messages and counts each one's outcome in its `Delivery`. Every message given to
+/// `send` ends up in exactly one count, at once or when its report comes, also when `send`
+/// returns an error (the writer then cannot go on, and the caller stops).
 pub trait Writer: Send {
+    /// Hands one message to the bus; may block while the client's queue is full, for a
+    /// bounded time.
     fn send(&mut self, msg: Outgoing) -> Result<(), BusError>;
     /// Delivery reports received so far.
     fn delivery(&self) -> Delivery;
-    /// Waits for every outstanding delivery report.
+    /// The longest a single call to the bus may wait for an answer before the bus counts as
+    /// gone. Writers that wait only in `flush` (Kafka's background producer) ignore it.
+    fn set_timeout(&mut self, timeout: Duration) {
+        let _ = timeout;
+    }
+    /// Waits up to `timeout` for every outstanding report. What is still unanswered then is
+    /// counted too: failed when it never left Sluice, unknown when it did.
     fn flush(&mut self, timeout: Duration) -> Result<Delivery, BusError>;
 }
 

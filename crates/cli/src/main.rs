@@ -94,6 +94,9 @@ enum Command {
         /// Seconds before the query is stopped
         #[arg(long, default_value_t = 60)]
         timeout: u64,
+        /// Memory the query may use (e.g. 512MiB, 4GiB)
+        #[arg(long, default_value = "2GiB")]
+        memory_limit: String,
         #[arg(long, default_value_t = 10_000)]
         max_rows: usize,
     },
@@ -128,6 +131,13 @@ enum Command {
         /// one event. Re-encoded with each event's type and framing.
         #[arg(long, value_name = "FILE")]
         edit: Option<PathBuf>,
+        /// Print the account (sent, failed, unknown, not sent, reasons) as one JSON object
+        #[arg(long)]
+        json: bool,
+        /// Give up on the destination when it answers nothing for this long: what is still
+        /// unanswered then counts as failed (never sent) or unknown (sent, no answer)
+        #[arg(long, default_value = "30s")]
+        broker_timeout: humantime::Duration,
     },
     /// Serve the Sluice UI and API to a browser on 127.0.0.1 (prints a URL with an access token)
     Serve {
@@ -374,6 +384,9 @@ struct CaptureArgs {
     /// Stop when every partition reaches the end offset it had at the start
     #[arg(long)]
     stop_at_end: bool,
+    /// Give up (keeping what was read, exit 1) when the bus answers nothing for this long
+    #[arg(long, default_value = "30s")]
+    broker_timeout: humantime::Duration,
     /// Also capture events that this lake replayed
     #[arg(long)]
     include_replays: bool,
@@ -416,6 +429,9 @@ enum ExportKind {
 }
 
 fn main() {
+    // `sluice sql` runs its query in a child process (this binary, with a hidden argument)
+    // that is killed at its deadline and cannot outgrow its memory limit.
+    sluice_api::run_if_worker();
     // SAFETY: sets a process-wide allocator option before any threads start.
     unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
     // No transparent huge pages: mimalloc asks for them on its arenas, and each first touch
@@ -522,9 +538,15 @@ fn run(cli: Cli) -> Result<()> {
             query,
             format,
             timeout,
+            memory_limit,
             max_rows,
         } => {
-            let r = sluice.sql(&query, Duration::from_secs(timeout), max_rows)?;
+            let limits = sluice_api::SqlLimits {
+                timeout: Duration::from_secs(timeout),
+                memory_bytes: sluice_api::SqlLimits::parse_bytes(&memory_limit)?,
+                max_rows,
+            };
+            let r = sluice.sql(&query, &limits)?;
             match format {
                 SearchFormat::Jsonl => {
                     output::jsonl(r.rows.iter().map(|r| serde_json::Value::Object(r.clone())))
@@ -543,6 +565,8 @@ fn run(cli: Cli) -> Result<()> {
             dry_run,
             keep_partition,
             edit,
+            json,
+            broker_timeout,
         } => {
             let edits = match &edit {
                 Some(path) => {
@@ -559,6 +583,7 @@ fn run(cli: Cli) -> Result<()> {
                 limit,
                 keep_partition,
                 edits,
+                broker_timeout: Some(broker_timeout.into()),
             };
             let dest = if to_origin {
                 "their origins".to_string()
@@ -576,27 +601,62 @@ fn run(cli: Cli) -> Result<()> {
             }
             let stop = stop_flag();
             let bar = output::Progress::new("replay");
-            let s = sluice.replay(&filter, &req, &stop, &mut |p| {
+            // The last report is the whole account, sent also when the replay ends in an error.
+            let mut last = None;
+            let outcome = sluice.replay(&filter, &req, &stop, &mut |p| {
                 bar.set(format!(
-                    "{} queued, {} sent, {} failed",
-                    p.queued, p.sent, p.failed
-                ))
-            })?;
+                    "{} queued, {} sent, {} failed, {} unknown",
+                    p.queued, p.sent, p.failed, p.unknown
+                ));
+                if p.done {
+                    last = Some(p.clone());
+                }
+            });
             bar.finish();
-            for (id, why) in s.errors.iter().take(20) {
-                eprintln!("failed: {id}: {why}");
+            let summary = match &outcome {
+                Ok(s) => Some(s.clone()),
+                Err(_) => last.map(|p| sluice_api::ReplaySummary {
+                    matched: p.matched,
+                    sent: p.sent,
+                    failed: p.failed,
+                    unknown: p.unknown,
+                    not_sent: p.not_sent,
+                    interrupted: stop.load(Ordering::Relaxed),
+                    elapsed_ms: p.elapsed_ms,
+                    ..Default::default()
+                }),
+            };
+            let error = outcome.as_ref().err().map(|e| e.message.clone());
+            output::replay_account(&dest, summary.as_ref(), error.as_deref(), json);
+            if let Err(e) = outcome {
+                return Err(e.into());
             }
-            println!(
-                "replayed to {}: {} sent, {} failed of {} matched in {:.1}s{}",
-                dest,
-                s.sent,
-                s.failed,
-                s.matched,
-                s.elapsed_ms as f64 / 1000.0,
-                if s.interrupted { " (interrupted)" } else { "" }
-            );
-            if s.failed > 0 {
-                bail!("{} events failed to send", s.failed);
+            let s = summary.unwrap_or_default();
+            if s.failed + s.unknown + s.not_sent > 0 {
+                let mut why = Vec::new();
+                if s.unknown > 0 {
+                    why.push(format!(
+                        "{} unknown: sent, but no answer came from {dest} before its connection \
+                         failed or --broker-timeout ({}) ran out; sending them again may \
+                         duplicate them",
+                        s.unknown, broker_timeout
+                    ));
+                }
+                if s.failed > 0 {
+                    why.push(format!("{} failed (reasons above)", s.failed));
+                }
+                if s.not_sent > 0 {
+                    why.push(format!("{} not sent", s.not_sent));
+                }
+                bail!(
+                    "replay incomplete: {} of {} matched events are not known to have arrived: {}",
+                    s.failed + s.unknown + s.not_sent,
+                    s.matched,
+                    why.join("; ")
+                );
+            }
+            if s.interrupted {
+                bail!("replay interrupted before every match was sent");
             }
             Ok(())
         }
@@ -871,6 +931,7 @@ fn capture(sluice: &Sluice, a: CaptureArgs) -> Result<()> {
         include_replays: a.include_replays,
         max_payload_bytes: a.max_payload_bytes,
         decode: !a.no_decode,
+        broker_timeout: a.broker_timeout.into(),
         ..CaptureOptions::default()
     };
     let stop = stop_flag();

@@ -3,7 +3,7 @@
 
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
-use sluice_api::{event_json, ConnectionSummary, Event, SourceInfo, SqlResult};
+use sluice_api::{event_json, ConnectionSummary, Event, ReplaySummary, SourceInfo, SqlResult};
 use std::io::Write;
 use std::time::Duration;
 
@@ -286,6 +286,57 @@ pub fn plan_line(out: &mut impl Write, e: &Event, origin: Option<Result<String, 
     );
 }
 
+/// Reasons printed per kind; the counts stay exact, `--json` has up to a thousand.
+const REASONS_SHOWN: usize = 20;
+
+/// A replay's account, also after an error (`error`; `summary` is `None` when the replay
+/// ended before sending anything). The line keeps the documented
+/// `N sent, M failed of K matched in Ts` and adds the unknown and not-sent counts after it.
+pub fn replay_account(
+    dest: &str,
+    summary: Option<&ReplaySummary>,
+    error: Option<&str>,
+    json: bool,
+) {
+    if json {
+        let mut v = serde_json::to_value(summary.cloned().unwrap_or_default()).unwrap_or_default();
+        v["destination"] = dest.into();
+        v["error"] = error.into();
+        println!("{v}");
+        return;
+    }
+    let Some(s) = summary else {
+        println!("replay to {dest} stopped before sending anything");
+        return;
+    };
+    for (id, why) in s.errors.iter().take(REASONS_SHOWN) {
+        eprintln!("failed: {id}: {why}");
+    }
+    for (id, why) in s.unknowns.iter().take(REASONS_SHOWN) {
+        eprintln!("unknown: {id}: {why}");
+    }
+    println!("{}", replay_line(dest, s, error.is_some()));
+}
+
+fn replay_line(dest: &str, s: &ReplaySummary, errored: bool) -> String {
+    format!(
+        "replayed to {dest}: {} sent, {} failed of {} matched in {:.1}s; {} unknown, {} not sent{}",
+        s.sent,
+        s.failed,
+        s.matched,
+        s.elapsed_ms as f64 / 1000.0,
+        s.unknown,
+        s.not_sent,
+        if errored {
+            " (stopped by an error)"
+        } else if s.interrupted {
+            " (interrupted)"
+        } else {
+            ""
+        }
+    )
+}
+
 /// A spinner line on a terminal; silent when stderr is not one.
 pub struct Progress(Option<ProgressBar>);
 
@@ -314,5 +365,27 @@ impl Progress {
         if let Some(b) = &self.0 {
             b.finish_and_clear();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_replay_line_keeps_the_documented_fields_and_adds_the_rest() {
+        let s = ReplaySummary {
+            matched: 20,
+            sent: 12,
+            failed: 1,
+            unknown: 3,
+            not_sent: 4,
+            elapsed_ms: 1500,
+            ..Default::default()
+        };
+        assert_eq!(
+            replay_line("rmq:x", &s, true),
+            "replayed to rmq:x: 12 sent, 1 failed of 20 matched in 1.5s; 3 unknown, 4 not sent (stopped by an error)"
+        );
     }
 }

@@ -16,8 +16,16 @@ pub enum LakeError {
     Query(String),
     #[error("SQL not allowed: {0}")]
     Forbidden(String),
-    #[error("query took longer than {0} seconds and was stopped")]
-    Timeout(u64),
+    #[error("query stopped after {0:?}, its time limit (--timeout)")]
+    Timeout(std::time::Duration),
+    #[error("query needs more than {}, its memory limit (--memory-limit)", crate::sql_process::human(.0))]
+    MemoryLimit(u64),
+    #[error("query result is over {}: select fewer rows or columns", crate::sql_process::human(.0))]
+    ResultTooLarge(u64),
+    #[error("not a size: {0:?} (write it like 2GiB, 512MiB or 1500000000)")]
+    BadSize(String),
+    #[error("the SQL query process failed: {0}")]
+    Worker(String),
 }
 
 pub(crate) fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> LakeError + '_ {
@@ -37,8 +45,16 @@ pub struct Lake {
 const ID_FILE: &str = ".sluice-lake-id";
 
 impl Lake {
-    /// Opens (creating if needed) a lake folder.
+    /// Opens (creating if needed) a lake folder, and removes what writers killed mid-write
+    /// left in it (once per process, see `temp`).
     pub fn open(root: impl Into<PathBuf>) -> Result<Self, LakeError> {
+        let lake = Self::open_as_is(root)?;
+        crate::temp::clean_once(&lake.root);
+        Ok(lake)
+    }
+
+    /// `open` without the cleanup, for a short-lived process whose parent already did it.
+    pub(crate) fn open_as_is(root: impl Into<PathBuf>) -> Result<Self, LakeError> {
         let root: PathBuf = root.into();
         std::fs::create_dir_all(&root).map_err(io_err(&root))?;
         let id_path = root.join(ID_FILE);

@@ -3,7 +3,9 @@
 //! DuckDB queries Sluice runs over it (search, count, read-only SQL, export, replay order).
 //!
 //! This crate owns the file layout, atomic writes (and atomic rewrites when events are
-//! re-decoded) and every SQL string Sluice sends to DuckDB.
+//! re-decoded), the removal of what killed writers leave behind, and every SQL string Sluice
+//! sends to DuckDB. Raw SQL runs in a child process with hard time and memory limits when
+//! the program calls `run_if_worker` first in `main`.
 //! It must not talk to buses or decode payloads, and it never splices user text into SQL:
 //! filters arrive compiled with bound parameters (sluice-filter); raw SQL runs sandboxed.
 
@@ -13,10 +15,13 @@ mod query;
 mod redecode;
 mod schema;
 mod sketch;
+mod sql_process;
+mod temp;
 mod writer;
 
 pub use layout::{Lake, LakeError};
 pub use query::{Columns, Covered, Query, SqlResult};
 pub use redecode::{RedecodeProgress, Redecoded, StoredPayload};
 pub use schema::EventRef;
+pub use sql_process::{run_if_worker, SqlLimits, MAX_RESULT_BYTES, WORKER_ARG};
 pub use writer::{FlushPolicy, FlushStats, LakeWriter};

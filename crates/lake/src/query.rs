@@ -1,5 +1,6 @@
 //! Reading the lake with DuckDB: a view named `events` over every Parquet file, queried with
-//! compiled filters (parameters bound, never spliced) or with sandboxed read-only SQL.
+//! compiled filters (parameters bound, never spliced). Raw SQL over the same view is in
+//! `sql_process`.
 
 use crate::layout::{file_max_time, file_times, Lake, LakeError};
 use crate::schema::{arrow_schema, EventRef, RowBuilder};
@@ -19,7 +20,6 @@ use sluice_model::{Bus, Encoding, Event, Header};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 /// Columns read back into an `Event`; headers cross as JSON (base64 values) to keep the
 /// Rust side free of DuckDB's nested-type conversions.
@@ -57,11 +57,11 @@ const EMPTY_VIEW: &str = "SELECT NULL::VARCHAR AS id, NULL::VARCHAR AS bus, NULL
      NULL::VARCHAR AS decode_error, NULL::VARCHAR AS properties, NULL::VARCHAR AS connection, NULL::VARCHAR AS source, NULL::DATE AS date \
      WHERE FALSE";
 
-fn qerr(e: impl std::fmt::Display) -> LakeError {
+pub(crate) fn qerr(e: impl std::fmt::Display) -> LakeError {
     LakeError::Query(e.to_string())
 }
 
-fn sql_string_literal(s: &str) -> String {
+pub(crate) fn sql_string_literal(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
 }
 
@@ -100,7 +100,7 @@ impl Covered {
 }
 
 /// The result of `sluice sql`: column names and one JSON object per row.
-#[derive(Debug, Clone, serde::Serialize, ts_rs::TS)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, ts_rs::TS)]
 pub struct SqlResult {
     pub columns: Vec<String>,
     pub rows: Vec<serde_json::Map<String, serde_json::Value>>,
@@ -112,6 +112,10 @@ pub struct Query {
 }
 
 impl Query {
+    pub(crate) fn lake(&self) -> &Lake {
+        &self.lake
+    }
+
     pub fn open(lake: &Lake) -> Result<Self, LakeError> {
         let conn = Connection::open_in_memory().map_err(qerr)?;
         conn.execute_batch("SET TimeZone = 'UTC';").map_err(qerr)?;
@@ -495,107 +499,6 @@ impl Query {
         }
         Ok(covered)
     }
-
-    /// Runs one read-only SELECT in a sandbox: no file access outside the lake, no settings
-    /// changes, a memory cap and a time limit.
-    pub fn sql(
-        &self,
-        user_sql: &str,
-        timeout: Duration,
-        max_rows: usize,
-    ) -> Result<SqlResult, LakeError> {
-        let conn = Connection::open_in_memory().map_err(qerr)?;
-        conn.execute_batch("SET TimeZone = 'UTC'; SET memory_limit = '2GB';")
-            .map_err(qerr)?;
-        create_view(&conn, &self.lake)?;
-        let root = self
-            .lake
-            .root()
-            .canonicalize()
-            .unwrap_or_else(|_| self.lake.root().to_path_buf());
-        conn.execute_batch(&format!(
-            "SET allowed_directories = [{}]; SET enable_external_access = false; SET lock_configuration = true;",
-            sql_string_literal(&root.display().to_string())
-        ))
-        .map_err(qerr)?;
-
-        let check: String = conn
-            .query_row(
-                "SELECT json_serialize_sql(?::VARCHAR)::VARCHAR",
-                [user_sql],
-                |r| r.get(0),
-            )
-            .map_err(qerr)?;
-        let parsed: serde_json::Value = serde_json::from_str(&check).map_err(qerr)?;
-        if parsed
-            .get("error")
-            .and_then(|e| e.as_bool())
-            .unwrap_or(true)
-        {
-            let why = parsed
-                .get("error_message")
-                .and_then(|m| m.as_str())
-                .unwrap_or("only a single SELECT statement is allowed");
-            return Err(LakeError::Forbidden(format!(
-                "only a single read-only SELECT is allowed ({why})"
-            )));
-        }
-        if parsed
-            .get("statements")
-            .and_then(|s| s.as_array())
-            .map_or(0, |s| s.len())
-            != 1
-        {
-            return Err(LakeError::Forbidden(
-                "exactly one SELECT statement is allowed".into(),
-            ));
-        }
-
-        let handle = conn.interrupt_handle();
-        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
-        let watchdog = std::thread::spawn(move || {
-            if done_rx.recv_timeout(timeout).is_err() {
-                handle.interrupt();
-                return true;
-            }
-            false
-        });
-        let wrapped = format!(
-            "SELECT CAST(to_json(sluice_row) AS VARCHAR) FROM ({}) AS sluice_row",
-            user_sql.trim().trim_end_matches(';')
-        );
-        let result = (|| {
-            let mut stmt = conn.prepare(&wrapped)?;
-            let mut rows = stmt.query([])?;
-            let mut out = Vec::new();
-            while let Some(r) = rows.next()? {
-                if out.len() >= max_rows {
-                    break;
-                }
-                let json: Option<String> = r.get(0)?;
-                out.push(json.unwrap_or_default());
-            }
-            Ok::<_, duckdb::Error>(out)
-        })();
-        let _ = done_tx.send(());
-        let timed_out = watchdog.join().unwrap_or(false);
-        let rows = match result {
-            Ok(rows) => rows,
-            Err(_) if timed_out => return Err(LakeError::Timeout(timeout.as_secs())),
-            Err(e) => return Err(qerr(e)),
-        };
-        let mut columns: Vec<String> = Vec::new();
-        let mut out = Vec::new();
-        for r in rows {
-            let obj: serde_json::Map<String, serde_json::Value> =
-                serde_json::from_str(&r).map_err(qerr)?;
-            if columns.is_empty() {
-                columns = obj.keys().cloned().collect();
-            }
-            out.push(obj);
-        }
-        Ok(SqlResult { columns, rows: out })
-    }
 }
 
 /// The order of `search`: time descending (missing last), then capture time, then offset.
@@ -694,7 +597,7 @@ fn parquet_source(files: &str) -> String {
     )
 }
 
-fn create_view(conn: &Connection, lake: &Lake) -> Result<(), LakeError> {
+pub(crate) fn create_view(conn: &Connection, lake: &Lake) -> Result<(), LakeError> {
     let sql = if lake.files().is_empty() {
         format!("CREATE OR REPLACE VIEW events AS {EMPTY_VIEW}")
     } else {

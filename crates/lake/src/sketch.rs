@@ -271,27 +271,21 @@ impl SketchBuilder {
             }
         }
         let path = sketch_path(parquet);
-        let tmp = path.with_extension("sketch.tmp");
-        let result = (|| {
-            let mut f = std::fs::File::create(&tmp)?;
-            let mut buf = Vec::with_capacity(HEADER + self.bloom.len() * 8 + 8 + self.blocks.len());
-            buf.extend_from_slice(MAGIC);
-            buf.extend_from_slice(&((self.bloom.len() * 64) as u64).to_le_bytes());
-            buf.extend_from_slice(&trigrams);
-            for w in &self.bloom {
-                buf.extend_from_slice(&w.to_le_bytes());
-            }
-            buf.extend_from_slice(&(BLOCK_ROWS as u32).to_le_bytes());
-            buf.extend_from_slice(&((self.blocks.len() / TRIGRAM_BYTES) as u32).to_le_bytes());
-            buf.extend_from_slice(&self.blocks);
-            f.write_all(&buf)?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, &path)
-        })();
-        if result.is_err() {
-            let _ = std::fs::remove_file(&tmp);
+        let tmp = crate::temp::TempFile::beside(&path)?;
+        let mut f = tmp.handle()?;
+        let mut buf = Vec::with_capacity(HEADER + self.bloom.len() * 8 + 8 + self.blocks.len());
+        buf.extend_from_slice(MAGIC);
+        buf.extend_from_slice(&((self.bloom.len() * 64) as u64).to_le_bytes());
+        buf.extend_from_slice(&trigrams);
+        for w in &self.bloom {
+            buf.extend_from_slice(&w.to_le_bytes());
         }
-        result
+        buf.extend_from_slice(&(BLOCK_ROWS as u32).to_le_bytes());
+        buf.extend_from_slice(&((self.blocks.len() / TRIGRAM_BYTES) as u32).to_le_bytes());
+        buf.extend_from_slice(&self.blocks);
+        f.write_all(&buf)?;
+        f.sync_all()?;
+        tmp.persist(&path)
     }
 }
 

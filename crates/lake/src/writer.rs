@@ -5,6 +5,7 @@
 use crate::layout::{io_err, Lake, LakeError};
 use crate::schema::{EventRef, RowBuilder};
 use crate::sketch;
+use crate::temp::TempFile;
 use arrow::array::{Array, TimestampMicrosecondArray};
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
@@ -13,7 +14,7 @@ use parquet::basic::Compression;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 use sluice_model::Event;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::mpsc::{channel, sync_channel, Receiver, SyncSender};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -332,11 +333,14 @@ fn write_partition_file(dir: &Path, batch: &RecordBatch) -> Result<u64, LakeErro
         &uuid::Uuid::new_v4().simple().to_string()[..8]
     );
     let path = dir.join(&name);
+    // The data file's temp is locked before its sketch appears, so a cleanup in another
+    // process never takes the sketch of a write in progress for an orphan.
+    let tmp = TempFile::beside(&path).map_err(io_err(dir))?;
     // Without its sketch a file is simply always read, so a failed sketch only costs speed.
     if let Err(e) = sketch::of_batch(batch).write(&path) {
         tracing::warn!("no search sketch for {}: {e}", path.display());
     }
-    let bytes = write_atomically(&path, batch.schema(), |w| w.write(batch)).inspect_err(|_| {
+    let bytes = write_into(tmp, &path, batch.schema(), |w| w.write(batch)).inspect_err(|_| {
         let _ = std::fs::remove_file(sketch::sketch_path(&path));
     })?;
     // The folder entry must be durable too, or a crash could forget the rename.
@@ -354,51 +358,49 @@ pub(crate) fn write_atomically(
 ) -> Result<u64, LakeError> {
     // Unique per write: two re-decodes of one file may run at once, and each must rename a
     // whole file of its own.
-    let tmp: PathBuf = path.with_file_name(format!(
-        ".{}.{}.tmp",
-        path.file_name()
-            .map(|n| n.to_string_lossy().to_string())
-            .unwrap_or_default(),
-        &uuid::Uuid::new_v4().simple().to_string()[..8]
-    ));
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let tmp = TempFile::beside(path).map_err(io_err(dir))?;
+    write_into(tmp, path, schema, fill)
+}
+
+/// Fills `tmp` and renames it to `path`; on failure `tmp` is removed as it drops.
+fn write_into(
+    tmp: TempFile,
+    path: &Path,
+    schema: SchemaRef,
+    fill: impl FnOnce(&mut ArrowWriter<std::fs::File>) -> Result<(), parquet::errors::ParquetError>,
+) -> Result<u64, LakeError> {
     let perr = |reason: String| LakeError::Parquet {
         path: path.display().to_string(),
         reason,
     };
-    let result = (|| {
-        let file = std::fs::File::create(&tmp).map_err(io_err(&tmp))?;
-        // Dictionaries and statistics pay off only on repetitive, filterable columns; on ids,
-        // payloads and JSON they cost capture time (the interner led the profile) for nothing.
-        let mut props = WriterProperties::builder()
-            .set_compression(Compression::SNAPPY)
-            .set_max_row_group_row_count(Some(sketch::BLOCK_ROWS))
-            .set_dictionary_enabled(false);
-        for col in ["bus", "schema", "encoding", "connection", "source"] {
-            props = props.set_column_dictionary_enabled(ColumnPath::from(col), true);
-        }
-        for col in [
-            "id",
-            "key",
-            "payload",
-            "payload_text",
-            "decoded",
-            "key_decoded",
-            "decode_error",
-        ] {
-            props =
-                props.set_column_statistics_enabled(ColumnPath::from(col), EnabledStatistics::None);
-        }
-        let mut writer = ArrowWriter::try_new(file, schema, Some(props.build()))
-            .map_err(|e| perr(e.to_string()))?;
-        fill(&mut writer).map_err(|e| perr(e.to_string()))?;
-        let file = writer.into_inner().map_err(|e| perr(e.to_string()))?;
-        file.sync_all().map_err(io_err(&tmp))?;
-        let bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
-        std::fs::rename(&tmp, path).map_err(io_err(path))?;
-        Ok(bytes)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
+    let file = tmp.handle().map_err(io_err(tmp.path()))?;
+    // Dictionaries and statistics pay off only on repetitive, filterable columns; on ids,
+    // payloads and JSON they cost capture time (the interner led the profile) for nothing.
+    let mut props = WriterProperties::builder()
+        .set_compression(Compression::SNAPPY)
+        .set_max_row_group_row_count(Some(sketch::BLOCK_ROWS))
+        .set_dictionary_enabled(false);
+    for col in ["bus", "schema", "encoding", "connection", "source"] {
+        props = props.set_column_dictionary_enabled(ColumnPath::from(col), true);
     }
-    result
+    for col in [
+        "id",
+        "key",
+        "payload",
+        "payload_text",
+        "decoded",
+        "key_decoded",
+        "decode_error",
+    ] {
+        props = props.set_column_statistics_enabled(ColumnPath::from(col), EnabledStatistics::None);
+    }
+    let mut writer =
+        ArrowWriter::try_new(file, schema, Some(props.build())).map_err(|e| perr(e.to_string()))?;
+    fill(&mut writer).map_err(|e| perr(e.to_string()))?;
+    let file = writer.into_inner().map_err(|e| perr(e.to_string()))?;
+    file.sync_all().map_err(io_err(tmp.path()))?;
+    let bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
+    tmp.persist(path).map_err(io_err(path))?;
+    Ok(bytes)
 }

@@ -752,3 +752,84 @@ fn a_failed_write_keeps_its_rows_for_the_next_flush() {
     let q = Query::open(&lake).unwrap();
     assert_eq!(q.count(&compile("")).unwrap(), 25);
 }
+
+/// A process holding `path` flock'ed as a lake writer does until it is killed.
+fn lock_holder(path: &std::path::Path) -> std::process::Child {
+    let mut child = std::process::Command::new("sh")
+        .args(["-c", "exec 9<>\"$0\" && flock 9 && exec sleep 600"])
+        .arg(path)
+        .spawn()
+        .unwrap();
+    let f = std::fs::File::open(path).unwrap_or_else(|_| {
+        std::thread::sleep(Duration::from_millis(200));
+        std::fs::File::open(path).unwrap()
+    });
+    use std::os::unix::io::AsRawFd;
+    for _ in 0..500 {
+        // SAFETY: flock on a descriptor owned by `f`.
+        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            return child;
+        }
+        unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_UN) };
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("the lock holder never locked {}", path.display());
+}
+
+fn an_hour_old(path: &std::path::Path) {
+    std::fs::File::options()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_modified(std::time::SystemTime::now() - Duration::from_secs(3600))
+        .unwrap();
+}
+
+#[test]
+fn opening_a_lake_removes_what_killed_writers_left_and_keeps_live_writes() {
+    // Real lake files, moved to a folder this process has not opened yet (cleanup runs once
+    // per folder per process).
+    let (src, _) = sample_lake();
+    let dir = tempfile::tempdir().unwrap();
+    for e in std::fs::read_dir(src.path()).unwrap().flatten() {
+        std::fs::rename(e.path(), dir.path().join(e.file_name())).unwrap();
+    }
+    let mut before = walk(dir.path());
+    before.sort();
+    let data = std::fs::read_dir(dir.path().join("connection=local/source=orders"))
+        .unwrap()
+        .flatten()
+        .next()
+        .unwrap()
+        .path();
+    let dead_tmp = data.join(".part-9-8-dead0000.parquet.0badf00d.tmp");
+    let dead_sketch = data.join(".part-9-8-dead0000.parquet.sketch");
+    let live_tmp = data.join(".part-7-6-live0000.parquet.abcdef01.tmp");
+    let live_sketch = data.join(".part-7-6-live0000.parquet.sketch");
+    let mut killed = lock_holder(&dead_tmp);
+    killed.kill().unwrap();
+    killed.wait().unwrap();
+    let mut live = lock_holder(&live_tmp);
+    std::fs::write(&dead_sketch, b"SLSKTCH2").unwrap();
+    std::fs::write(&live_sketch, b"SLSKTCH2").unwrap();
+    for p in [&dead_tmp, &dead_sketch, &live_tmp, &live_sketch] {
+        an_hour_old(p);
+    }
+
+    let lake = Lake::open(dir.path()).unwrap();
+    let (dead_gone, live_kept) = (
+        !dead_tmp.exists() && !dead_sketch.exists(),
+        live_tmp.exists() && live_sketch.exists(),
+    );
+    live.kill().unwrap();
+    live.wait().unwrap();
+    assert!(dead_gone, "a killed writer's temp file and sketch stay");
+    assert!(live_kept, "a live writer's files were removed");
+    let mut after = walk(dir.path());
+    after.retain(|n| !n.contains("live0000"));
+    after.sort();
+    assert_eq!(after, before, "the lake's own files are untouched");
+    assert_eq!(ids(&Query::open(&lake).unwrap(), ""), vec![4, 3, 2, 1]);
+}

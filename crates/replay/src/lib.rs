@@ -1,6 +1,8 @@
 //! Replay: sends events chosen from the lake to a destination, oldest first with each source
 //! partition's order kept, original key/headers/timestamp/payload bytes, two provenance
-//! headers added, an optional rate limit, and every delivery report awaited.
+//! headers added, an optional rate limit, and every delivery report awaited for a bounded
+//! time. Every replay ends with an exact account of the events it matched, also when it ends
+//! in an error or is stopped: sent, failed, unknown (may have arrived) and not sent.
 //!
 //! This crate owns ordering, rate limiting and header rewriting. It must not choose how a bus
 //! sends (that is the connector's `Writer`) nor how events are selected (the lake's query).
@@ -22,12 +24,26 @@ pub const REPLAY_SOURCE_HEADER: &str = "sluice-source";
 /// others' properties), so a later replay to their own bus restores them.
 pub const PROPERTIES_HEADER: &str = "sluice-properties";
 
+/// How long replay waits for a destination's answer (a publish, a window of confirms, the
+/// outstanding delivery reports at the end) before what is still unanswered counts as failed
+/// (never sent) or unknown (sent, no answer).
+pub const DEFAULT_BROKER_TIMEOUT: Duration = Duration::from_secs(30);
+
 #[derive(Debug, thiserror::Error)]
 pub enum ReplayError {
     #[error(transparent)]
     Lake(#[from] LakeError),
     #[error(transparent)]
     Bus(#[from] BusError),
+}
+
+/// A replay that ended in an error, with the account of what it did until then.
+#[derive(Debug, thiserror::Error)]
+#[error("{error}")]
+pub struct Incomplete {
+    pub summary: Box<ReplaySummary>,
+    #[source]
+    pub error: ReplayError,
 }
 
 /// Edited payloads by event id, shared by every clone of the options.
@@ -49,22 +65,41 @@ pub struct ReplayOptions {
     pub replay_prefix: String,
     /// Payloads the user edited, by event id, sent instead of the stored bytes.
     pub edited: Option<Edited>,
+    /// How long to wait for the destination's answers (`DEFAULT_BROKER_TIMEOUT` unless the
+    /// user chose, e.g. `sluice replay --broker-timeout`).
+    pub broker_timeout: Duration,
 }
 
+/// Counts while a replay runs. The last report of every replay (`done`) is its final account,
+/// sent also when the replay ends in an error.
 #[derive(Debug, Clone, Default, serde::Serialize, ts_rs::TS)]
 pub struct ReplayProgress {
     pub queued: u64,
     pub sent: u64,
     pub failed: u64,
+    pub unknown: u64,
     pub elapsed_ms: u64,
+    /// Set on the last report only, which then carries the whole account.
+    pub done: bool,
+    pub matched: u64,
+    pub not_sent: u64,
 }
 
+/// A replay's account: every matched event is in exactly one of `sent` (the destination
+/// confirmed it), `failed` (it certainly did not arrive), `unknown` (it was sent and no answer
+/// came: it may have arrived, so sending it again can duplicate it) and `not_sent` (never
+/// handed to the bus, because the replay was stopped or ended in an error first).
 #[derive(Debug, Clone, Default, serde::Serialize, ts_rs::TS)]
 pub struct ReplaySummary {
     pub matched: u64,
     pub sent: u64,
     pub failed: u64,
+    pub unknown: u64,
+    pub not_sent: u64,
+    /// Event id and reason for failed events (the first thousand).
     pub errors: Vec<(String, String)>,
+    /// Event id and reason for events whose outcome is unknown (the first thousand).
+    pub unknowns: Vec<(String, String)>,
     pub interrupted: bool,
     pub elapsed_ms: u64,
 }
@@ -203,8 +238,10 @@ const SEND_BATCH: usize = 2048;
 struct Reported {
     sent: AtomicU64,
     failed: AtomicU64,
+    unknown: AtomicU64,
 }
 
+/// Sends the events `filter` matches through `writer`; see `replay_accounted`.
 pub fn replay(
     query: &Query,
     filter: &Compiled,
@@ -213,7 +250,23 @@ pub fn replay(
     stop: &AtomicBool,
     on_progress: &mut dyn FnMut(&ReplayProgress),
 ) -> Result<ReplaySummary, ReplayError> {
+    replay_accounted(query, filter, writer, opts, stop, on_progress).map_err(|i| i.error)
+}
+
+/// Sends the events `filter` matches through `writer`. Raising `stop` stops handing events to
+/// the bus (the rest count as not sent); what was handed over is still awaited, for at most
+/// `opts.broker_timeout`. An error returns the account so far with it.
+pub fn replay_accounted(
+    query: &Query,
+    filter: &Compiled,
+    writer: &mut dyn Writer,
+    opts: &ReplayOptions,
+    stop: &AtomicBool,
+    on_progress: &mut dyn FnMut(&ReplayProgress),
+) -> Result<ReplaySummary, Incomplete> {
     let start = Instant::now();
+    let timeout = opts.broker_timeout;
+    writer.set_timeout(timeout);
     let limiter = limiter(opts.rate);
     // A rate-limited replay hands over each event as it is paced, so the pace holds on the bus.
     let batch_size = if limiter.is_some() { 1 } else { SEND_BATCH };
@@ -221,14 +274,21 @@ pub fn replay(
     let mut progress = ReplayProgress::default();
     let mut last_report = Instant::now();
     let reported = Reported::default();
+    let handed = AtomicU64::new(0);
     // Reading the lake and sending run on two threads: either alone keeps a core busy.
     let (read, send_err) = std::thread::scope(|scope| {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Outgoing>>(4);
         let w = &mut *writer;
-        let reported = &reported;
+        let (reported, handed) = (&reported, &handed);
         let sender = scope.spawn(move || -> Option<BusError> {
             for batch in rx {
                 for msg in batch {
+                    if stop.load(Ordering::Relaxed) {
+                        return None;
+                    }
+                    // Counted before the call: a message `send` fails on is still the writer's
+                    // to count (failed or unknown), not "not sent".
+                    handed.fetch_add(1, Ordering::Relaxed);
                     if let Err(e) = w.send(msg) {
                         return Some(e);
                     }
@@ -236,6 +296,7 @@ pub fn replay(
                 let d = w.delivery();
                 reported.sent.store(d.sent, Ordering::Relaxed);
                 reported.failed.store(d.failed, Ordering::Relaxed);
+                reported.unknown.store(d.unknown, Ordering::Relaxed);
             }
             None
         });
@@ -263,6 +324,7 @@ pub fn replay(
             if last_report.elapsed() >= Duration::from_millis(200) {
                 progress.sent = reported.sent.load(Ordering::Relaxed);
                 progress.failed = reported.failed.load(Ordering::Relaxed);
+                progress.unknown = reported.unknown.load(Ordering::Relaxed);
                 progress.elapsed_ms = start.elapsed().as_millis() as u64;
                 on_progress(&progress);
                 last_report = Instant::now();
@@ -280,32 +342,67 @@ pub fn replay(
         });
         (read, send_err)
     });
-    // Wait for every report even after a send error, so the counts are true.
-    let d: Delivery = writer.flush(Duration::from_secs(60))?;
-    read?;
-    finish(summary, d, start, progress, on_progress, send_err)
+    summary.interrupted |= stop.load(Ordering::Relaxed);
+    // Wait for every report even after an error, so the counts are true.
+    let (d, flush_err) = match writer.flush(timeout) {
+        Ok(d) => (d, None),
+        Err(e) => (writer.delivery(), Some(e)),
+    };
+    let error = match (read, send_err, flush_err) {
+        (Err(e), _, _) => Some(ReplayError::Lake(e)),
+        (_, Some(e), _) | (_, _, Some(e)) => Some(ReplayError::Bus(e)),
+        _ => None,
+    };
+    finish(
+        summary,
+        d,
+        handed.into_inner(),
+        start,
+        progress,
+        on_progress,
+        error,
+    )
 }
 
-/// The final counts from all delivery reports, reported once more. Events matched but never
-/// reported (a send error stopped the run) count as failed.
+/// The final account from all delivery reports, reported once more. `handed` events went to a
+/// writer; one it never reported (it cannot know) is unknown, and a matched event never handed
+/// over is not sent.
 fn finish(
     mut summary: ReplaySummary,
     d: Delivery,
+    handed: u64,
     start: Instant,
     mut progress: ReplayProgress,
     on_progress: &mut dyn FnMut(&ReplayProgress),
-    send_err: Option<BusError>,
-) -> Result<ReplaySummary, ReplayError> {
+    error: Option<ReplayError>,
+) -> Result<ReplaySummary, Incomplete> {
+    let unreported = handed.saturating_sub(d.reported());
     summary.sent = d.sent;
-    summary.failed = d.failed + summary.matched.saturating_sub(d.sent + d.failed);
+    summary.failed = d.failed;
+    summary.unknown = d.unknown + unreported;
+    summary.not_sent = summary.matched.saturating_sub(handed.max(d.reported()));
     summary.errors = d.errors;
+    summary.unknowns = d.unknowns;
+    if unreported > 0 {
+        summary.unknowns.push((
+            format!("{unreported} event(s)"),
+            "handed to the bus, and no delivery report came".into(),
+        ));
+    }
     summary.elapsed_ms = start.elapsed().as_millis() as u64;
     progress.sent = summary.sent;
     progress.failed = summary.failed;
+    progress.unknown = summary.unknown;
+    progress.matched = summary.matched;
+    progress.not_sent = summary.not_sent;
     progress.elapsed_ms = summary.elapsed_ms;
+    progress.done = true;
     on_progress(&progress);
-    match send_err {
-        Some(e) => Err(e.into()),
+    match error {
+        Some(error) => Err(Incomplete {
+            summary: Box::new(summary),
+            error,
+        }),
         None => Ok(summary),
     }
 }
@@ -406,10 +503,24 @@ pub type BusWriter = (Box<dyn Writer>, Bus);
 /// Opens a connection's writer for `replay_to_origin`.
 pub type OpenWriter<'a> = dyn FnMut(&str) -> Result<BusWriter, BusError> + 'a;
 
+/// Sends each match back to its `origin`; see `replay_to_origin_accounted`.
+pub fn replay_to_origin(
+    query: &Query,
+    filter: &Compiled,
+    open: &mut OpenWriter<'_>,
+    fallback: &mut dyn FnMut(&Event) -> Option<Origin>,
+    base: &ReplayOptions,
+    stop: &AtomicBool,
+    on_progress: &mut dyn FnMut(&ReplayProgress),
+) -> Result<ReplaySummary, ReplayError> {
+    replay_to_origin_accounted(query, filter, open, fallback, base, stop, on_progress)
+        .map_err(|i| i.error)
+}
+
 /// Sends each match back to its `origin`, opening one writer per connection. An event whose
 /// origin is unknown, or whose connection cannot be opened, fails on its own with the reason;
-/// the rest go on.
-pub fn replay_to_origin(
+/// the rest go on. An error returns the account so far with it.
+pub fn replay_to_origin_accounted(
     query: &Query,
     filter: &Compiled,
     open: &mut OpenWriter<'_>,
@@ -419,36 +530,46 @@ pub fn replay_to_origin(
     base: &ReplayOptions,
     stop: &AtomicBool,
     on_progress: &mut dyn FnMut(&ReplayProgress),
-) -> Result<ReplaySummary, ReplayError> {
+) -> Result<ReplaySummary, Incomplete> {
     let start = Instant::now();
+    let timeout = base.broker_timeout;
     let limiter = limiter(base.rate);
     let mut summary = ReplaySummary::default();
     // Per connection: its writer, or why it could not be opened (asked once).
     let mut writers: HashMap<String, Result<BusWriter, String>> = HashMap::new();
-    let mut local_failures: Vec<(String, String)> = Vec::new();
+    // Events that failed here, before reaching any writer.
+    let mut local = Delivery::default();
+    let mut handed = 0u64;
     let mut progress = ReplayProgress::default();
     let mut last_report = Instant::now();
     let mut send_err: Option<BusError> = None;
-    query.for_each_in_order(filter, base.limit, Columns::ForSending, |event| {
+    let read = query.for_each_in_order(filter, base.limit, Columns::ForSending, |event| {
         if !pace(limiter.as_ref(), stop) {
             summary.interrupted = true;
             return false;
         }
         summary.matched += 1;
+        // Counted whatever happens next: the event is accounted for as failed here or by
+        // its writer.
+        handed += 1;
         let o = match origin(&event).or_else(|why| fallback(&event).ok_or(why)) {
             Ok(o) => o,
             Err(why) => {
-                local_failures.push((event.id, why));
+                local.fail(event.id, why);
                 return true;
             }
         };
-        let entry = writers
-            .entry(o.connection.clone())
-            .or_insert_with(|| open(&o.connection).map_err(|e| e.to_string()));
+        let entry = writers.entry(o.connection.clone()).or_insert_with(|| {
+            let mut opened = open(&o.connection).map_err(|e| e.to_string());
+            if let Ok((w, _)) = &mut opened {
+                w.set_timeout(timeout);
+            }
+            opened
+        });
         let (writer, bus) = match entry {
             Ok((w, b)) => (w, *b),
             Err(why) => {
-                local_failures.push((event.id, format!("connection {:?}: {why}", o.connection)));
+                local.fail(event.id, format!("connection {:?}: {why}", o.connection));
                 return true;
             }
         };
@@ -465,30 +586,36 @@ pub fn replay_to_origin(
         }
         progress.queued += 1;
         if last_report.elapsed() >= Duration::from_millis(200) {
-            let (sent, failed) = writers.values().flatten().fold((0, 0), |(s, f), (w, _)| {
-                let d = w.delivery();
-                (s + d.sent, f + d.failed)
-            });
-            progress.sent = sent;
-            progress.failed = failed + local_failures.len() as u64;
+            let mut d = local.clone();
+            for (w, _) in writers.values().flatten() {
+                d.add(w.delivery());
+            }
+            progress.sent = d.sent;
+            progress.failed = d.failed;
+            progress.unknown = d.unknown;
             progress.elapsed_ms = start.elapsed().as_millis() as u64;
             on_progress(&progress);
             last_report = Instant::now();
         }
         true
-    })?;
-    let mut all = Delivery {
-        failed: local_failures.len() as u64,
-        errors: local_failures,
-        ..Delivery::default()
-    };
+    });
+    summary.interrupted |= stop.load(Ordering::Relaxed);
+    let mut flush_err = None;
     for (w, _) in writers.values_mut().flatten() {
-        let d = w.flush(Duration::from_secs(60))?;
-        all.sent += d.sent;
-        all.failed += d.failed;
-        all.errors.extend(d.errors);
+        match w.flush(timeout) {
+            Ok(d) => local.add(d),
+            Err(e) => {
+                local.add(w.delivery());
+                flush_err.get_or_insert(e);
+            }
+        }
     }
-    finish(summary, all, start, progress, on_progress, send_err)
+    let error = match (read, send_err, flush_err) {
+        (Err(e), _, _) => Some(ReplayError::Lake(e)),
+        (_, Some(e), _) | (_, _, Some(e)) => Some(ReplayError::Bus(e)),
+        _ => None,
+    };
+    finish(summary, local, handed, start, progress, on_progress, error)
 }
 
 #[cfg(test)]
@@ -525,6 +652,56 @@ mod tests {
             decode_error: None,
             properties: properties.map(str::to_string),
         }
+    }
+
+    /// 10 matched, 7 handed to the writer, which reported 3 sent, 1 failed and 1 unknown: the
+    /// two it never reported are unknown (they left Sluice), the three never handed over are
+    /// not sent, and the error comes back with that account, also in the last progress report.
+    #[test]
+    fn every_matched_event_is_in_exactly_one_count() {
+        let mut d = Delivery {
+            sent: 3,
+            ..Delivery::default()
+        };
+        d.fail("a".into(), "refused".into());
+        d.unsure("b".into(), "no confirm".into());
+        let summary = ReplaySummary {
+            matched: 10,
+            ..Default::default()
+        };
+        let mut last = ReplayProgress::default();
+        let err = BusError::Client("connection lost".into());
+        let out = finish(
+            summary,
+            d,
+            7,
+            Instant::now(),
+            ReplayProgress::default(),
+            &mut |p| last = p.clone(),
+            Some(ReplayError::Bus(err)),
+        );
+        let Err(Incomplete { summary: s, error }) = out else {
+            panic!("the error is returned")
+        };
+        assert!(error.to_string().contains("connection lost"));
+        assert_eq!(
+            (s.sent, s.failed, s.unknown, s.not_sent, s.matched),
+            (3, 1, 3, 3, 10)
+        );
+        assert_eq!(s.sent + s.failed + s.unknown + s.not_sent, s.matched);
+        assert_eq!(s.errors, [("a".to_string(), "refused".to_string())]);
+        assert_eq!(s.unknowns.len(), 2, "{:?}", s.unknowns);
+        assert!(last.done);
+        assert_eq!(
+            (
+                last.sent,
+                last.failed,
+                last.unknown,
+                last.not_sent,
+                last.matched
+            ),
+            (3, 1, 3, 3, 10)
+        );
     }
 
     fn at(connection: &str, target: &str, rk: Option<&str>) -> Result<Origin, String> {

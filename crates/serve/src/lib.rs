@@ -4,8 +4,20 @@
 //! [`sluice_api::Session::call`] (the same call the Tauri shell makes), and every other path
 //! serves the built UI (`ui/dist`, embedded in release builds). `POST /download/export` runs
 //! the same `export` command into a temporary file and streams it to the browser, since a
-//! browser's user wants the file on their own machine. It must not grow commands of its own. Every API call needs the random access token printed at start (`Authorization:
-//! Bearer TOKEN`); it binds to 127.0.0.1 unless the user explicitly names another address.
+//! browser's user wants the file on their own machine; `export` itself, which writes wherever
+//! its `path` says, is refused through `/api`. It must not grow commands of its own.
+//!
+//! It is a hardened local service: every API call needs the random access token printed at
+//! start (`Authorization: Bearer TOKEN`); it binds to 127.0.0.1 unless the user explicitly
+//! names another address (and then warns who can reach it); it answers only to its own Host
+//! names and refuses cross-site POSTs; connections, request sizes, header and body times and
+//! concurrent command calls are bounded ([`Limits`]); memory goes back to the OS after a burst;
+//! SIGINT and SIGTERM both stop it the same way, captures flushed first.
+
+mod calls;
+mod edge;
+mod listen;
+mod memory;
 
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -13,9 +25,14 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use calls::Calls;
+use edge::refuse;
 use sluice_api::{ApiError, ErrorCode, Session};
+use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 
 #[derive(rust_embed::RustEmbed)]
 #[folder = "../../ui/dist"]
@@ -48,9 +65,64 @@ pub struct Options {
     pub token: Option<String>,
 }
 
+/// What one client, or all of them together, can make the server hold. The defaults were
+/// measured on 2 cores (BENCHMARKS.md, "sluice serve under load").
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Connections open at once. Past it, the oldest connection with no request in progress
+    /// is closed to make room.
+    pub max_connections: usize,
+    /// Largest request body (413 beyond). Dropped descriptor sets are the largest real ones.
+    pub max_body_bytes: usize,
+    /// A connection must send a whole request head within this, first and between keep-alive
+    /// requests, or it is closed.
+    pub header_timeout: Duration,
+    /// A request body must arrive within this (408 beyond).
+    pub body_timeout: Duration,
+    /// Command calls running at once (each search opens a DuckDB that uses every core).
+    pub max_calls: usize,
+    /// `job_poll` calls waiting at once (they sleep, they do not work).
+    pub max_waits: usize,
+    /// How long a call may wait for a slot before a 503.
+    pub queue_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        Limits {
+            max_connections: connections_for_fd_limit(),
+            max_body_bytes: 16 << 20,
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
+            max_calls: cores * 2,
+            max_waits: 128,
+            queue_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// 512 connections, or a quarter of the file descriptors this process may open if that is
+/// less: the rest stay for the lake's files, DuckDB and the brokers' sockets.
+fn connections_for_fd_limit() -> usize {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct it is given.
+    let soft = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0 {
+        lim.rlim_cur
+    } else {
+        1024
+    };
+    ((soft / 4) as usize).clamp(16, 512)
+}
+
 struct AppState {
     session: Session,
     token: String,
+    calls: Arc<Calls>,
+    limits: Limits,
 }
 
 /// A server bound and ready: `url` carries the token in its fragment, which browsers never
@@ -62,9 +134,19 @@ pub struct Bound {
     listener: tokio::net::TcpListener,
     router: Router,
     state: Arc<AppState>,
+    signals: Option<StopSignals>,
 }
 
 pub async fn bind(session: Session, opts: Options) -> Result<Bound, ServeError> {
+    bind_with(session, opts, Limits::default()).await
+}
+
+/// [`bind`] with other limits than the defaults.
+pub async fn bind_with(
+    session: Session,
+    opts: Options,
+    limits: Limits,
+) -> Result<Bound, ServeError> {
     let ip = opts.addr.ip();
     if !ip.is_loopback() && !opts.bind_explicit {
         return Err(ServeError::NotLocal { addr: ip });
@@ -75,50 +157,161 @@ pub async fn bind(session: Session, opts: Options) -> Result<Bound, ServeError> 
     let token = opts
         .token
         .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
-    let listener = tokio::net::TcpListener::bind(opts.addr)
-        .await
-        .map_err(|source| ServeError::Listen {
-            addr: opts.addr,
-            source,
-        })?;
+    let listener = listen_socket(opts.addr).map_err(|source| ServeError::Listen {
+        addr: opts.addr,
+        source,
+    })?;
     let addr = listener.local_addr().map_err(|source| ServeError::Listen {
         addr: opts.addr,
         source,
     })?;
+    if !ip.is_loopback() {
+        eprintln!("{}", network_warning(addr));
+    }
+    memory::allow_purging();
     let state = Arc::new(AppState {
         session,
         token: token.clone(),
+        calls: Arc::new(Calls::new(
+            limits.max_calls,
+            limits.max_waits,
+            limits.queue_timeout,
+        )),
+        limits,
     });
+    let hosts = Arc::new(edge::Hosts::for_bound(addr));
     let router = Router::new()
         .route("/api/{command}", post(api))
         .route("/download/export", post(download_export))
         .fallback(get(asset))
-        .with_state(state.clone());
-    let host = if ip.is_unspecified() {
-        "127.0.0.1".to_string()
-    } else {
-        addr.ip().to_string()
-    };
+        .with_state(state.clone())
+        .layer(axum::middleware::from_fn_with_state(
+            hosts,
+            edge::check_host_and_origin,
+        ));
     Ok(Bound {
-        url: format!("http://{host}:{}/#token={token}", addr.port()),
+        url: format!("{}#token={token}", base_url(addr)),
         token,
         addr,
         listener,
         router,
         state,
+        signals: Some(StopSignals::listen()),
     })
 }
 
+/// A listening socket with a backlog deep enough for a burst of connections to wait in while
+/// the server is at its connection limit (tokio's own default is 1024).
+fn listen_socket(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = match addr {
+        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(4096)
+}
+
+/// The address a browser on this machine should open: 127.0.0.1 for a server on every
+/// interface, an IPv6 literal in brackets.
+fn base_url(addr: SocketAddr) -> String {
+    let shown = if addr.ip().is_unspecified() {
+        SocketAddr::new(IpAddr::from([127, 0, 0, 1]), addr.port())
+    } else {
+        addr
+    };
+    format!("http://{shown}/")
+}
+
+fn network_warning(addr: SocketAddr) -> String {
+    let who = if addr.ip().is_unspecified() {
+        format!(
+            "on every network interface of this machine: anyone who can reach it on port {}",
+            addr.port()
+        )
+    } else {
+        format!("on {addr}: anyone on a network that reaches that address")
+    };
+    format!(
+        "WARNING: Sluice is listening {who} can connect, and whoever has the token can read \
+         the lake, change connections and replay to your brokers. The traffic is plain HTTP, \
+         so the token can be seen on the way. Stop it (Ctrl-C) unless that is what you want; \
+         without --bind it listens on 127.0.0.1 only."
+    )
+}
+
+/// Ctrl-C (SIGINT) and SIGTERM (what service managers and `kill` send), listened for from
+/// the moment the server is bound: a signal that arrives just after the URL is printed must
+/// stop it gracefully too, not kill it.
+struct StopSignals {
+    #[cfg(unix)]
+    int: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    term: Option<tokio::signal::unix::Signal>,
+}
+
+impl StopSignals {
+    fn listen() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            StopSignals {
+                int: signal(SignalKind::interrupt()).ok(),
+                term: signal(SignalKind::terminate()).ok(),
+            }
+        }
+        #[cfg(not(unix))]
+        StopSignals {}
+    }
+
+    async fn recv(mut self) {
+        #[cfg(unix)]
+        {
+            async fn one(s: &mut Option<tokio::signal::unix::Signal>) {
+                match s {
+                    Some(s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending().await,
+                }
+            }
+            tokio::select! {
+                _ = one(&mut self.int) => {}
+                _ = one(&mut self.term) => {}
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
 impl Bound {
-    /// Serves until Ctrl-C, then stops every job and waits for captures to make what they
-    /// read durable.
-    pub async fn run_until_ctrl_c(self) -> std::io::Result<()> {
+    /// Serves until Ctrl-C or SIGTERM (the name is older than the SIGTERM handling), then
+    /// stops every job and waits for captures to make what they read durable.
+    pub async fn run_until_ctrl_c(mut self) -> std::io::Result<()> {
+        let signals = self.signals.take().unwrap_or_else(StopSignals::listen);
+        self.run_until(signals.recv()).await
+    }
+
+    /// Serves until `stop` resolves, then shuts down as [`Bound::run_until_ctrl_c`] does.
+    pub async fn run_until(self, stop: impl Future<Output = ()>) -> std::io::Result<()> {
         let state = self.state.clone();
-        axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(async {
-                let _ = tokio::signal::ctrl_c().await;
-            })
-            .await?;
+        let token = CancellationToken::new();
+        let serving = tokio::spawn(listen::serve(
+            self.listener,
+            self.router,
+            listen::Edge {
+                max_connections: state.limits.max_connections,
+                header_timeout: state.limits.header_timeout,
+                grace: Duration::from_secs(10),
+            },
+            token.clone(),
+        ));
+        stop.await;
+        token.cancel();
+        let _ = serving.await;
         tokio::task::spawn_blocking(move || {
             state.session.shutdown(std::time::Duration::from_secs(30))
         })
@@ -151,11 +344,26 @@ async fn api(
     State(state): State<Arc<AppState>>,
     Path(command): Path<String>,
     headers: HeaderMap,
-    body: axum::body::Bytes,
+    body: Body,
 ) -> Response {
     if !authorized(&headers, &state.token) {
         return forbidden();
     }
+    if command == "export" {
+        // `export` writes to any path the server's user can write (a shell start-up file as
+        // well as a download folder); a browser's user wants the file on their own machine.
+        return refuse(
+            StatusCode::FORBIDDEN,
+            ErrorCode::Forbidden,
+            "export writes files on the server, which `sluice serve` does not allow: POST \
+             /download/export with {\"filter\", \"format\"} streams the export back instead \
+             (the browser's Export… does that)",
+        );
+    }
+    let body = match read(&state, &headers, body).await {
+        Ok(b) => b,
+        Err(resp) => return resp,
+    };
     let args = if body.is_empty() {
         serde_json::Value::Null
     } else {
@@ -170,15 +378,30 @@ async fn api(
         }
     };
     let st = state.clone();
-    let outcome = tokio::task::spawn_blocking(move || st.session.call(&command, args)).await;
-    match outcome {
+    let name = command.clone();
+    match state
+        .calls
+        .run(&command, move || st.session.call(&name, args))
+        .await
+    {
         Ok(Ok(v)) => Json(v).into_response(),
         Ok(Err(e)) => command_error(e),
-        Err(join) => error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            ApiError::new(ErrorCode::Io, format!("the command failed: {join}")),
-        ),
+        Err(resp) => resp,
     }
+}
+
+async fn read(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<axum::body::Bytes, Response> {
+    edge::read_body(
+        headers,
+        body,
+        state.limits.max_body_bytes,
+        state.limits.body_timeout,
+    )
+    .await
 }
 
 /// A command's own error, with the HTTP status its code stands for.
@@ -213,11 +436,15 @@ struct DownloadArgs {
 async fn download_export(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
-    body: axum::body::Bytes,
+    body: Body,
 ) -> Response {
     if !authorized(&headers, &state.token) {
         return forbidden();
     }
+    let body = match read(&state, &headers, body).await {
+        Ok(b) => b,
+        Err(resp) => return resp,
+    };
     let args: DownloadArgs = match serde_json::from_slice(&body) {
         Ok(a) => a,
         Err(e) => {
@@ -249,19 +476,19 @@ async fn download_export(
         "path": path.display().to_string(),
     });
     let st = state.clone();
-    let outcome = tokio::task::spawn_blocking(move || st.session.call("export", call_args)).await;
+    let outcome = state
+        .calls
+        .run("export", move || st.session.call("export", call_args))
+        .await;
     let count = match outcome {
         Ok(Ok(v)) => v.as_u64().unwrap_or(0),
         Ok(Err(e)) => {
             let _ = std::fs::remove_file(&path);
             return command_error(e);
         }
-        Err(join) => {
+        Err(resp) => {
             let _ = std::fs::remove_file(&path);
-            return error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                ApiError::new(ErrorCode::Io, format!("the export failed: {join}")),
-            );
+            return resp;
         }
     };
     let file = tokio::fs::File::open(&path).await;

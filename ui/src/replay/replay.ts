@@ -4,7 +4,7 @@
 // re-encoded by Sluice with each event's own type and framing. Finished replays land in the
 // history view.
 
-import type { JsonValue, ReplayArgs, ReplayEdit, ReplaySummary } from '../bindings';
+import type { JsonValue, ReplayArgs, ReplayEdit, ReplayProgress, ReplaySummary } from '../bindings';
 import { call } from '../api';
 import { h, clear, dialog, formatCount, toast } from '../dom';
 import { state } from '../app';
@@ -143,24 +143,26 @@ export function openReplay(filter: string, count: number, ids: string[] = []) {
     for (;;) {
       const u = await call('job_poll', { id, after: 0, wait_ms: 1000 }).catch(() => null);
       if (!u) break;
-      const p = u.job.progress as { sent?: number; failed?: number; queued?: number } | null;
+      const p = u.job.progress as ReplayProgress | null;
       if (p) {
-        const done = (p.sent ?? 0) + (p.failed ?? 0);
+        const done = p.sent + p.failed + p.unknown;
         bar.value = count ? Math.min(100, (done / count) * 100) : 0;
-        text.textContent = `${formatCount(p.sent ?? 0)} sent · ${formatCount(p.failed ?? 0)} failed${paused ? ' · paused' : ''}`;
+        text.textContent = `${formatCount(p.sent)} sent · ${formatCount(p.failed)} failed · ${formatCount(p.unknown)} unknown${paused ? ' · paused' : ''}`;
       }
       if (!u.job.running) {
         pauseBtn.remove();
         cancelBtn.remove();
         if (u.job.error) {
-          text.textContent = `Replay failed: ${u.job.error.message}`;
+          // The last progress report is the replay's whole account, also after an error.
+          text.textContent = `Replay failed: ${u.job.error.message}${p?.done ? ` (${accountText(p)})` : ''}`;
           text.className = 'bad';
         } else {
           const s = u.result as ReplaySummary;
           bar.value = 100;
-          text.textContent = `Done: ${formatCount(s.sent)} of ${formatCount(s.matched)} sent, ${formatCount(s.failed)} failed${s.interrupted ? ' (cancelled)' : ''} in ${(s.elapsed_ms / 1000).toFixed(1)} s.`;
-          text.className = s.failed ? 'bad' : 'good';
+          text.textContent = `Done: ${formatCount(s.sent)} of ${formatCount(s.matched)} sent, ${formatCount(s.failed)} failed, ${formatCount(s.unknown)} unknown${s.not_sent ? `, ${formatCount(s.not_sent)} not sent` : ''}${s.interrupted ? ' (cancelled)' : ''} in ${(s.elapsed_ms / 1000).toFixed(1)} s.`;
+          text.className = s.failed || s.unknown || s.not_sent ? 'bad' : 'good';
           if (s.errors.length) out.appendChild(h('ul', { class: 'errors' }, s.errors.slice(0, 20).map(([id, why]) => h('li', {}, h('code', {}, id), ' ', why))));
+          if (s.unknowns.length) out.appendChild(h('ul', { class: 'errors' }, s.unknowns.slice(0, 20).map(([id, why]) => h('li', {}, h('code', {}, id), ' unknown: ', why))));
           toast(text.textContent);
         }
         break;
@@ -180,13 +182,19 @@ export function openReplay(filter: string, count: number, ids: string[] = []) {
     targets, out), [previewBtn, sendBtn]);
 }
 
+/** Sent, failed, unknown (may have arrived) and not sent, as a replay's account says them. */
+function accountText(a: { sent: number; failed: number; unknown: number; not_sent: number; matched: number }): string {
+  return `${formatCount(a.sent)} of ${formatCount(a.matched)} sent, ${formatCount(a.failed)} failed, ${formatCount(a.unknown)} unknown, ${formatCount(a.not_sent)} not sent`;
+}
+
 export function renderHistory(el: HTMLElement) {
   call('replay_history', {}).then((rows) => {
     clear(el, rows.length === 0 ? h('p', { class: 'muted' }, 'No replays yet.') : h('table', { class: 'history' },
-      h('thead', {}, h('tr', {}, ['started', 'filter', 'to', 'matched', 'sent', 'failed', 'outcome'].map((c) => h('th', {}, c)))),
+      h('thead', {}, h('tr', {}, ['started', 'filter', 'to', 'matched', 'sent', 'failed', 'unknown', 'not sent', 'outcome'].map((c) => h('th', {}, c)))),
       h('tbody', {}, rows.map((r) => h('tr', {},
         h('td', {}, r.started_at.replace('T', ' ').slice(0, 19)), h('td', { class: 'mono ellipsis' }, r.filter || '(everything)'), h('td', {}, r.to),
         h('td', {}, formatCount(r.matched)), h('td', {}, formatCount(r.sent)), h('td', {}, formatCount(r.failed)),
-        h('td', { class: r.error || r.failed ? 'bad' : 'good' }, r.error ?? (r.interrupted ? 'cancelled' : 'done')))))));
+        h('td', {}, formatCount(r.unknown)), h('td', {}, formatCount(r.not_sent)),
+        h('td', { class: r.error || r.failed || r.unknown || r.not_sent ? 'bad' : 'good' }, r.error ?? (r.interrupted ? 'cancelled' : 'done')))))));
   }).catch((e) => toast(e.message, 'error'));
 }

@@ -3,7 +3,7 @@
 //! once durable, or given back).
 
 use super::{properties, Amqp};
-use crate::{BusError, QueueRead, ReadOptions, Reader};
+use crate::{BusError, QueueRead, ReadOptions, Reader, Trouble};
 use futures_util::stream::{select_all, BoxStream};
 use futures_util::{FutureExt, StreamExt};
 use lapin::message::Delivery;
@@ -13,9 +13,13 @@ use lapin::options::{
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{Channel, Connection};
 use sluice_model::{Message, StartFrom};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// A quiet consumer cannot tell a broker with nothing to send from a connection that hangs
+/// (RabbitMQ's heartbeat takes two 60 s intervals to notice): after this long without a
+/// delivery the reader asks the broker about its queue, with the same timeout.
+const IDLE_PROBE: Duration = Duration::from_secs(3);
 
 type Deliveries = BoxStream<'static, (String, lapin::Result<Delivery>)>;
 
@@ -31,8 +35,17 @@ pub(crate) struct AmqpReader {
     mode: Option<QueueRead>,
     /// Delivery tags in the order `poll` returned them (queue mode), for `commit`.
     tags: Vec<u64>,
+    /// How many of `tags` are acknowledged already (destructive reads, after each flush).
+    acked: u64,
     /// Queue mode: messages the queues held when reading began.
     initial: Option<u64>,
+    /// The queue consumed (a tap's own, or the application's), asked about when all is quiet.
+    queue: String,
+    /// The last time the broker answered: a delivery or a probe.
+    heard: Instant,
+    probed: Instant,
+    failing: Option<String>,
+    what: String,
 }
 
 fn client(what: &str) -> impl Fn(lapin::Error) -> BusError + '_ {
@@ -62,7 +75,7 @@ impl AmqpReader {
             StartFrom::Last(_) => AMQPValue::Void,
         };
         let rt = super::runtime()?;
-        let (conn, channel, deliveries, initial) = rt.block_on(async {
+        let (conn, channel, deliveries, initial, queue) = rt.block_on(async {
             let conn = a.config.connect(&a.name, CONNECT_TIMEOUT).await?;
             let mut streams: Vec<Deliveries> = Vec::new();
             let mut initial = 0u64;
@@ -149,7 +162,7 @@ impl AmqpReader {
                 }
                 if streams.len() == sources.len() {
                     let d: Deliveries = select_all(streams).boxed();
-                    return Ok((conn, probe, d, opts.queue.map(|_| initial)));
+                    return Ok((conn, probe, d, opts.queue.map(|_| initial), queue_name));
                 }
             }
             Err(BusError::Config(
@@ -166,8 +179,14 @@ impl AmqpReader {
             seq: 0,
             mode: opts.queue,
             tags: Vec::new(),
+            acked: 0,
             // A stream's end is not known from AMQP: it reads until stopped.
             initial: initial.filter(|_| opts.queue.is_some() && !stream),
+            queue,
+            heard: Instant::now(),
+            probed: Instant::now(),
+            failing: None,
+            what: format!("RabbitMQ at {} ({})", a.config.host(), a.name),
         })
     }
 
@@ -240,8 +259,14 @@ impl Reader for AmqpReader {
         let got = got.map_err(BusError::Client)?;
         let mut msgs = Vec::with_capacity(got.len());
         for (source, d) in got {
-            let d = d.map_err(|e| BusError::Client(format!("reading {source}: {e}")))?;
+            let d = d.map_err(|e| self.lost(format!("reading {source}: {e}")))?;
             msgs.push(self.message(source, d));
+        }
+        if !msgs.is_empty() {
+            self.heard = Instant::now();
+            self.failing = None;
+        } else if self.heard.elapsed() >= IDLE_PROBE && self.probed.elapsed() >= IDLE_PROBE {
+            self.probe()?;
         }
         if self.mode == Some(QueueRead::Stream) {
             // Acknowledging a stream deletes nothing; it lets the broker send more.
@@ -260,23 +285,81 @@ impl Reader for AmqpReader {
         self.initial.is_some_and(|n| self.seq >= n)
     }
 
+    fn trouble(&self) -> Option<Trouble> {
+        Some(Trouble {
+            since: self.heard,
+            what: self.what.clone(),
+            reason: self.failing.clone()?,
+        })
+    }
+
     fn commit(&mut self, handled: u64) -> Result<(), BusError> {
         if self.mode == Some(QueueRead::Stream) {
             return Ok(());
         }
-        let (Some(mode), Some(&first_unhandled)) = (self.mode, self.tags.get(handled as usize))
-        else {
-            // Every message read was handled (or this is a tap).
-            return self.settle(self.mode, self.tags.last().copied(), None);
+        let handled = handled.min(self.tags.len() as u64);
+        // A tag acknowledged twice closes the channel: only what `acknowledge` has not done.
+        let last_handled = (handled > self.acked).then(|| self.tags[handled as usize - 1]);
+        let first_unhandled = self.tags.get(handled as usize).copied();
+        self.settle(self.mode, last_handled, first_unhandled)
+    }
+
+    fn acknowledge(&mut self, durable: u64) -> Result<(), BusError> {
+        if self.mode != Some(QueueRead::Destructive) || durable <= self.acked {
+            return Ok(());
+        }
+        let Some(&tag) = self.tags.get(durable as usize - 1) else {
+            return Ok(());
         };
-        let last_handled = handled
-            .checked_sub(1)
-            .and_then(|i| self.tags.get(i as usize).copied());
-        self.settle(Some(mode), last_handled, Some(first_unhandled))
+        let ch = &self.channel;
+        self.rt
+            .block_on(ch.basic_ack(tag, BasicAckOptions { multiple: true }))
+            .map_err(client("acknowledging"))?;
+        self.acked = durable;
+        Ok(())
     }
 }
 
 impl AmqpReader {
+    /// A failure with the connection gone is the broker's (unreachable, named); one on a
+    /// live connection is about the queue or channel.
+    fn lost(&self, reason: String) -> BusError {
+        if self.conn.status().connected() {
+            BusError::Client(format!("{}: {reason}", self.what))
+        } else {
+            BusError::Unreachable {
+                what: self.what.clone(),
+                reason,
+            }
+        }
+    }
+
+    /// Asks the broker about the consumed queue: an answer clears any trouble, silence is
+    /// trouble (the caller's timeout decides when to give up), and a refusal ends reading
+    /// (the queue was deleted or the connection closed).
+    fn probe(&mut self) -> Result<(), BusError> {
+        self.probed = Instant::now();
+        let (ch, queue) = (&self.channel, self.queue.as_str());
+        let answer = self.rt.block_on(async {
+            tokio::time::timeout(IDLE_PROBE, super::passive_queue(ch, queue)).await
+        });
+        match answer {
+            Ok(Ok(_)) => {
+                self.heard = Instant::now();
+                self.failing = None;
+                Ok(())
+            }
+            Ok(Err(e)) => Err(self.lost(format!("asking about queue {queue:?}: {e}"))),
+            Err(_) => {
+                self.failing = Some(format!(
+                    "no answer within {} s about queue {queue:?}",
+                    IDLE_PROBE.as_secs()
+                ));
+                Ok(())
+            }
+        }
+    }
+
     /// Acknowledges (destructive) or gives back (requeue) up to `handled_tag`; anything after
     /// it was never stored and is always given back.
     fn settle(

@@ -40,7 +40,10 @@ pub(crate) fn consumer(kafka: &Kafka) -> Result<BaseConsumer<ErrorCapture>, BusE
     )
     .set("enable.auto.commit", "false")
     .set("enable.auto.offset.store", "false")
-    .set("enable.partition.eof", "false");
+    .set("enable.partition.eof", "false")
+    // A position the partition no longer holds is an error to report (the topic was
+    // recreated or truncated), not a silent jump to its end or start.
+    .set("auto.offset.reset", "error");
     if let Some(max) = kafka.config.max_message_bytes {
         let max = max.clamp(1024, 1_000_000_000).to_string();
         cfg.set("fetch.message.max.bytes", &max).set(

@@ -84,6 +84,10 @@ impl KafkaConfig {
             .set("socket.timeout.ms", "10000")
             .set("socket.connection.setup.timeout.ms", "8000")
             .set("log_level", "0");
+        // rdkafka sets the level again after creating the client (to Error unless told), and
+        // librdkafka then prints raw `%3|...|FAIL|` lines to stderr on every reconnect attempt.
+        // Sluice reports broker trouble itself, once, in words a person can act on.
+        c.set_log_level(rdkafka::config::RDKafkaLogLevel::Emerg);
         let protocol = match (&self.sasl, &self.tls) {
             (None, None) => "plaintext",
             (None, Some(_)) => "ssl",

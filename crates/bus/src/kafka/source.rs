@@ -3,16 +3,35 @@
 
 use super::browse::{consumer, explain, ErrorCapture};
 use super::Kafka;
-use crate::{BusError, Reader};
+use crate::{BusError, Reader, Trouble};
 use rdkafka::bindings as rd;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
 use sluice_model::{Header, Message, StartFrom};
 use std::ffi::CStr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Leaves room under the 10 seconds a user waits at most for "unreachable".
 const META_TIMEOUT: Duration = Duration::from_secs(8);
+/// librdkafka retries a lost broker forever and says nothing a caller can act on, and a
+/// stalled connection (open, silent) only fails after `socket.timeout.ms`. So a reader that
+/// has heard nothing for this long asks the broker itself, with a short timeout.
+const IDLE_PROBE: Duration = Duration::from_secs(3);
+const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// What the reader knows of the broker between polls.
+struct Contact {
+    /// The last time the broker answered: a message, or a probe that succeeded.
+    last: Instant,
+    last_probe: Instant,
+    /// Set while the broker does not answer, with the client's latest reason.
+    failing: Option<String>,
+    /// A probe is due now (the client reported an unknown topic or partition).
+    probe_now: bool,
+    /// An error that ends reading, returned by the next poll so the messages read with it
+    /// are not lost.
+    fatal: Option<BusError>,
+}
 
 pub(crate) struct KafkaReader {
     /// The consumer's queue, read in batches through librdkafka's C API: rdkafka's
@@ -20,9 +39,13 @@ pub(crate) struct KafkaReader {
     /// locking per message), which made reading the capture's bottleneck.
     queue: *mut rd::rd_kafka_queue_t,
     /// Owns the client the queue belongs to; kept alive for as long as the queue.
-    _consumer: BaseConsumer<ErrorCapture>,
+    consumer: BaseConsumer<ErrorCapture>,
     /// Per partition: topic, partition, next offset to read, end offset when reading began.
     progress: Vec<(String, i32, i64, i64)>,
+    contact: Contact,
+    /// Names the connection in errors.
+    what: String,
+    connection: String,
 }
 
 // SAFETY: librdkafka queues and consumers may be used from any thread; the reader is used
@@ -89,10 +112,23 @@ impl KafkaReader {
                 "librdkafka returned no consumer queue".into(),
             ));
         }
+        let now = Instant::now();
         Ok(KafkaReader {
             queue,
-            _consumer: consumer,
+            consumer,
             progress,
+            contact: Contact {
+                last: now,
+                last_probe: now,
+                failing: None,
+                probe_now: false,
+                fatal: None,
+            },
+            what: format!(
+                "Kafka connection {:?} ({})",
+                kafka.name, kafka.config.brokers
+            ),
+            connection: kafka.name.clone(),
         })
     }
 }
@@ -115,6 +151,9 @@ fn offset_for_time(
 
 impl Reader for KafkaReader {
     fn poll(&mut self, max: usize, timeout: Duration) -> Result<Vec<Message>, BusError> {
+        if let Some(e) = self.contact.fatal.take() {
+            return Err(e);
+        }
         let mut batch: Vec<*mut rd::rd_kafka_message_t> =
             vec![std::ptr::null_mut(); max.clamp(1, 10_000)];
         let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
@@ -130,10 +169,9 @@ impl Reader for KafkaReader {
             // SAFETY: librdkafka handed us these messages; each is destroyed exactly once below.
             let m = unsafe { &*ptr };
             if m.err != rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
-                // Transient broker errors arrive as messages; librdkafka retries on its own.
-                if m.err != rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR__PARTITION_EOF {
-                    tracing::warn!("kafka: {:?}", m.err);
-                }
+                // Broker errors arrive as messages; librdkafka retries on its own, so they
+                // only say what to watch for.
+                self.client_error(m.err, ptr);
                 unsafe { rd::rd_kafka_message_destroy(ptr) };
                 continue;
             }
@@ -176,12 +214,129 @@ impl Reader for KafkaReader {
             });
             unsafe { rd::rd_kafka_message_destroy(ptr) };
         }
+        let c = &mut self.contact;
+        if !out.is_empty() {
+            c.last = Instant::now();
+            c.failing = None;
+        } else if c.probe_now
+            || (c.last_probe.elapsed() >= IDLE_PROBE && c.last.elapsed() >= IDLE_PROBE)
+        {
+            self.probe();
+        }
         Ok(out)
     }
 
     fn at_end(&self) -> bool {
         self.progress.iter().all(|(_, _, next, end)| next >= end)
     }
+
+    fn trouble(&self) -> Option<Trouble> {
+        let reason = self.contact.failing.as_ref()?;
+        Some(Trouble {
+            since: self.contact.last,
+            what: self.what.clone(),
+            reason: reason.clone(),
+        })
+    }
+}
+
+impl KafkaReader {
+    /// Notes what a client error means for reading: the broker is gone (watch it), a topic
+    /// may be gone (look now), or reading cannot go on.
+    fn client_error(&mut self, err: rd::rd_kafka_resp_err_t, msg: *mut rd::rd_kafka_message_t) {
+        use rd::rd_kafka_resp_err_t::*;
+        let text = unsafe { CStr::from_ptr(rd::rd_kafka_message_errstr(msg)) }
+            .to_string_lossy()
+            .into_owned();
+        tracing::debug!("kafka: {err:?}: {text}");
+        let c = &mut self.contact;
+        match err {
+            RD_KAFKA_RESP_ERR__PARTITION_EOF => {}
+            RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART
+            | RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC
+            | RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION => c.probe_now = true,
+            // `auto.offset.reset=error`: the partition no longer holds the next offset
+            // (recreated, truncated or compacted away). Reading on from wherever the client
+            // resets to would give new messages the ids of old ones.
+            RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET | RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE => {
+                c.fatal.get_or_insert(BusError::Client(format!(
+                    "{}: {text}: the topic was recreated or truncated while reading; \
+                     start a new capture (`--from beginning` or `--from end`)",
+                    self.what
+                )));
+            }
+            RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED
+            | RD_KAFKA_RESP_ERR__AUTHENTICATION
+            | RD_KAFKA_RESP_ERR_SASL_AUTHENTICATION_FAILED => {
+                c.fatal.get_or_insert(BusError::Auth {
+                    what: self.what.clone(),
+                    reason: text,
+                });
+            }
+            _ => {
+                c.failing = Some(text);
+            }
+        }
+    }
+
+    /// Asks the broker, with a short timeout, whether it answers and still has every topic
+    /// and partition at or past where reading is; sets or clears the trouble accordingly.
+    fn probe(&mut self) {
+        self.contact.last_probe = Instant::now();
+        self.contact.probe_now = false;
+        match self.check_topics() {
+            Ok(()) => {
+                self.contact.last = Instant::now();
+                self.contact.failing = None;
+            }
+            Err(Probe::NoAnswer(reason)) => {
+                self.contact.failing = Some(reason);
+            }
+            Err(Probe::Fatal(e)) => {
+                self.contact.fatal.get_or_insert(e);
+            }
+        }
+    }
+
+    fn check_topics(&self) -> Result<(), Probe> {
+        let mut topics: Vec<&str> = self.progress.iter().map(|p| p.0.as_str()).collect();
+        topics.dedup();
+        for topic in topics {
+            let md = self
+                .consumer
+                .fetch_metadata(Some(topic), PROBE_TIMEOUT)
+                .map_err(|e| Probe::NoAnswer(e.to_string()))?;
+            let gone = || {
+                Probe::Fatal(BusError::UnknownSource {
+                    kind: "topic (deleted while reading)",
+                    name: topic.to_string(),
+                    connection: self.connection.clone(),
+                })
+            };
+            let t = md
+                .topics()
+                .iter()
+                .find(|t| t.name() == topic)
+                .ok_or_else(gone)?;
+            if t.error().is_some() || t.partitions().is_empty() {
+                return Err(gone());
+            }
+            // Partition ids only: the high watermark cannot tell a recreated topic (tansu's
+            // lags behind what consumers have read); a position the partition no longer holds
+            // comes back as `__AUTO_OFFSET_RESET` instead.
+            for (_, p, _, _) in self.progress.iter().filter(|p| p.0 == topic) {
+                if !t.partitions().iter().any(|tp| tp.id() == *p) {
+                    return Err(gone());
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+enum Probe {
+    NoAnswer(String),
+    Fatal(BusError),
 }
 
 /// Reads headers through librdkafka directly: rdkafka's safe accessor panics on a header

@@ -1,6 +1,9 @@
 //! Sending with SendMessageBatch (10 per call): headers become message attributes, a FIFO
 //! queue gets the group id (the event's SQS group, else its key) and a deduplication id from
-//! the replay id, and entries a batch refuses are retried before they count as failed.
+//! the replay id, and entries a batch refuses are retried before they count as failed. A
+//! request that gets no answer (timeout, connection dropped after sending) leaves its whole
+//! batch unknown: SQS may have enqueued it, so it is not sent again (a standard queue would
+//! hold it twice); a FIFO queue's deduplication id makes sending it again safe.
 
 use super::browse::url_of;
 use super::Sqs;
@@ -15,6 +18,9 @@ use std::time::Duration;
 /// SQS's limit on message attributes.
 const MAX_ATTRIBUTES: usize = 10;
 const RETRIES: usize = 2;
+/// Longest wait for one SendMessageBatch answer before the batch counts as unknown, unless
+/// the caller sets another (`Writer::set_timeout`).
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub(crate) struct SqsWriter {
     rt: tokio::runtime::Runtime,
@@ -24,29 +30,82 @@ pub(crate) struct SqsWriter {
     /// Per queue URL: (event id, entry) waiting for a full batch.
     pending: HashMap<String, Vec<Pending>>,
     delivery: Delivery,
+    timeout: Duration,
+    /// When requests began to fail without an answer (refused, reset, silent); cleared by an
+    /// answer. Past the timeout the writer refuses more messages, so a replay ends instead
+    /// of waiting out every remaining batch.
+    failing_since: Option<std::time::Instant>,
 }
 
 /// An entry waiting to be sent, with the id of the event it carries.
 type Pending = (String, SendMessageBatchRequestEntry);
 
-/// Splits a sent batch's entries by the entry ids the service refused: those to send again,
-/// and (on the last attempt) the refused ones as failures with their reasons. Accepted entries
-/// are in neither.
+/// Splits a sent batch's entries by the entries the service refused (entry id to the reason
+/// and whether it is the sender's fault): those to send again, and the refused ones given up
+/// on (a sender's fault will not change; others on the last attempt) with their reasons.
+/// Accepted entries are in neither.
 fn after_batch(
     entries: Vec<Pending>,
-    refused: &HashMap<String, String>,
+    refused: &HashMap<String, (String, bool)>,
     last_attempt: bool,
 ) -> (Vec<Pending>, Vec<(String, String)>) {
     let mut retry = Vec::new();
     let mut gave_up = Vec::new();
     for (id, e) in entries {
         match refused.get(e.id()) {
-            Some(why) if last_attempt => gave_up.push((id, why.clone())),
+            Some((why, sender_fault)) if last_attempt || *sender_fault => {
+                gave_up.push((id, why.clone()))
+            }
             Some(_) => retry.push((id, e)),
             None => {}
         }
     }
     (retry, gave_up)
+}
+
+/// What a SendMessageBatch call that failed as a whole says about its entries.
+#[derive(Debug, PartialEq)]
+enum RequestFailure {
+    /// SQS answered with an error, or the request never left: nothing was enqueued.
+    NotSent(String),
+    /// No answer: SQS may have enqueued any of them.
+    NoAnswer(String),
+}
+
+fn request_failure<E, R>(e: &aws_sdk_sqs::error::SdkError<E, R>) -> RequestFailure
+where
+    E: std::error::Error + 'static,
+    R: std::fmt::Debug + 'static,
+{
+    use aws_sdk_sqs::error::SdkError;
+    let why = format!("{}", aws_sdk_sqs::error::DisplayErrorContext(e));
+    match e {
+        SdkError::ServiceError(_) | SdkError::ConstructionFailure(_) => {
+            RequestFailure::NotSent(why)
+        }
+        SdkError::DispatchFailure(_) if refused_connection(e) => RequestFailure::NotSent(why),
+        _ => RequestFailure::NoAnswer(why),
+    }
+}
+
+/// A connection that was never made carried no request.
+fn refused_connection(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(e);
+    while let Some(err) = next {
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            if io.kind() == std::io::ErrorKind::ConnectionRefused {
+                return true;
+            }
+            // An io::Error's `source` skips the error it wraps; look at that one too.
+            if let Some(inner) = io.get_ref() {
+                if refused_connection(inner) {
+                    return true;
+                }
+            }
+        }
+        next = err.source();
+    }
+    false
 }
 
 impl SqsWriter {
@@ -60,6 +119,8 @@ impl SqsWriter {
             urls: HashMap::new(),
             pending: HashMap::new(),
             delivery: Delivery::default(),
+            timeout: ANSWER_TIMEOUT,
+            failing_since: None,
         })
     }
 
@@ -153,29 +214,36 @@ impl SqsWriter {
         let Some(mut entries) = self.pending.remove(url) else {
             return;
         };
-        let client = &self.client;
+        let fifo = url.ends_with(".fifo");
+        let (client, timeout) = (&self.client, self.timeout);
         for attempt in 0..=RETRIES {
             if entries.is_empty() {
                 break;
             }
             let batch: Vec<SendMessageBatchRequestEntry> =
                 entries.iter().map(|(_, e)| e.clone()).collect();
-            let out = self.rt.block_on(
-                client
-                    .send_message_batch()
-                    .queue_url(url)
-                    .set_entries(Some(batch))
-                    .send(),
-            );
-            match out {
-                Ok(o) => {
+            let asked = std::time::Instant::now();
+            let out = self.rt.block_on(async {
+                tokio::time::timeout(
+                    timeout,
+                    client
+                        .send_message_batch()
+                        .queue_url(url)
+                        .set_entries(Some(batch))
+                        .send(),
+                )
+                .await
+            });
+            let failure = match out {
+                Ok(Ok(o)) => {
+                    self.failing_since = None;
                     self.delivery.sent += o.successful().len() as u64;
-                    let refused: HashMap<String, String> = o
+                    let refused: HashMap<String, (String, bool)> = o
                         .failed()
                         .iter()
                         .map(|f| {
                             let why = format!("{}: {}", f.code(), f.message().unwrap_or(""));
-                            (f.id().to_string(), why)
+                            (f.id().to_string(), (why, f.sender_fault()))
                         })
                         .collect();
                     let (retry, gave_up) = after_batch(entries, &refused, attempt == RETRIES);
@@ -183,14 +251,33 @@ impl SqsWriter {
                         self.delivery.fail(id, why);
                     }
                     entries = retry;
+                    continue;
                 }
-                Err(e) if attempt == RETRIES => {
-                    let why = format!("{}", aws_sdk_sqs::error::DisplayErrorContext(&e));
+                Ok(Err(e)) => request_failure(&e),
+                Err(_) => RequestFailure::NoAnswer(format!(
+                    "no answer from SQS within {} s",
+                    timeout.as_secs()
+                )),
+            };
+            if matches!(
+                failure,
+                RequestFailure::NoAnswer(_) | RequestFailure::NotSent(_)
+            ) {
+                self.failing_since.get_or_insert(asked);
+            }
+            match failure {
+                // Sending again after no answer could enqueue a standard queue's message twice.
+                RequestFailure::NoAnswer(why) if !fifo || attempt == RETRIES => {
+                    for (id, _) in std::mem::take(&mut entries) {
+                        self.delivery.unsure(id, why.clone());
+                    }
+                }
+                RequestFailure::NotSent(why) if attempt == RETRIES => {
                     for (id, _) in std::mem::take(&mut entries) {
                         self.delivery.fail(id, why.clone());
                     }
                 }
-                Err(_) => std::thread::sleep(Duration::from_millis(200)),
+                _ => std::thread::sleep(Duration::from_millis(200)),
             }
         }
     }
@@ -198,7 +285,25 @@ impl SqsWriter {
 
 impl Writer for SqsWriter {
     fn send(&mut self, msg: Outgoing) -> Result<(), BusError> {
-        let url = self.url(&msg.target)?;
+        if let Some(since) = self.failing_since.filter(|t| t.elapsed() >= self.timeout) {
+            let what = format!("SQS connection {:?}", self.sqs.name);
+            self.delivery
+                .fail(msg.event_id, format!("not sent: {what} stopped answering"));
+            return Err(BusError::Unreachable {
+                what,
+                reason: format!(
+                    "no answer for {} s (--broker-timeout)",
+                    since.elapsed().as_secs()
+                ),
+            });
+        }
+        let url = match self.url(&msg.target) {
+            Ok(u) => u,
+            Err(e) => {
+                self.delivery.fail(msg.event_id, format!("not sent: {e}"));
+                return Err(e);
+            }
+        };
         let fifo = msg.target.ends_with(".fifo");
         let queued = self.pending.entry(url.clone()).or_default();
         match Self::entry(&msg, queued.len(), fifo) {
@@ -213,6 +318,10 @@ impl Writer for SqsWriter {
 
     fn delivery(&self) -> Delivery {
         self.delivery.clone()
+    }
+
+    fn set_timeout(&mut self, timeout: Duration) {
+        self.timeout = timeout;
     }
 
     fn flush(&mut self, _timeout: Duration) -> Result<Delivery, BusError> {
@@ -239,12 +348,28 @@ mod tests {
 
     #[test]
     fn only_refused_entries_are_sent_again_then_failed() {
-        let refused: HashMap<String, String> =
-            [("1".to_string(), "InternalError: try again".to_string())].into();
+        let refused: HashMap<String, (String, bool)> = [
+            (
+                "1".to_string(),
+                ("InternalError: try again".to_string(), false),
+            ),
+            (
+                "2".to_string(),
+                ("InvalidMessageContents: no".to_string(), true),
+            ),
+        ]
+        .into();
         let (retry, gave_up) = after_batch((0..3).map(entry).collect(), &refused, false);
         let ids: Vec<&str> = retry.iter().map(|(id, _)| id.as_str()).collect();
         assert_eq!(ids, ["event-1"]);
-        assert!(gave_up.is_empty());
+        assert_eq!(
+            gave_up,
+            [(
+                "event-2".to_string(),
+                "InvalidMessageContents: no".to_string()
+            )],
+            "a sender's fault is not sent again"
+        );
         let (retry, gave_up) = after_batch(retry, &refused, true);
         assert!(retry.is_empty());
         assert_eq!(
@@ -259,5 +384,53 @@ mod tests {
             retry.is_empty() && gave_up.is_empty(),
             "accepted entries are done"
         );
+    }
+
+    #[test]
+    fn a_refused_connection_carried_nothing_but_a_dropped_one_may_have() {
+        let refused = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        let wrapped = std::io::Error::other(refused);
+        assert!(refused_connection(&wrapped));
+        let reset = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset");
+        assert!(!refused_connection(&reset));
+    }
+
+    /// A real client against a port nothing listens on, and against a server that accepts the
+    /// request and never answers: not sent, then unknown, and nothing retried after no answer.
+    #[test]
+    fn no_answer_leaves_the_batch_unknown() {
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let silent_port = silent.local_addr().unwrap().port();
+        let closed_port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let rt = crate::sqs::runtime().unwrap();
+        for (port, expect_unknown) in [(closed_port, false), (silent_port, true)] {
+            let conf = aws_sdk_sqs::Config::builder()
+                .behavior_version(aws_sdk_sqs::config::BehaviorVersion::latest())
+                .region(aws_sdk_sqs::config::Region::new("us-east-1"))
+                .endpoint_url(format!("http://127.0.0.1:{port}"))
+                .credentials_provider(aws_sdk_sqs::config::Credentials::new(
+                    "k", "s", None, None, "test",
+                ))
+                .timeout_config(
+                    aws_sdk_sqs::config::timeout::TimeoutConfig::builder()
+                        .operation_attempt_timeout(Duration::from_millis(500))
+                        .build(),
+                )
+                .retry_config(aws_sdk_sqs::config::retry::RetryConfig::disabled())
+                .build();
+            let client = Client::from_conf(conf);
+            let e = rt
+                .block_on(client.send_message_batch().queue_url("q").send())
+                .unwrap_err();
+            let f = request_failure(&e);
+            assert_eq!(
+                matches!(f, RequestFailure::NoAnswer(_)),
+                expect_unknown,
+                "port {port}: {f:?}"
+            );
+        }
     }
 }

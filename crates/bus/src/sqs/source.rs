@@ -4,15 +4,15 @@
 
 use super::browse::{name_of, url_of};
 use super::Sqs;
-use crate::{BusError, QueueRead, ReadOptions, Reader};
+use crate::{BusError, QueueRead, ReadOptions, Reader, Trouble};
 use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, MessageSystemAttributeName};
 use aws_sdk_sqs::Client;
 use serde_json::{json, Map, Value};
 use sluice_model::{Header, Message};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 /// Receives kept in flight per queue.
@@ -33,8 +33,33 @@ pub(crate) struct SqsReader {
     mode: QueueRead,
     /// Queue URL and latest receipt handle of each message returned, in order.
     handles: Vec<(String, String)>,
+    /// How many of `handles` a drain has deleted already (`acknowledge`).
+    acked: usize,
     by_id: HashMap<String, usize>,
+    /// When a receive last came back (empty or not): long polls answer every 2 s, so a
+    /// longer silence means the endpoint is not answering (the SDK retries quietly).
+    answered: Arc<Mutex<Instant>>,
+    /// Set while receives fail without an answer (a slow endpoint is not a failing one).
+    failing: Arc<Mutex<Option<String>>>,
+    what: String,
 }
+
+fn transient<E: aws_sdk_sqs::error::ProvideErrorMetadata>(
+    e: &aws_sdk_sqs::error::SdkError<E, aws_sdk_sqs::config::http::HttpResponse>,
+) -> bool {
+    use aws_sdk_sqs::error::ProvideErrorMetadata;
+    match e.raw_response() {
+        None => true,
+        Some(r) => r.status().as_u16() >= 500 || e.code().is_none(),
+    }
+}
+
+/// A receive waits 2 s for messages; one with no answer after this has failed (the SDK's
+/// default attempt timeout, 25 s, would hide a hung connection for that long).
+const RECEIVE_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(8);
+/// The end of a read waits this long, plus a little per message, to delete or give back what
+/// it read (a healthy endpoint settles 10 messages per call in milliseconds).
+const SETTLE_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl SqsReader {
     pub(crate) fn open(a: &Sqs, sources: &[String], opts: &ReadOptions) -> Result<Self, BusError> {
@@ -56,6 +81,8 @@ impl SqsReader {
         let stop = Arc::new(AtomicBool::new(false));
         let idle = Arc::new(AtomicUsize::new(0));
         let (tx, rx) = mpsc::channel::<Received>(1000);
+        let answered = Arc::new(Mutex::new(Instant::now()));
+        let failing: Arc<Mutex<Option<String>>> = Arc::default();
         let client = rt.block_on(async {
             let client = a.config.client(CONNECT_TIMEOUT).await;
             let mut urls = Vec::new();
@@ -78,7 +105,8 @@ impl SqsReader {
             for url in urls {
                 for _ in 0..RECEIVERS {
                     let (client, url, tx) = (client.clone(), url.clone(), tx.clone());
-                    let (stop, idle) = (stop.clone(), idle.clone());
+                    let (stop, idle, answered) = (stop.clone(), idle.clone(), answered.clone());
+                    let failing = failing.clone();
                     tokio::spawn(async move {
                         let name = name_of(&url);
                         let mut was_idle = false;
@@ -91,10 +119,48 @@ impl SqsReader {
                                 .visibility_timeout(visibility)
                                 .message_system_attribute_names(MessageSystemAttributeName::All)
                                 .message_attribute_names("All")
+                                .customize()
+                                .config_override(
+                                    aws_sdk_sqs::config::Builder::default()
+                                        .timeout_config(
+                                            aws_config::timeout::TimeoutConfig::builder()
+                                                .operation_attempt_timeout(RECEIVE_ATTEMPT_TIMEOUT)
+                                                .build(),
+                                        )
+                                        // This loop retries, and says so through `trouble`;
+                                        // the SDK's own backoff would hide a failure for longer.
+                                        .retry_config(
+                                            aws_config::retry::RetryConfig::standard()
+                                                .with_max_attempts(1),
+                                        ),
+                                )
                                 .send()
                                 .await;
                             let msgs = match out {
-                                Ok(o) => o.messages.unwrap_or_default(),
+                                Ok(o) => {
+                                    if let Ok(mut t) = answered.lock() {
+                                        *t = Instant::now();
+                                    }
+                                    if let Ok(mut f) = failing.lock() {
+                                        *f = None;
+                                    }
+                                    o.messages.unwrap_or_default()
+                                }
+                                // No answer at all (refused, reset, timed out): the endpoint
+                                // may come back, so keep asking; `trouble` reports the silence
+                                // and the capture's broker timeout decides when to give up.
+                                // An answer that is not the service's (no response at
+                                // all, a 5xx, a proxy's HTML page) may not last either.
+                                Err(e) if transient(&e) => {
+                                    if let Ok(mut f) = failing.lock() {
+                                        *f = Some(format!(
+                                            "{}",
+                                            aws_sdk_sqs::error::DisplayErrorContext(&e)
+                                        ));
+                                    }
+                                    tokio::time::sleep(Duration::from_millis(500)).await;
+                                    continue;
+                                }
                                 Err(e) => {
                                     let text =
                                         format!("{}", aws_sdk_sqs::error::DisplayErrorContext(&e));
@@ -134,7 +200,15 @@ impl SqsReader {
             connection: a.name.clone(),
             mode,
             handles: Vec::new(),
+            acked: 0,
             by_id: HashMap::new(),
+            answered,
+            failing,
+            what: format!(
+                "SQS connection {:?} ({})",
+                a.name,
+                a.config.endpoint_url.as_deref().unwrap_or("AWS")
+            ),
         })
     }
 
@@ -201,16 +275,33 @@ impl SqsReader {
         }
     }
 
-    /// Deletes (drain) the first `handled` messages and makes every other one visible again.
+    /// Deletes (drain) the first `handled` messages not deleted yet and makes every other
+    /// one visible again.
     fn settle(&mut self, handled: usize) -> Result<(), BusError> {
         let handles = std::mem::take(&mut self.handles);
+        let start = self.acked.min(handles.len());
         let (delete, give_back) = match self.mode {
-            QueueRead::Destructive => handles.split_at(handled.min(handles.len())),
-            _ => handles.split_at(0),
+            QueueRead::Destructive => {
+                let end = handled.clamp(start, handles.len());
+                (&handles[start..end], &handles[end..])
+            }
+            _ => (&handles[..0], &handles[start..]),
         };
+        self.settle_these(delete, give_back)
+    }
+
+    fn settle_these(
+        &self,
+        delete: &[(String, String)],
+        give_back: &[(String, String)],
+    ) -> Result<(), BusError> {
         let client = &self.client;
         let connection = &self.connection;
-        self.rt.block_on(async {
+        let what = &self.what;
+        // An endpoint that stopped answering must not hold the end of a capture for a
+        // request timeout per message: what is not settled in time is said, and SQS makes
+        // it visible again by itself when its visibility timeout runs out.
+        let settling = async {
             for chunk in delete.chunks(10) {
                 let url = &chunk[0].0;
                 let entries: Vec<_> = chunk
@@ -266,6 +357,27 @@ impl SqsReader {
                     .await;
             }
             Ok::<_, BusError>(())
+        };
+        // Settling for an endpoint already failing is a last try, not another long wait.
+        let budget = if self.trouble().is_some() {
+            Duration::from_secs(2)
+        } else {
+            SETTLE_TIMEOUT + Duration::from_millis(10) * (delete.len() + give_back.len()) as u32
+        };
+        self.rt.block_on(async {
+            tokio::time::timeout(budget, settling)
+                .await
+                .unwrap_or_else(|_| {
+                    Err(BusError::Unreachable {
+                        what: what.clone(),
+                        reason: format!(
+                            "messages read were not settled within {} s: drained ones not \
+                             deleted stay in the queue (and are in the lake), the rest become \
+                             visible again after their visibility timeout",
+                            budget.as_secs()
+                        ),
+                    })
+                })
         })
     }
 }
@@ -311,6 +423,28 @@ impl Reader for SqsReader {
     fn commit(&mut self, handled: u64) -> Result<(), BusError> {
         self.stop.store(true, Ordering::Relaxed);
         self.settle(handled as usize)
+    }
+
+    /// A drain deletes what is durable as it goes: a long drain would otherwise outlast the
+    /// visibility timeout (the messages would come back while being read), and a capture that
+    /// fails would give back messages the lake already holds.
+    fn acknowledge(&mut self, durable: u64) -> Result<(), BusError> {
+        let end = (durable as usize).min(self.handles.len());
+        if self.mode != QueueRead::Destructive || end <= self.acked {
+            return Ok(());
+        }
+        self.settle_these(&self.handles[self.acked..end], &[])?;
+        self.acked = end;
+        Ok(())
+    }
+
+    fn trouble(&self) -> Option<Trouble> {
+        let reason = self.failing.lock().ok()?.clone()?;
+        Some(Trouble {
+            since: *self.answered.lock().ok()?,
+            what: self.what.clone(),
+            reason: format!("ReceiveMessage: {reason}"),
+        })
     }
 }
 
