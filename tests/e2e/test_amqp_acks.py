@@ -35,3 +35,23 @@ def test_a_destructive_read_acknowledges_after_each_flush(rmq):  # noqa: F811
     s = json.loads(rmq("capture", "rmq", "--from-queue", q, "--destructive", "--duration", "2s", "--json"))
     assert s["captured"] == 0
     assert int(rmq("search", f"source = {q}", "--count").strip()) == 2000
+
+
+def test_messages_read_again_from_a_queue_are_stored_once_when_the_publisher_named_them(rmq):  # noqa: F811
+    import pika
+
+    q = unique("again")
+    ch = channel()
+    ch.queue_declare(q)
+    for i in range(5):
+        ch.basic_publish("", q, json.dumps({"i": i}).encode(), pika.BasicProperties(message_id=f"m-{i}"))
+    # The same id on another message: it must not be taken for the first.
+    ch.basic_publish("", q, b'{"i": "other"}', pika.BasicProperties(message_id="m-0"))
+    for _ in range(3):
+        ch.basic_publish("", q, b'{"anonymous": true}')
+    first = json.loads(rmq("capture", "rmq", "--from-queue", q, "--requeue", "--stop-at-end", "--json"))
+    assert first["captured"] == 9 and depth(q) == 9
+    again = json.loads(rmq("capture", "rmq", "--from-queue", q, "--requeue", "--stop-at-end", "--json"))
+    # The six named ones are known; the three without a message id cannot be told apart.
+    assert again["skipped_duplicates"] == 6 and again["captured"] == 3, again
+    assert int(rmq("search", f"source = {q}", "--count").strip()) == 12

@@ -89,6 +89,17 @@ def test_sql_is_read_only(sluice, topic):
         r = sluice.run("sql", bad, check=False)
         assert r.returncode == 1, bad
     assert not os.path.exists("/tmp/sluice-e2e-sql.csv")
+    # Runaway queries: DuckDB's own limits let a 10^8 list run 33 s and take 5 GB.
+    t0 = time.time()
+    r = sluice.run("sql", "SELECT list(range(1e8::BIGINT)) AS l", "--timeout", "3", "--memory-limit", "8GiB", check=False)
+    assert r.returncode == 1 and time.time() - t0 < 8, (time.time() - t0, r.stderr)
+    assert "time limit (--timeout)" in r.stderr, r.stderr
+    t0 = time.time()
+    r = sluice.run("sql", "SELECT list(range(1e8::BIGINT)) AS l", "--timeout", "30", "--memory-limit", "512MiB", check=False)
+    assert r.returncode == 1 and time.time() - t0 < 20, (time.time() - t0, r.stderr)
+    assert "memory limit (--memory-limit)" in r.stderr, r.stderr
+    # Sluice itself is fine afterwards.
+    assert json.loads(sluice("sql", "SELECT count(*) AS n FROM events", "--format", "json")) == [{"n": 1}]
 
 
 def test_bad_schemas_name_file_line_and_column(sluice, tmp_path):

@@ -120,21 +120,31 @@ def start_capture_of(s, broker, topic, n=200):
     return cap
 
 
-@pytest.mark.parametrize("recreate", [False, True], ids=["deleted", "recreated"])
-def test_a_topic_deleted_under_a_capture_is_reported_not_a_crash(tmp_path, private_broker, recreate):
+def test_a_topic_deleted_under_a_capture_is_reported_not_a_crash(tmp_path, private_broker):
     # librdkafka 2.12 crashed here (SIGSEGV, every run): vendor/rdkafka-sys.patch.
     s = Sluice(tmp_path)
     cap = start_capture_of(s, private_broker, "doomed-topic")
-    tansu = tansu_bin()
-    url = "tcp://" + private_broker.addr
-    subprocess.run([tansu, "topic", "delete", "doomed-topic", "--broker", url], check=True, capture_output=True)
-    if recreate:
-        private_broker.create("doomed-topic")
+    subprocess.run([tansu_bin(), "topic", "delete", "doomed-topic", "--broker", "tcp://" + private_broker.addr],
+                   check=True, capture_output=True)
     out, err = cap.communicate(timeout=60)
     assert cap.returncode not in (0, -signal.SIGSEGV, 139, -signal.SIGABRT, 134), (cap.returncode, err)
-    if recreate:
-        assert "recreated" in err, err
-    else:
-        assert "deleted while reading" in err or "recreated" in err, err
+    assert "deleted while reading" in err, err
     assert "captured 200 events into the lake" in err, err
+    assert counted(s, "doomed", "doomed-topic") == 200
+
+
+def test_a_topic_recreated_under_a_capture_crashes_nothing_and_loses_nothing(tmp_path, private_broker):
+    # Not detected (README, known limitations): tansu's watermarks lag behind what was read, so
+    # they cannot tell a recreated topic, and librdkafka reports no offset reset here. What
+    # must hold: no crash, and everything reported is in the lake.
+    s = Sluice(tmp_path)
+    cap = start_capture_of(s, private_broker, "doomed-topic")
+    subprocess.run([tansu_bin(), "topic", "delete", "doomed-topic", "--broker", "tcp://" + private_broker.addr],
+                   check=True, capture_output=True)
+    private_broker.create("doomed-topic")
+    time.sleep(6)
+    if cap.poll() is None:
+        cap.send_signal(signal.SIGTERM)
+    out, err = cap.communicate(timeout=60)
+    assert cap.returncode in (0, 1), (cap.returncode, err)
     assert counted(s, "doomed", "doomed-topic") == 200

@@ -2,9 +2,11 @@
 //!
 //! Capture keeps both cores busy with three threads: one polls the bus, one decodes into
 //! events, and the lake writer's own thread encodes Parquet. It stops on the stop flag
-//! (Ctrl-C), a message count, a duration, or the end offsets seen at the start; in every case
-//! it makes what it read durable before returning, and only then lets a reader that takes
-//! messages (a RabbitMQ queue read destructively, an SQS drain) delete them.
+//! (Ctrl-C, SIGTERM), a message count, a duration, the end offsets seen at the start, or a bus
+//! that has not answered for the broker timeout; in every case it makes what it read durable
+//! before returning. A reader that takes messages (a RabbitMQ queue read destructively, an SQS
+//! drain) deletes them only once they are durable: after each flush while reading, and at the
+//! end (also when the capture failed, if the last flush succeeded).
 
 use crate::error::{ApiError, ErrorCode, Result};
 use serde::Serialize;
@@ -280,6 +282,7 @@ pub(crate) fn run_capture(
     rebuild: &mut dyn FnMut() -> Option<EventBuilder>,
     lake: &Lake,
     covered: HashMap<String, Covered>,
+    known: &std::collections::HashSet<String>,
     opts: &CaptureOptions,
     stop: &AtomicBool,
     on_progress: &mut dyn FnMut(&CaptureProgress),
@@ -304,17 +307,26 @@ pub(crate) fn run_capture(
         let durable = &durable;
         let polling = s.spawn(move || {
             let mut acknowledged = 0;
+            let mut ack_failed: Option<Instant> = None;
             loop {
                 if reader_stop.load(Ordering::Relaxed) || stop.load(Ordering::Relaxed) {
                     break;
                 }
                 let now_durable = durable.load(Ordering::Acquire);
-                if now_durable > acknowledged {
-                    if let Err(e) = reader.acknowledge(now_durable) {
-                        let _ = tx.send(Batch::Failed(e));
-                        break;
+                // A failed acknowledgement is tried again (once a second): the messages are
+                // safe in the lake, and a bus that stays away is the broker timeout's to judge.
+                let retry_due = ack_failed.is_none_or(|t| t.elapsed() >= Duration::from_secs(1));
+                if now_durable > acknowledged && retry_due {
+                    match reader.acknowledge(now_durable) {
+                        Ok(()) => {
+                            acknowledged = now_durable;
+                            ack_failed = None;
+                        }
+                        Err(e) => {
+                            tracing::debug!("acknowledging durable messages: {e}");
+                            ack_failed = Some(Instant::now());
+                        }
                     }
-                    acknowledged = now_durable;
                 }
                 if let Some(t) = reader.trouble() {
                     if t.since.elapsed() >= broker_timeout {
@@ -379,6 +391,10 @@ pub(crate) fn run_capture(
                         p.bytes += msg.payload.len() as u64;
                         if !opts.include_replays && is_own_replay(&msg, lake.id()) {
                             p.skipped_replays += 1;
+                            continue;
+                        }
+                        if msg.id.as_ref().is_some_and(|id| known.contains(id)) {
+                            p.skipped_duplicates += 1;
                             continue;
                         }
                         if let (Some(part), Some(off)) = (msg.partition, msg.offset) {
@@ -450,7 +466,7 @@ pub(crate) fn run_capture(
         drop(rx);
         (outcome, polling.join().ok())
     });
-    let (result, reader) = result;
+    let (result, mut reader) = result;
 
     // Whatever happened, make what was read durable before reporting.
     let flushed = writer.flush();
@@ -491,6 +507,16 @@ pub(crate) fn run_capture(
             ),
         )
     };
+    if result.is_err() && flushed.is_ok() {
+        // Every message read is durable now (or was skipped as already kept): a reader that
+        // takes messages deletes them even though the capture failed, so a later read does
+        // not find them again. Best effort: the bus may be what failed.
+        if let Some(r) = reader.as_mut() {
+            if let Err(e) = r.acknowledge(p.read) {
+                tracing::warn!("acknowledging what was captured: {e}");
+            }
+        }
+    }
     result.map_err(kept)?;
     flushed.map_err(|e| {
         ApiError::new(

@@ -686,26 +686,20 @@ impl Session {
         };
         Ok(self.jobs.start("replay", label.clone(), move |job| {
             let started_at = sluice_model::format_us(sluice_model::now_us());
-            // The last report is the whole account, sent also when the replay ends in an error.
-            let mut last = sluice_replay::ReplayProgress::default();
             let outcome = sluice.replay(&a.filter, &req, &job.stop, &mut |p| {
                 job.set_progress(p);
-                if p.done {
-                    last = p.clone();
-                } else {
+                if !p.done {
                     job.wait_while_paused();
                 }
             });
-            let (matched, sent, failed, unknown, not_sent) = match &outcome {
-                Ok(s) => (s.matched, s.sent, s.failed, s.unknown, s.not_sent),
-                Err(_) => (
-                    last.matched,
-                    last.sent,
-                    last.failed,
-                    last.unknown,
-                    last.not_sent,
-                ),
+            // A replay that failed still has its account (none if it failed before sending).
+            let account = match &outcome {
+                Ok(s) => Some(s),
+                Err(f) => f.summary.as_deref(),
             };
+            let (matched, sent, failed, unknown, not_sent) = account
+                .map(|s| (s.matched, s.sent, s.failed, s.unknown, s.not_sent))
+                .unwrap_or_default();
             let record = ReplayRecord {
                 started_at,
                 filter: a.filter.clone(),
@@ -717,10 +711,10 @@ impl Session {
                 not_sent,
                 interrupted: outcome.as_ref().is_ok_and(|s| s.interrupted)
                     || job.stop.load(Ordering::Relaxed),
-                error: outcome.as_ref().err().map(|e| e.message.clone()),
+                error: outcome.as_ref().err().map(|f| f.error.message.clone()),
             };
             history_append(&sluice, &record);
-            outcome
+            outcome.map_err(|f| f.error)
         }))
     }
 

@@ -776,6 +776,16 @@ impl Sluice {
         for t in &opts.sources {
             covered.insert(t.clone(), query.covered(connection, t)?);
         }
+        // A queue's messages have no positions, but may come again: skip those already kept.
+        let mut known = std::collections::HashSet::new();
+        if matches!(
+            opts.read.queue,
+            Some(QueueRead::Destructive | QueueRead::Requeue)
+        ) {
+            for t in &opts.sources {
+                known.extend(query.ids_without_position(connection, t)?);
+            }
+        }
         drop(query);
         let mut seen = self.decoding_fingerprint();
         let mut rebuild = || {
@@ -792,6 +802,7 @@ impl Sluice {
             &mut rebuild,
             &lake,
             covered,
+            &known,
             opts,
             stop,
             on_progress,
@@ -1060,7 +1071,7 @@ impl Sluice {
         req: &ReplayRequest,
         stop: &AtomicBool,
         on_progress: &mut dyn FnMut(&ReplayProgress),
-    ) -> Result<ReplaySummary> {
+    ) -> std::result::Result<ReplaySummary, ReplayFailure> {
         let c = Self::compile(filter)?;
         let lake = self.lake()?;
         let edited = self.edited_payloads(filter, &req.edits)?;
@@ -1085,7 +1096,7 @@ impl Sluice {
                 stop,
                 on_progress,
             )
-            .map_err(replay_err);
+            .map_err(ReplayFailure::from);
         }
         let (connection, target) = Self::parse_target(&req.to)?;
         let connector = self.connector(&connection)?;
@@ -1115,15 +1126,15 @@ impl Sluice {
                 return Err(ApiError::new(
                     ErrorCode::InvalidInput,
                     format!("--keep-partition: events come from partition {} but {topic} has {} partitions", max.unwrap_or(0), info.partitions.len()),
-                ));
+                )
+                .into());
             }
         }
         let mut opts = Self::replay_options(req, send_to, to_bus, routing_key, &lake);
         opts.edited = edited;
         let mut writer = connector.writer()?;
-        let summary = sluice_replay::replay(&query, &c, writer.as_mut(), &opts, stop, on_progress)
-            .map_err(replay_err)?;
-        Ok(summary)
+        sluice_replay::replay(&query, &c, writer.as_mut(), &opts, stop, on_progress)
+            .map_err(ReplayFailure::from)
     }
 }
 
@@ -1177,6 +1188,44 @@ impl Sluice {
         OriginFinder {
             sluice: self,
             sqs_sources: HashMap::new(),
+        }
+    }
+}
+
+/// A replay that ended in an error, with its account so far (none when it failed before
+/// anything was sent), so the CLI, the app and the history report what was sent.
+#[derive(Debug)]
+pub struct ReplayFailure {
+    pub error: ApiError,
+    pub summary: Option<Box<ReplaySummary>>,
+}
+
+impl From<ApiError> for ReplayFailure {
+    fn from(error: ApiError) -> Self {
+        ReplayFailure {
+            error,
+            summary: None,
+        }
+    }
+}
+
+impl From<sluice_lake::LakeError> for ReplayFailure {
+    fn from(e: sluice_lake::LakeError) -> Self {
+        ApiError::from(e).into()
+    }
+}
+
+impl From<sluice_bus::BusError> for ReplayFailure {
+    fn from(e: sluice_bus::BusError) -> Self {
+        ApiError::from(e).into()
+    }
+}
+
+impl From<sluice_replay::Incomplete> for ReplayFailure {
+    fn from(i: sluice_replay::Incomplete) -> Self {
+        ReplayFailure {
+            error: replay_err(i.error),
+            summary: Some(i.summary),
         }
     }
 }

@@ -601,34 +601,25 @@ fn run(cli: Cli) -> Result<()> {
             }
             let stop = stop_flag();
             let bar = output::Progress::new("replay");
-            // The last report is the whole account, sent also when the replay ends in an error.
-            let mut last = None;
             let outcome = sluice.replay(&filter, &req, &stop, &mut |p| {
                 bar.set(format!(
                     "{} queued, {} sent, {} failed, {} unknown",
                     p.queued, p.sent, p.failed, p.unknown
                 ));
-                if p.done {
-                    last = Some(p.clone());
-                }
             });
             bar.finish();
-            let summary = match &outcome {
-                Ok(s) => Some(s.clone()),
-                Err(_) => last.map(|p| sluice_api::ReplaySummary {
-                    matched: p.matched,
-                    sent: p.sent,
-                    failed: p.failed,
-                    unknown: p.unknown,
-                    not_sent: p.not_sent,
-                    interrupted: stop.load(Ordering::Relaxed),
-                    elapsed_ms: p.elapsed_ms,
-                    ..Default::default()
-                }),
+            // A replay that failed still has its account, reasons included.
+            let (summary, error) = match outcome {
+                Ok(s) => (Some(s), None),
+                Err(f) => (f.summary.map(|s| *s), Some(f.error)),
             };
-            let error = outcome.as_ref().err().map(|e| e.message.clone());
-            output::replay_account(&dest, summary.as_ref(), error.as_deref(), json);
-            if let Err(e) = outcome {
+            output::replay_account(
+                &dest,
+                summary.as_ref(),
+                error.as_ref().map(|e| e.message.as_str()),
+                json,
+            );
+            if let Some(e) = error {
                 return Err(e.into());
             }
             let s = summary.unwrap_or_default();

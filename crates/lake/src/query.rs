@@ -499,6 +499,24 @@ impl Query {
         }
         Ok(covered)
     }
+
+    /// Ids of a source's events that have no bus position: for reads of a queue, whose
+    /// messages can come again (given back, or a capture that died before acknowledging), and
+    /// whose ids the reader derives from the message itself where it can.
+    pub fn ids_without_position(
+        &self,
+        connection: &str,
+        source: &str,
+    ) -> Result<std::collections::HashSet<String>, LakeError> {
+        let sql = "SELECT DISTINCT id FROM events WHERE connection = ? AND source = ? AND \"offset\" IS NULL";
+        let mut stmt = self.conn.prepare(sql).map_err(qerr)?;
+        let mut rows = stmt.query([connection, source]).map_err(qerr)?;
+        let mut ids = std::collections::HashSet::new();
+        while let Some(r) = rows.next().map_err(qerr)? {
+            ids.insert(r.get::<_, String>(0).map_err(qerr)?);
+        }
+        Ok(ids)
+    }
 }
 
 /// The order of `search`: time descending (missing last), then capture time, then offset.

@@ -410,7 +410,10 @@ fn run_in_worker(
         }
         String::from_utf8_lossy(&tail).into_owned()
     });
-    let deadline = started + limits.timeout;
+    // A timeout past what an Instant can hold (`--timeout 18446744073709551615`) is no limit.
+    let deadline = started
+        .checked_add(limits.timeout)
+        .unwrap_or_else(|| started + Duration::from_secs(100 * 365 * 86_400));
     // Either stdout ended (the worker is done or sent too much) or the time is up.
     let mut finished = rx
         .recv_timeout(deadline.saturating_duration_since(Instant::now()))

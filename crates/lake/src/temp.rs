@@ -144,8 +144,26 @@ pub(crate) fn clean(root: &Path, now: SystemTime) -> Removed {
     removed
 }
 
-/// Deeper than the lake's own `connection=/source=/date=` tree: nothing of Sluice's is there.
-const MAX_DEPTH: usize = 8;
+/// The lake's own tree is `connection=/source=/date=`: nothing of Sluice's is deeper.
+const MAX_DEPTH: usize = 3;
+
+/// A lake can be opened anywhere (`--lake ~`, *Open lake*): only Sluice's own folders
+/// (`KEY=VALUE`) are entered and only its own temp names (`.NAME.parquet[.sketch][.RANDOM].tmp`)
+/// are removed, never another program's hidden temp file.
+fn is_lake_dir(name: &str) -> bool {
+    name.contains('=') && !name.starts_with('.')
+}
+
+fn is_lake_temp(name: &str) -> bool {
+    let Some(rest) = name.strip_prefix('.').and_then(|n| n.strip_suffix(".tmp")) else {
+        return false;
+    };
+    let ours = |target: &str| target.ends_with(".parquet") || target.ends_with(".parquet.sketch");
+    ours(rest)
+        || rest.rsplit_once('.').is_some_and(|(target, random)| {
+            random.len() == 8 && random.bytes().all(|b| b.is_ascii_hexdigit()) && ours(target)
+        })
+}
 
 fn clean_dir(dir: &Path, now: SystemTime, removed: &mut Removed, depth: usize) {
     let Ok(entries) = std::fs::read_dir(dir) else {
@@ -157,10 +175,10 @@ fn clean_dir(dir: &Path, now: SystemTime, removed: &mut Removed, depth: usize) {
         let Ok(kind) = e.file_type() else { continue };
         let name = e.file_name().to_string_lossy().to_string();
         if kind.is_dir() {
-            if depth < MAX_DEPTH {
+            if depth < MAX_DEPTH && is_lake_dir(&name) {
                 clean_dir(&e.path(), now, removed, depth + 1);
             }
-        } else if kind.is_file() && name.starts_with('.') && name.ends_with(".tmp") {
+        } else if kind.is_file() && is_lake_temp(&name) {
             has_temp = true;
             if remove_if_dead(&e.path(), now) {
                 removed.temps += 1;
@@ -279,6 +297,25 @@ mod tests {
             names(dir.path()),
             [".part-2-1-aaaa.parquet.sketch", "part-2-1-aaaa.parquet"]
         );
+    }
+
+    #[test]
+    fn another_programs_temp_files_are_never_touched() {
+        // A lake opened at a home folder: its editors' and downloads' temp files stay.
+        let dir = tempfile::tempdir().unwrap();
+        let other = dir.path().join("projects");
+        std::fs::create_dir_all(&other).unwrap();
+        let theirs = [
+            dir.path().join(".bashrc.swp.tmp"),
+            dir.path().join(".download.12345678.tmp"),
+            other.join(".part-1-1-x.parquet.1234abcd.tmp"),
+        ];
+        for p in &theirs {
+            std::fs::write(p, b"x").unwrap();
+            age(p);
+        }
+        assert_eq!(clean(dir.path(), SystemTime::now()), Removed::default());
+        assert!(theirs.iter().all(|p| p.exists()));
     }
 
     #[test]

@@ -241,22 +241,10 @@ struct Reported {
     unknown: AtomicU64,
 }
 
-/// Sends the events `filter` matches through `writer`; see `replay_accounted`.
-pub fn replay(
-    query: &Query,
-    filter: &Compiled,
-    writer: &mut dyn Writer,
-    opts: &ReplayOptions,
-    stop: &AtomicBool,
-    on_progress: &mut dyn FnMut(&ReplayProgress),
-) -> Result<ReplaySummary, ReplayError> {
-    replay_accounted(query, filter, writer, opts, stop, on_progress).map_err(|i| i.error)
-}
-
 /// Sends the events `filter` matches through `writer`. Raising `stop` stops handing events to
 /// the bus (the rest count as not sent); what was handed over is still awaited, for at most
 /// `opts.broker_timeout`. An error returns the account so far with it.
-pub fn replay_accounted(
+pub fn replay(
     query: &Query,
     filter: &Compiled,
     writer: &mut dyn Writer,
@@ -503,24 +491,10 @@ pub type BusWriter = (Box<dyn Writer>, Bus);
 /// Opens a connection's writer for `replay_to_origin`.
 pub type OpenWriter<'a> = dyn FnMut(&str) -> Result<BusWriter, BusError> + 'a;
 
-/// Sends each match back to its `origin`; see `replay_to_origin_accounted`.
-pub fn replay_to_origin(
-    query: &Query,
-    filter: &Compiled,
-    open: &mut OpenWriter<'_>,
-    fallback: &mut dyn FnMut(&Event) -> Option<Origin>,
-    base: &ReplayOptions,
-    stop: &AtomicBool,
-    on_progress: &mut dyn FnMut(&ReplayProgress),
-) -> Result<ReplaySummary, ReplayError> {
-    replay_to_origin_accounted(query, filter, open, fallback, base, stop, on_progress)
-        .map_err(|i| i.error)
-}
-
 /// Sends each match back to its `origin`, opening one writer per connection. An event whose
 /// origin is unknown, or whose connection cannot be opened, fails on its own with the reason;
 /// the rest go on. An error returns the account so far with it.
-pub fn replay_to_origin_accounted(
+pub fn replay_to_origin(
     query: &Query,
     filter: &Compiled,
     open: &mut OpenWriter<'_>,

@@ -56,7 +56,10 @@ impl AmqpWriter {
     /// Waits up to `timeout` for the confirms of what was published.
     fn settle(&mut self, timeout: Duration) {
         let pending = std::mem::take(&mut self.pending);
-        let deadline = Instant::now() + timeout;
+        let now = Instant::now();
+        let deadline = now
+            .checked_add(timeout)
+            .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 86_400));
         let results = self.rt.block_on(async {
             let mut out = Vec::with_capacity(pending.len());
             for (id, confirm) in pending {

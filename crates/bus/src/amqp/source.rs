@@ -20,6 +20,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// (RabbitMQ's heartbeat takes two 60 s intervals to notice): after this long without a
 /// delivery the reader asks the broker about its queue, with the same timeout.
 const IDLE_PROBE: Duration = Duration::from_secs(3);
+/// The most acknowledging or giving back messages waits for a broker that stopped answering.
+const SETTLE_TIMEOUT: Duration = Duration::from_secs(10);
 
 type Deliveries = BoxStream<'static, (String, lapin::Result<Delivery>)>;
 
@@ -209,10 +211,21 @@ impl AmqpReader {
                 _ => None,
             })
             .filter(|_| self.mode == Some(QueueRead::Stream));
+        // A queue's message can come again (given back, or read by a capture that died before
+        // acknowledging it): where the publisher named it, its id is the same each time, so the
+        // capture can skip what the lake holds. The payload's hash keeps apart different
+        // messages that a publisher gave the same id.
+        let publisher_id = d
+            .properties
+            .message_id()
+            .as_ref()
+            .filter(|_| self.mode.is_some())
+            .map(|mid| format!("mid-{mid}-{:016x}", fnv1a(&d.data)));
         Message {
-            id: match stream_offset {
-                Some(_) => None,
-                None => Some(format!(
+            id: match (stream_offset, publisher_id) {
+                (Some(_), _) => None,
+                (None, Some(mid)) => Some(format!("amqp:{}/{}/{mid}", self.connection, source)),
+                (None, None) => Some(format!(
                     "amqp:{}/{}/{}-{}",
                     self.connection, source, self.run, self.seq
                 )),
@@ -313,7 +326,14 @@ impl Reader for AmqpReader {
         };
         let ch = &self.channel;
         self.rt
-            .block_on(ch.basic_ack(tag, BasicAckOptions { multiple: true }))
+            .block_on(async {
+                tokio::time::timeout(
+                    SETTLE_TIMEOUT,
+                    ch.basic_ack(tag, BasicAckOptions { multiple: true }),
+                )
+                .await
+            })
+            .map_err(|_| self.no_settle())?
             .map_err(client("acknowledging"))?;
         self.acked = durable;
         Ok(())
@@ -370,7 +390,7 @@ impl AmqpReader {
     ) -> Result<(), BusError> {
         let Some(mode) = mode else { return Ok(()) };
         let ch = &self.channel;
-        self.rt.block_on(async {
+        let settling = async {
             if let Some(tag) = handled_tag {
                 match mode {
                     QueueRead::Destructive => ch
@@ -402,10 +422,33 @@ impl AmqpReader {
             }
             let _ = ch.close(200, "sluice done".into()).await;
             Ok::<_, BusError>(())
-        })?;
+        };
+        self.rt
+            .block_on(async { tokio::time::timeout(SETTLE_TIMEOUT, settling).await })
+            .map_err(|_| self.no_settle())??;
         self.tags.clear();
         Ok(())
     }
+
+    /// Unacknowledged messages go back to their queue when the connection closes.
+    fn no_settle(&self) -> BusError {
+        BusError::Unreachable {
+            what: self.what.clone(),
+            reason: format!(
+                "no answer within {} s while settling what was read: messages not \
+                 acknowledged go back to the queue when the connection closes",
+                SETTLE_TIMEOUT.as_secs()
+            ),
+        }
+    }
+}
+
+/// FNV-1a, 64 bits: stable across builds and Rust versions (std's hasher promises neither),
+/// for ids that must come out the same in every capture.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
 }
 
 impl Drop for AmqpReader {

@@ -83,7 +83,11 @@ impl KafkaConfig {
             .set("client.id", "sluice")
             .set("socket.timeout.ms", "10000")
             .set("socket.connection.setup.timeout.ms", "8000")
-            .set("log_level", "0");
+            .set("log_level", "0")
+            // librdkafka backs off up to 10 s between reconnects by default, longer than a
+            // short --broker-timeout: a broker back after a 2 s outage was not used again in time.
+            .set("reconnect.backoff.ms", "100")
+            .set("reconnect.backoff.max.ms", "1000");
         // rdkafka sets the level again after creating the client (to Error unless told), and
         // librdkafka then prints raw `%3|...|FAIL|` lines to stderr on every reconnect attempt.
         // Sluice reports broker trouble itself, once, in words a person can act on.

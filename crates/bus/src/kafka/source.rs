@@ -256,7 +256,7 @@ impl KafkaReader {
             | RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC
             | RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION => c.probe_now = true,
             // `auto.offset.reset=error`: the partition no longer holds the next offset
-            // (recreated, truncated or compacted away). Reading on from wherever the client
+            // (truncated or compacted away, or recreated where the client notices). Reading on from wherever the client
             // resets to would give new messages the ids of old ones.
             RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET | RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE => {
                 c.fatal.get_or_insert(BusError::Client(format!(
@@ -322,8 +322,8 @@ impl KafkaReader {
                 return Err(gone());
             }
             // Partition ids only: the high watermark cannot tell a recreated topic (tansu's
-            // lags behind what consumers have read); a position the partition no longer holds
-            // comes back as `__AUTO_OFFSET_RESET` instead.
+            // lags behind what consumers have read). A position a partition no longer holds
+            // (truncated, compacted away) comes back as `__AUTO_OFFSET_RESET`.
             for (_, p, _, _) in self.progress.iter().filter(|p| p.0 == topic) {
                 if !t.partitions().iter().any(|tp| tp.id() == *p) {
                     return Err(gone());

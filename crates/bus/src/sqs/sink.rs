@@ -72,17 +72,21 @@ enum RequestFailure {
     NoAnswer(String),
 }
 
-fn request_failure<E, R>(e: &aws_sdk_sqs::error::SdkError<E, R>) -> RequestFailure
+fn request_failure<E>(
+    e: &aws_sdk_sqs::error::SdkError<E, aws_sdk_sqs::config::http::HttpResponse>,
+) -> RequestFailure
 where
-    E: std::error::Error + 'static,
-    R: std::fmt::Debug + 'static,
+    E: std::error::Error + aws_sdk_sqs::error::ProvideErrorMetadata + 'static,
 {
-    use aws_sdk_sqs::error::SdkError;
+    use aws_sdk_sqs::error::{ProvideErrorMetadata, SdkError};
     let why = format!("{}", aws_sdk_sqs::error::DisplayErrorContext(e));
+    // An error SQS itself gave (a code, and not a server fault) means nothing was enqueued; an
+    // answer without one (cut short, a proxy's page) or a 5xx may follow an enqueue.
+    let refused_by_sqs =
+        e.code().is_some() && e.raw_response().is_some_and(|r| r.status().as_u16() < 500);
     match e {
-        SdkError::ServiceError(_) | SdkError::ConstructionFailure(_) => {
-            RequestFailure::NotSent(why)
-        }
+        SdkError::ServiceError(_) if refused_by_sqs => RequestFailure::NotSent(why),
+        SdkError::ConstructionFailure(_) => RequestFailure::NotSent(why),
         SdkError::DispatchFailure(_) if refused_connection(e) => RequestFailure::NotSent(why),
         _ => RequestFailure::NoAnswer(why),
     }
@@ -230,6 +234,14 @@ impl SqsWriter {
                         .send_message_batch()
                         .queue_url(url)
                         .set_entries(Some(batch))
+                        .customize()
+                        // Retried here, where an attempt that got no answer is remembered: the
+                        // SDK's own retry turned "sent, no answer" into "refused" when its
+                        // next attempt found the endpoint gone.
+                        .config_override(
+                            aws_sdk_sqs::config::Builder::default()
+                                .retry_config(aws_config::retry::RetryConfig::disabled()),
+                        )
                         .send(),
                 )
                 .await
