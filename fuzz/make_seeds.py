@@ -40,8 +40,7 @@ def descriptor_sets():
 
 
 def proto_sources():
-    for p in list((ROOT / "protos").rglob("*.proto")) + list((ROOT / "tests/protos").rglob("*.proto")):
-        put("proto_source", p.name, p.read_bytes())
+    # protos/ and tests/protos/ are read as seeds where they are (scripts/fuzz.sh).
     put("proto_source", "proto2.proto", 'syntax = "proto2";\npackage p2;\nmessage M { required int32 a = 1 [default = 7]; optional group G = 2 { optional string s = 3; } extensions 100 to 200; }\nextend M { optional bool flag = 100; }\n')
     put("proto_source", "nested.proto", 'syntax = "proto3";\npackage n;\nmessage A { message B { message C { repeated A a = 1; } C c = 1; } B b = 1; map<string, A> m = 2; oneof o { int32 x = 3; string y = 4; } }\nenum E { E0 = 0; E1 = 1; }\n')
 

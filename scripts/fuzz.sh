@@ -53,10 +53,12 @@ run_one() {
   local t="$1" secs="$2"; shift 2
   mkdir -p "$CORPUS/$t" "$ARTIFACTS/$t" "$LOGS"
   local log="$LOGS/$t.log" rc=0
-  local extra=()
+  local extra=() seeds=("seeds/$t")
   if [ "$t" = filter ]; then extra+=(-max_len=8192); fi
+  # The project's own .proto files seed the .proto parser where they are, not as copies.
+  if [ "$t" = proto_source ]; then seeds+=(../protos/shop/v1 ../tests/protos/kinds/v1); fi
   # The first corpus folder collects what the fuzzer learns; the seeds are read only.
-  (cd fuzz && cargo fuzz run --sanitizer "$SANITIZER" "$t" "$CORPUS/$t" "seeds/$t" -- \
+  (cd fuzz && cargo fuzz run --sanitizer "$SANITIZER" "$t" "$CORPUS/$t" "${seeds[@]}" -- \
     -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
     -artifact_prefix="$ARTIFACTS/$t/" "${extra[@]}" "$@") >"$log" 2>&1 || rc=$?
   local execs rate corpus

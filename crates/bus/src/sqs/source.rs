@@ -47,10 +47,12 @@ pub(crate) struct SqsReader {
 fn transient<E: aws_sdk_sqs::error::ProvideErrorMetadata>(
     e: &aws_sdk_sqs::error::SdkError<E, aws_sdk_sqs::config::http::HttpResponse>,
 ) -> bool {
-    use aws_sdk_sqs::error::ProvideErrorMetadata;
-    match e.raw_response() {
-        None => true,
-        Some(r) => r.status().as_u16() >= 500 || e.code().is_none(),
+    use aws_sdk_sqs::error::{ProvideErrorMetadata, SdkError};
+    match (e, e.raw_response()) {
+        // The request could not even be made (settings, credentials): waiting will not help.
+        (SdkError::ConstructionFailure(_), _) => false,
+        (_, None) => true,
+        (_, Some(r)) => r.status().as_u16() >= 500 || e.code().is_none(),
     }
 }
 
