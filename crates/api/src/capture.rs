@@ -328,18 +328,10 @@ pub(crate) fn run_capture(
                         }
                     }
                 }
-                if let Some(t) = reader.trouble() {
-                    if t.since.elapsed() >= broker_timeout {
-                        let _ = tx.send(Batch::Failed(BusError::Unreachable {
-                            what: t.what,
-                            reason: format!(
-                                "no answer for {} s (--broker-timeout): {}",
-                                t.since.elapsed().as_secs(),
-                                t.reason
-                            ),
-                        }));
-                        break;
-                    }
+                if let Some(t) = reader.trouble().filter(|t| t.lasted(broker_timeout)) {
+                    let e = t.unreachable(|s| format!("no answer for {s} s (--broker-timeout)"));
+                    let _ = tx.send(Batch::Failed(e));
+                    break;
                 }
                 if stop_at_end && reader.at_end() {
                     let _ = tx.send(Batch::End);
@@ -478,15 +470,9 @@ pub(crate) fn run_capture(
     // Stopped by hand while the bus was not answering: that is not a clean end either.
     let trouble = reader.as_ref().and_then(|r| r.trouble());
     let result = result.and_then(|()| match trouble {
-        Some(t) if p.stopped_by.as_deref() == Some("interrupted") => Err(BusError::Unreachable {
-            what: t.what,
-            reason: format!(
-                "stopped while it had not answered for {} s: {}",
-                t.since.elapsed().as_secs(),
-                t.reason
-            ),
-        }
-        .into()),
+        Some(t) if p.stopped_by.as_deref() == Some("interrupted") => Err(t
+            .unreachable(|s| format!("stopped while it had not answered for {s} s"))
+            .into()),
         _ => Ok(()),
     });
     // A capture that fails still says exactly what it kept.

@@ -720,18 +720,11 @@ impl Sluice {
         let mut n = 0;
         'reading: while !stop.load(std::sync::atomic::Ordering::Relaxed) {
             let batch = reader.poll(1000, Duration::from_millis(200))?;
-            if let Some(t) = reader.trouble() {
-                if t.since.elapsed() >= capture::DEFAULT_BROKER_TIMEOUT {
-                    return Err(sluice_bus::BusError::Unreachable {
-                        what: t.what,
-                        reason: format!(
-                            "no answer for {} s: {}",
-                            t.since.elapsed().as_secs(),
-                            t.reason
-                        ),
-                    }
-                    .into());
-                }
+            if let Some(t) = reader
+                .trouble()
+                .filter(|t| t.lasted(capture::DEFAULT_BROKER_TIMEOUT))
+            {
+                return Err(t.unreachable(|s| format!("no answer for {s} s")).into());
             }
             let now = sluice_model::now_us();
             for msg in batch {

@@ -155,6 +155,21 @@ pub struct Trouble {
     pub reason: String,
 }
 
+impl Trouble {
+    /// Whether the bus has not answered for at least `timeout`.
+    pub fn lasted(&self, timeout: Duration) -> bool {
+        self.since.elapsed() >= timeout
+    }
+
+    /// The error a person reads: `said` turns the seconds of silence into the sentence's start.
+    pub fn unreachable(self, said: impl FnOnce(u64) -> String) -> BusError {
+        BusError::Unreachable {
+            reason: format!("{}: {}", said(self.since.elapsed().as_secs()), self.reason),
+            what: self.what,
+        }
+    }
+}
+
 /// Delivery outcomes, each message in exactly one count: `sent` the bus confirmed holding,
 /// `failed` it certainly does not hold (refused, or never sent), `unknown` it may hold (sent,
 /// then no answer before the connection or the wait ended). Unknown is kept apart from failed
