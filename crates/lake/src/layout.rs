@@ -26,6 +26,14 @@ pub enum LakeError {
     BadSize(String),
     #[error("the SQL query process failed: {0}")]
     Worker(String),
+    /// A lake column a read needs is missing from what DuckDB returned, or has a type it
+    /// cannot be cast from (a file not written by Sluice, or a damaged one).
+    #[error("lake column {column}: {reason}")]
+    Column { column: String, reason: String },
+    /// A stored event names a bus this build does not know (a lake written by a newer Sluice,
+    /// or edited by hand): its bus-specific rules (ids, replay mapping) cannot be guessed.
+    #[error("a stored event has bus {0:?}, which this version of Sluice does not know")]
+    UnknownBus(String),
 }
 
 pub(crate) fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> LakeError + '_ {

@@ -3,13 +3,14 @@
 //! hands in (this crate never decodes), and the file is replaced atomically under the same name,
 //! sketch first. Nothing is re-consumed from a bus; every other column is kept as it was.
 
+use crate::columns::{self as col, Column};
 use crate::layout::{collect, io_err, Lake, LakeError};
 use crate::sketch;
 use crate::writer::write_atomically;
 use arrow::array::{Array, ArrayRef, AsArray, StringArray, StringBuilder};
 use arrow::record_batch::RecordBatch;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// What the decode columns of one row are made from.
@@ -46,15 +47,6 @@ pub struct RedecodeProgress {
     /// Events that now carry a decode error.
     pub errors: u64,
 }
-
-const DECODE_COLUMNS: [&str; 6] = [
-    "schema",
-    "encoding",
-    "decoded",
-    "payload_text",
-    "decode_error",
-    "key_decoded",
-];
 
 impl Lake {
     /// The finished files of one connection's source, across all dates.
@@ -97,7 +89,7 @@ impl Lake {
             let mut batches = Vec::new();
             for batch in reader {
                 let batch = batch.map_err(|e| perr(e.to_string()))?;
-                batches.push(redecode_batch(&batch, decode, &mut p).map_err(perr)?);
+                batches.push(redecode_batch(&path, &batch, decode, &mut p)?);
             }
             let Some(schema) = batches.first().map(RecordBatch::schema) else {
                 continue;
@@ -120,41 +112,61 @@ impl Lake {
 }
 
 fn redecode_batch(
+    path: &Path,
     batch: &RecordBatch,
     decode: &(dyn Fn(StoredPayload<'_>) -> Redecoded + Sync),
     p: &mut RedecodeProgress,
-) -> Result<RecordBatch, String> {
-    let col = |name: &str| {
-        batch
-            .column_by_name(name)
-            .ok_or_else(|| format!("column {name} missing"))
+) -> Result<RecordBatch, LakeError> {
+    let bad = |column: &str, why: &str| LakeError::Parquet {
+        path: path.display().to_string(),
+        reason: format!("column {column}: {why}"),
     };
-    let payload = col("payload")?
+    let column = |c: &Column| {
+        batch
+            .column_by_name(c.name)
+            .ok_or_else(|| bad(c.name, "missing"))
+    };
+    let type_of = |c: Column| move || bad(c.name, "unexpected type");
+    let payload = column(&col::PAYLOAD)?
         .as_binary_opt::<i32>()
-        .ok_or("payload type")?;
-    let key = col("key")?.as_binary_opt::<i32>().ok_or("key type")?;
-    let truncated = col("truncated")?.as_boolean_opt().ok_or("truncated type")?;
-    let headers = col("headers")?.as_list_opt::<i32>().ok_or("headers type")?;
-    let header_items = headers.values().as_struct_opt().ok_or("header type")?;
+        .ok_or_else(type_of(col::PAYLOAD))?;
+    let key = column(&col::KEY)?
+        .as_binary_opt::<i32>()
+        .ok_or_else(type_of(col::KEY))?;
+    let truncated = column(&col::TRUNCATED)?
+        .as_boolean_opt()
+        .ok_or_else(type_of(col::TRUNCATED))?;
+    let headers = column(&col::HEADERS)?
+        .as_list_opt::<i32>()
+        .ok_or_else(type_of(col::HEADERS))?;
+    let header_items = headers
+        .values()
+        .as_struct_opt()
+        .ok_or_else(type_of(col::HEADERS))?;
     let header_keys = header_items
         .column_by_name("key")
         .and_then(|c| c.as_string_opt::<i32>())
-        .ok_or("header key type")?;
+        .ok_or_else(|| bad("headers.key", "missing or not text"))?;
     let header_values = header_items
         .column_by_name("value")
         .and_then(|c| c.as_binary_opt::<i32>())
-        .ok_or("header value type")?;
-    let old = |name: &str| {
-        col(name)
+        .ok_or_else(|| bad("headers.value", "missing or not bytes"))?;
+    let old = |c: &Column| {
+        column(c)
             .ok()
             .and_then(|c| c.as_string_opt::<i32>().cloned())
     };
-    let (old_decoded, old_text, old_error) =
-        (old("decoded"), old("payload_text"), old("decode_error"));
-    let mut out: Vec<StringBuilder> = DECODE_COLUMNS
-        .iter()
-        .map(|_| StringBuilder::new())
-        .collect();
+    let (old_decoded, old_text, old_error) = (
+        old(&col::DECODED),
+        old(&col::PAYLOAD_TEXT),
+        old(&col::DECODE_ERROR),
+    );
+    let mut schema_of = StringBuilder::new();
+    let mut encoding = StringBuilder::new();
+    let mut decoded = StringBuilder::new();
+    let mut payload_text = StringBuilder::new();
+    let mut decode_error = StringBuilder::new();
+    let mut key_decoded = StringBuilder::new();
     for i in 0..batch.num_rows() {
         let r = decode(StoredPayload {
             payload: if payload.is_valid(i) {
@@ -187,20 +199,32 @@ fn redecode_batch(
         {
             p.changed += 1;
         }
-        out[0].append_option(r.schema.as_deref());
-        out[1].append_value(&r.encoding);
-        out[2].append_option(r.decoded.as_deref());
-        out[3].append_option(r.payload_text.as_deref());
-        out[4].append_option(r.decode_error.as_deref());
-        out[5].append_option(r.key_decoded.as_deref());
+        schema_of.append_option(r.schema.as_deref());
+        encoding.append_option(Some(&r.encoding));
+        decoded.append_option(r.decoded.as_deref());
+        payload_text.append_option(r.payload_text.as_deref());
+        decode_error.append_option(r.decode_error.as_deref());
+        key_decoded.append_option(r.key_decoded.as_deref());
     }
     let schema = batch.schema();
     let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
-    for (name, mut b) in DECODE_COLUMNS.iter().zip(out) {
-        let idx = schema.index_of(name).map_err(|e| e.to_string())?;
+    for (c, mut b) in [
+        (col::SCHEMA, schema_of),
+        (col::ENCODING, encoding),
+        (col::DECODED, decoded),
+        (col::PAYLOAD_TEXT, payload_text),
+        (col::DECODE_ERROR, decode_error),
+        (col::KEY_DECODED, key_decoded),
+    ] {
+        let idx = schema
+            .index_of(c.name)
+            .map_err(|_| bad(c.name, "missing"))?;
         columns[idx] = Arc::new(b.finish());
     }
-    RecordBatch::try_new(schema, columns).map_err(|e| e.to_string())
+    RecordBatch::try_new(schema, columns).map_err(|e| LakeError::Parquet {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    })
 }
 
 fn at(c: &Option<StringArray>, i: usize) -> Option<&str> {

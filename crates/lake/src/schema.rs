@@ -1,63 +1,15 @@
-//! The Parquet row shape of an event. Partition columns (`connection`, `source`, `date`) live
-//! in the folder names of the lake, and inside the file only for standalone exports.
+//! Events into Arrow batches of the lake's row shape (the column table in `columns`), by
+//! borrowed rows so capture appends what it read without copying it into an `Event` first.
 
+use crate::columns::{self as col, arrow_schema, header_fields, header_item};
 use arrow::array::{
     ArrayRef, BinaryBuilder, BooleanBuilder, Int32Builder, Int64Builder, ListBuilder,
     StringBuilder, StructBuilder, TimestampMicrosecondBuilder,
 };
-use arrow::datatypes::{DataType, Field, Fields, Schema, TimeUnit};
+use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
 use sluice_model::{Bus, Encoding, Event, Header};
 use std::sync::Arc;
-
-fn header_fields() -> Fields {
-    Fields::from(vec![
-        Field::new("key", DataType::Utf8, false),
-        Field::new("value", DataType::Binary, true),
-    ])
-}
-
-fn ts() -> DataType {
-    DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
-}
-
-pub(crate) fn arrow_schema(with_partition_columns: bool) -> Arc<Schema> {
-    let mut fields = vec![
-        Field::new("id", DataType::Utf8, false),
-        Field::new("bus", DataType::Utf8, false),
-    ];
-    if with_partition_columns {
-        fields.push(Field::new("connection", DataType::Utf8, false));
-        fields.push(Field::new("source", DataType::Utf8, false));
-    }
-    fields.extend([
-        Field::new("partition", DataType::Int32, true),
-        Field::new("offset", DataType::Int64, true),
-        Field::new("key", DataType::Binary, true),
-        Field::new("key_decoded", DataType::Utf8, true),
-        Field::new(
-            "headers",
-            DataType::List(Arc::new(Field::new(
-                "item",
-                DataType::Struct(header_fields()),
-                true,
-            ))),
-            false,
-        ),
-        Field::new("timestamp", ts(), true),
-        Field::new("captured_at", ts(), false),
-        Field::new("payload", DataType::Binary, false),
-        Field::new("payload_text", DataType::Utf8, true),
-        Field::new("size", DataType::Int64, false),
-        Field::new("truncated", DataType::Boolean, false),
-        Field::new("schema", DataType::Utf8, true),
-        Field::new("encoding", DataType::Utf8, false),
-        Field::new("decoded", DataType::Utf8, true),
-        Field::new("decode_error", DataType::Utf8, true),
-        Field::new("properties", DataType::Utf8, true),
-    ]);
-    Arc::new(Schema::new(fields))
-}
 
 /// One event as borrowed slices: what a row needs, without owning anything, so capture can
 /// append straight from what it read and decoded.
@@ -162,9 +114,8 @@ impl RowBuilder {
             offset: Int64Builder::new(),
             key: BinaryBuilder::new(),
             key_decoded: StringBuilder::new(),
-            headers: ListBuilder::new(StructBuilder::from_fields(header_fields(), 0)).with_field(
-                Arc::new(Field::new("item", DataType::Struct(header_fields()), true)),
-            ),
+            headers: ListBuilder::new(StructBuilder::from_fields(header_fields(), 0))
+                .with_field(Arc::new(header_item())),
             timestamp: TimestampMicrosecondBuilder::new().with_timezone("UTC"),
             captured_at: TimestampMicrosecondBuilder::new().with_timezone("UTC"),
             payload: BinaryBuilder::new(),
@@ -236,34 +187,50 @@ impl RowBuilder {
         self.rows += 1;
     }
 
-    /// The rows appended so far as one batch; the builder is empty afterwards.
-    pub(crate) fn finish(&mut self) -> Result<RecordBatch, arrow::error::ArrowError> {
+    /// The rows appended so far as one batch, its columns in the order the column table gives
+    /// them; the builder is empty afterwards.
+    pub(crate) fn finish(&mut self) -> Result<RecordBatch, ArrowError> {
         self.rows = 0;
-        let mut columns: Vec<ArrayRef> =
-            vec![Arc::new(self.id.finish()), Arc::new(self.bus.finish())];
-        if self.with_partition_columns {
-            columns.push(Arc::new(self.connection.finish()));
-            columns.push(Arc::new(self.source.finish()));
-        }
-        let rest: Vec<ArrayRef> = vec![
-            Arc::new(self.partition.finish()),
-            Arc::new(self.offset.finish()),
-            Arc::new(self.key.finish()),
-            Arc::new(self.key_decoded.finish()),
-            Arc::new(self.headers.finish()),
-            Arc::new(self.timestamp.finish()),
-            Arc::new(self.captured_at.finish()),
-            Arc::new(self.payload.finish()),
-            Arc::new(self.payload_text.finish()),
-            Arc::new(self.size.finish()),
-            Arc::new(self.truncated.finish()),
-            Arc::new(self.schema.finish()),
-            Arc::new(self.encoding.finish()),
-            Arc::new(self.decoded.finish()),
-            Arc::new(self.decode_error.finish()),
-            Arc::new(self.properties.finish()),
+        let mut built: Vec<(&str, ArrayRef)> = vec![
+            (col::ID.name, Arc::new(self.id.finish())),
+            (col::BUS.name, Arc::new(self.bus.finish())),
+            (col::PARTITION.name, Arc::new(self.partition.finish())),
+            (col::OFFSET.name, Arc::new(self.offset.finish())),
+            (col::KEY.name, Arc::new(self.key.finish())),
+            (col::KEY_DECODED.name, Arc::new(self.key_decoded.finish())),
+            (col::HEADERS.name, Arc::new(self.headers.finish())),
+            (col::TIMESTAMP.name, Arc::new(self.timestamp.finish())),
+            (col::CAPTURED_AT.name, Arc::new(self.captured_at.finish())),
+            (col::PAYLOAD.name, Arc::new(self.payload.finish())),
+            (col::PAYLOAD_TEXT.name, Arc::new(self.payload_text.finish())),
+            (col::SIZE.name, Arc::new(self.size.finish())),
+            (col::TRUNCATED.name, Arc::new(self.truncated.finish())),
+            (col::SCHEMA.name, Arc::new(self.schema.finish())),
+            (col::ENCODING.name, Arc::new(self.encoding.finish())),
+            (col::DECODED.name, Arc::new(self.decoded.finish())),
+            (col::DECODE_ERROR.name, Arc::new(self.decode_error.finish())),
+            (col::PROPERTIES.name, Arc::new(self.properties.finish())),
         ];
-        columns.extend(rest);
-        RecordBatch::try_new(arrow_schema(self.with_partition_columns), columns)
+        if self.with_partition_columns {
+            built.push((col::CONNECTION.name, Arc::new(self.connection.finish())));
+            built.push((col::SOURCE.name, Arc::new(self.source.finish())));
+        }
+        let schema = arrow_schema(self.with_partition_columns);
+        let mut columns = Vec::with_capacity(built.len());
+        for field in schema.fields() {
+            let i = built
+                .iter()
+                .position(|(name, _)| name == field.name())
+                .ok_or_else(|| {
+                    ArrowError::SchemaError(format!("no builder for column {}", field.name()))
+                })?;
+            columns.push(built.swap_remove(i).1);
+        }
+        if let Some((name, _)) = built.first() {
+            return Err(ArrowError::SchemaError(format!(
+                "column {name} is built but not in the column table"
+            )));
+        }
+        RecordBatch::try_new(schema, columns)
     }
 }

@@ -506,7 +506,10 @@ pub(crate) fn of_batch(batch: &arrow::record_batch::RecordBatch) -> SketchBuilde
             .column_by_name(name)
             .and_then(|c| c.as_string_opt::<i32>())
     };
-    let (decoded, text) = (col("decoded"), col("payload_text"));
+    let (decoded, text) = (
+        col(crate::columns::DECODED.name),
+        col(crate::columns::PAYLOAD_TEXT.name),
+    );
     for i in 0..batch.num_rows() {
         let searched = match (decoded, text) {
             (Some(d), _) if d.is_valid(i) => Some(d.value(i)),

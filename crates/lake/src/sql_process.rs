@@ -25,26 +25,9 @@ use std::time::{Duration, Instant};
 
 impl Query {
     /// Runs one read-only SELECT in a sandbox: no file access outside the lake, no settings
-    /// changes, at most `max_rows` rows and the default memory limit (`SqlLimits`).
-    pub fn sql(
-        &self,
-        user_sql: &str,
-        timeout: Duration,
-        max_rows: usize,
-    ) -> Result<SqlResult, LakeError> {
-        self.sql_limited(
-            user_sql,
-            &SqlLimits {
-                timeout,
-                max_rows,
-                ..SqlLimits::default()
-            },
-        )
-    }
-
-    /// `sql` with every limit given. The limits are hard when the program registered a
-    /// worker (`run_if_worker`): the query then runs in a child process that is killed at
-    /// the deadline and cannot grow past its memory.
+    /// changes, at most `limits.max_rows` rows. The limits are hard when the program registered
+    /// a worker (`run_if_worker`): the query then runs in a child process that is killed at the
+    /// deadline and cannot grow past its memory.
     pub fn sql_limited(&self, user_sql: &str, limits: &SqlLimits) -> Result<SqlResult, LakeError> {
         run(self, user_sql, limits)
     }

@@ -2,6 +2,7 @@
 //! row count, bytes or age (whichever comes first) to a temp file that is fsynced and renamed,
 //! so a reader never sees half a file and a flushed batch survives a crash.
 
+use crate::columns::{self as col, Store, COLUMNS};
 use crate::layout::{io_err, Lake, LakeError};
 use crate::schema::{EventRef, RowBuilder};
 use crate::sketch;
@@ -316,7 +317,7 @@ fn write_partition_file(dir: &Path, batch: &RecordBatch) -> Result<u64, LakeErro
                 .cloned()
         })
     };
-    let (ts, cap) = (times("timestamp"), times("captured_at"));
+    let (ts, cap) = (times(col::TIMESTAMP.name), times(col::CAPTURED_AT.name));
     let (mut min, mut max) = (i64::MAX, 0);
     for i in 0..batch.num_rows() {
         let t = match (&ts, &cap) {
@@ -381,19 +382,15 @@ fn write_into(
         .set_compression(Compression::SNAPPY)
         .set_max_row_group_row_count(Some(sketch::BLOCK_ROWS))
         .set_dictionary_enabled(false);
-    for col in ["bus", "schema", "encoding", "connection", "source"] {
-        props = props.set_column_dictionary_enabled(ColumnPath::from(col), true);
-    }
-    for col in [
-        "id",
-        "key",
-        "payload",
-        "payload_text",
-        "decoded",
-        "key_decoded",
-        "decode_error",
-    ] {
-        props = props.set_column_statistics_enabled(ColumnPath::from(col), EnabledStatistics::None);
+    for c in COLUMNS {
+        let path = ColumnPath::from(c.name);
+        props = match c.store {
+            Store::Plain => props,
+            Store::Dictionary => props.set_column_dictionary_enabled(path, true),
+            Store::NoStatistics => {
+                props.set_column_statistics_enabled(path, EnabledStatistics::None)
+            }
+        };
     }
     let mut writer =
         ArrowWriter::try_new(file, schema, Some(props.build())).map_err(|e| perr(e.to_string()))?;

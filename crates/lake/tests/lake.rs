@@ -1,9 +1,27 @@
 //! The lake against the real DuckDB: atomic batched writes, every filter construct executed,
 //! hostile values inert, sandboxed SQL, and the offsets a re-capture must skip.
 
-use sluice_lake::{FlushPolicy, Lake, LakeWriter, Query};
+use sluice_lake::{FlushPolicy, Lake, LakeError, LakeWriter, Query, SqlLimits, SqlResult};
 use sluice_model::{event_id, Bus, Encoding, Event, Header};
 use std::time::Duration;
+
+/// `sql_limited` with a time and row limit and the default memory limit, as these tests run it.
+trait SqlWithin {
+    fn sql(&self, sql: &str, timeout: Duration, max_rows: usize) -> Result<SqlResult, LakeError>;
+}
+
+impl SqlWithin for Query {
+    fn sql(&self, sql: &str, timeout: Duration, max_rows: usize) -> Result<SqlResult, LakeError> {
+        self.sql_limited(
+            sql,
+            &SqlLimits {
+                timeout,
+                max_rows,
+                ..SqlLimits::default()
+            },
+        )
+    }
+}
 
 const T0: i64 = 1_795_168_800_000_000; // 2026-11-20T10:00:00Z
 
@@ -832,4 +850,44 @@ fn opening_a_lake_removes_what_killed_writers_left_and_keeps_live_writes() {
     after.sort();
     assert_eq!(after, before, "the lake's own files are untouched");
     assert_eq!(ids(&Query::open(&lake).unwrap(), ""), vec![4, 3, 2, 1]);
+}
+
+#[test]
+fn an_event_of_a_bus_this_build_does_not_know_is_an_error_not_kafka() {
+    let (_d, lake, mut w) = writer_in_tempdir(10);
+    w.push(event(0, 1, Some(r#"{"status":"PAID"}"#), None))
+        .unwrap();
+    w.flush().unwrap();
+    // As a newer Sluice with more buses would have written it.
+    let file = lake.files().remove(0);
+    let edited = file.with_extension("edited");
+    duckdb::Connection::open_in_memory()
+        .unwrap()
+        .execute_batch(&format!(
+            "COPY (SELECT * REPLACE ('nats' AS bus) FROM read_parquet('{}')) TO '{}' (FORMAT parquet)",
+            file.display(),
+            edited.display()
+        ))
+        .unwrap();
+    std::fs::rename(&edited, &file).unwrap();
+    let q = Query::open(&lake).unwrap();
+    let unknown = |r: Result<(), LakeError>| {
+        assert!(
+            matches!(&r, Err(LakeError::UnknownBus(b)) if b == "nats"),
+            "{r:?}"
+        )
+    };
+    assert_eq!(q.count(&compile("")).unwrap(), 1, "counting reads no bus");
+    unknown(q.search(&compile(""), 10, 0).map(drop));
+    unknown(q.search(&compile(""), 5000, 0).map(drop));
+    for columns in [sluice_lake::Columns::All, sluice_lake::Columns::ForSending] {
+        unknown(q.for_each_in_order(&compile(""), None, columns, |_| true));
+    }
+    let out = tempfile::tempdir().unwrap();
+    unknown(
+        q.export_parquet(&compile(""), &out.path().join("x.parquet"))
+            .map(drop),
+    );
+    let e = q.search(&compile(""), 10, 0).unwrap_err().to_string();
+    assert!(e.contains("\"nats\""), "{e}");
 }
