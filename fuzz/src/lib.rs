@@ -6,6 +6,7 @@
 use prost::Message as _;
 use sluice_codec::{
     Decoded, Decoder, NamedSchema, RegisteredSchema, SchemaKind, SchemaRef, SchemaSet, SchemaSource,
+    SourceError,
 };
 use std::path::PathBuf;
 use std::sync::OnceLock;
@@ -35,7 +36,7 @@ pub fn decode_and_reencode(context: &str, decoder: &Decoder, payload: &[u8]) {
     if d.error.is_none() && d.schema.is_some() {
         if let Some(json) = &d.json {
             if let Err(e) = decoder.encode(payload, None, json) {
-                no_bug(context, Some(&e));
+                no_bug(context, Some(&e.to_string()));
                 panic!("{context}: decoded JSON does not encode back ({e}): {json}");
             }
         }
@@ -113,7 +114,7 @@ const JSON_SCHEMA: &str =
     r#"{"title":"Thing","type":"object","properties":{"a":{"type":"integer"}}}"#;
 
 impl SchemaSource for Registry {
-    fn schema(&self, r: SchemaRef) -> Result<RegisteredSchema, String> {
+    fn schema(&self, r: SchemaRef) -> Result<RegisteredSchema, SourceError> {
         let plain = |kind, schema: &str| RegisteredSchema {
             kind,
             schema: schema.to_string(),
@@ -130,8 +131,8 @@ impl SchemaSource for Registry {
             }),
             SchemaRef::Id(3) => Ok(plain(SchemaKind::Protobuf, PROTO_DEP)),
             SchemaRef::Id(4) => Ok(plain(SchemaKind::Json, JSON_SCHEMA)),
-            SchemaRef::Id(5) => self.extra.clone().ok_or_else(|| "no schema 5".into()),
-            other => Err(format!("{other} is not registered")),
+            SchemaRef::Id(5) => self.extra.clone().ok_or(SourceError::NotFound),
+            _ => Err(SourceError::NotFound),
         }
     }
 }

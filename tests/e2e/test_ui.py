@@ -82,6 +82,47 @@ def test_serve_needs_the_token_and_sends_a_strict_csp(served):
         api(url, "search", {"filter": "status = "})
     err = json.loads(e.value.read())
     assert err["code"] == "filter" and "column 10" in err["message"]
+    assert err["column"] == 10, err
+
+
+def test_the_connection_form_is_drawn_from_the_bus_kinds_the_api_describes(served, page):
+    _, url = served
+    kinds = api(url, "bus_kinds")
+    assert [k["bus"] for k in kinds][:3] == ["kafka", "amqp", "sqs"]
+    page.goto(url)
+    page.get_by_text("No connections yet").wait_for()
+    page.get_by_role("button", name="+ Add").click()
+    bus = page.locator("dialog select[name=bus]")
+    assert bus.locator("option").all_inner_texts() == [k["label"] for k in kinds]
+    for kind in kinds:
+        bus.select_option(kind["bus"])
+        for f in kind["fields"]:
+            el = page.locator(f"dialog [name={f['name']}]")
+            assert el.count() == 1, f
+            # Fields shown with another are hidden until it is set.
+            assert el.is_visible() == ("shown_with" not in f), f
+        assert page.locator("dialog input[name=registry_url]").is_visible()
+        shot(page, f"connection-form-{kind['bus']}")
+
+    # What the form sends is what connection_add takes, for a bus other than Kafka too.
+    bus.select_option("sqs")
+    page.locator("dialog input[name=name]").fill("queues")
+    page.locator("dialog input[name=region]").fill("eu-west-1")
+    page.locator("dialog input[name=endpoint_url]").fill("http://127.0.0.1:9")
+    page.locator("dialog input[name=access_key_id]").fill("AKIDEXAMPLE")
+    page.locator("dialog input[name=password]").fill("s3cret")
+    page.get_by_role("button", name="Save", exact=True).click()
+    page.locator(".conn-name", has_text="queues").wait_for()
+    saved = api(url, "connection_get", {"name": "queues"})
+    assert (saved["bus"], saved["region"], saved["endpoint_url"], saved["access_key_id"]) == ("sqs", "eu-west-1", "http://127.0.0.1:9", "AKIDEXAMPLE"), saved
+
+    # Editing shows what was saved; the secret stays in the keyring.
+    page.locator("button[title='Edit queues']").click()
+    assert page.locator("dialog select[name=bus]").is_disabled()
+    assert page.locator("dialog input[name=region]").input_value() == "eu-west-1"
+    secret = page.locator("dialog input[name=password]")
+    assert secret.input_value() == "" and secret.get_attribute("placeholder") == "(unchanged)"
+    page.keyboard.press("Escape")
 
 
 def test_add_drop_capture_search_compare_replay_in_the_browser(served, page, pb):

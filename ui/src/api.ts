@@ -10,11 +10,20 @@ export type Command = keyof Commands;
 export type Args<C extends Command> = Commands[C]['args'];
 export type Result<C extends Command> = Commands[C]['result'];
 
+/** An API error with its structured fields, so nothing has to be read back out of the text. */
 export class SluiceError extends Error {
   code: string;
+  /** The file a schema or edit problem is in, and the line there (from 1). */
+  file: string | null;
+  line: number | null;
+  /** The column (from 1): in the filter for a filter error, else on `line` of `file`. */
+  column: number | null;
   constructor(e: ApiError) {
     super(e.message);
     this.code = e.code;
+    this.file = e.file ?? null;
+    this.line = e.line ?? null;
+    this.column = e.column ?? null;
   }
 }
 

@@ -1,8 +1,10 @@
-// Shared state of the window: the connections and their sources, what is selected, and a
-// small event hub so views stay independent of each other.
+// Shared state of the window: the buses the API knows, the connections and their sources,
+// what is selected, and a small event hub so views stay independent of each other.
 
 import type { ConnectionSummary, SourceInfo } from './bindings';
+import type { BusKind, ReadMode } from './bindings';
 import { call } from './api';
+import { h, clear } from './dom';
 
 export type Selected = { connection: string; source: string; bus: string } | null;
 
@@ -33,10 +35,17 @@ class Hub {
 export const hub = new Hub();
 
 export const state = {
+  /** Every bus the API can connect to, as `bus_kinds` describes it; loaded once at start-up. */
+  kinds: [] as BusKind[],
   connections: [] as ConnectionSummary[],
   sources: new Map<string, SourceInfo[]>(),
   selected: null as Selected,
 };
+
+export async function loadKinds() {
+  state.kinds = await call('bus_kinds', {});
+  return state.kinds;
+}
 
 export async function loadConnections() {
   state.connections = await call('connection_list', {});
@@ -49,13 +58,29 @@ export function select(s: Selected) {
   hub.emit('select', s);
 }
 
-export function busOf(connection: string): string {
-  return state.connections.find((c) => c.name === connection)?.bus ?? 'kafka';
+/** The description of `bus` (a connection's `bus` tag), if the API knows it. */
+export function kindOf(bus: string): BusKind | undefined {
+  return state.kinds.find((k) => k.bus === bus);
 }
 
-/** Read modes that make sense on each bus, the first being the default. */
-export function readModes(bus: string): [string, string][] {
-  if (bus === 'amqp') return [['tap', 'tap exchange (takes nothing)'], ['requeue', 'queue: give back'], ['destructive', 'queue: take (delete when captured)'], ['stream', 'stream queue']];
-  if (bus === 'sqs') return [['requeue', 'peek (give back)'], ['destructive', 'drain (delete when captured)']];
-  return [['tap', 'read partitions (no consumer group)']];
+/** The description of the bus a saved connection is on. */
+export function connectionKind(connection: string): BusKind | undefined {
+  const bus = state.connections.find((c) => c.name === connection)?.bus;
+  return bus === undefined ? undefined : kindOf(bus);
+}
+
+/** How `bus` can be read, the default first; empty when there is one way only. */
+export function readModes(bus: string): ReadMode[] {
+  return kindOf(bus)?.read_modes ?? [];
+}
+
+/** Fills a read-mode select with `modes`, hidden when there is nothing to choose. */
+export function showReadModes(select: HTMLSelectElement, modes: ReadMode[]) {
+  clear(select, modes.map((m) => h('option', { value: m.name }, m.label)));
+  select.hidden = modes.length === 0;
+}
+
+/** The `mode` argument of `tail_start`/`capture_start`: none on a bus read one way only. */
+export function chosenMode(select: HTMLSelectElement): string | null {
+  return select.options.length ? select.value : null;
 }

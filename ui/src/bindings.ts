@@ -1,43 +1,146 @@
 // Generated from the Rust API types by `sluice dev bindings`; do not edit.
-// A test fails when this file is out of date (see crates/api/src/commands.rs).
+// A test fails when this file is out of date (see crates/api/src/commands/table.rs).
 
 export type JsonValue = number | string | boolean | Array<JsonValue> | { [key in string]?: JsonValue } | null;
 
-export type ApiError = { code: ErrorCode, message: string, };
+export type ApiError = { code: ErrorCode, message: string, 
+/**
+ * The file the problem is in (a schema, an edit file), as the message names it.
+ */
+file?: string, 
+/**
+ * 1-based line in `file`.
+ */
+line?: number, 
+/**
+ * 1-based column: in the filter for a filter error, else on `line` of `file`.
+ */
+column?: number, };
 export type ErrorCode = "invalid_input" | "not_found" | "already_exists" | "unreachable" | "auth_failed" | "schema" | "filter" | "lake" | "bus" | "config" | "io" | "forbidden" | "timeout" | "delivery_failed";
 export type NoArgs = Record<symbol, never>;
 export type NameArgs = { name: string, };
 export type AppInfo = { version: string, config_dir: string, lake_dir: string, };
 export type LakeOpenArgs = { path: string, };
+export type BusKind = { 
+/**
+ * The `bus` tag of its settings (`kafka`, `amqp`, `sqs`).
+ */
+bus: string, 
+/**
+ * What a person calls it: `Kafka`, `RabbitMQ (AMQP)`.
+ */
+label: string, 
+/**
+ * What it reads from, singular and plural: `topic`/`topics`, `queue`/`queues`.
+ */
+source_noun: string, sources_noun: string, 
+/**
+ * The fields of `connection_add` this bus uses, in form order.
+ */
+fields: Array<Field>, 
+/**
+ * How its sources can be read, the default first; empty when there is one way only.
+ */
+read_modes: Array<ReadMode>, capabilities: Capabilities, };
+export type Field = { name: string, label: string, kind: FieldKind, required: boolean, placeholder?: string, help?: string, 
+/**
+ * `choice` fields: the values offered (`""` is none); empty for other kinds.
+ */
+choices: Array<string>, 
+/**
+ * Shown only while this other field is set (a password once SASL is chosen).
+ */
+shown_with?: string, };
+export type FieldKind = "text" | "secret" | "flag" | "file" | "choice";
+export type ReadMode = { name: string, label: string, 
+/**
+ * Whether reading this way takes messages from the application's queue.
+ */
+takes_messages: boolean, };
+export type Capabilities = { 
+/**
+ * Messages have stable positions (offsets) to start from and to deduplicate by.
+ */
+positions: boolean, 
+/**
+ * Sources have numbered partitions that a replay can keep.
+ */
+partitions: boolean, 
+/**
+ * Messages have a key (Kafka's key, an SQS FIFO group id).
+ */
+keys: boolean, 
+/**
+ * Messages are published with a routing key.
+ */
+routing_keys: boolean, 
+/**
+ * Messages carry bus properties of their own (AMQP properties, SQS attributes).
+ */
+properties: boolean, 
+/**
+ * The broker stamps each message with the time it took it.
+ */
+broker_timestamps: boolean, 
+/**
+ * The bus confirms each message it holds (acks, publisher confirms, send responses).
+ */
+delivery_confirms: boolean, 
+/**
+ * The bus can say which sources feed a dead-letter source (SQS redrive policies).
+ */
+dead_letter_sources: boolean, 
+/**
+ * Largest message the bus accepts, when the bus itself fixes it (not a broker setting).
+ */
+max_message_bytes: number | null, 
+/**
+ * Most headers a message may carry, when the bus limits it.
+ */
+max_headers: number | null, };
 export type ConnectionSummary = { name: string, bus: string, brokers: string, auth: string, tls: boolean, 
 /**
  * The schema registry's URL, when the connection has one.
  */
 registry: string | null, };
-export type ConnectionAdd = { name: string, 
+export type ConnectionAdd = { name: string, password: string | null, registry_url: string | null, registry_username: string | null, registry_password: string | null, registry_token: string | null, replace: boolean, } & ({ "bus": "kafka" } & KafkaSettings | { "bus": "amqp" } & AmqpSettings | { "bus": "sqs" } & SqsSettings);
+export type Settings = { "bus": "kafka" } & KafkaSettings | { "bus": "amqp" } & AmqpSettings | { "bus": "sqs" } & SqsSettings;
+export type KafkaSettings = { 
 /**
- * `kafka` or `amqp`.
- */
-bus: string, 
-/**
- * Kafka: `HOST:PORT[,..]`. AMQP: `amqp[s]://USER@HOST:PORT/VHOST` (a password in it is
- * moved to the keyring).
+ * `HOST:PORT[,HOST:PORT...]`
  */
 brokers: string, 
 /**
- * AMQP: the management HTTP API (default `http://HOST:15672`).
+ * `PLAIN`, `SCRAM-SHA-256` or `SCRAM-SHA-512` (PLAIN when only a username is given).
  */
-management_url: string | null, 
+sasl_mechanism: string | null, 
 /**
- * SQS: region, named AWS profile, other endpoint, and a static access key id (its secret
- * is the password).
+ * Files written before settings were typed call it `sasl_username`.
  */
-region: string | null, aws_profile: string | null, endpoint_url: string | null, access_key_id: string | null, sasl_mechanism: string | null, username: string | null, password: string | null, tls: boolean, tls_ca: string | null, tls_cert: string | null, tls_key: string | null, 
+username: string | null, 
 /**
- * A Confluent-compatible Schema Registry, with basic auth (user and password) or a
- * bearer token; the secret goes to the keyring.
+ * Implied by `tls_ca` or `tls_cert`.
  */
-registry_url: string | null, registry_username: string | null, registry_password: string | null, registry_token: string | null, replace: boolean, };
+tls: boolean, tls_ca: string | null, tls_cert: string | null, tls_key: string | null, };
+export type AmqpSettings = { 
+/**
+ * `amqp[s]://USER@HOST:PORT/VHOST`; files written before settings were typed call it
+ * `brokers`.
+ */
+url: string, 
+/**
+ * The management HTTP API (default `http://HOST:15672`).
+ */
+management_url: string | null, };
+export type SqsSettings = { region: string, aws_profile: string | null, 
+/**
+ * Another SQS-compatible endpoint (LocalStack, moto, ElasticMQ).
+ */
+endpoint_url: string | null, 
+/**
+ * Files written before settings were typed call it `sasl_username`.
+ */
+access_key_id: string | null, };
 export type ConnectionAdded = { name: string, password_store: PasswordStore | null, 
 /**
  * Set when the password had to go into the config file.
@@ -50,6 +153,7 @@ export type Health = { brokers: Array<string>, sources: number, latency_ms: numb
  * bus: a connector knows nothing of registries).
  */
 registry: string | null, };
+export type TopicsArgs = { name: string, only?: Array<string>, };
 export type SourceInfo = { name: string, internal: boolean, partitions: Array<PartitionInfo>, 
 /**
  * What it is where a bus has several kinds: `exchange (topic)`, `queue (quorum)`...
@@ -91,6 +195,11 @@ export type ReplayEdit = {
  */
 id: string | null, decoded: JsonValue, };
 export type SourceArgs = { connection: string, topic: string, };
+export type SchemaDetectArgs = { connection: string, topic: string, 
+/**
+ * Payloads to score the types on (200 when not given).
+ */
+sample?: number, };
 export type MappingSet = { mapping: Mapping, redecode_job: number, };
 export type RedecodeProgress = { files_done: number, files_total: number, events: number, 
 /**
@@ -114,7 +223,32 @@ export type ReadArgs = { connection: string, sources: Array<string>,
 /**
  * `beginning`, `end`, `last`, `OFFSET`, `-N` or `@RFC3339`.
  */
-from: string | null, mode: string | null, binding_key: string | null, max_messages: number | null, stop_at_end: boolean, };
+from: string | null, mode: string | null, binding_key: string | null, max_messages: number | null, stop_at_end: boolean, 
+/**
+ * RabbitMQ headers exchanges: only messages whose header `K` is `V`.
+ */
+match_headers?: Array<[string, string]>, 
+/**
+ * Capture: stop after this long.
+ */
+duration_ms?: number, 
+/**
+ * Capture: give up (keeping what was read) when the bus answers nothing for this long
+ * (30 s when not given).
+ */
+broker_timeout_ms?: number, 
+/**
+ * Capture: also keep events that this lake replayed.
+ */
+include_replays?: boolean, 
+/**
+ * Capture: larger payloads are stored cut and flagged `truncated` (8 MiB when not given).
+ */
+max_payload_bytes?: number, 
+/**
+ * Capture: store payloads undecoded, the fastest capture; `redecode` decodes them later.
+ */
+no_decode?: boolean, };
 export type JobArgs = { id: number, };
 export type JobPollArgs = { id: number, after: number, wait_ms: number, };
 export type JobPauseArgs = { id: number, paused: boolean, };
@@ -191,7 +325,11 @@ to: string, to_origin: boolean, rate: number | null, limit: number | null, keep_
 /**
  * Events to send as edited in the replay dialog.
  */
-edits: Array<ReplayEdit>, };
+edits: Array<ReplayEdit>, 
+/**
+ * Give up on a destination that answers nothing for this long (30 s when not given).
+ */
+broker_timeout_ms?: number, };
 export type ReplayPlan = { total: number, 
 /**
  * The first events only (the table shows these; `total` counts all).
@@ -216,17 +354,18 @@ format: string, path: string, };
 export type Commands = {
   app_info: { args: NoArgs; result: AppInfo };
   lake_open: { args: LakeOpenArgs; result: AppInfo };
+  bus_kinds: { args: NoArgs; result: Array<BusKind> };
   connection_list: { args: NoArgs; result: Array<ConnectionSummary> };
   connection_get: { args: NameArgs; result: ConnectionAdd };
   connection_add: { args: ConnectionAdd; result: ConnectionAdded };
   connection_test: { args: NameArgs; result: Health };
   connection_remove: { args: NameArgs; result: null };
-  topics: { args: NameArgs; result: Array<SourceInfo> };
+  topics: { args: TopicsArgs; result: Array<SourceInfo> };
   schema_list: { args: NoArgs; result: SchemaListing };
   schema_drop: { args: SchemaDropArgs; result: SchemaAdded };
   schema_map: { args: SchemaMapArgs; result: MappingSet };
   redecode: { args: SourceArgs; result: number };
-  schema_detect: { args: SourceArgs; result: Array<Candidate> };
+  schema_detect: { args: SchemaDetectArgs; result: Array<Candidate> };
   tail_start: { args: ReadArgs; result: number };
   capture_start: { args: ReadArgs; result: number };
   job_poll: { args: JobPollArgs; result: JobUpdate };

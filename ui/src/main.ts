@@ -5,7 +5,7 @@
 import './style.css';
 import { call } from './api';
 import { h, clear, dialog, toast } from './dom';
-import { hub, loadConnections, select } from './app';
+import { hub, loadConnections, loadKinds, select } from './app';
 import { Sidebar } from './connections/sidebar';
 import { SearchView } from './search/search';
 import { TailView } from './tail/tail';
@@ -113,6 +113,8 @@ async function boot() {
   } catch (e) {
     toast((e as Error).message, 'error');
   }
+  // What each bus looks like (its form, read modes, nouns) before anything shows a connection.
+  await loadKinds().catch((e) => toast(e.message, 'error'));
   await loadConnections().catch((e) => toast(e.message, 'error'));
   const [route, query] = location.hash.replace(/^#/, '').split('?');
   show(route || 'search');

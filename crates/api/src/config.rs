@@ -4,6 +4,7 @@
 
 use crate::error::{ApiError, ErrorCode, Result};
 use serde::{Deserialize, Serialize};
+use sluice_bus::Settings;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -23,38 +24,19 @@ pub enum PasswordStore {
     File,
 }
 
-#[derive(Clone, Default, Serialize, Deserialize, PartialEq)]
+/// One saved connection: its bus's settings (the `bus` key says which) and where its secrets
+/// are kept. Files written before settings were typed had one flat set of fields for every
+/// bus; the settings types accept those field names, so such files load and are written back
+/// in the new shape.
+#[derive(Clone, Serialize, Deserialize, PartialEq)]
 pub struct ConnectionProfile {
-    pub bus: String,
-    pub brokers: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sasl_mechanism: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sasl_username: Option<String>,
+    #[serde(flatten)]
+    pub settings: Settings,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password_store: Option<PasswordStore>,
     /// Only when no keyring was available.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tls_ca: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tls_cert: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tls_key: Option<String>,
-    #[serde(default)]
-    pub tls: bool,
-    /// AMQP: the management HTTP API.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub management_url: Option<String>,
-    /// SQS: region, named AWS profile and other endpoint (the access key id is
-    /// `sasl_username`, its secret the password).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub region: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub aws_profile: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub endpoint_url: Option<String>,
     /// A Confluent-compatible Schema Registry for framed payloads.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub registry_url: Option<String>,
@@ -70,13 +52,25 @@ pub struct ConnectionProfile {
     pub registry_secret: Option<String>,
 }
 
+impl ConnectionProfile {
+    pub fn new(settings: Settings) -> Self {
+        ConnectionProfile {
+            settings,
+            password_store: None,
+            password: None,
+            registry_url: None,
+            registry_username: None,
+            registry_auth: None,
+            registry_secret_store: None,
+            registry_secret: None,
+        }
+    }
+}
+
 impl std::fmt::Debug for ConnectionProfile {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ConnectionProfile")
-            .field("bus", &self.bus)
-            .field("brokers", &self.brokers)
-            .field("sasl_mechanism", &self.sasl_mechanism)
-            .field("sasl_username", &self.sasl_username)
+            .field("settings", &self.settings)
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
             .field("registry_url", &self.registry_url)
             .field(

@@ -22,17 +22,28 @@ fn invalid(msg: String) -> ApiError {
     ApiError::new(ErrorCode::InvalidInput, msg)
 }
 
+/// Why one entry of an edit file is not an edited event.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum EntryError {
+    #[error("expected a JSON object")]
+    NotAnObject,
+    #[error("\"id\" must be a string")]
+    IdNotAString,
+    #[error("neither \"decoded\" nor \"payload_text\" holds a value")]
+    NoValue,
+}
+
 /// Reads an `--edit` file: events as `sluice search --format jsonl|json` prints them (their
 /// `id` and `decoded`, or `payload_text` for text payloads), one per line or as a JSON array,
 /// or a bare decoded object for a filter that matches exactly one event.
 pub fn parse_edits(name: &str, text: &str) -> Result<Vec<ReplayEdit>> {
     let at = |e: serde_json::Error, line_offset: usize| {
-        invalid(format!(
-            "{name}:{}:{}: {}",
-            e.line() + line_offset,
-            e.column(),
-            strip_position(&e)
-        ))
+        let (line, column) = (e.line() + line_offset, e.column());
+        invalid(format!("{name}:{line}:{column}: {}", strip_position(&e))).in_file(
+            name,
+            Some(line),
+            Some(column),
+        )
     };
     let values: Vec<Value> = match serde_json::from_str::<Value>(text) {
         Ok(Value::Array(items)) => items,
@@ -76,9 +87,9 @@ fn strip_position(e: &serde_json::Error) -> String {
     }
 }
 
-fn edit_of(v: Value) -> std::result::Result<ReplayEdit, String> {
+fn edit_of(v: Value) -> std::result::Result<ReplayEdit, EntryError> {
     let Value::Object(mut obj) = v else {
-        return Err("expected a JSON object".into());
+        return Err(EntryError::NotAnObject);
     };
     let is_event = obj.contains_key("decoded") || obj.contains_key("payload_text");
     if !is_event {
@@ -90,13 +101,13 @@ fn edit_of(v: Value) -> std::result::Result<ReplayEdit, String> {
     let id = match obj.remove("id") {
         Some(Value::String(s)) => Some(s),
         None | Some(Value::Null) => None,
-        Some(_) => return Err("\"id\" must be a string".into()),
+        Some(_) => return Err(EntryError::IdNotAString),
     };
     let decoded = match obj.remove("decoded") {
         Some(v) if !v.is_null() => v,
         _ => match obj.remove("payload_text") {
             Some(t @ Value::String(_)) => t,
-            _ => return Err("neither \"decoded\" nor \"payload_text\" holds a value".into()),
+            _ => return Err(EntryError::NoValue),
         },
     };
     Ok(ReplayEdit { id, decoded })
@@ -316,6 +327,10 @@ mod tests {
         assert_eq!(bare[0].id, None);
         let err = parse_edits("f", "{\"id\":\"a\",\"decoded\":{}}\n{\"id\": oops}\n").unwrap_err();
         assert!(err.message.starts_with("f:2:8:"), "{}", err.message);
+        assert_eq!(
+            (err.file.as_deref(), err.line, err.column),
+            (Some("f"), Some(2), Some(8))
+        );
         let err = parse_edits("f", "{\"status\": ").unwrap_err();
         assert!(err.message.starts_with("f:1:"), "{}", err.message);
         assert!(parse_edits("f", "[]").is_err());
@@ -323,5 +338,21 @@ mod tests {
             .unwrap_err()
             .message
             .contains("entry 1"));
+        assert_eq!(
+            parse_edits("f", r#"[{"id": 5, "decoded": {}}]"#)
+                .unwrap_err()
+                .message,
+            r#"f: entry 1: "id" must be a string"#
+        );
+        assert_eq!(
+            parse_edits("f", r#"{"id": "a", "decoded": null}"#)
+                .unwrap_err()
+                .message,
+            r#"f: entry 1: neither "decoded" nor "payload_text" holds a value"#
+        );
+        assert_eq!(
+            parse_edits("f", "[1]").unwrap_err().message,
+            "f: entry 1: expected a JSON object"
+        );
     }
 }

@@ -1,4 +1,7 @@
-//! The one error type every command returns; it crosses to the UI as `{code, message}`.
+//! The one error type every command returns; it crosses to the UI as `{code, message}`, plus
+//! where the problem is when that is known: `column` for a filter (the filter bar points at
+//! it), `file`, `line` and `column` for a schema or an edit file. `message` already says the
+//! place in words, so a client that ignores the fields loses nothing.
 
 use serde::Serialize;
 
@@ -21,11 +24,23 @@ pub enum ErrorCode {
     DeliveryFailed,
 }
 
-#[derive(Debug, Clone, Serialize, thiserror::Error, ts_rs::TS)]
+#[derive(Debug, Clone, PartialEq, Serialize, thiserror::Error, ts_rs::TS)]
 #[error("{message}")]
 pub struct ApiError {
     pub code: ErrorCode,
     pub message: String,
+    /// The file the problem is in (a schema, an edit file), as the message names it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub file: Option<String>,
+    /// 1-based line in `file`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub line: Option<usize>,
+    /// 1-based column: in the filter for a filter error, else on `line` of `file`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub column: Option<usize>,
 }
 
 impl ApiError {
@@ -33,7 +48,29 @@ impl ApiError {
         ApiError {
             code,
             message: message.into(),
+            file: None,
+            line: None,
+            column: None,
         }
+    }
+
+    /// The same error, located at `column` (1-based).
+    pub fn at_column(mut self, column: usize) -> Self {
+        self.column = Some(column);
+        self
+    }
+
+    /// The same error, located in `file` at `line` and `column` where those are known.
+    pub fn in_file(
+        mut self,
+        file: impl Into<String>,
+        line: Option<usize>,
+        column: Option<usize>,
+    ) -> Self {
+        self.file = Some(file.into());
+        self.line = line;
+        self.column = column;
+        self
     }
 }
 
@@ -45,6 +82,8 @@ impl From<sluice_bus::BusError> for ApiError {
             B::Auth { .. } => ErrorCode::AuthFailed,
             B::UnknownSource { .. } => ErrorCode::NotFound,
             B::Config(_) => ErrorCode::Config,
+            B::Invalid(_) => ErrorCode::InvalidInput,
+            B::MissingFile(_) => ErrorCode::NotFound,
             B::Client(_) => ErrorCode::Bus,
         };
         ApiError::new(code, e.to_string())
@@ -67,14 +106,67 @@ impl From<sluice_lake::LakeError> for ApiError {
 
 impl From<sluice_filter::FilterError> for ApiError {
     fn from(e: sluice_filter::FilterError) -> Self {
-        ApiError::new(ErrorCode::Filter, format!("filter error at {e}"))
+        ApiError::new(ErrorCode::Filter, format!("filter error at {e}")).at_column(e.column)
     }
 }
 
 impl From<sluice_codec::SchemaError> for ApiError {
     fn from(e: sluice_codec::SchemaError) -> Self {
-        ApiError::new(ErrorCode::Schema, e.to_string())
+        let located = ApiError::new(ErrorCode::Schema, e.to_string());
+        match e.file {
+            Some(file) => located.in_file(file, e.line, e.column),
+            None => located,
+        }
     }
 }
 
 pub type Result<T, E = ApiError> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_filter_error_crosses_with_its_column_as_a_field() {
+        let filter_error = sluice_filter::to_sql("status = ", 0).unwrap_err();
+        let problem = filter_error.message.clone();
+        let e = ApiError::from(filter_error);
+        // The message is what the CLI prints and tests grep: unchanged.
+        let message = format!("filter error at column 10: {problem}");
+        assert_eq!(e.message, message);
+        assert_eq!(
+            serde_json::to_value(&e).unwrap(),
+            serde_json::json!({"code": "filter", "message": message, "column": 10})
+        );
+    }
+
+    #[test]
+    fn errors_without_a_place_cross_as_before() {
+        let e = ApiError::new(ErrorCode::NotFound, "no connection named x");
+        assert_eq!(
+            serde_json::to_string(&e).unwrap(),
+            r#"{"code":"not_found","message":"no connection named x"}"#
+        );
+    }
+
+    #[test]
+    fn a_schema_error_crosses_with_file_line_and_column() {
+        let e: ApiError = sluice_codec::SchemaError {
+            file: Some("shop/order.proto".into()),
+            line: Some(3),
+            column: Some(9),
+            message: "expected ';'".into(),
+        }
+        .into();
+        assert_eq!(
+            serde_json::to_value(&e).unwrap(),
+            serde_json::json!({
+                "code": "schema",
+                "message": "shop/order.proto:3:9: expected ';'",
+                "file": "shop/order.proto",
+                "line": 3,
+                "column": 9,
+            })
+        );
+    }
+}

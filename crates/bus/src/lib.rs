@@ -12,7 +12,15 @@
 
 pub mod amqp;
 pub mod kafka;
+mod kind;
+mod settings;
 pub mod sqs;
+
+pub use kind::{
+    capabilities, conventions, kinds, BusKind, Capabilities, Conventions, Destination, Field,
+    FieldKind, Origin, OriginError, ReadMode,
+};
+pub use settings::{ConnectionSettings, Settings, Summary};
 
 use sluice_model::{Bus, Message, Outgoing, StartFrom};
 use std::time::Duration;
@@ -31,6 +39,12 @@ pub enum BusError {
     },
     #[error("invalid connection settings: {0}")]
     Config(String),
+    /// Settings a person gave that cannot work, said in their terms (the flag to fix).
+    #[error("{0}")]
+    Invalid(String),
+    /// A file the settings name (a TLS certificate) is not there.
+    #[error("{0}")]
+    MissingFile(String),
     #[error("{0}")]
     Client(String),
 }

@@ -10,12 +10,17 @@
 //! rather than a general Avro object model.
 //!
 //! Decoding never panics: every read is bounded by the input, nesting is capped, and a datum
-//! must use every byte (a wrong schema rarely does).
+//! must use every byte (a wrong schema rarely does). This file parses schemas; `decode` reads
+//! datums and `encode` writes them.
 
-use crate::schemaless::{varint, zigzag};
+mod decode;
+mod encode;
+
+pub use decode::ReadError;
+pub use encode::WriteError;
+
 use serde_json::{Map, Value};
 use std::collections::HashMap;
-use std::fmt::Write as _;
 
 /// A problem with an Avro schema, its JSON located by line and column when that is where it is.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -32,12 +37,21 @@ fn schema_error(message: impl Into<String>) -> AvroSchemaError {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+/// A datum that does not decode with the schema, or JSON that does not encode with it.
+#[derive(Debug, thiserror::Error)]
 pub enum AvroError {
     #[error("not a {type_name} Avro datum: {reason}")]
-    Decode { type_name: String, reason: String },
+    Decode {
+        type_name: String,
+        #[source]
+        reason: ReadError,
+    },
     #[error("does not fit {type_name}: {reason}")]
-    Encode { type_name: String, reason: String },
+    Encode {
+        type_name: String,
+        #[source]
+        reason: WriteError,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -296,313 +310,6 @@ impl AvroSchema {
         self.nodes[id] = Node::Record(out);
         Ok(id)
     }
-
-    /// Decodes one datum (no container header, no registry frame) to Avro JSON.
-    pub fn decode_to_json(&self, bytes: &[u8]) -> Result<String, AvroError> {
-        let mut r = Reader {
-            buf: bytes,
-            depth: 0,
-        };
-        let mut out = String::with_capacity(bytes.len() * 2 + 16);
-        let fail = |reason: String| AvroError::Decode {
-            type_name: self.type_name().to_string(),
-            reason,
-        };
-        self.read(self.root, &mut r, &mut out).map_err(fail)?;
-        if !r.buf.is_empty() {
-            return Err(fail(format!("{} bytes left after the datum", r.buf.len())));
-        }
-        Ok(out)
-    }
-
-    fn read(&self, id: usize, r: &mut Reader, out: &mut String) -> Result<(), String> {
-        r.depth += 1;
-        if r.depth > MAX_DEPTH {
-            return Err("nested too deeply".into());
-        }
-        match &self.nodes[id] {
-            Node::Null => out.push_str("null"),
-            Node::Boolean => match r.byte()? {
-                0 => out.push_str("false"),
-                1 => out.push_str("true"),
-                b => return Err(format!("boolean byte {b}")),
-            },
-            Node::Int => {
-                let v = r.long()?;
-                if i32::try_from(v).is_err() {
-                    return Err(format!("int {v} out of range"));
-                }
-                let _ = write!(out, "{v}");
-            }
-            Node::Long => {
-                let _ = write!(out, "{}", r.long()?);
-            }
-            Node::Float => {
-                let b = r.take(4)?;
-                number(
-                    out,
-                    f32::from_le_bytes([b[0], b[1], b[2], b[3]]) as f64,
-                    true,
-                );
-            }
-            Node::Double => {
-                let b = r.take(8)?;
-                number(
-                    out,
-                    f64::from_le_bytes(b.try_into().unwrap_or([0; 8])),
-                    false,
-                );
-            }
-            Node::Bytes => {
-                let n = r.len()?;
-                latin1(out, r.take(n)?);
-            }
-            Node::Fixed(n) => latin1(out, r.take(*n)?),
-            Node::String => {
-                let n = r.len()?;
-                let s = std::str::from_utf8(r.take(n)?).map_err(|e| format!("string: {e}"))?;
-                quote(out, s);
-            }
-            Node::Enum(symbols) => {
-                let i = r.long()?;
-                let s = usize::try_from(i)
-                    .ok()
-                    .and_then(|i| symbols.get(i))
-                    .ok_or_else(|| format!("enum index {i} of {}", symbols.len()))?;
-                quote(out, s);
-            }
-            Node::Union(branches) => {
-                let i = r.long()?;
-                let b = *usize::try_from(i)
-                    .ok()
-                    .and_then(|i| branches.get(i))
-                    .ok_or_else(|| format!("union branch {i} of {}", branches.len()))?;
-                if matches!(self.nodes[b], Node::Null) {
-                    out.push_str("null");
-                } else {
-                    out.push('{');
-                    quote(out, &self.labels[b]);
-                    out.push(':');
-                    self.read(b, r, out)?;
-                    out.push('}');
-                }
-            }
-            Node::Array(items) => {
-                out.push('[');
-                let mut first = true;
-                r.blocks(|r| {
-                    if !std::mem::take(&mut first) {
-                        out.push(',');
-                    }
-                    self.read(*items, r, out)
-                })?;
-                out.push(']');
-            }
-            Node::Map(values) => {
-                out.push('{');
-                let mut first = true;
-                r.blocks(|r| {
-                    if !std::mem::take(&mut first) {
-                        out.push(',');
-                    }
-                    let n = r.len()?;
-                    let k = std::str::from_utf8(r.take(n)?).map_err(|e| format!("map key: {e}"))?;
-                    quote(out, k);
-                    out.push(':');
-                    self.read(*values, r, out)
-                })?;
-                out.push('}');
-            }
-            Node::Record(fields) => {
-                out.push('{');
-                for (i, f) in fields.iter().enumerate() {
-                    if i > 0 {
-                        out.push(',');
-                    }
-                    quote(out, &f.name);
-                    out.push(':');
-                    self.read(f.node, r, out)
-                        .map_err(|e| format!("{}: {e}", f.name))?;
-                }
-                out.push('}');
-            }
-        }
-        r.depth -= 1;
-        Ok(())
-    }
-
-    /// Encodes Avro JSON (as `decode_to_json` prints it) back to a binary datum. A union value
-    /// may also be given bare when exactly one branch takes it.
-    pub fn encode_from_json(&self, json: &str) -> Result<Vec<u8>, AvroError> {
-        let fail = |reason: String| AvroError::Encode {
-            type_name: self.type_name().to_string(),
-            reason,
-        };
-        let v: Value = serde_json::from_str(json).map_err(|e| fail(e.to_string()))?;
-        let mut out = Vec::new();
-        self.write(self.root, &v, &mut out, "", 0).map_err(fail)?;
-        Ok(out)
-    }
-
-    fn write(
-        &self,
-        id: usize,
-        v: &Value,
-        out: &mut Vec<u8>,
-        path: &str,
-        depth: usize,
-    ) -> Result<(), String> {
-        if depth > MAX_DEPTH {
-            return Err("nested too deeply".into());
-        }
-        let at = |what: &str| {
-            let p = if path.is_empty() { "the top" } else { path };
-            format!("at {p}: expected {what}, got {v}")
-        };
-        match (&self.nodes[id], v) {
-            (Node::Null, Value::Null) => {}
-            (Node::Boolean, Value::Bool(b)) => out.push(*b as u8),
-            (Node::Int, Value::Number(n)) => {
-                let i = n
-                    .as_i64()
-                    .filter(|i| i32::try_from(*i).is_ok())
-                    .ok_or_else(|| at("an int"))?;
-                put_long(out, i);
-            }
-            (Node::Long, Value::Number(n)) => {
-                put_long(out, n.as_i64().ok_or_else(|| at("a long"))?)
-            }
-            (Node::Float, _) => {
-                out.extend((float(v).ok_or_else(|| at("a float"))? as f32).to_le_bytes())
-            }
-            (Node::Double, _) => out.extend(float(v).ok_or_else(|| at("a double"))?.to_le_bytes()),
-            (Node::Bytes, Value::String(s)) => {
-                let b = unlatin1(s).ok_or_else(|| at("bytes as code points 0-255"))?;
-                put_long(out, b.len() as i64);
-                out.extend(b);
-            }
-            (Node::Fixed(n), Value::String(s)) => {
-                let b = unlatin1(s)
-                    .filter(|b| b.len() == *n)
-                    .ok_or_else(|| at(&format!("{n} bytes as code points 0-255")))?;
-                out.extend(b);
-            }
-            (Node::String, Value::String(s)) => {
-                put_long(out, s.len() as i64);
-                out.extend(s.as_bytes());
-            }
-            (Node::Enum(symbols), Value::String(s)) => {
-                let i = symbols
-                    .iter()
-                    .position(|x| x == s)
-                    .ok_or_else(|| at(&format!("one of {}", symbols.join(", "))))?;
-                put_long(out, i as i64);
-            }
-            (Node::Array(items), Value::Array(a)) => {
-                if !a.is_empty() {
-                    put_long(out, a.len() as i64);
-                    for (i, item) in a.iter().enumerate() {
-                        self.write(*items, item, out, &format!("{path}[{i}]"), depth + 1)?;
-                    }
-                }
-                out.push(0);
-            }
-            (Node::Map(values), Value::Object(o)) => {
-                if !o.is_empty() {
-                    put_long(out, o.len() as i64);
-                    for (k, item) in o {
-                        put_long(out, k.len() as i64);
-                        out.extend(k.as_bytes());
-                        self.write(*values, item, out, &format!("{path}.{k}"), depth + 1)?;
-                    }
-                }
-                out.push(0);
-            }
-            (Node::Record(fields), Value::Object(o)) => {
-                if let Some(extra) = o.keys().find(|k| !fields.iter().any(|f| &f.name == *k)) {
-                    return Err(format!(
-                        "at {}: {} has no field {extra:?}",
-                        if path.is_empty() { "the top" } else { path },
-                        self.labels[id]
-                    ));
-                }
-                for f in fields {
-                    let fpath = format!("{path}.{}", f.name);
-                    match (o.get(&f.name), &f.default) {
-                        (Some(fv), _) => self.write(f.node, fv, out, &fpath, depth + 1)?,
-                        (None, Some(d)) => self.write_default(f.node, d, out, &fpath)?,
-                        (None, None) => {
-                            return Err(format!("at {fpath}: missing (it has no default)"))
-                        }
-                    }
-                }
-            }
-            (Node::Union(branches), _) => return self.write_union(branches, v, out, path, depth),
-            _ => return Err(at(&self.labels[id])),
-        }
-        Ok(())
-    }
-
-    fn write_union(
-        &self,
-        branches: &[usize],
-        v: &Value,
-        out: &mut Vec<u8>,
-        path: &str,
-        depth: usize,
-    ) -> Result<(), String> {
-        // The encoding's own form: null, or {"branch name": value}.
-        let named = match v {
-            Value::Null => branches
-                .iter()
-                .position(|&b| matches!(self.nodes[b], Node::Null))
-                .map(|i| (i, v)),
-            Value::Object(o) if o.len() == 1 => {
-                let (k, inner) = o.iter().next().expect("one entry");
-                branches
-                    .iter()
-                    .position(|&b| &self.labels[b] == k)
-                    .map(|i| (i, inner))
-            }
-            _ => None,
-        };
-        if let Some((i, inner)) = named {
-            put_long(out, i as i64);
-            return self.write(branches[i], inner, out, path, depth + 1);
-        }
-        // A bare value: the first branch that takes it.
-        for (i, &b) in branches.iter().enumerate() {
-            let mut attempt = Vec::new();
-            put_long(&mut attempt, i as i64);
-            if self.write(b, v, &mut attempt, path, depth + 1).is_ok() {
-                out.extend(attempt);
-                return Ok(());
-            }
-        }
-        let names: Vec<&str> = branches.iter().map(|&b| self.labels[b].as_str()).collect();
-        Err(format!(
-            "at {}: fits no branch of the union [{}]",
-            if path.is_empty() { "the top" } else { path },
-            names.join(", ")
-        ))
-    }
-
-    /// A field default is given for the union's first branch, unwrapped (Avro spec).
-    fn write_default(
-        &self,
-        id: usize,
-        d: &Value,
-        out: &mut Vec<u8>,
-        path: &str,
-    ) -> Result<(), String> {
-        match &self.nodes[id] {
-            Node::Union(branches) if !branches.is_empty() => {
-                put_long(out, 0);
-                self.write(branches[0], d, out, path, 1)
-            }
-            _ => self.write(id, d, out, path, 1),
-        }
-    }
 }
 
 fn json(text: &str) -> Result<Value, AvroSchemaError> {
@@ -651,130 +358,9 @@ fn full_name(
     })
 }
 
-struct Reader<'a> {
-    buf: &'a [u8],
-    depth: usize,
-}
-
-/// Blocks of items whose encoding may be empty (nulls) are not bounded by the input's size;
-/// this caps what one datum may claim.
-const MAX_ITEMS: usize = 1 << 20;
-
-impl<'a> Reader<'a> {
-    fn byte(&mut self) -> Result<u8, String> {
-        Ok(self.take(1)?[0])
-    }
-
-    fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
-        if n > self.buf.len() {
-            return Err(format!("needs {n} bytes, {} left", self.buf.len()));
-        }
-        let (head, rest) = self.buf.split_at(n);
-        self.buf = rest;
-        Ok(head)
-    }
-
-    fn long(&mut self) -> Result<i64, String> {
-        let mut used = 0;
-        let v = varint(self.buf, &mut used)
-            .ok_or("bad varint (cut short, longer than 10 bytes, or over 64 bits)")?;
-        self.buf = &self.buf[used..];
-        Ok(zigzag(v))
-    }
-
-    fn len(&mut self) -> Result<usize, String> {
-        let n = self.long()?;
-        usize::try_from(n).map_err(|_| format!("negative length {n}"))
-    }
-
-    fn blocks(
-        &mut self,
-        mut item: impl FnMut(&mut Self) -> Result<(), String>,
-    ) -> Result<(), String> {
-        let mut total = 0usize;
-        loop {
-            let mut count = self.long()?;
-            if count == 0 {
-                return Ok(());
-            }
-            if count < 0 {
-                count = count.checked_neg().ok_or("bad block count")?;
-                self.long()?; // the block's size in bytes, for skipping
-            }
-            total = total.saturating_add(count as usize);
-            if total > MAX_ITEMS.max(self.buf.len()) {
-                return Err(format!(
-                    "block of {count} items is more than the datum holds"
-                ));
-            }
-            for _ in 0..count {
-                item(self)?;
-            }
-        }
-    }
-}
-
-fn quote(out: &mut String, s: &str) {
-    // serde_json's escaping, without building a Value.
-    out.push_str(&serde_json::to_string(s).unwrap_or_default());
-}
-
-fn latin1(out: &mut String, b: &[u8]) {
-    let s: String = b.iter().map(|&c| c as char).collect();
-    quote(out, &s);
-}
-
-fn unlatin1(s: &str) -> Option<Vec<u8>> {
-    s.chars().map(|c| u8::try_from(c as u32).ok()).collect()
-}
-
-fn number(out: &mut String, v: f64, single: bool) {
-    if v.is_nan() {
-        out.push_str("\"NaN\"");
-    } else if v.is_infinite() {
-        out.push_str(if v > 0.0 {
-            "\"Infinity\""
-        } else {
-            "\"-Infinity\""
-        });
-    } else if single {
-        // The shortest text that reads back as the same f32 (0.1, not 0.10000000149011612).
-        let _ = write!(out, "{}", v as f32);
-    } else {
-        let _ = write!(
-            out,
-            "{}",
-            serde_json::Number::from_f64(v)
-                .map(|n| n.to_string())
-                .unwrap_or_default()
-        );
-    }
-}
-
-fn float(v: &Value) -> Option<f64> {
-    match v {
-        Value::Number(n) => n.as_f64(),
-        Value::String(s) => match s.as_str() {
-            "NaN" => Some(f64::NAN),
-            "Infinity" => Some(f64::INFINITY),
-            "-Infinity" => Some(f64::NEG_INFINITY),
-            _ => None,
-        },
-        _ => None,
-    }
-}
-
-fn put_long(out: &mut Vec<u8>, v: i64) {
-    let mut z = ((v << 1) ^ (v >> 63)) as u64;
-    while z >= 0x80 {
-        out.push((z as u8) | 0x80);
-        z >>= 7;
-    }
-    out.push(z as u8);
-}
-
 #[cfg(test)]
 mod tests {
+    use super::encode::put_long;
     use super::*;
 
     const ORDER: &str = r#"{
@@ -862,6 +448,45 @@ mod tests {
         let e = AvroSchema::parse(r#"{"type":"enum","name":"S","symbols":["A","B","A"]}"#, &[])
             .unwrap_err();
         assert!(e.message.contains("the symbol \"A\" twice"), "{e}");
+    }
+
+    /// Decode errors are stored in the lake's `decode_error` column and searched by text: the
+    /// typed errors must keep reading exactly as the strings they replaced.
+    #[test]
+    fn decode_error_texts_are_stable() {
+        let text = |schema: &str, bytes: &[u8]| {
+            AvroSchema::parse(schema, &[])
+                .unwrap()
+                .decode_to_json(bytes)
+                .unwrap_err()
+                .to_string()
+        };
+        let nulls = r#"{"type":"array","items":"null"}"#;
+        let mut big = Vec::new();
+        put_long(&mut big, 1 << 62);
+        let mut min = Vec::new();
+        put_long(&mut min, i64::MIN);
+        let record = r#"{"type":"record","name":"L","fields":[{"name":"n","type":["null","L"]},{"name":"b","type":"boolean"}]}"#;
+        for (got, want) in [
+            (text(nulls, &big), "not a array Avro datum: block of 4611686018427387904 items is more than the datum holds"),
+            (text(nulls, &min), "not a array Avro datum: bad block count"),
+            (text(nulls, &[0xff; 11]), "not a array Avro datum: bad varint (cut short, longer than 10 bytes, or over 64 bits)"),
+            (text(r#""string""#, &[0x01]), "not a string Avro datum: negative length -1"),
+            (text(r#""string""#, &[0x04, 0xff, 0xfe]), "not a string Avro datum: string: invalid utf-8 sequence of 1 bytes from index 0"),
+            (text(r#""string""#, &[0x08, b'a']), "not a string Avro datum: needs 4 bytes, 1 left"),
+            (text(r#"{"type":"map","values":"int"}"#, &[0x02, 0x02, 0xff, 0x00, 0x00]), "not a map Avro datum: map key: invalid utf-8 sequence of 1 bytes from index 0"),
+            (text(r#""int""#, &[0x80, 0x80, 0x80, 0x80, 0x20]), "not a int Avro datum: int 4294967296 out of range"),
+            (text(r#"{"type":"enum","name":"E","symbols":["A"]}"#, &[0x04]), "not a E Avro datum: enum index 2 of 1"),
+            (text(record, &[0x08]), "not a L Avro datum: n: union branch 4 of 2"),
+            (text(record, &[0x02, 0x00, 0x07]), "not a L Avro datum: n: b: boolean byte 7"),
+            (text(r#""null""#, &[0x00]), "not a null Avro datum: 1 bytes left after the datum"),
+        ] {
+            assert_eq!(got, want);
+        }
+        let deep: Vec<u8> = std::iter::repeat_n(2u8, 300).collect();
+        let e = text(record, &deep);
+        assert!(e.starts_with("not a L Avro datum: n: n: "), "{e}");
+        assert!(e.ends_with(": n: nested too deeply"), "{e}");
     }
 
     #[test]

@@ -14,6 +14,7 @@
 mod avro;
 mod cbor;
 mod detect;
+mod error;
 mod framing;
 mod guard;
 mod json;
@@ -25,20 +26,22 @@ mod schemaless;
 mod validate;
 mod wrapping;
 
-pub use avro::{AvroError, AvroSchema, AvroSchemaError};
+pub use avro::{AvroError, AvroSchema, AvroSchemaError, ReadError, WriteError};
 pub use detect::{detect, Candidate};
+pub use error::{DecodeError, EncodeError};
 pub use framing::{protobuf_frame, Frame};
-pub use protobuf::ProtobufCodec;
+pub use guard::DecoderBug;
+pub use protobuf::{ProtobufCause, ProtobufCodec, ProtobufError};
 pub use registry::{
-    header_ref, payload_prefix, NamedSchema, RegisteredSchema, RegistryDecoder, SchemaKind,
-    SchemaRef, SchemaSource,
+    header_ref, payload_prefix, FramedError, NamedSchema, RegisteredSchema, RegistryDecoder,
+    SchemaKind, SchemaRef, SchemaSource, SourceError, UnusableSchema,
 };
 pub use schema::{
     collect_files, compile_paths, dedup_errors, parse_avro, Compiled, ParsedAvro, SchemaError,
     SchemaSet, DESCRIPTOR_SET_EXTENSIONS, MAX_FOLDER_DEPTH, MAX_FOLDER_ENTRIES, MAX_FOLDER_FILES,
 };
 pub use schemaless::{decode_raw, decode_raw_json};
-pub use validate::{check_files, DescriptorProblem};
+pub use validate::{check_files, DescriptorProblem, MapEntryProblem};
 pub use wrapping::{unwrap, wrap};
 
 use sluice_model::Encoding;
@@ -79,29 +82,25 @@ impl TypeCodec {
     }
 
     /// Decodes one payload; a panic in either decoder is this payload's error.
-    pub fn decode_to_json(&self, bytes: &[u8]) -> Result<String, String> {
-        match self {
-            TypeCodec::Protobuf(c) => c.decode_to_json(bytes).map_err(|e| e.to_string()),
-            TypeCodec::Avro(s) => {
-                guard::guarded(|| s.decode_to_json(bytes))?.map_err(|e| e.to_string())
-            }
-        }
+    pub fn decode_to_json(&self, bytes: &[u8]) -> Result<String, DecodeError> {
+        Ok(match self {
+            TypeCodec::Protobuf(c) => c.decode_to_json(bytes)?,
+            TypeCodec::Avro(s) => guard::guarded(|| s.decode_to_json(bytes))??,
+        })
     }
 
-    pub fn encode_from_json(&self, json: &str) -> Result<Vec<u8>, String> {
-        match self {
-            TypeCodec::Protobuf(c) => c.encode_from_json(json).map_err(|e| e.to_string()),
-            TypeCodec::Avro(s) => {
-                guard::guarded(|| s.encode_from_json(json))?.map_err(|e| e.to_string())
-            }
-        }
+    pub fn encode_from_json(&self, json: &str) -> Result<Vec<u8>, EncodeError> {
+        Ok(match self {
+            TypeCodec::Protobuf(c) => c.encode_from_json(json)?,
+            TypeCodec::Avro(s) => guard::guarded(|| s.encode_from_json(json))??,
+        })
     }
 
     /// Decodes with the type; a payload in Confluent Schema Registry framing is decoded from
     /// its message body. Neither plain protobuf (field number 0 does not exist) nor most Avro
     /// starts with byte 0, so only a failed decode of a payload starting with 0 is tried as a
     /// frame. Returns the JSON and the length of the frame prefix.
-    fn decode_maybe_framed(&self, bytes: &[u8]) -> Result<(String, usize), String> {
+    fn decode_maybe_framed(&self, bytes: &[u8]) -> Result<(String, usize), DecodeError> {
         match self.decode_to_json(bytes) {
             Err(e) if bytes.first() == Some(&0) => {
                 let body = match self {
@@ -169,7 +168,7 @@ impl Decoder {
             Decoded {
                 encoding: Some(Encoding::Binary),
                 schema: self.codec.as_ref().map(|c| c.type_name().to_string()),
-                error: Some(bug),
+                error: Some(bug.to_string()),
                 ..Decoded::default()
             }
         })
@@ -226,7 +225,7 @@ impl Decoder {
                     // Still show what we can: the failure is recorded, the raw bytes kept.
                     let mut d = sniff(bytes);
                     d.schema = Some(codec.type_name().to_string());
-                    d.error = Some(registry_error.unwrap_or(e));
+                    d.error = Some(registry_error.unwrap_or_else(|| e.to_string()));
                     d
                 }
             },
@@ -240,7 +239,7 @@ impl Decoder {
         original: &[u8],
         header: Option<&[u8]>,
         json: &str,
-    ) -> Result<Vec<u8>, String> {
+    ) -> Result<Vec<u8>, EncodeError> {
         guard::guarded(|| self.encode_unguarded(original, header, json))?
     }
 
@@ -249,7 +248,7 @@ impl Decoder {
         original: &[u8],
         header: Option<&[u8]>,
         json: &str,
-    ) -> Result<Vec<u8>, String> {
+    ) -> Result<Vec<u8>, EncodeError> {
         if let Some(r) = self
             .registry
             .as_ref()
@@ -258,13 +257,10 @@ impl Decoder {
             // A framed payload the mapped type decodes instead (an unknown id) falls through.
             match (&r, &self.codec) {
                 (Err(_), Some(c)) if c.decode_maybe_framed(original).is_ok() => {}
-                _ => return r,
+                _ => return Ok(r?),
             }
         }
-        let codec = self
-            .codec
-            .as_ref()
-            .ok_or("no schema is known for this event: map its topic to a type, or configure the registry that framed it")?;
+        let codec = self.codec.as_ref().ok_or(EncodeError::NoSchema)?;
         let body = codec.encode_from_json(json)?;
         let prefix = codec
             .decode_maybe_framed(original)

@@ -3,7 +3,7 @@
 //! as base64, enums by name, well-known types mapped, default values omitted). Every call into
 //! prost-reflect runs behind the panic guard.
 
-use crate::guard::guarded;
+use crate::guard::{guarded, DecoderBug};
 use prost::Message as _;
 use prost_reflect::{DynamicMessage, MessageDescriptor};
 
@@ -16,9 +16,28 @@ pub struct ProtobufCodec {
 #[derive(Debug, thiserror::Error)]
 pub enum ProtobufError {
     #[error("not a valid {type_name} message: {reason}")]
-    Decode { type_name: String, reason: String },
+    Decode {
+        type_name: String,
+        #[source]
+        reason: ProtobufCause,
+    },
     #[error("JSON does not fit {type_name}: {reason}")]
-    Encode { type_name: String, reason: String },
+    Encode {
+        type_name: String,
+        #[source]
+        reason: ProtobufCause,
+    },
+}
+
+/// What failed inside one decode or encode, in the dependency's own words.
+#[derive(Debug, thiserror::Error)]
+pub enum ProtobufCause {
+    #[error(transparent)]
+    Wire(#[from] prost::DecodeError),
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
+    #[error(transparent)]
+    Bug(#[from] DecoderBug),
 }
 
 impl ProtobufCodec {
@@ -31,7 +50,7 @@ impl ProtobufCodec {
     }
 
     pub fn decode_to_json(&self, bytes: &[u8]) -> Result<String, ProtobufError> {
-        let err = |reason: String| ProtobufError::Decode {
+        let err = |reason: ProtobufCause| ProtobufError::Decode {
             type_name: self.type_name().to_string(),
             reason,
         };
@@ -39,25 +58,25 @@ impl ProtobufCodec {
         // which panic on a malformed map entry: the guard turns that into this event's error.
         guarded(|| {
             let msg =
-                DynamicMessage::decode(self.desc.clone(), bytes).map_err(|e| err(e.to_string()))?;
-            serde_json::to_string(&msg).map_err(|e| err(e.to_string()))
+                DynamicMessage::decode(self.desc.clone(), bytes).map_err(|e| err(e.into()))?;
+            serde_json::to_string(&msg).map_err(|e| err(e.into()))
         })
-        .map_err(err)?
+        .map_err(|bug| err(bug.into()))?
     }
 
     /// Encodes canonical proto3 JSON back to wire bytes (for replaying edited events).
     pub fn encode_from_json(&self, json: &str) -> Result<Vec<u8>, ProtobufError> {
-        let err = |reason: String| ProtobufError::Encode {
+        let err = |reason: ProtobufCause| ProtobufError::Encode {
             type_name: self.type_name().to_string(),
             reason,
         };
         guarded(|| {
             let mut de = serde_json::Deserializer::from_str(json);
             let msg = DynamicMessage::deserialize(self.desc.clone(), &mut de)
-                .map_err(|e| err(e.to_string()))?;
-            de.end().map_err(|e| err(e.to_string()))?;
+                .map_err(|e| err(e.into()))?;
+            de.end().map_err(|e| err(e.into()))?;
             Ok(msg.encode_to_vec())
         })
-        .map_err(err)?
+        .map_err(|bug| err(bug.into()))?
     }
 }

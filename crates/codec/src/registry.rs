@@ -6,9 +6,11 @@
 //! Fetching schemas is someone else's job (the `sluice-registry` crate, behind
 //! [`SchemaSource`]); this module turns what it hands over into decoders, once per schema.
 
-use crate::avro::AvroSchema;
+use crate::avro::{AvroError, AvroSchema, AvroSchemaError};
+use crate::guard::DecoderBug;
 use crate::schemaless::{varint, zigzag};
-use crate::{Decoded, ProtobufCodec};
+use crate::validate::DescriptorProblem;
+use crate::{Decoded, ProtobufCodec, ProtobufError};
 use prost_reflect::{DescriptorPool, MessageDescriptor};
 use sluice_model::Encoding;
 use std::collections::HashMap;
@@ -69,7 +71,89 @@ pub struct NamedSchema {
 
 /// Where schemas come from: a registry client with its disk cache.
 pub trait SchemaSource: Send + Sync {
-    fn schema(&self, r: SchemaRef) -> Result<RegisteredSchema, String>;
+    fn schema(&self, r: SchemaRef) -> Result<RegisteredSchema, SourceError>;
+}
+
+/// Why a [`SchemaSource`] could not hand over a schema. The codec does not know the source's
+/// own error type (the registry crate depends on this one), so it is kept whole behind an
+/// `Arc`: cheap to clone into a cache of failures, and reads exactly as the source put it.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum SourceError {
+    /// The source holds no schema by that reference (an in-memory source's answer; a registry
+    /// says it in its own words, as a `Failed`).
+    #[error("not found")]
+    NotFound,
+    #[error(transparent)]
+    Failed(Arc<dyn std::error::Error + Send + Sync>),
+}
+
+impl SourceError {
+    pub fn failed(e: impl std::error::Error + Send + Sync + 'static) -> Self {
+        SourceError::Failed(Arc::new(e))
+    }
+}
+
+/// Two failures are the same when they say the same: the source's error type is not known here.
+impl PartialEq for SourceError {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (SourceError::NotFound, SourceError::NotFound) => true,
+            (SourceError::Failed(a), SourceError::Failed(b)) => {
+                Arc::ptr_eq(a, b) || a.to_string() == b.to_string()
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Why the schema a frame names cannot be used: not fetched, or not compiled. Remembered per
+/// schema, so every payload naming it fails the same way without another fetch.
+#[derive(Debug, thiserror::Error)]
+pub enum UnusableSchema {
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    #[error("Avro schema: {0}")]
+    Avro(#[source] AvroSchemaError),
+    #[error("JSON Schema: {0}")]
+    JsonSchema(#[source] serde_json::Error),
+    #[error("protobuf schema: {0}")]
+    Protobuf(#[source] protox::Error),
+    #[error("protobuf schema: {0}")]
+    Descriptor(#[source] DescriptorProblem),
+    #[error("protobuf schema: {0}")]
+    Pool(#[source] prost_reflect::DescriptorError),
+    #[error(transparent)]
+    Bug(#[from] DecoderBug),
+}
+
+/// Why a framed payload did not decode, or an edit of one did not encode, with its registry
+/// schema. A decode's text is stored as the event's `decode_error`.
+#[derive(Debug, thiserror::Error)]
+pub enum FramedError {
+    #[error("{schema}: {reason}")]
+    Schema {
+        schema: SchemaRef,
+        #[source]
+        reason: Arc<UnusableSchema>,
+    },
+    #[error("malformed message-index path")]
+    MalformedPath,
+    #[error("schema file missing from its pool")]
+    FileMissing,
+    #[error("message-index path {0:?} names no message of the schema")]
+    NoSuchMessage(Vec<i64>),
+    #[error("no message type")]
+    NoMessageType,
+    /// A payload framed for a JSON Schema that is not JSON.
+    #[error("not JSON: {0}")]
+    NotJson(#[source] serde_json::Error),
+    /// An edit of such a payload that is not JSON.
+    #[error(transparent)]
+    EditNotJson(serde_json::Error),
+    #[error(transparent)]
+    Protobuf(#[from] ProtobufError),
+    #[error(transparent)]
+    Avro(#[from] AvroError),
 }
 
 /// The schema a payload's own first bytes name: magic byte 0 and a big-endian id, and the
@@ -123,10 +207,13 @@ enum Writer {
     Json { title: Option<String> },
 }
 
+/// A schema compiled once, or why it cannot be.
+type Compiled = Result<Arc<Writer>, Arc<UnusableSchema>>;
+
 /// Decodes framed payloads, compiling each schema the first time it is seen.
 pub struct RegistryDecoder {
     source: Arc<dyn SchemaSource>,
-    writers: Mutex<HashMap<SchemaRef, Arc<Result<Writer, String>>>>,
+    writers: Mutex<HashMap<SchemaRef, Compiled>>,
 }
 
 impl std::fmt::Debug for RegistryDecoder {
@@ -168,31 +255,35 @@ impl RegistryDecoder {
         })
     }
 
-    fn writer(&self, r: SchemaRef) -> Arc<Result<Writer, String>> {
-        if let Some(w) = self.writers.lock().ok().and_then(|m| m.get(&r).cloned()) {
-            return w;
-        }
-        let w = Arc::new(
-            self.source
-                .schema(r)
-                .and_then(|s| crate::guard::guarded(|| compile(&s))?)
-                .map_err(|e| format!("{r}: {e}")),
-        );
-        if let Ok(mut m) = self.writers.lock() {
-            m.insert(r, w.clone());
-        }
-        w
+    fn writer(&self, r: SchemaRef) -> Result<Arc<Writer>, FramedError> {
+        let cached = self.writers.lock().ok().and_then(|m| m.get(&r).cloned());
+        let w = match cached {
+            Some(w) => w,
+            None => {
+                let w: Compiled = self
+                    .source
+                    .schema(r)
+                    .map_err(UnusableSchema::from)
+                    .and_then(|s| crate::guard::guarded(|| compile(&s))?)
+                    .map(Arc::new)
+                    .map_err(Arc::new);
+                if let Ok(mut m) = self.writers.lock() {
+                    m.insert(r, w.clone());
+                }
+                w
+            }
+        };
+        w.map_err(|reason| FramedError::Schema { schema: r, reason })
     }
 
     /// Decodes a framed payload (`header` is the schema-id header's value, if any). `None`
     /// when the payload names no schema; an error when it does and decoding fails.
     pub fn decode(&self, payload: &[u8], header: Option<&[u8]>) -> Option<Decoded> {
         let f = Self::framing(payload, header)?;
-        let writer = self.writer(f.schema);
-        let out = match writer.as_ref() {
-            Err(e) => Err(e.clone()),
-            Ok(w) => body_of(w, &f).and_then(|(desc, body)| decode_with(w, desc, body)),
-        };
+        let out = self.writer(f.schema).and_then(|w| {
+            let (desc, body) = body_of(&w, &f)?;
+            decode_with(&w, desc, body)
+        });
         Some(match out {
             Ok((encoding, schema, json)) => Decoded {
                 encoding: Some(encoding),
@@ -202,7 +293,7 @@ impl RegistryDecoder {
             },
             Err(e) => Decoded {
                 encoding: Some(Encoding::Binary),
-                error: Some(e),
+                error: Some(e.to_string()),
                 ..Decoded::default()
             },
         })
@@ -216,24 +307,18 @@ impl RegistryDecoder {
         original: &[u8],
         header: Option<&[u8]>,
         json: &str,
-    ) -> Option<Result<Vec<u8>, String>> {
+    ) -> Option<Result<Vec<u8>, FramedError>> {
         let f = Self::framing(original, header)?;
-        let writer = self.writer(f.schema);
-        let w = match writer.as_ref() {
-            Ok(w) => w,
-            Err(e) => return Some(Err(e.clone())),
-        };
-        Some(body_of(w, &f).and_then(|(desc, body)| {
-            let new_body = match (w, desc) {
-                (Writer::Protobuf { .. }, Some(desc)) => ProtobufCodec::new(desc)
-                    .encode_from_json(json)
-                    .map_err(|e| e.to_string())?,
-                (Writer::Avro(schema), _) => {
-                    schema.encode_from_json(json).map_err(|e| e.to_string())?
+        Some(self.writer(f.schema).and_then(|w| {
+            let (desc, body) = body_of(&w, &f)?;
+            let new_body = match (w.as_ref(), desc) {
+                (Writer::Protobuf { .. }, Some(desc)) => {
+                    ProtobufCodec::new(desc).encode_from_json(json)?
                 }
+                (Writer::Avro(schema), _) => schema.encode_from_json(json)?,
                 _ => serde_json::from_str::<serde_json::Value>(json)
                     .map(|v| serde_json::to_vec(&v).unwrap_or_default())
-                    .map_err(|e| e.to_string())?,
+                    .map_err(FramedError::EditNotJson)?,
             };
             let prefix = &original[..original.len() - body.len()];
             Ok([prefix, &new_body].concat())
@@ -245,10 +330,10 @@ impl RegistryDecoder {
 fn body_of<'a>(
     w: &Writer,
     f: &Framing<'a>,
-) -> Result<(Option<MessageDescriptor>, &'a [u8]), String> {
+) -> Result<(Option<MessageDescriptor>, &'a [u8]), FramedError> {
     match w {
         Writer::Protobuf { pool, file } => {
-            let (path, rest) = message_indexes(f.after_id).ok_or("malformed message-index path")?;
+            let (path, rest) = message_indexes(f.after_id).ok_or(FramedError::MalformedPath)?;
             let desc = message_at(pool, file, &path)?;
             Ok((Some(desc), f.header_body.unwrap_or(rest)))
         }
@@ -260,11 +345,11 @@ fn message_at(
     pool: &DescriptorPool,
     file: &str,
     path: &[i64],
-) -> Result<MessageDescriptor, String> {
+) -> Result<MessageDescriptor, FramedError> {
     let file = pool
         .get_file_by_name(file)
-        .ok_or("schema file missing from its pool")?;
-    let bad = || format!("message-index path {path:?} names no message of the schema");
+        .ok_or(FramedError::FileMissing)?;
+    let bad = || FramedError::NoSuchMessage(path.to_vec());
     let mut it = path.iter().map(|&i| usize::try_from(i).map_err(|_| bad()));
     let mut desc = file
         .messages()
@@ -281,44 +366,44 @@ fn decode_with(
     w: &Writer,
     desc: Option<MessageDescriptor>,
     body: &[u8],
-) -> Result<(Encoding, String, String), String> {
+) -> Result<(Encoding, String, String), FramedError> {
     match (w, desc) {
         (Writer::Protobuf { .. }, Some(desc)) => {
             let codec = ProtobufCodec::new(desc);
-            let json = codec.decode_to_json(body).map_err(|e| e.to_string())?;
+            let json = codec.decode_to_json(body)?;
             Ok((Encoding::Protobuf, codec.type_name().to_string(), json))
         }
         (Writer::Avro(schema), _) => {
-            let json = schema.decode_to_json(body).map_err(|e| e.to_string())?;
+            let json = schema.decode_to_json(body)?;
             Ok((Encoding::Avro, schema.type_name().to_string(), json))
         }
         (Writer::Json { title }, _) => {
             let v: serde_json::Value =
-                serde_json::from_slice(body).map_err(|e| format!("not JSON: {e}"))?;
+                serde_json::from_slice(body).map_err(FramedError::NotJson)?;
             Ok((
                 Encoding::Json,
                 title.clone().unwrap_or_else(|| "json-schema".into()),
                 v.to_string(),
             ))
         }
-        (Writer::Protobuf { .. }, None) => Err("no message type".into()),
+        (Writer::Protobuf { .. }, None) => Err(FramedError::NoMessageType),
     }
 }
 
 /// The main file's name when the registry gives no name for it.
 const MAIN_FILE: &str = "sluice-registry-schema.proto";
 
-fn compile(s: &RegisteredSchema) -> Result<Writer, String> {
+fn compile(s: &RegisteredSchema) -> Result<Writer, UnusableSchema> {
     match s.kind {
         SchemaKind::Avro => {
             let refs: Vec<&str> = s.references.iter().map(|r| r.schema.as_str()).collect();
             AvroSchema::parse(&s.schema, &refs)
                 .map(Writer::Avro)
-                .map_err(|e| format!("Avro schema: {e}"))
+                .map_err(UnusableSchema::Avro)
         }
         SchemaKind::Json => {
             let v: serde_json::Value =
-                serde_json::from_str(&s.schema).map_err(|e| format!("JSON Schema: {e}"))?;
+                serde_json::from_str(&s.schema).map_err(UnusableSchema::JsonSchema)?;
             Ok(Writer::Json {
                 title: v.get("title").and_then(|t| t.as_str()).map(str::to_string),
             })
@@ -329,7 +414,7 @@ fn compile(s: &RegisteredSchema) -> Result<Writer, String> {
 
 /// Registry protobuf schemas are .proto source (Java clients) or a base64 FileDescriptorProto
 /// (Python's serializer registers those); references are files imported by name.
-fn compile_protobuf(s: &RegisteredSchema) -> Result<Writer, String> {
+fn compile_protobuf(s: &RegisteredSchema) -> Result<Writer, UnusableSchema> {
     use prost::Message as _;
     use protox::file::{
         ChainFileResolver, DescriptorSetFileResolver, File, FileResolver, GoogleFileResolver,
@@ -387,13 +472,13 @@ fn compile_protobuf(s: &RegisteredSchema) -> Result<Writer, String> {
     compiler.include_imports(true);
     compiler
         .open_file(&main)
-        .map_err(|e| format!("protobuf schema: {e}"))?;
+        .map_err(UnusableSchema::Protobuf)?;
     // A registered base64 descriptor is as untrusted as a dropped file: checked like one.
     let set = compiler.file_descriptor_set();
-    crate::validate::check_files(&set.file).map_err(|e| format!("protobuf schema: {e}"))?;
+    crate::validate::check_files(&set.file).map_err(UnusableSchema::Descriptor)?;
     let mut pool = DescriptorPool::new();
     pool.add_file_descriptor_set(set)
-        .map_err(|e| format!("protobuf schema: {e}"))?;
+        .map_err(UnusableSchema::Pool)?;
     Ok(Writer::Protobuf { pool, file: main })
 }
 
@@ -403,10 +488,10 @@ mod tests {
 
     struct Fixed(HashMap<u32, RegisteredSchema>);
     impl SchemaSource for Fixed {
-        fn schema(&self, r: SchemaRef) -> Result<RegisteredSchema, String> {
+        fn schema(&self, r: SchemaRef) -> Result<RegisteredSchema, SourceError> {
             match r {
-                SchemaRef::Id(id) => self.0.get(&id).cloned().ok_or_else(|| "not found".into()),
-                SchemaRef::Guid(_) => Err("not found".into()),
+                SchemaRef::Id(id) => self.0.get(&id).cloned().ok_or(SourceError::NotFound),
+                SchemaRef::Guid(_) => Err(SourceError::NotFound),
             }
         }
     }

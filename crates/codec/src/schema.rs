@@ -370,7 +370,7 @@ fn well_known_files() -> Vec<FileDescriptorProto> {
 fn build_pool(set: FileDescriptorSet) -> Result<DescriptorPool, SchemaError> {
     let mut pool = DescriptorPool::new();
     guarded(|| pool.add_file_descriptor_set(set))
-        .map_err(|bug| SchemaError::plain(None, bug))?
+        .map_err(|bug| SchemaError::plain(None, bug.to_string()))?
         .map_err(|e| {
             SchemaError::from_diagnostic(&e, e.file().map(str::to_string), str::to_string)
         })?;

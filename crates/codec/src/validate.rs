@@ -15,8 +15,29 @@ pub struct DescriptorProblem {
     pub file: String,
     /// The message's full name.
     pub message: String,
-    pub problem: String,
+    pub problem: MapEntryProblem,
 }
+
+/// How a map-entry message (`option map_entry`) is malformed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MapEntryProblem {
+    #[error("it is a map entry (option map_entry) with field {name} = {number}; {SHAPE}")]
+    ExtraField { name: String, number: i32 },
+    #[error(
+        "it is a map entry (option map_entry) without a {role} field (number {number}); {SHAPE}"
+    )]
+    Missing { role: &'static str, number: i32 },
+    #[error("it is a map entry (option map_entry) with two fields numbered {number}; {SHAPE}")]
+    Twice { number: i32 },
+    #[error(
+        "its map entry {role} field {name} is repeated; map keys and values are single values"
+    )]
+    Repeated { role: &'static str, name: String },
+    #[error("its map entry key field {name} has type {ty}, which no map key can have (integers, bool and string can)")]
+    KeyType { name: String, ty: String },
+}
+
+const SHAPE: &str = "a map entry holds exactly `key = 1` and `value = 2`";
 
 /// The first problem in `files`, if any.
 pub fn check_files(files: &[FileDescriptorProto]) -> Result<(), DescriptorProblem> {
@@ -54,38 +75,33 @@ fn check_messages(
 const KEY: i32 = 1;
 const VALUE: i32 = 2;
 
-fn check_map_entry(fields: &[FieldDescriptorProto]) -> Result<(), String> {
-    const SHAPE: &str = "a map entry holds exactly `key = 1` and `value = 2`";
+fn check_map_entry(fields: &[FieldDescriptorProto]) -> Result<(), MapEntryProblem> {
     if let Some(extra) = fields
         .iter()
         .find(|f| f.number() != KEY && f.number() != VALUE)
     {
-        return Err(format!(
-            "it is a map entry (option map_entry) with field {} = {}; {SHAPE}",
-            extra.name(),
-            extra.number()
-        ));
+        return Err(MapEntryProblem::ExtraField {
+            name: extra.name().to_string(),
+            number: extra.number(),
+        });
     }
-    let find = |n: i32, what: &str| -> Result<&FieldDescriptorProto, String> {
-        let mut it = fields.iter().filter(|f| f.number() == n);
-        match (it.next(), it.next()) {
-            (Some(f), None) => Ok(f),
-            (None, _) => Err(format!(
-                "it is a map entry (option map_entry) without a {what} field (number {n}); {SHAPE}"
-            )),
-            (Some(_), Some(_)) => Err(format!(
-                "it is a map entry (option map_entry) with two fields numbered {n}; {SHAPE}"
-            )),
-        }
-    };
+    let find =
+        |number: i32, role: &'static str| -> Result<&FieldDescriptorProto, MapEntryProblem> {
+            let mut it = fields.iter().filter(|f| f.number() == number);
+            match (it.next(), it.next()) {
+                (Some(f), None) => Ok(f),
+                (None, _) => Err(MapEntryProblem::Missing { role, number }),
+                (Some(_), Some(_)) => Err(MapEntryProblem::Twice { number }),
+            }
+        };
     let key = find(KEY, "key")?;
     let value = find(VALUE, "value")?;
-    for (f, what) in [(key, "key"), (value, "value")] {
+    for (f, role) in [(key, "key"), (value, "value")] {
         if f.label() == Label::Repeated {
-            return Err(format!(
-                "its map entry {what} field {} is repeated; map keys and values are single values",
-                f.name()
-            ));
+            return Err(MapEntryProblem::Repeated {
+                role,
+                name: f.name().to_string(),
+            });
         }
     }
     // prost-reflect resolves a field's type from `type_name` whenever one is set, whatever
@@ -111,10 +127,10 @@ fn check_map_entry(fields: &[FieldDescriptorProto]) -> Result<(), String> {
             "" => key.r#type().as_str_name().to_string(),
             name => name.trim_start_matches('.').to_string(),
         };
-        return Err(format!(
-            "its map entry key field {} has type {ty}, which no map key can have (integers, bool and string can)",
-            key.name()
-        ));
+        return Err(MapEntryProblem::KeyType {
+            name: key.name().to_string(),
+            ty,
+        });
     }
     Ok(())
 }

@@ -17,6 +17,9 @@ pub enum Bus {
 }
 
 impl Bus {
+    /// Every bus, in the order the UI offers them.
+    pub const ALL: [Bus; 3] = [Bus::Kafka, Bus::Amqp, Bus::Sqs];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Bus::Kafka => "kafka",

@@ -6,7 +6,9 @@
 //! crate does, through [`SchemaSource`]) and never puts a credential in an error or a log.
 
 use base64::Engine as _;
-use sluice_codec::{NamedSchema, RegisteredSchema, SchemaKind, SchemaRef, SchemaSource};
+use sluice_codec::{
+    NamedSchema, RegisteredSchema, SchemaKind, SchemaRef, SchemaSource, SourceError,
+};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -69,7 +71,7 @@ pub struct Registry {
     config: RegistryConfig,
     cache_dir: PathBuf,
     agent: ureq::Agent,
-    failures: Mutex<HashMap<SchemaRef, (Instant, String)>>,
+    failures: Mutex<HashMap<SchemaRef, (Instant, SourceError)>>,
 }
 
 impl Registry {
@@ -248,19 +250,20 @@ impl Registry {
 }
 
 impl SchemaSource for Registry {
-    fn schema(&self, r: SchemaRef) -> Result<RegisteredSchema, String> {
+    /// A [`RegistryError`] (the codec sees it as a `SourceError::Failed`).
+    fn schema(&self, r: SchemaRef) -> Result<RegisteredSchema, SourceError> {
         if let Some((at, e)) = self.failures.lock().ok().and_then(|f| f.get(&r).cloned()) {
             if at.elapsed() < RETRY_AFTER {
                 return Err(e);
             }
         }
         self.fetch(r).map_err(|e| {
-            let msg = e.to_string();
-            tracing::warn!("{r}: {msg}");
+            tracing::warn!("{r}: {e}");
+            let e = SourceError::failed(e);
             if let Ok(mut f) = self.failures.lock() {
-                f.insert(r, (Instant::now(), msg.clone()));
+                f.insert(r, (Instant::now(), e.clone()));
             }
-            msg
+            e
         })
     }
 }

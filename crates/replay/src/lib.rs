@@ -9,6 +9,7 @@
 
 use governor::{Quota, RateLimiter};
 use sluice_bus::{BusError, Delivery, Writer};
+pub use sluice_bus::{Origin, OriginError};
 use sluice_filter::Compiled;
 use sluice_lake::{Columns, LakeError, Query};
 use sluice_model::{position, Bus, Event, Header, Outgoing};
@@ -143,40 +144,23 @@ pub fn outgoing(event: Event, opts: &ReplayOptions) -> Outgoing {
             .into_bytes(),
         ),
     });
-    let mut key = event.key;
-    if opts.to_bus == Bus::Kafka && key.is_none() {
-        key = source_routing_key.clone().map(String::into_bytes);
-    }
-    // Kafka has no properties, and SQS only its own: carry the others in a header.
-    let carry = match opts.to_bus {
-        Bus::Kafka => true,
-        Bus::Sqs => event.bus != Bus::Sqs,
-        Bus::Amqp => false,
-    };
-    if let (true, Some(p)) = (carry, &properties) {
+    // Kafka has no properties, and SQS only its own: the destination's conventions say
+    // whether they travel in a header.
+    let to = sluice_bus::conventions(opts.to_bus);
+    if let (false, Some(p)) = (to.keeps_properties_of(event.bus), &properties) {
         headers.push(Header {
             key: PROPERTIES_HEADER.into(),
             value: Some(p.clone().into_bytes()),
         });
     }
-    // Only AMQP publishes with a routing key; building one per Kafka message showed in profiles.
-    let routing_key = (opts.to_bus == Bus::Amqp)
-        .then(|| {
-            opts.routing_key.clone().or(source_routing_key).or_else(|| {
-                key.as_deref()
-                    .and_then(|k| std::str::from_utf8(k).ok())
-                    .map(str::to_string)
-            })
-        })
-        .flatten();
-    Outgoing {
+    let mut out = Outgoing {
         target: opts.target.clone(),
         partition: if opts.keep_partition {
             event.partition
         } else {
             None
         },
-        key,
+        key: event.key,
         headers,
         timestamp_us: event.timestamp_us,
         payload: match opts.edited.as_ref().and_then(|m| m.get(&event.id)) {
@@ -184,9 +168,11 @@ pub fn outgoing(event: Event, opts: &ReplayOptions) -> Outgoing {
             None => event.payload,
         },
         properties,
-        routing_key,
+        routing_key: None,
         event_id: event.id,
-    }
+    };
+    to.address(&mut out, source_routing_key, opts.routing_key.as_deref());
+    out
 }
 
 fn routing_key_of(properties: &str) -> Option<String> {
@@ -396,20 +382,20 @@ fn finish(
 }
 
 /// Where an event goes back to (`replay --to-origin`).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Origin {
-    pub connection: String,
-    /// Topic, exchange (`""` is RabbitMQ's default exchange) or queue.
-    pub target: String,
-    pub routing_key: Option<String>,
-}
-
-/// The origin of a dead-lettered or replayed event, from what dead-letter mechanisms and Sluice
-/// leave: RabbitMQ's `x-death` header (first entry: exchange and routing key), SQS's
-/// `DeadLetterQueueSourceArn` attribute, Kafka's `x-original-topic` or Spring's
-/// `kafka_dlt-original-topic` header (same connection), or the `sluice-source` position of a
-/// Sluice replay.
-pub fn origin(event: &Event) -> Result<Origin, String> {
+/// The origin of a dead-lettered or replayed event: first from the dead-letter marks of the
+/// event's own bus (its latest dead-lettering), then from any other bus's (an event may have
+/// travelled between buses), then from the `sluice-source` position of a Sluice replay.
+pub fn origin(event: &Event) -> Result<Origin, OriginError> {
+    let own = sluice_bus::conventions(event.bus);
+    let others = Bus::ALL
+        .into_iter()
+        .filter(|b| *b != event.bus)
+        .map(sluice_bus::conventions);
+    for c in std::iter::once(own).chain(others) {
+        if let Some(found) = c.dead_letter_origin(event) {
+            return found;
+        }
+    }
     let header = |k: &str| {
         event
             .headers
@@ -418,53 +404,6 @@ pub fn origin(event: &Event) -> Result<Origin, String> {
             .and_then(|h| h.value.as_deref())
             .and_then(|v| std::str::from_utf8(v).ok())
     };
-    if let Some(death) = header("x-death") {
-        let v: serde_json::Value = serde_json::from_str(death)
-            .map_err(|e| format!("the x-death header is not readable: {e}"))?;
-        let first = v
-            .as_array()
-            .and_then(|a| a.first())
-            .ok_or("the x-death header is empty")?;
-        let text = |k: &str| first.get(k).and_then(|x| x.as_str()).map(str::to_string);
-        let routing_key = first
-            .get("routing-keys")
-            .and_then(|r| r.as_array())
-            .and_then(|a| a.first())
-            .and_then(|r| r.as_str())
-            .map(str::to_string)
-            .or_else(|| text("queue"));
-        return Ok(Origin {
-            connection: event.connection.clone(),
-            target: text("exchange").unwrap_or_default(),
-            routing_key,
-        });
-    }
-    // SQS marks a message it moved to a dead-letter queue with the queue it came from.
-    let sqs_source = event
-        .properties
-        .as_deref()
-        .and_then(|p| serde_json::from_str::<serde_json::Value>(p).ok())
-        .and_then(|p| {
-            p.get("DeadLetterQueueSourceArn")?
-                .as_str()
-                .map(str::to_string)
-        });
-    if let Some(arn) = sqs_source {
-        return Ok(Origin {
-            connection: event.connection.clone(),
-            target: arn.rsplit(':').next().unwrap_or(&arn).to_string(),
-            routing_key: None,
-        });
-    }
-    for k in ["x-original-topic", "kafka_dlt-original-topic"] {
-        if let Some(t) = header(k) {
-            return Ok(Origin {
-                connection: event.connection.clone(),
-                target: t.to_string(),
-                routing_key: None,
-            });
-        }
-    }
     if let Some(src) = header(REPLAY_SOURCE_HEADER) {
         // CONNECTION/SOURCE/PARTITION/OFFSET; connection names never hold a `/`.
         let mut right = src.rsplitn(3, '/');
@@ -478,11 +417,14 @@ pub fn origin(event: &Event) -> Result<Origin, String> {
             });
         }
     }
-    Err(
-        "origin unknown: no x-death, x-original-topic, kafka_dlt-original-topic or sluice-source \
-         header, nor an SQS DeadLetterQueueSourceArn"
-            .into(),
-    )
+    let marks: Vec<&str> = Bus::ALL
+        .into_iter()
+        .map(|b| sluice_bus::conventions(b).dead_letter_marks())
+        .collect();
+    Err(OriginError(format!(
+        "origin unknown: no {}, nor a {REPLAY_SOURCE_HEADER} header",
+        marks.join(", ")
+    )))
 }
 
 /// A connection's writer and the bus it is on.
@@ -529,7 +471,7 @@ pub fn replay_to_origin(
         let o = match origin(&event).or_else(|why| fallback(&event).ok_or(why)) {
             Ok(o) => o,
             Err(why) => {
-                local.fail(event.id, why);
+                local.fail(event.id, why.to_string());
                 return true;
             }
         };
@@ -678,7 +620,7 @@ mod tests {
         );
     }
 
-    fn at(connection: &str, target: &str, rk: Option<&str>) -> Result<Origin, String> {
+    fn at(connection: &str, target: &str, rk: Option<&str>) -> Result<Origin, OriginError> {
         Ok(Origin {
             connection: connection.into(),
             target: target.into(),
@@ -719,9 +661,78 @@ mod tests {
         );
         assert!(origin(&event(&[], None))
             .unwrap_err()
+            .0
             .contains("origin unknown"));
         assert!(origin(&event(&[("x-death", "not json")], None))
             .unwrap_err()
+            .0
             .contains("x-death"));
+    }
+
+    /// The rules each destination bus's conventions apply (README, "Replay across buses").
+    #[test]
+    fn messages_are_addressed_by_the_destination_bus() {
+        let props = r#"{"routing_key":"orders.eu","content_type":"application/json"}"#;
+        let opts = |to_bus, routing_key: Option<&str>| ReplayOptions {
+            target: "t".into(),
+            to_bus,
+            routing_key: routing_key.map(str::to_string),
+            rate: None,
+            limit: None,
+            keep_partition: false,
+            replay_prefix: "lake:run".into(),
+            edited: None,
+            broker_timeout: DEFAULT_BROKER_TIMEOUT,
+        };
+        let carried = |o: &Outgoing| o.headers.iter().any(|h| h.key == PROPERTIES_HEADER);
+        let from_amqp = || event(&[], Some(props));
+
+        let k = outgoing(from_amqp(), &opts(Bus::Kafka, None));
+        assert_eq!(
+            k.key.as_deref(),
+            Some(&b"orders.eu"[..]),
+            "routing key becomes the key"
+        );
+        assert_eq!(k.routing_key, None);
+        assert!(carried(&k), "Kafka carries AMQP properties in a header");
+
+        let a = outgoing(from_amqp(), &opts(Bus::Amqp, None));
+        assert_eq!(a.routing_key.as_deref(), Some("orders.eu"));
+        assert!(!carried(&a) && a.properties.as_deref() == Some(props));
+        let given = outgoing(from_amqp(), &opts(Bus::Amqp, Some("given")));
+        assert_eq!(given.routing_key.as_deref(), Some("given"));
+        let keyed = Event {
+            key: Some(b"k1".to_vec()),
+            properties: None,
+            ..from_amqp()
+        };
+        let by_key = outgoing(keyed, &opts(Bus::Amqp, None));
+        assert_eq!(
+            by_key.routing_key.as_deref(),
+            Some("k1"),
+            "a UTF-8 key routes"
+        );
+
+        let q = outgoing(from_amqp(), &opts(Bus::Sqs, None));
+        assert!(
+            carried(&q) && q.key.is_none(),
+            "SQS keeps only its own attributes"
+        );
+        let from_sqs = Event {
+            bus: Bus::Sqs,
+            ..from_amqp()
+        };
+        assert!(!carried(&outgoing(from_sqs, &opts(Bus::Sqs, None))));
+
+        // Properties carried through Kafka come back on their own bus.
+        let through_kafka = Event {
+            bus: Bus::Kafka,
+            properties: None,
+            headers: k.headers.clone(),
+            ..from_amqp()
+        };
+        let back = outgoing(through_kafka, &opts(Bus::Amqp, None));
+        assert_eq!(back.properties.as_deref(), Some(props));
+        assert_eq!(back.routing_key.as_deref(), Some("orders.eu"));
     }
 }

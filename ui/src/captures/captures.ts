@@ -5,7 +5,7 @@
 import type { CaptureProgress, JobInfo } from '../bindings';
 import { call } from '../api';
 import { h, clear, formatBytes, formatCount, toast } from '../dom';
-import { hub, state, readModes, busOf } from '../app';
+import { hub, state, connectionKind, showReadModes, chosenMode } from '../app';
 
 export function rate(p: CaptureProgress): string {
   return p.elapsed_ms > 0 ? `${formatCount(Math.round((p.read * 1000) / p.elapsed_ms))}/s` : '—';
@@ -30,20 +30,20 @@ export class CapturesView {
 
   private renderForm() {
     const conn = h('select', { name: 'connection', 'aria-label': 'Connection', onchange: () => updateModes() }, state.connections.map((c) => h('option', { value: c.name, selected: state.selected?.connection === c.name }, c.name)));
-    const sources = h('input', { type: 'text', name: 'sources', placeholder: 'topics or queues, comma-separated', value: state.selected?.source ?? '' });
+    const sources = h('input', { type: 'text', name: 'sources', value: state.selected?.source ?? '' });
     const from = h('input', { type: 'text', name: 'from', value: 'end', class: 'narrow', list: 'from-options', title: 'beginning, end, -N, OFFSET or @TIME' });
     const mode = h('select', { name: 'mode', 'aria-label': 'Read mode' });
     const stopAtEnd = h('input', { type: 'checkbox', name: 'stop_at_end' });
     const updateModes = () => {
-      const bus = busOf(conn.value);
-      clear(mode, readModes(bus).map(([v, l]) => h('option', { value: v }, l)));
-      mode.hidden = bus === 'kafka';
+      const kind = connectionKind(conn.value);
+      showReadModes(mode, kind?.read_modes ?? []);
+      sources.placeholder = `${kind?.sources_noun ?? 'topics or queues'}, comma-separated`;
     };
     updateModes();
     const start = async () => {
       const list = sources.value.split(',').map((s) => s.trim()).filter(Boolean);
       try {
-        await call('capture_start', { connection: conn.value, sources: list, from: from.value, mode: busOf(conn.value) === 'kafka' ? null : mode.value, binding_key: null, max_messages: null, stop_at_end: stopAtEnd.checked });
+        await call('capture_start', { connection: conn.value, sources: list, from: from.value, mode: chosenMode(mode), binding_key: null, max_messages: null, stop_at_end: stopAtEnd.checked });
         toast(`Capturing ${list.join(', ')}`);
         this.refresh();
       } catch (e) {

@@ -1,18 +1,12 @@
-// Add or edit a Kafka, RabbitMQ or SQS connection, with each bus's auth options, and test it.
+// Add or edit a connection and test it. The form is drawn from the API's description of each
+// bus (`bus_kinds`): its label in the bus list, its fields, then the Schema Registry's.
 
 import type { ConnectionAdd } from '../bindings';
+import type { BusKind } from '../bindings';
 import { call, SluiceError } from '../api';
 import { h, clear, dialog, toast } from '../dom';
-import { loadConnections } from '../app';
-
-export function blankConnection(bus = 'kafka'): ConnectionAdd {
-  return {
-    name: '', bus, brokers: '', management_url: null, region: null, aws_profile: null, endpoint_url: null,
-    access_key_id: null, sasl_mechanism: null, username: null, password: null, tls: false, tls_ca: null,
-    tls_cert: null, tls_key: null, registry_url: null, registry_username: null, registry_password: null,
-    registry_token: null, replace: false,
-  };
-}
+import { loadConnections, loadKinds, state } from '../app';
+import { REGISTRY_FIELDS, fieldArgs, labelled, renderFields, type FormField, type Values } from './fields';
 
 /** What the test result says, by the error code the API returned. */
 export function describeTest(e: unknown): { ok: boolean; text: string } {
@@ -23,89 +17,81 @@ export function describeTest(e: unknown): { ok: boolean; text: string } {
   return { ok: false, text: String(e) };
 }
 
-function field(label: string, input: HTMLElement, hint?: string): HTMLElement {
-  return h('label', { class: 'field' }, h('span', {}, label), input, hint ? h('small', { class: 'muted' }, hint) : null);
+/** The form's fields and what they hold; a new connection starts on the first bus listed. */
+export class ConnectionForm {
+  readonly el: HTMLFormElement;
+  /** Where saving and testing report. */
+  readonly result: HTMLElement;
+  readonly values: Values;
+
+  constructor(private kinds: BusKind[], private editing: boolean, existing?: ConnectionAdd) {
+    this.values = existing ? { ...(existing as unknown as Values) } : { name: '', bus: kinds[0]?.bus ?? '' };
+    this.el = h('form', { class: 'form', onsubmit: (e: Event) => e.preventDefault() });
+    this.result = h('div', { class: 'test-result', role: 'status' });
+    this.render();
+  }
+
+  kind(): BusKind | undefined {
+    return this.kinds.find((k) => k.bus === this.values.bus);
+  }
+
+  private fields(): FormField[] {
+    return [...(this.kind()?.fields ?? []), ...REGISTRY_FIELDS];
+  }
+
+  /** `connection_add`'s arguments: the name, the bus and what its shown fields hold. */
+  args(): ConnectionAdd {
+    const args = { name: String(this.values.name ?? ''), bus: String(this.values.bus ?? ''), ...fieldArgs(this.fields(), this.values), replace: this.editing };
+    // The generated type spells out each bus's settings; the form builds them from the description.
+    return args as unknown as ConnectionAdd;
+  }
+
+  private render() {
+    const v = this.values;
+    const name = h('input', { type: 'text', name: 'name', value: String(v.name ?? ''), oninput: (e: Event) => (v.name = (e.target as HTMLInputElement).value), ...(this.editing ? { readonly: '' } : { required: '', placeholder: 'local' }) });
+    const bus = h('select', { name: 'bus', disabled: this.editing, onchange: (e: Event) => { v.bus = (e.target as HTMLSelectElement).value; this.render(); } },
+      this.kinds.map((k) => h('option', { value: k.bus, selected: v.bus === k.bus }, k.label)));
+    clear(this.el, labelled('Name', name), labelled('Bus', bus), renderFields(this.fields(), v, this.editing), this.result);
+  }
 }
 
-export function openConnectionForm(existing?: ConnectionAdd) {
-  const c: ConnectionAdd = existing ? { ...existing } : blankConnection();
-  const editing = Boolean(existing);
-  const body = h('form', { class: 'form', onsubmit: (e: Event) => e.preventDefault() });
-  const result = h('div', { class: 'test-result', role: 'status' });
-  const text = (k: keyof ConnectionAdd, attrs: Record<string, string> = {}) =>
-    h('input', { type: 'text', name: k, value: (c[k] as string | null) ?? '', oninput: (e: Event) => ((c as Record<string, unknown>)[k] = (e.target as HTMLInputElement).value || null), ...attrs });
-
-  // A Schema Registry for framed payloads: basic auth (user and password) or a bearer token.
-  const registryFields = () => [
-    field('Schema Registry', text('registry_url', { placeholder: 'http://127.0.0.1:8081' }), 'optional: decodes Confluent-framed Avro, protobuf and JSON Schema'),
-    ...(c.registry_url ? [
-      field('Registry user', text('registry_username'), 'optional: basic auth'),
-      c.registry_username
-        ? field('Registry password', text('registry_password', { type: 'password', placeholder: editing ? '(unchanged)' : '' }))
-        : field('Registry token', text('registry_token', { type: 'password', placeholder: editing ? '(unchanged)' : '' }), 'optional: bearer token'),
-    ] : []),
-  ];
-
-  const render = () => {
-    const bus = h('select', { name: 'bus', disabled: editing, onchange: (e: Event) => { c.bus = (e.target as HTMLSelectElement).value; render(); } },
-      [['kafka', 'Kafka'], ['amqp', 'RabbitMQ (AMQP)'], ['sqs', 'Amazon SQS']].map(([v, l]) => h('option', { value: v, selected: c.bus === v }, l)));
-    const common = [field('Name', text('name', editing ? { readonly: '' } : { required: '', placeholder: 'local' })), field('Bus', bus)];
-    let specific: HTMLElement[] = [];
-    if (c.bus === 'kafka') {
-      const mech = h('select', { name: 'sasl_mechanism', onchange: (e: Event) => { c.sasl_mechanism = (e.target as HTMLSelectElement).value || null; render(); } },
-        [['', 'none'], ['PLAIN', 'PLAIN'], ['SCRAM-SHA-256', 'SCRAM-SHA-256'], ['SCRAM-SHA-512', 'SCRAM-SHA-512']].map(([v, l]) => h('option', { value: v, selected: (c.sasl_mechanism ?? '') === v }, l)));
-      specific = [
-        field('Brokers', text('brokers', { placeholder: '127.0.0.1:9092' }), 'HOST:PORT, comma-separated'),
-        field('SASL', mech),
-        ...(c.sasl_mechanism ? [field('Username', text('username')), field('Password', text('password', { type: 'password', placeholder: editing ? '(unchanged)' : '' }))] : []),
-        h('label', { class: 'check' }, h('input', { type: 'checkbox', name: 'tls', checked: c.tls, onchange: (e: Event) => { c.tls = (e.target as HTMLInputElement).checked; render(); } }), 'TLS'),
-        ...(c.tls ? [field('CA file', text('tls_ca', { placeholder: '/path/ca.pem' })), field('Client certificate', text('tls_cert')), field('Client key', text('tls_key'))] : []),
-        ...registryFields(),
-      ];
-    } else if (c.bus === 'amqp') {
-      specific = [
-        field('URL', text('brokers', { placeholder: 'amqp://guest@127.0.0.1:5672/%2f' }), 'amqp[s]://USER@HOST:PORT/VHOST'),
-        field('Password', text('password', { type: 'password', placeholder: editing ? '(unchanged)' : '' })),
-        field('Management API', text('management_url', { placeholder: 'http://127.0.0.1:15672' }), 'for listing exchanges and queues with counts'),
-      ];
-    } else {
-      specific = [
-        field('Region', text('region', { placeholder: 'eu-west-1' })),
-        field('AWS profile', text('aws_profile'), 'optional: a named profile'),
-        field('Endpoint URL', text('endpoint_url'), 'optional: another endpoint (LocalStack, moto)'),
-        field('Access key id', text('access_key_id'), 'optional: static credentials'),
-        ...(c.access_key_id ? [field('Secret access key', text('password', { type: 'password', placeholder: editing ? '(unchanged)' : '' }))] : []),
-      ];
+export async function openConnectionForm(existing?: ConnectionAdd) {
+  if (!state.kinds.length) {
+    try {
+      await loadKinds();
+    } catch (e) {
+      return toast((e as Error).message, 'error');
     }
-    clear(body, common, specific, result);
-  };
-  render();
+  }
+  const editing = Boolean(existing);
+  const form = new ConnectionForm(state.kinds, editing, existing);
+  const name = () => String(form.values.name ?? '');
 
   const save = async () => {
     try {
-      const added = await call('connection_add', { ...c, replace: editing });
+      const added = await call('connection_add', form.args());
       if (added.warning) toast(added.warning);
       await loadConnections();
       return true;
     } catch (e) {
-      clear(result, h('span', { class: 'bad' }, (e as Error).message));
+      clear(form.result, h('span', { class: 'bad' }, (e as Error).message));
       return false;
     }
   };
   const test = async () => {
-    clear(result, h('span', { class: 'muted' }, 'Testing…'));
+    clear(form.result, h('span', { class: 'muted' }, 'Testing…'));
     if (!(await save())) return;
     try {
-      const health = await call('connection_test', { name: c.name });
-      clear(result, h('span', { class: 'good' }, `Reachable: ${health.sources} topics/queues seen in ${health.latency_ms} ms`),
+      const health = await call('connection_test', { name: name() });
+      const seen = form.kind()?.sources_noun ?? 'topics/queues';
+      clear(form.result, h('span', { class: 'good' }, `Reachable: ${health.sources} ${seen} seen in ${health.latency_ms} ms`),
         health.registry ? h('div', { class: 'good' }, health.registry) : null);
     } catch (e) {
-      const d = describeTest(e);
-      clear(result, h('span', { class: 'bad' }, d.text));
+      clear(form.result, h('span', { class: 'bad' }, describeTest(e).text));
     }
   };
-  const d = dialog(editing ? `Edit ${c.name}` : 'Add connection', body, [
+  const d = dialog(editing ? `Edit ${name()}` : 'Add connection', form.el, [
     h('button', { class: 'ghost', onclick: test }, 'Save and test'),
-    h('button', { class: 'primary', onclick: async () => { if (await save()) { d.close(); toast(`Saved ${c.name}`); } } }, 'Save'),
+    h('button', { class: 'primary', onclick: async () => { if (await save()) { d.close(); toast(`Saved ${name()}`); } } }, 'Save'),
   ]);
 }

@@ -4,7 +4,7 @@
 import type { SourceInfo } from '../bindings';
 import { call } from '../api';
 import { h, clear, formatCount, toast } from '../dom';
-import { hub, state, loadConnections, select } from '../app';
+import { hub, state, loadConnections, select, kindOf } from '../app';
 import { openConnectionForm } from './form';
 import { describeTest } from './form';
 
@@ -92,7 +92,7 @@ export class Sidebar {
           sources.map((s) => {
             const sel = state.selected?.connection === c.name && state.selected?.source === s.name;
             return h('li', {},
-              h('button', { class: `source${sel ? ' selected' : ''}`, title: s.kind ?? 'topic', 'data-source': s.name,
+              h('button', { class: `source${sel ? ' selected' : ''}`, title: s.kind ?? kindOf(c.bus)?.source_noun ?? 'topic', 'data-source': s.name,
                 onclick: () => select({ connection: c.name, source: s.name, bus: c.bus }) },
                 h('span', { class: 'source-name' }, s.name || '(default)'),
                 h('span', { class: 'counts' }, sourceCounts(s))));

@@ -1,5 +1,9 @@
 import { describe, expect, it, vi } from 'vitest';
-import { complete, errorColumn, FilterBar } from './filterbar';
+import { complete, filterProblem, FilterBar, help } from './filterbar';
+import { SluiceError } from '../api';
+import { state } from '../app';
+import type { BusKind } from '../bindings';
+import kinds from '../connections/bus-kinds.fixture.json';
 
 describe('completion', () => {
   const fields = ['order.customer.id', 'order.total', 'status', 'items[0].sku', 'header.trace-id'];
@@ -23,15 +27,27 @@ describe('completion', () => {
 });
 
 describe('errors', () => {
-  it('reads the column out of the API message', () => {
-    expect(errorColumn('filter error at column 10: expected a value after `=`')).toBe(10);
-    expect(errorColumn('something else')).toBeNull();
+  it('takes the column from the API error, never from its text', () => {
+    const e = new SluiceError({ code: 'filter', message: 'filter error at col 7: expected a value after `=`', column: 7 });
+    expect(filterProblem(e)).toEqual({ message: 'filter error at col 7: expected a value after `=`', column: 7 });
+    expect(filterProblem(new SluiceError({ code: 'filter', message: 'filter error at column 10: no column field' })).column).toBeNull();
+    expect(filterProblem(new Error('something else'))).toEqual({ message: 'something else', column: null });
+  });
+
+  it('marks the column the error field names', async () => {
+    const bar = new FilterBar(() => undefined, async () => filterProblem(new SluiceError({ code: 'filter', message: 'filter error at col 7: expected a value', column: 7 })));
+    bar.input.value = 'a = 1 (';
+    bar.input.dispatchEvent(new Event('input'));
+    await vi.waitFor(() => expect(bar.el.querySelector('.caret-line')).not.toBeNull());
+    expect(bar.el.querySelector('.caret-line')!.textContent).toBe('a = 1 (\n      ^');
+    expect(bar.el.querySelector('.filter-error span')!.textContent).toBe('filter error at col 7: expected a value');
+    expect(bar.input.classList.contains('invalid')).toBe(true);
   });
 
   it('draws a caret under the column and marks the input', () => {
     const bar = new FilterBar(() => undefined);
     bar.set('amount > ');
-    bar.showError('filter error at column 10: expected a value after `>`');
+    bar.showError({ message: 'filter error at column 10: expected a value after `>`', column: 10 });
     const caret = bar.el.querySelector('.caret-line')!.textContent!;
     expect(caret.split('\n')[1]).toBe(' '.repeat(9) + '^');
     expect(bar.input.classList.contains('invalid')).toBe(true);
@@ -52,5 +68,26 @@ describe('errors', () => {
     bar.input.value += ' = 42';
     bar.input.dispatchEvent(new KeyboardEvent('keydown', { key: 'Enter' }));
     expect(submit).toHaveBeenCalledWith('order.customer.id = 42');
+  });
+});
+
+describe('syntax help', () => {
+  it('names the buses whose messages have properties, from their descriptions', () => {
+    const line = (k: BusKind[]) => help(k).find(([ex]) => ex.startsWith('header.'))![1];
+    expect(line(kinds as BusKind[])).toBe('a header; property.NAME for RabbitMQ (AMQP) and Amazon SQS properties');
+    expect(line([])).toBe('a header');
+  });
+
+  it('opens on ?', () => {
+    state.kinds = kinds as BusKind[];
+    const bar = new FilterBar(() => undefined);
+    const button = bar.el.querySelector<HTMLButtonElement>('button[aria-label="Filter syntax help"]')!;
+    button.click();
+    expect(bar.el.querySelector('.filter-help')!.hasAttribute('hidden')).toBe(false);
+    expect(bar.el.querySelectorAll('.filter-help tr').length).toBe(10);
+    expect(bar.el.querySelector('.filter-help')!.textContent).toContain('Amazon SQS properties');
+    button.click();
+    expect(bar.el.querySelector('.filter-help')!.hasAttribute('hidden')).toBe(true);
+    state.kinds = [];
   });
 });

@@ -1,21 +1,31 @@
 // The filter bar: the CLI's filter language with completion of field paths seen in the data,
-// syntax help, and errors that point at the column the parser named.
+// syntax help, and errors that point at the column the API's error names.
 
 import { h, clear } from '../dom';
+import { SluiceError } from '../api';
+import { state } from '../app';
+import type { BusKind } from '../bindings';
 
 export const METADATA_FIELDS = [
   'source', 'topic', 'partition', 'offset', 'key', 'schema', 'decode_error', 'event.id', 'event.bus', 'connection',
   'routing_key', 'event.exchange', 'exists(', 'after:', 'before:', 'last:15m',
 ];
 
-export const HELP: [string, string][] = [
+/** The syntax help; which buses have `property.NAME` comes from their descriptions. */
+export function help(kinds: BusKind[]): [string, string][] {
+  const withProperties = kinds.filter((k) => k.capabilities.properties).map((k) => k.label);
+  const properties = withProperties.length ? `; property.NAME for ${withProperties.join(' and ')} properties` : '';
+  return HELP.map(([ex, what]) => [ex, ex.startsWith('header.') ? `a header${properties}` : what]);
+}
+
+const HELP: [string, string][] = [
   ['"payment declined"', 'free text anywhere in the decoded or text payload (any case)'],
   ['order.customer.id = 42', 'a decoded field by path; items[0].sku for arrays'],
   ['status in ("FAILED", "RETRY")', 'one of several values'],
   ['amount > 100.5', 'comparisons: = != < <= > >= and ~ (regex or substring)'],
   ['exists(refund)', 'the field is present'],
   ['source = orders and partition = 3', 'metadata: source/topic, partition, offset, key, schema; event.id, event.bus'],
-  ['header.trace-id = "x"', 'a header; property.NAME for AMQP/SQS properties'],
+  ['header.trace-id = "x"', 'a header'],
   ['decode_error exists', 'events that failed to decode'],
   ['after:2026-11-20T10:00:00Z  last:15m', 'time: after:, before:, last:'],
   ['not (a or b) and c', 'and, or, not, parentheses'],
@@ -36,10 +46,12 @@ export function complete(text: string, caret: number, fields: string[]): { from:
   return { from, to: caret, items: [...starts.sort(), ...inside.sort()].slice(0, 12) };
 }
 
-/** `filter error at column 10: expected ...` → 10. */
-export function errorColumn(message: string): number | null {
-  const m = /column (\d+)/.exec(message);
-  return m ? Number(m[1]) : null;
+/** A filter the API refused: its message and, for a syntax error, the column (from 1). */
+export type FilterProblem = { message: string; column: number | null };
+
+/** The problem an API call that took a filter failed with. */
+export function filterProblem(e: unknown): FilterProblem {
+  return { message: e instanceof Error ? e.message : String(e), column: e instanceof SluiceError ? e.column : null };
 }
 
 export class FilterBar {
@@ -53,7 +65,7 @@ export class FilterBar {
   private range = { from: 0, to: 0 };
   fields: string[] = [];
 
-  constructor(private onSubmit: (filter: string) => void, private check?: (filter: string) => Promise<string | null>) {
+  constructor(private onSubmit: (filter: string) => void, private check?: (filter: string) => Promise<FilterProblem | null>) {
     this.input = h('input', {
       type: 'text', class: 'filter-input', spellcheck: 'false', autocomplete: 'off',
       placeholder: 'Filter: status = "FAILED" and amount > 100   (press / to focus)', 'aria-label': 'Filter',
@@ -61,13 +73,12 @@ export class FilterBar {
     });
     this.list = h('ul', { class: 'completions', role: 'listbox', hidden: true });
     this.error = h('div', { class: 'filter-error', role: 'alert', hidden: true });
-    this.help = h('div', { class: 'filter-help', hidden: true },
-      h('table', {}, HELP.map(([ex, what]) => h('tr', {}, h('td', {}, h('code', {}, ex)), h('td', {}, what)))));
+    this.help = h('div', { class: 'filter-help', hidden: true });
     this.el = h('div', { class: 'filter-bar' },
       h('div', { class: 'filter-row' },
         this.input,
         h('button', { class: 'primary', onclick: () => this.submit(), title: 'Search (Enter)' }, 'Search'),
-        h('button', { class: 'ghost', 'aria-label': 'Filter syntax help', title: 'Filter syntax', onclick: () => (this.help.hidden = !this.help.hidden) }, '?'),
+        h('button', { class: 'ghost', 'aria-label': 'Filter syntax help', title: 'Filter syntax', onclick: () => this.toggleHelp() }, '?'),
       ),
       this.list, this.error, this.help);
   }
@@ -80,19 +91,25 @@ export class FilterBar {
     this.input.value = filter;
   }
 
-  showError(message: string | null) {
-    if (!message) {
+  showError(problem: FilterProblem | null) {
+    if (!problem) {
       this.error.hidden = true;
       this.input.classList.remove('invalid');
       return;
     }
-    const col = errorColumn(message);
+    const { message, column: col } = problem;
     this.input.classList.add('invalid');
     const text = this.input.value;
     clear(this.error,
       col !== null ? h('pre', { class: 'caret-line' }, text + '\n' + ' '.repeat(Math.max(0, col - 1)) + '^') : null,
       h('span', {}, message));
     this.error.hidden = false;
+  }
+
+  /** Drawn when opened: the buses are known by then. */
+  private toggleHelp() {
+    clear(this.help, h('table', {}, help(state.kinds).map(([ex, what]) => h('tr', {}, h('td', {}, h('code', {}, ex)), h('td', {}, what)))));
+    this.help.hidden = !this.help.hidden;
   }
 
   private submit() {

@@ -5,7 +5,7 @@
 import type { EventRow } from '../bindings';
 import { call, downloadExport, inBrowser } from '../api';
 import { h, clear, formatCount, dialog, toast } from '../dom';
-import { FilterBar } from './filterbar';
+import { FilterBar, filterProblem } from './filterbar';
 import { HistogramView, isoUs } from './histogram';
 import { VirtualList } from '../virtual';
 import { renderDetail } from '../detail/detail';
@@ -56,7 +56,7 @@ export class SearchView {
         await call('filter_check', { filter: f });
         return null;
       } catch (e) {
-        return (e as Error).message;
+        return filterProblem(e);
       }
     });
     this.hist = new HistogramView((a, b) => { this.range = [a, b]; this.refresh(); });
@@ -198,7 +198,7 @@ export class SearchView {
       this.list.setTotal(0);
       this.hist.set(null);
       this.status.textContent = '';
-      this.bar.showError((e as Error).message);
+      this.bar.showError(filterProblem(e));
     }
   }
 

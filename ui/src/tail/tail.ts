@@ -5,7 +5,7 @@
 import type { EventView, JobUpdate } from '../bindings';
 import { call, watchJob } from '../api';
 import { h, clear, formatCount, toast } from '../dom';
-import { hub, state, readModes } from '../app';
+import { hub, state, readModes, showReadModes, chosenMode } from '../app';
 import { VirtualList } from '../virtual';
 import { renderDetail } from '../detail/detail';
 
@@ -66,8 +66,7 @@ export class TailView {
     hub.on('select', (s) => {
       if (!s) return;
       this.title.textContent = `${s.connection}:${s.source || '(default)'}`;
-      clear(this.mode, readModes(s.bus).map(([v, l]) => h('option', { value: v }, l)));
-      this.mode.hidden = s.bus === 'kafka';
+      showReadModes(this.mode, readModes(s.bus));
       if (this.job) this.stop().then(() => this.start());
     });
   }
@@ -137,7 +136,7 @@ export class TailView {
     if (!s) return toast('Pick a source in the sidebar first', 'error');
     this.clearBuffer();
     try {
-      this.job = await call('tail_start', { connection: s.connection, sources: [s.source], from: this.from.value, mode: s.bus === 'kafka' ? null : this.mode.value, binding_key: null, max_messages: null, stop_at_end: false });
+      this.job = await call('tail_start', { connection: s.connection, sources: [s.source], from: this.from.value, mode: chosenMode(this.mode), binding_key: null, max_messages: null, stop_at_end: false });
     } catch (e) {
       return toast((e as Error).message, 'error');
     }

@@ -7,11 +7,15 @@
 
 mod browse;
 mod config;
+mod conventions;
 mod properties;
+mod settings;
 mod sink;
 mod source;
 
 pub use config::{split_password, AmqpConfig};
+pub use conventions::AmqpConventions;
+pub use settings::AmqpSettings;
 
 use crate::{BusError, Connector, Health, ReadOptions, Reader, SourceInfo, Writer};
 use lapin::options::{ExchangeDeclareOptions, QueueDeclareOptions};

@@ -2,10 +2,14 @@
 
 mod browse;
 mod config;
+mod conventions;
+mod settings;
 mod sink;
 mod source;
 
 pub use config::{KafkaConfig, Sasl, SaslMechanism, Tls};
+pub use conventions::KafkaConventions;
+pub use settings::KafkaSettings;
 
 use crate::{BusError, Connector, Health, ReadOptions, Reader, SourceInfo, Writer};
 use sluice_model::{Bus, StartFrom};

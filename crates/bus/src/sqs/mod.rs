@@ -7,15 +7,22 @@
 
 mod browse;
 mod config;
+mod conventions;
+mod settings;
 mod sink;
 mod source;
 
 pub use config::SqsConfig;
+pub use conventions::SqsConventions;
+pub use settings::SqsSettings;
 
 use crate::{BusError, Connector, Health, ReadOptions, Reader, SourceInfo, Writer};
 use aws_sdk_sqs::error::{DisplayErrorContext, SdkError};
 use sluice_model::{Bus, StartFrom};
 use std::time::Duration;
+
+/// SQS's limit on message attributes.
+pub(crate) const MAX_ATTRIBUTES: usize = 10;
 
 /// An SQS connection: settings plus the name used in errors and event ids.
 #[derive(Clone)]

@@ -7,6 +7,7 @@
 
 use super::browse::url_of;
 use super::Sqs;
+use super::MAX_ATTRIBUTES;
 use crate::{BusError, Delivery, Writer};
 use aws_sdk_sqs::primitives::Blob;
 use aws_sdk_sqs::types::{MessageAttributeValue, SendMessageBatchRequestEntry};
@@ -15,8 +16,6 @@ use sluice_model::Outgoing;
 use std::collections::HashMap;
 use std::time::Duration;
 
-/// SQS's limit on message attributes.
-const MAX_ATTRIBUTES: usize = 10;
 const RETRIES: usize = 2;
 /// Longest wait for one SendMessageBatch answer before the batch counts as unknown, unless
 /// the caller sets another (`Writer::set_timeout`).

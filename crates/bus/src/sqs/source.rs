@@ -156,7 +156,7 @@ impl SqsReader {
                                 Err(e) if transient(&e) => {
                                     if let Ok(mut f) = failing.lock() {
                                         *f = Some(format!(
-                                            "{}",
+                                            "ReceiveMessage: {}",
                                             aws_sdk_sqs::error::DisplayErrorContext(&e)
                                         ));
                                     }
@@ -366,20 +366,30 @@ impl SqsReader {
         } else {
             SETTLE_TIMEOUT + Duration::from_millis(10) * (delete.len() + give_back.len()) as u32
         };
-        self.rt.block_on(async {
-            tokio::time::timeout(budget, settling)
-                .await
-                .unwrap_or_else(|_| {
-                    Err(BusError::Unreachable {
-                        what: what.clone(),
-                        reason: format!(
-                            "messages read were not settled within {} s: drained ones not \
-                             deleted stay in the queue (and are in the lake), the rest become \
-                             visible again after their visibility timeout",
-                            budget.as_secs()
-                        ),
-                    })
-                })
+        // The timer must be made inside the runtime: outside it, tokio panics (no reactor).
+        let settled = self
+            .rt
+            .block_on(async { tokio::time::timeout(budget, settling).await });
+        settled.unwrap_or_else(|_| {
+            // A settle with no answer is as much a sign of a failing endpoint as a receive
+            // with none: say so at once rather than after the receives' own 8 s timeout.
+            if let Ok(mut f) = self.failing.lock() {
+                f.get_or_insert_with(|| {
+                    format!(
+                        "DeleteMessageBatch: no answer within {} s",
+                        budget.as_secs()
+                    )
+                });
+            }
+            Err(BusError::Unreachable {
+                what: what.clone(),
+                reason: format!(
+                    "messages read were not settled within {} s: drained ones not \
+                     deleted stay in the queue (and are in the lake), the rest become \
+                     visible again after their visibility timeout",
+                    budget.as_secs()
+                ),
+            })
         })
     }
 }
@@ -445,7 +455,7 @@ impl Reader for SqsReader {
         Some(Trouble {
             since: *self.answered.lock().ok()?,
             what: self.what.clone(),
-            reason: format!("ReceiveMessage: {reason}"),
+            reason,
         })
     }
 }
@@ -454,7 +464,9 @@ impl Drop for SqsReader {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
         // Whatever was not settled becomes visible again rather than waiting out its timeout.
-        if !self.handles.is_empty() {
+        // Not when the endpoint is already failing: the end of the capture made that last
+        // try, and a second one would hold the exit for another 2 s.
+        if !self.handles.is_empty() && self.trouble().is_none() {
             let _ = self.settle(0);
         }
     }

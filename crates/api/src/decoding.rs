@@ -1,0 +1,226 @@
+//! What decodes what: stored schemas, topic mappings, type detection, re-decoding what the
+//! lake holds, and the decoders a capture or tail builds from them.
+
+use crate::capture::{EventBuilder, TopicDecoders};
+use crate::config::{Config, Mapping};
+use crate::error::{ApiError, ErrorCode, Result};
+use crate::{registry, schemas, SchemaAdded, Sluice};
+use serde::Serialize;
+use sluice_bus::ReadOptions;
+use sluice_codec::Decoder;
+use sluice_lake::{RedecodeProgress, Redecoded, StoredPayload};
+use sluice_model::StartFrom;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Debug, Clone, Serialize, ts_rs::TS)]
+pub struct SchemaListing {
+    pub message_types: Vec<String>,
+    pub mappings: Vec<Mapping>,
+}
+
+impl Sluice {
+    pub fn schema_add(&self, paths: &[PathBuf], includes: &[PathBuf]) -> Result<SchemaAdded> {
+        schemas::add(&self.config_dir, paths, includes)
+    }
+
+    pub fn schema_list(&self) -> Result<SchemaListing> {
+        Ok(SchemaListing {
+            message_types: schemas::load(&self.config_dir)?.message_types(),
+            mappings: self.config()?.mappings,
+        })
+    }
+
+    pub fn schema_map(
+        &self,
+        connection: &str,
+        topic: &str,
+        value_type: &str,
+        key_type: Option<&str>,
+    ) -> Result<Mapping> {
+        let mut cfg = self.config()?;
+        cfg.connection(connection)?;
+        let set = schemas::load(&self.config_dir)?;
+        let value_type = set.type_codec(value_type)?.type_name().to_string();
+        let key_type = key_type
+            .map(|k| set.type_codec(k).map(|c| c.type_name().to_string()))
+            .transpose()?;
+        let mapping = Mapping {
+            connection: connection.into(),
+            topic: topic.into(),
+            value_type,
+            key_type,
+        };
+        cfg.mappings
+            .retain(|m| !(m.connection == connection && m.topic == topic));
+        cfg.mappings.push(mapping.clone());
+        cfg.save(&self.config_dir)?;
+        Ok(mapping)
+    }
+
+    /// Re-decodes what the lake holds for `connection`/`topic` with its current mapping (or by
+    /// sniffing when it has none), without reading the bus again. `progress` is told after
+    /// each file and stops the work by returning false.
+    pub fn redecode(
+        &self,
+        connection: &str,
+        topic: &str,
+        progress: &mut dyn FnMut(&RedecodeProgress) -> bool,
+    ) -> Result<RedecodeProgress> {
+        let topics = [topic.to_string()];
+        let builder = self.event_builder(connection, &topics, usize::MAX)?;
+        let d = builder.decoders.get(topic).cloned().unwrap_or_default();
+        let decode = move |s: StoredPayload<'_>| {
+            let (decoded, key_decoded) = d.decode(s.payload, !s.truncated, s.key, &s.headers);
+            Redecoded {
+                schema: decoded.schema,
+                encoding: decoded
+                    .encoding
+                    .unwrap_or(sluice_model::Encoding::Binary)
+                    .as_str()
+                    .to_string(),
+                decoded: decoded.json,
+                payload_text: decoded.text,
+                decode_error: decoded.error,
+                key_decoded,
+            }
+        };
+        Ok(self
+            .lake()?
+            .redecode(connection, topic, &decode, progress)?)
+    }
+
+    /// Scores every known message type on `sample` payloads of `connection`/`topic`: those in
+    /// the lake, else the first ones read from the bus (for at most 10 seconds, writing
+    /// nothing). Best candidate first.
+    pub fn schema_detect(
+        &self,
+        connection: &str,
+        topic: &str,
+        sample: usize,
+    ) -> Result<Vec<sluice_codec::Candidate>> {
+        let set = schemas::load(&self.config_dir)?;
+        if set.message_types().is_empty() {
+            return Err(ApiError::new(
+                ErrorCode::InvalidInput,
+                "no message types known yet: add .proto files or descriptor sets first",
+            ));
+        }
+        let filter = format!(
+            "connection = {} and source = {}",
+            sluice_filter::quote(connection),
+            sluice_filter::quote(topic)
+        );
+        let mut payloads: Vec<Vec<u8>> = self
+            .search(&filter, sample as u64, 0)?
+            .into_iter()
+            .filter(|e| !e.truncated)
+            .map(|e| e.payload)
+            .collect();
+        if payloads.is_empty() {
+            let stop = Arc::new(AtomicBool::new(false));
+            let timer = stop.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_secs(10));
+                timer.store(true, std::sync::atomic::Ordering::Relaxed);
+            });
+            self.tail(
+                connection,
+                topic,
+                StartFrom::Beginning,
+                &ReadOptions::default(),
+                Some(sample as u64),
+                &stop,
+                &mut |e| {
+                    payloads.push(e.payload.clone());
+                    true
+                },
+            )?;
+        }
+        if payloads.is_empty() {
+            return Err(ApiError::new(
+                ErrorCode::NotFound,
+                format!("no events of {connection}:{topic} in the lake or on the bus to score types against"),
+            ));
+        }
+        let refs: Vec<&[u8]> = payloads.iter().map(Vec::as_slice).collect();
+        Ok(sluice_codec::detect(&set, &refs))
+    }
+
+    /// The mapped topics whose value or key type is one of `types`: what adding those types
+    /// should re-decode.
+    pub fn mappings_using(&self, types: &[String]) -> Result<Vec<Mapping>> {
+        Ok(self
+            .config()?
+            .mappings
+            .into_iter()
+            .filter(|m| {
+                types
+                    .iter()
+                    .any(|t| *t == m.value_type || m.key_type.as_deref() == Some(t.as_str()))
+            })
+            .collect())
+    }
+
+    /// Changes whenever the configuration (mappings, registries) or the schema store does:
+    /// the modification times and sizes of config.toml and of every stored schema.
+    pub(crate) fn decoding_fingerprint(
+        &self,
+    ) -> Vec<(PathBuf, Option<std::time::SystemTime>, u64)> {
+        let stat = |p: PathBuf| {
+            let m = std::fs::metadata(&p).ok();
+            let modified = m.as_ref().and_then(|m| m.modified().ok());
+            (p, modified, m.map_or(0, |m| m.len()))
+        };
+        let mut out = vec![stat(Config::path(&self.config_dir))];
+        if let Ok(rd) = std::fs::read_dir(self.config_dir.join("schemas")) {
+            let mut files: Vec<PathBuf> = rd.flatten().map(|e| e.path()).collect();
+            files.sort();
+            out.extend(files.into_iter().map(stat));
+        }
+        out
+    }
+
+    pub(crate) fn event_builder(
+        &self,
+        connection: &str,
+        topics: &[String],
+        max_payload_bytes: usize,
+    ) -> Result<EventBuilder> {
+        let cfg = self.config()?;
+        let mut decoders = HashMap::new();
+        let needs_schemas = topics.iter().any(|t| cfg.mapping(connection, t).is_some());
+        let set = if needs_schemas {
+            Some(schemas::load(&self.config_dir)?)
+        } else {
+            None
+        };
+        let profile = cfg.connection(connection)?;
+        let registry = registry::decoder(&self.config_dir, connection, profile)?;
+        for t in topics {
+            let mut d = TopicDecoders {
+                value: Decoder::sniffing().with_registry(registry.clone()),
+                key: None,
+            };
+            if let (Some(m), Some(set)) = (cfg.mapping(connection, t), &set) {
+                d.value =
+                    Decoder::typed(set.type_codec(&m.value_type)?).with_registry(registry.clone());
+                if let Some(k) = &m.key_type {
+                    d.key =
+                        Some(Decoder::typed(set.type_codec(k)?).with_registry(registry.clone()));
+                }
+            }
+            decoders.insert(t.clone(), d);
+        }
+        Ok(EventBuilder {
+            connection: connection.into(),
+            bus: profile.settings.bus(),
+            decoders,
+            max_payload_bytes,
+            decode: true,
+        })
+    }
+}

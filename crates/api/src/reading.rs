@@ -1,0 +1,122 @@
+//! Reading a bus: tail (shows, stores nothing) and capture (into the lake).
+
+use crate::capture::{
+    self, CaptureOptions, CaptureProgress, EventBuilder, DEFAULT_MAX_PAYLOAD_BYTES,
+};
+use crate::error::{ApiError, ErrorCode, Result};
+use crate::Sluice;
+use sluice_bus::{QueueRead, ReadOptions};
+use sluice_lake::Query;
+use sluice_model::{Event, StartFrom};
+use std::collections::HashMap;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+impl Sluice {
+    /// Streams decoded events to `on_event` until `max` messages, the stop flag, or the
+    /// callback returns false. Writes nothing.
+    #[allow(clippy::too_many_arguments)]
+    pub fn tail(
+        &self,
+        connection: &str,
+        topic: &str,
+        from: StartFrom,
+        read: &ReadOptions,
+        max: Option<u64>,
+        stop: &AtomicBool,
+        on_event: &mut dyn FnMut(&Event) -> bool,
+    ) -> Result<u64> {
+        if read.queue == Some(QueueRead::Destructive) {
+            return Err(ApiError::new(
+                ErrorCode::InvalidInput,
+                "tail stores nothing, so it never deletes messages: use --requeue or --peek (or capture with --destructive or --drain)",
+            ));
+        }
+        let topics = vec![topic.to_string()];
+        let builder = self.event_builder(connection, &topics, DEFAULT_MAX_PAYLOAD_BYTES)?;
+        let mut reader = self.connector(connection)?.reader(&topics, from, read)?;
+        let mut n = 0;
+        'reading: while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            let batch = reader.poll(1000, Duration::from_millis(200))?;
+            if let Some(t) = reader
+                .trouble()
+                .filter(|t| t.lasted(capture::DEFAULT_BROKER_TIMEOUT))
+            {
+                return Err(t.unreachable(|s| format!("no answer for {s} s")).into());
+            }
+            let now = sluice_model::now_us();
+            for msg in batch {
+                n += 1;
+                if !on_event(&builder.build(msg, now)) || max.is_some_and(|m| n >= m) {
+                    break 'reading;
+                }
+            }
+        }
+        // Nothing was stored: a queue read gives every message back.
+        reader.commit(0)?;
+        Ok(n)
+    }
+
+    pub fn capture(
+        &self,
+        connection: &str,
+        opts: &CaptureOptions,
+        stop: &AtomicBool,
+        on_progress: &mut dyn FnMut(&CaptureProgress),
+    ) -> Result<CaptureProgress> {
+        if opts.sources.is_empty() {
+            return Err(ApiError::new(
+                ErrorCode::InvalidInput,
+                "name at least one topic to capture",
+            ));
+        }
+        let build = || -> Result<EventBuilder> {
+            let b = self.event_builder(connection, &opts.sources, opts.max_payload_bytes)?;
+            Ok(EventBuilder {
+                decode: opts.decode,
+                ..b
+            })
+        };
+        let builder = build()?;
+        let reader = self
+            .connector(connection)?
+            .reader(&opts.sources, opts.from, &opts.read)?;
+        let lake = self.lake()?;
+        let query = Query::open(&lake)?;
+        let mut covered = HashMap::new();
+        for t in &opts.sources {
+            covered.insert(t.clone(), query.covered(connection, t)?);
+        }
+        // A queue's messages have no positions, but may come again: skip those already kept.
+        let mut known = std::collections::HashSet::new();
+        if matches!(
+            opts.read.queue,
+            Some(QueueRead::Destructive | QueueRead::Requeue)
+        ) {
+            for t in &opts.sources {
+                known.extend(query.ids_without_position(connection, t)?);
+            }
+        }
+        drop(query);
+        let mut seen = self.decoding_fingerprint();
+        let mut rebuild = || {
+            let now = self.decoding_fingerprint();
+            if now == seen {
+                return None;
+            }
+            seen = now;
+            build().ok()
+        };
+        Ok(sluice_capture::run_capture(
+            reader,
+            builder,
+            &mut rebuild,
+            &lake,
+            covered,
+            &known,
+            opts,
+            stop,
+            on_progress,
+        )?)
+    }
+}
