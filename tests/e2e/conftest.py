@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import urllib.request
 import uuid
 from pathlib import Path
 
@@ -103,6 +104,15 @@ def produce(topic, records, one_batch_each=False):
         if one_batch_each:
             assert p.flush(30) == 0
     assert p.flush(30) == 0
+
+
+def api(url, command, body):
+    """Calls `sluice serve`'s API at the URL it printed (token included)."""
+    base, _, token = url.partition("#token=")
+    req = urllib.request.Request(base + "api/" + command, data=json.dumps(body).encode(), method="POST",
+                                 headers={"content-type": "application/json", "authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(req, timeout=60) as r:
+        return json.loads(r.read())
 
 
 def consume(topic, partitions=3, expect=None, timeout=10):

@@ -7,12 +7,11 @@ import base64
 import json
 import signal
 import time
-import urllib.request
 
 import pytest
 from google.protobuf import descriptor_pb2
 
-from conftest import Sluice
+from conftest import api, Sluice
 
 PANIC_EXIT = 101
 
@@ -121,14 +120,6 @@ def served(tmp_path):
         p.kill()
         raise
     assert p.returncode == 0, p.stderr.read()
-
-
-def api(url, command, body):
-    base, _, token = url.partition("#token=")
-    req = urllib.request.Request(base + "api/" + command, data=json.dumps(body).encode(), method="POST",
-                                 headers={"content-type": "application/json", "authorization": f"Bearer {token}"})
-    with urllib.request.urlopen(req, timeout=60) as r:
-        return json.loads(r.read())
 
 
 def b64(data):

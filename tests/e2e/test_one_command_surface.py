@@ -5,17 +5,8 @@ bindings` prints the UI's types, the bus kinds among them."""
 import json
 import signal
 import subprocess
-import urllib.request
 
-from conftest import produce
-
-
-def api(url, command, body):
-    base, _, token = url.partition("#token=")
-    req = urllib.request.Request(base + "api/" + command, data=json.dumps(body).encode(), method="POST",
-                                 headers={"content-type": "application/json", "authorization": f"Bearer {token}"})
-    with urllib.request.urlopen(req, timeout=60) as r:
-        return json.loads(r.read())
+from conftest import api, produce
 
 
 def test_a_cli_replay_is_in_the_windows_replay_history(sluice, topic):

@@ -26,7 +26,7 @@ import pika
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from conftest import BROKER, SLUICE
+from conftest import api, BROKER, SLUICE
 
 MGMT = "http://127.0.0.1:15672"
 AUTH = "Basic " + base64.b64encode(b"guest:guest").decode()
@@ -151,14 +151,6 @@ def test_amqp_connection_killed_mid_replay_is_accounted(sluice, topic, vhost):
     line = subprocess.run([SLUICE, "replay", f"source = {src}", "--to", f"rmq:{unique('missing')}"], capture_output=True,
                           text=True, env=sluice.env, timeout=60)
     assert line.returncode != 0 and "error:" in line.stderr
-
-
-def api(url, command, body):
-    base, _, token = url.partition("#token=")
-    req = urllib.request.Request(base + "api/" + command, data=json.dumps(body).encode(), method="POST",
-                                 headers={"content-type": "application/json", "authorization": f"Bearer {token}"})
-    with urllib.request.urlopen(req, timeout=60) as r:
-        return json.loads(r.read())
 
 
 def test_app_history_keeps_the_account_of_a_replay_cut_short(sluice, topic, vhost):
