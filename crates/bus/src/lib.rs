@@ -1,9 +1,13 @@
 //! Bus connectors behind one interface: check a connection, list what can be read, read
 //! messages from a chosen position, and send messages with delivery reports.
 //!
-//! Every connector folder has the same shape: `config.rs` (settings, client config, secrets
-//! kept out of Debug), `browse.rs` (health and listing), `source.rs` (reading), `sink.rs`
-//! (sending), plus whatever mapping its bus needs (`amqp/properties.rs`). This crate must not
+//! A bus is one folder of the same shape: `settings.rs` (what `connection add` takes and
+//! `config.toml` keeps, checked), `conventions.rs` (its form, read modes, capabilities,
+//! dead-letter marks and replay addressing), `config.rs` (the client's config, secrets kept
+//! out of Debug), `browse.rs` (health and listing), `source.rs` (reading), `sink.rs`
+//! (sending), plus whatever mapping its bus needs (`amqp/properties.rs`). Code outside this
+//! crate asks `conventions(bus)` and `Settings` instead of matching on buses (see
+//! docs/adding-a-bus.md). This crate must not
 //! decode payloads or touch the lake, and reading must not disturb the applications being
 //! inspected: Kafka partitions are assigned directly (no consumer group), RabbitMQ exchanges
 //! are tapped through Sluice's own queue, and taking messages from a queue (RabbitMQ, and SQS,
