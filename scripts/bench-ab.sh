@@ -4,7 +4,7 @@
 # (and sluice-bench to /tmp/sluice-bench) first, e.g. with a git worktree of the old commit.
 # Prints LABEL VERSION ELAPSED_MS per run. Uses its own broker on 19093, like scripts/bench.sh.
 set -euo pipefail
-cd /work/main
+cd "$(dirname "$0")/.."
 . scripts/env.sh
 export SLUICE_KAFKA_PORT=19093
 BROKER=127.0.0.1:19093
