@@ -4,6 +4,7 @@ input and checking the output."""
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import urllib.request
@@ -79,6 +80,24 @@ def sluice(tmp_path):
     s = Sluice(tmp_path)
     s("connection", "add", "kafka", "local", "--brokers", BROKER)
     return s
+
+
+@pytest.fixture
+def served(tmp_path):
+    """`sluice serve` on a free port over a fresh config and lake: (Sluice, URL with token).
+    It must stop cleanly on SIGINT."""
+    s = Sluice(tmp_path)
+    p = s.popen("serve", "--port", "0")
+    line = p.stdout.readline()
+    assert "http://127.0.0.1:" in line, line + p.stderr.read()
+    yield s, line.split()[-1]
+    p.send_signal(signal.SIGINT)
+    try:
+        p.wait(20)
+    except Exception:
+        p.kill()
+        raise
+    assert p.returncode == 0, p.stderr.read()
 
 
 def create_topic(prefix, partitions=3):

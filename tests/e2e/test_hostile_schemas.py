@@ -5,7 +5,6 @@ in folders) are added like the CLI adds them; an error many files share is liste
 
 import base64
 import json
-import signal
 import time
 
 import pytest
@@ -106,20 +105,6 @@ def test_an_error_many_files_import_is_listed_once(tmp_path):
     assert len(lines) == 1, r.stderr
 
 
-@pytest.fixture
-def served(tmp_path):
-    s = Sluice(tmp_path)
-    p = s.popen("serve", "--port", "0")
-    line = p.stdout.readline()
-    assert "http://127.0.0.1:" in line, line + p.stderr.read()
-    yield s, line.split()[-1]
-    p.send_signal(signal.SIGINT)
-    try:
-        p.wait(20)
-    except Exception:
-        p.kill()
-        raise
-    assert p.returncode == 0, p.stderr.read()
 
 
 def b64(data):

@@ -4,7 +4,6 @@ $SLUICE_ARTIFACTS) so a person can look at what the test saw."""
 
 import json
 import os
-import signal
 import time
 import urllib.error
 import urllib.request
@@ -22,21 +21,6 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-ne
          "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
 
 
-@pytest.fixture
-def served(tmp_path):
-    s = Sluice(tmp_path)
-    p = s.popen("serve", "--port", "0")
-    line = p.stdout.readline()
-    assert "http://127.0.0.1:" in line, line + p.stderr.read()
-    url = line.split()[-1]
-    yield s, url
-    p.send_signal(signal.SIGINT)
-    try:
-        p.wait(20)
-    except Exception:
-        p.kill()
-        raise
-    assert p.returncode == 0, p.stderr.read()
 
 
 @pytest.fixture

@@ -219,16 +219,6 @@ pub(crate) fn mode(name: &str, label: &str, takes_messages: bool) -> ReadMode {
     }
 }
 
-/// A header's value as text.
-pub(crate) fn header<'a>(event: &'a Event, key: &str) -> Option<&'a str> {
-    event
-        .headers
-        .iter()
-        .find(|h| h.key == key)
-        .and_then(|h| h.value.as_deref())
-        .and_then(|v| std::str::from_utf8(v).ok())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

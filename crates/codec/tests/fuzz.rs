@@ -5,6 +5,9 @@
 //! a seeded loop instead: 100k inputs in the normal suite; set SLUICE_FUZZ_ITERATIONS for more
 //! (`SLUICE_FUZZ_ITERATIONS=5000000 cargo test --release -p sluice-codec --test fuzz`).
 
+mod common;
+use common::Rng;
+
 use sluice_codec::{decode_raw, header_ref, protobuf_frame, sniff, unwrap, AvroSchema};
 
 const AVRO: &str = r#"{"type":"record","name":"N","fields":[
@@ -14,21 +17,6 @@ const AVRO: &str = r#"{"type":"record","name":"N","fields":[
   {"name":"m","type":{"type":"map","values":["null","bytes"]}},
   {"name":"f","type":{"type":"fixed","name":"F","size":3}},
   {"name":"next","type":["null","N"]}]}"#;
-
-/// xorshift64*: deterministic, so a failure reproduces from the printed iteration.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
 
 fn seeds() -> Vec<Vec<u8>> {
     vec![

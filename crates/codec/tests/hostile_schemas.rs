@@ -3,6 +3,9 @@
 //! with an error instead of a panic), folder trees with symlink loops and absurd depth (the
 //! walk ends, in bounded time), folders of descriptor sets, and errors shared by many files.
 
+mod common;
+use common::Rng;
+
 use prost::Message as _;
 use prost_types::field_descriptor_proto::{Label, Type};
 use prost_types::{
@@ -297,21 +300,6 @@ fn an_error_many_files_share_is_listed_once() {
         texts.iter().any(|t| t.contains("broken.proto:2:")),
         "{texts:#?}"
     );
-}
-
-/// xorshift64*: deterministic, so a failure reproduces from the printed iteration.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
 }
 
 /// Calls `f` on the `k`th message of the set (depth first, nested ones too); returns how many

@@ -182,6 +182,17 @@ pub struct Event {
     pub properties: Option<String>,
 }
 
+impl Event {
+    /// The first header named `key`, when it has a UTF-8 value.
+    pub fn header(&self, key: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|h| h.key == key)
+            .and_then(|h| h.value.as_deref())
+            .and_then(|v| std::str::from_utf8(v).ok())
+    }
+}
+
 /// The bus position an event came from, as carried in the `sluice-source` replay header.
 pub fn position(
     connection: &str,

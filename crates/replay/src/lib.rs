@@ -112,13 +112,7 @@ pub struct ReplaySummary {
 /// when the event has none, and a Kafka key (UTF-8) the routing key when none is given; AMQP
 /// properties travel through Kafka in the `sluice-properties` header and come back from it.
 pub fn outgoing(event: Event, opts: &ReplayOptions) -> Outgoing {
-    let carried = event
-        .headers
-        .iter()
-        .find(|h| h.key == PROPERTIES_HEADER)
-        .and_then(|h| h.value.as_deref())
-        .and_then(|v| std::str::from_utf8(v).ok())
-        .map(str::to_string);
+    let carried = event.header(PROPERTIES_HEADER).map(str::to_string);
     let properties = event.properties.or(carried);
     let source_routing_key = properties.as_deref().and_then(routing_key_of);
     let mut headers: Vec<Header> = event
@@ -396,15 +390,7 @@ pub fn origin(event: &Event) -> Result<Origin, OriginError> {
             return found;
         }
     }
-    let header = |k: &str| {
-        event
-            .headers
-            .iter()
-            .find(|h| h.key == k)
-            .and_then(|h| h.value.as_deref())
-            .and_then(|v| std::str::from_utf8(v).ok())
-    };
-    if let Some(src) = header(REPLAY_SOURCE_HEADER) {
+    if let Some(src) = event.header(REPLAY_SOURCE_HEADER) {
         // CONNECTION/SOURCE/PARTITION/OFFSET; connection names never hold a `/`.
         let mut right = src.rsplitn(3, '/');
         let (_, _, left) = (right.next(), right.next(), right.next());

@@ -3,8 +3,7 @@
 //! an exchange with a routing key or to a queue through the default exchange.
 
 use crate::kind::{
-    field, header, mode, BusKind, Capabilities, Conventions, Destination, FieldKind, Origin,
-    OriginError,
+    field, mode, BusKind, Capabilities, Conventions, Destination, FieldKind, Origin, OriginError,
 };
 use crate::{BusError, SourceInfo};
 use sluice_model::{Bus, Event, Outgoing};
@@ -52,7 +51,7 @@ impl Conventions for AmqpConventions {
     /// RabbitMQ's `x-death` header: its first entry names the exchange and routing key the
     /// message was last dead-lettered from (or the queue, through the default exchange).
     fn dead_letter_origin(&self, event: &Event) -> Option<Result<Origin, OriginError>> {
-        let death = header(event, "x-death")?;
+        let death = event.header("x-death")?;
         Some(x_death(death).map(|(target, routing_key)| Origin {
             connection: event.connection.clone(),
             target,

@@ -1,9 +1,7 @@
 //! Kafka's own rules: the settings form, its capabilities, the dead-letter headers Kafka
 //! tooling leaves, and how a replayed message is keyed.
 
-use crate::kind::{
-    field, header, BusKind, Capabilities, Conventions, FieldKind, Origin, OriginError,
-};
+use crate::kind::{field, BusKind, Capabilities, Conventions, FieldKind, Origin, OriginError};
 use sluice_model::{Bus, Event, Outgoing};
 
 pub struct KafkaConventions;
@@ -59,7 +57,7 @@ impl Conventions for KafkaConventions {
 
     fn dead_letter_origin(&self, event: &Event) -> Option<Result<Origin, OriginError>> {
         ORIGINAL_TOPIC.iter().find_map(|k| {
-            header(event, k).map(|t| {
+            event.header(k).map(|t| {
                 Ok(Origin {
                     connection: event.connection.clone(),
                     target: t.to_string(),
