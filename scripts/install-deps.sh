@@ -27,6 +27,12 @@ python3 -m pip --version >/dev/null 2>&1 || need_apt+=(python3-pip)
 if ! (exec 3<>/dev/tcp/127.0.0.1/5672) 2>/dev/null; then
   [ -x /usr/sbin/rabbitmq-server ] || need_apt+=(rabbitmq-server)
 fi
+# The servers the NATS, MQTT and Redis tests start as private instances (scripts/brokers.sh).
+if [ "$TESTS" = 1 ]; then
+  [ -x /usr/sbin/nats-server ] || command -v nats-server >/dev/null 2>&1 || need_apt+=(nats-server)
+  [ -x /usr/sbin/mosquitto ] || command -v mosquitto >/dev/null 2>&1 || need_apt+=(mosquitto)
+  [ -x /usr/bin/redis-server ] || command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
+fi
 if [ ${#need_apt[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
   echo "installing Debian packages: ${need_apt[*]}"
@@ -34,7 +40,7 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
 
-# Rust 1.88 or newer. Debian 12's own rustc (1.63) is too old, so a missing toolchain comes
+# Rust 1.89 or newer (async-nats needs it). Debian 12's own rustc (1.63) is too old, so a missing toolchain comes
 # from rustup, the standard installer.
 [ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"
 if ! command -v cargo >/dev/null 2>&1; then
@@ -44,8 +50,8 @@ if ! command -v cargo >/dev/null 2>&1; then
   . "$HOME/.cargo/env"
 fi
 rust_minor=$(rustc --version | sed -E 's/^rustc 1\.([0-9]+).*/\1/')
-if [ "${rust_minor:-0}" -lt 88 ]; then
-  echo "Sluice needs Rust 1.88 or newer (found $(rustc --version)): run 'rustup update'" >&2
+if [ "${rust_minor:-0}" -lt 89 ]; then
+  echo "Sluice needs Rust 1.89 or newer (found $(rustc --version)): run 'rustup update'" >&2
   exit 1
 fi
 
@@ -72,6 +78,10 @@ pip_need=()
 "$PY" -c 'import xdist' 2>/dev/null || pip_need+=("pytest-xdist")
 "$PY" -c 'import pika' 2>/dev/null || pip_need+=("pika")
 "$PY" -c 'import moto.server, boto3' 2>/dev/null || pip_need+=("moto[server]" "boto3")
+# Independent clients of the NATS, MQTT and Redis tests.
+"$PY" -c 'import nats' 2>/dev/null || pip_need+=("nats-py")
+"$PY" -c 'import paho.mqtt' 2>/dev/null || pip_need+=("paho-mqtt")
+"$PY" -c 'import redis' 2>/dev/null || pip_need+=("redis")
 if [ "$TESTS" = 1 ]; then
   "$PY" -c 'import playwright' 2>/dev/null || pip_need+=("playwright")
   # Independent encoders for the payload-format round trips.

@@ -29,5 +29,9 @@ trap 'scripts/brokers.sh stop' EXIT
 # The fault-injection tests mostly wait (for timeouts to run out) on private brokers and
 # proxies of their own, so two run side by side; the rest share brokers and timings and run
 # one at a time.
-python3 -m pytest tests/e2e/test_faults.py -q -p no:cacheprovider -n 2
-python3 -m pytest tests/e2e -q -p no:cacheprovider --ignore=tests/e2e/test_faults.py
+python3 -m pytest tests/e2e/test_faults.py tests/e2e/test_faults_buses.py -q -p no:cacheprovider -n 2
+# The buses whose tests share nothing but their own server: two files at a time.
+SMALL=(tests/e2e/test_nats.py tests/e2e/test_mqtt.py tests/e2e/test_redis.py tests/e2e/test_http.py tests/e2e/test_across_buses.py)
+python3 -m pytest "${SMALL[@]}" -q -p no:cacheprovider -n 2 --dist loadfile
+python3 -m pytest tests/e2e -q -p no:cacheprovider --ignore=tests/e2e/test_faults.py \
+  --ignore=tests/e2e/test_faults_buses.py "${SMALL[@]/#/--ignore=}"

@@ -50,7 +50,9 @@ fn main() {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG")
-                .unwrap_or_else(|_| "warn,lapin=off".into()),
+                .unwrap_or_else(|_| "warn,lapin=off".into())
+                // ureq traces raw request bytes, header values (credentials) included.
+                .add_directive("ureq_proto=off".parse().expect("a fixed directive")),
         )
         .init();
     let dir = |var: &str| std::env::var_os(var).map(std::path::PathBuf::from);

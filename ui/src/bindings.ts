@@ -41,7 +41,12 @@ fields: Array<Field>,
 /**
  * How its sources can be read, the default first; empty when there is one way only.
  */
-read_modes: Array<ReadMode>, capabilities: Capabilities, };
+read_modes: Array<ReadMode>, 
+/**
+ * What the window says above its list of sources, when the list is not the whole story
+ * (MQTT has no topic listing).
+ */
+listing_note?: string, capabilities: Capabilities, };
 export type Field = { name: string, label: string, kind: FieldKind, required: boolean, placeholder?: string, help?: string, 
 /**
  * `choice` fields: the values offered (`""` is none); empty for other kinds.
@@ -51,13 +56,27 @@ choices: Array<string>,
  * Shown only while this other field is set (a password once SASL is chosen).
  */
 shown_with?: string, };
-export type FieldKind = "text" | "secret" | "flag" | "file" | "choice";
+export type FieldKind = "text" | "secret" | "secret_lines" | "flag" | "file" | "choice";
 export type ReadMode = { name: string, label: string, 
 /**
  * Whether reading this way takes messages from the application's queue.
  */
 takes_messages: boolean, };
 export type Capabilities = { 
+/**
+ * Sources can be read (tailed, captured); an HTTP endpoint is a replay destination only.
+ */
+reads: boolean, 
+/**
+ * A read can reach the end of what a source held when it began (`--stop-at-end`); MQTT
+ * keeps no history, so its reads never end by themselves.
+ */
+ends: boolean, 
+/**
+ * A replay destination names what to send to (`CONNECTION:TOPIC`); an HTTP endpoint's
+ * target is an optional path.
+ */
+needs_target: boolean, 
 /**
  * Messages have stable positions (offsets) to start from and to deduplicate by.
  */
@@ -103,8 +122,8 @@ export type ConnectionSummary = { name: string, bus: string, brokers: string, au
  * The schema registry's URL, when the connection has one.
  */
 registry: string | null, };
-export type ConnectionAdd = { name: string, password: string | null, registry_url: string | null, registry_username: string | null, registry_password: string | null, registry_token: string | null, replace: boolean, } & ({ "bus": "kafka" } & KafkaSettings | { "bus": "amqp" } & AmqpSettings | { "bus": "sqs" } & SqsSettings);
-export type Settings = { "bus": "kafka" } & KafkaSettings | { "bus": "amqp" } & AmqpSettings | { "bus": "sqs" } & SqsSettings;
+export type ConnectionAdd = { name: string, password: string | null, registry_url: string | null, registry_username: string | null, registry_password: string | null, registry_token: string | null, replace: boolean, } & ({ "bus": "kafka" } & KafkaSettings | { "bus": "amqp" } & AmqpSettings | { "bus": "sqs" } & SqsSettings | { "bus": "nats" } & NatsSettings | { "bus": "mqtt" } & MqttSettings | { "bus": "redis" } & RedisSettings | { "bus": "http" } & HttpSettings);
+export type Settings = { "bus": "kafka" } & KafkaSettings | { "bus": "amqp" } & AmqpSettings | { "bus": "sqs" } & SqsSettings | { "bus": "nats" } & NatsSettings | { "bus": "mqtt" } & MqttSettings | { "bus": "redis" } & RedisSettings | { "bus": "http" } & HttpSettings;
 export type KafkaSettings = { 
 /**
  * `HOST:PORT[,HOST:PORT...]`
@@ -141,6 +160,75 @@ endpoint_url: string | null,
  * Files written before settings were typed call it `sasl_username`.
  */
 access_key_id: string | null, };
+export type NatsSettings = { 
+/**
+ * `nats://HOST:PORT[,nats://HOST:PORT...]` (`tls://` for TLS).
+ */
+url: string, username: string | null, 
+/**
+ * `none`, `user`, `token`, `nkey` or `creds`; inferred when left out.
+ */
+auth: string | null, 
+/**
+ * A `.creds` file (user JWT and NKey seed) for `auth = creds`.
+ */
+creds_file: string | null, 
+/**
+ * Implied by `tls_ca`, `tls_cert` or a `tls://` URL.
+ */
+tls: boolean, tls_ca: string | null, tls_cert: string | null, tls_key: string | null, };
+export type MqttSettings = { 
+/**
+ * `mqtt://HOST:PORT` or `mqtts://HOST:PORT` (TLS).
+ */
+url: string, username: string | null, 
+/**
+ * Implied by `mqtts://`, `tls_ca` or `tls_cert`.
+ */
+tls: boolean, tls_ca: string | null, tls_cert: string | null, tls_key: string | null, 
+/**
+ * `5` (default) or `3.1.1`.
+ */
+version: string, 
+/**
+ * Prefix of the client id (a random suffix is added per connection).
+ */
+client_id: string | null, };
+export type RedisSettings = { 
+/**
+ * `redis[s]://[USER@]HOST:PORT/DB`; the CLI sends it as `brokers`.
+ */
+url: string, 
+/**
+ * ACL user (Redis 6+), when the URL names none.
+ */
+username: string | null, 
+/**
+ * Implied by `rediss://`, `tls_ca` or `tls_cert`.
+ */
+tls: boolean, tls_ca: string | null, tls_cert: string | null, tls_key: string | null, 
+/**
+ * The stream entry field that is the payload; default the first of `payload`, `data`,
+ * `body` an entry has.
+ */
+payload_field: string | null, };
+export type HttpSettings = { url: string, 
+/**
+ * `POST` (default), `PUT` or `PATCH`.
+ */
+method: string, 
+/**
+ * Longest wait for each phase of one request (connect, send, answer), in milliseconds.
+ */
+timeout_ms: string, 
+/**
+ * `raw` (default), `cloudevents-binary` or `cloudevents-structured`.
+ */
+body: string, 
+/**
+ * Requests in flight at once.
+ */
+concurrency: string, };
 export type ConnectionAdded = { name: string, password_store: PasswordStore | null, 
 /**
  * Set when the password had to go into the config file.
@@ -166,8 +254,53 @@ ready?: number, unacked?: number, consumers?: number,
 /**
  * SQS: messages delayed, not yet visible.
  */
-delayed?: number, };
+delayed?: number, 
+/**
+ * Bytes the source holds (a JetStream stream).
+ */
+bytes?: number, 
+/**
+ * The subjects a JetStream stream takes.
+ */
+subjects: Array<string>, 
+/**
+ * How the source keeps messages: a JetStream stream's `limits`, `interest`, `workqueue`.
+ */
+retention?: string, 
+/**
+ * The first and last positions as the bus writes them, where they are not one number per
+ * partition (a Redis stream's entry ids).
+ */
+first?: string, last?: string, 
+/**
+ * When its last message was seen (RFC 3339), where the bus keeps no count of its own
+ * (MQTT: during the look at `#`; a retained message shows when it was seen).
+ */
+last_seen?: string, 
+/**
+ * The applications' consumers of the source (JetStream consumers, Redis consumer groups)
+ * with what they have yet to read or acknowledge; Sluice is never one of them.
+ */
+groups: Array<ConsumerInfo>, };
 export type PartitionInfo = { id: number, low: number, high: number, };
+export type ConsumerInfo = { name: string, 
+/**
+ * Messages not yet delivered to it (JetStream) or delivered and not acknowledged (a
+ * Redis group's pending entries).
+ */
+pending: number, 
+/**
+ * JetStream: delivered, not yet acknowledged.
+ */
+ack_pending?: number, 
+/**
+ * Redis: the group's consumers.
+ */
+consumers?: number, 
+/**
+ * Redis: the last entry id delivered to the group.
+ */
+last_delivered?: string, };
 export type SchemaListing = { message_types: Array<string>, mappings: Array<Mapping>, };
 export type Mapping = { connection: string, topic: string, value_type: string, key_type?: string | null, };
 export type DroppedFile = { path: string, base64: string, };
@@ -270,7 +403,11 @@ next: number,
  * Events that fell out of the buffer before this poller saw them.
  */
 dropped: number, job: JobInfo, result: JsonValue | null, };
-export type EventView = { id: string, bus: string, connection: string, source: string, partition: number | null, offset: number | null, timestamp: string | null, timestamp_us: number | null, captured_at: string, key: string | null, key_text: string | null, key_decoded: JsonValue, headers: JsonValue, schema: string | null, encoding: string, decoded: JsonValue, decode_error: string | null, payload: string, payload_text: string | null, size: number, truncated: boolean, properties: JsonValue, };
+export type EventView = { id: string, bus: string, connection: string, source: string, partition: number | null, offset: number | null, 
+/**
+ * The second number of a two-part position: a Redis entry id is `offset-sub_offset`.
+ */
+sub_offset?: number, timestamp: string | null, timestamp_us: number | null, captured_at: string, key: string | null, key_text: string | null, key_decoded: JsonValue, headers: JsonValue, schema: string | null, encoding: string, decoded: JsonValue, decode_error: string | null, payload: string, payload_text: string | null, size: number, truncated: boolean, properties: JsonValue, };
 export type CaptureProgress = { 
 /**
  * Messages taken from the bus.
@@ -329,7 +466,15 @@ edits: Array<ReplayEdit>,
 /**
  * Give up on a destination that answers nothing for this long (30 s when not given).
  */
-broker_timeout_ms?: number, };
+broker_timeout_ms?: number, 
+/**
+ * MQTT: publish events that were retained as retained (never by default).
+ */
+retain?: boolean, 
+/**
+ * Redis streams: write each entry with its original id, into an empty stream only.
+ */
+keep_ids?: boolean, };
 export type ReplayPlan = { total: number, 
 /**
  * The first events only (the table shows these; `total` counts all).

@@ -101,3 +101,10 @@ export function dialog(title: string, body: Node, actions: HTMLElement[] = []): 
   else d.setAttribute('open', '');
   return { el: d, close };
 }
+
+/** Where an event sits on its bus, as its bus writes it: `PARTITION@OFFSET`, a Redis entry id
+ * `MS-SEQ` (two numbers), or the offset alone. */
+export function positionText(e: { partition: number | null; offset: number | null; sub_offset?: number }): string {
+  const offset = e.offset === null ? '' : e.sub_offset !== undefined ? `${e.offset}-${e.sub_offset}` : String(e.offset);
+  return e.partition !== null ? `${e.partition}@${offset}` : offset;
+}

@@ -225,6 +225,7 @@ mod tests {
             source: "t".into(),
             partition: Some(0),
             offset: Some(1),
+            sub_offset: None,
             key: None,
             key_decoded: None,
             headers: vec![],

@@ -432,6 +432,7 @@ mod tests {
             source: "t".into(),
             partition: Some(0),
             offset: Some(n as i64),
+            sub_offset: None,
             key: None,
             key_decoded: None,
             headers: Vec::new(),

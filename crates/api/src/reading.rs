@@ -78,21 +78,33 @@ impl Sluice {
             })
         };
         let builder = build()?;
-        let reader = self
-            .connector(connection)?
-            .reader(&opts.sources, opts.from, &opts.read)?;
+        let connector = self.connector(connection)?;
+        let caps = sluice_bus::capabilities(connector.bus());
+        if opts.stop_at_end && !caps.ends {
+            let kind = sluice_bus::conventions(connector.bus()).kind();
+            return Err(ApiError::new(
+                ErrorCode::InvalidInput,
+                format!(
+                    "{} keeps no history, so a read never reaches an end: stop with --max-messages or --duration instead of --stop-at-end",
+                    kind.label
+                ),
+            ));
+        }
+        let reader = connector.reader(&opts.sources, opts.from, &opts.read)?;
         let lake = self.lake()?;
         let query = Query::open(&lake)?;
         let mut covered = HashMap::new();
         for t in &opts.sources {
             covered.insert(t.clone(), query.covered(connection, t)?);
         }
-        // A queue's messages have no positions, but may come again: skip those already kept.
+        // A queue's messages have no positions, but may come again; a position of two numbers
+        // without partitions (a Redis entry id) is known by the id it derives: skip those kept.
         let mut known = std::collections::HashSet::new();
         if matches!(
             opts.read.queue,
             Some(QueueRead::Destructive | QueueRead::Requeue)
-        ) {
+        ) || (caps.positions && !caps.partitions)
+        {
             for t in &opts.sources {
                 known.extend(query.ids_without_position(connection, t)?);
             }

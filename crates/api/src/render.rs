@@ -56,6 +56,10 @@ pub struct EventView {
     pub source: String,
     pub partition: Option<i32>,
     pub offset: Option<i64>,
+    /// The second number of a two-part position: a Redis entry id is `offset-sub_offset`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub sub_offset: Option<i64>,
     pub timestamp: Option<String>,
     pub timestamp_us: Option<i64>,
     pub captured_at: String,
@@ -88,6 +92,7 @@ impl From<&Event> for EventView {
             source: e.source.clone(),
             partition: e.partition,
             offset: e.offset,
+            sub_offset: e.sub_offset,
             timestamp: e.timestamp_us.map(format_us),
             timestamp_us: e.timestamp_us,
             captured_at: format_us(e.captured_at_us),

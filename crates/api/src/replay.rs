@@ -27,17 +27,22 @@ pub struct ReplayRequest {
     pub edits: Vec<ReplayEdit>,
     /// How long to wait for a destination that stops answering (default 30 s).
     pub broker_timeout: Option<Duration>,
+    /// `--retain` (MQTT) and `--keep-ids` (Redis streams).
+    pub send: sluice_bus::SendOptions,
 }
 
 impl Sluice {
+    /// `CONNECTION:TARGET`, or `CONNECTION` alone for a destination that needs no target (an
+    /// HTTP endpoint): the destination bus's conventions judge the target.
     fn parse_target(to: &str) -> Result<(String, String)> {
-        match to.split_once(':') {
-            Some((c, t)) if !c.is_empty() && !t.is_empty() => Ok((c.to_string(), t.to_string())),
-            _ => Err(ApiError::new(
+        let (c, t) = to.split_once(':').unwrap_or((to, ""));
+        if c.is_empty() {
+            return Err(ApiError::new(
                 ErrorCode::InvalidInput,
                 format!("--to {to:?}: expected CONNECTION:TOPIC"),
-            )),
+            ));
         }
+        Ok((c.to_string(), t.to_string()))
     }
 
     /// Encodes every edit up front, so a bad one stops the replay before anything is sent.
@@ -133,6 +138,7 @@ impl Sluice {
             broker_timeout: req
                 .broker_timeout
                 .unwrap_or(sluice_replay::DEFAULT_BROKER_TIMEOUT),
+            send: req.send,
         }
     }
 

@@ -9,6 +9,8 @@
 //!                                               DynamicMessage + serde (the baseline) against
 //!                                               Sluice's decoder, Avro and schemaless protobuf
 
+mod buses;
+
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
@@ -57,9 +59,10 @@ fn main() {
         Some("reader") => reader(&args[2], &args[3], args[4].parse().unwrap()),
         Some("read-in-order") => read_in_order(&args[2]),
         Some("decode") => decode(args.get(2).map_or(300_000, |n| n.parse().unwrap())),
+        _ if buses::main(&args) => {}
         _ => {
             eprintln!(
-                "usage: sluice-bench produce BROKER TOPIC COUNT [replay-headers] | consume BROKER TOPIC COUNT | synth-lake LAKE COUNT | read-in-order LAKE | decode [N]"
+                "usage: sluice-bench nats-*|redis-*|mqtt-* (see buses.rs) | produce BROKER TOPIC COUNT [replay-headers] | consume BROKER TOPIC COUNT | synth-lake LAKE COUNT | read-in-order LAKE | decode [N]"
             );
             std::process::exit(2);
         }
@@ -253,12 +256,14 @@ fn synth(lake: &str, count: u64) {
                 "orders",
                 Some(partition),
                 Some(offset),
+                None,
             ),
             bus: sluice_model::Bus::Kafka,
             connection: "bench".into(),
             source: "orders".into(),
             partition: Some(partition),
             offset: Some(offset),
+            sub_offset: None,
             key: Some(format!("k{i}").into_bytes()),
             key_decoded: None,
             headers: vec![sluice_model::Header {

@@ -22,6 +22,11 @@ pub struct BusKind {
     pub fields: Vec<Field>,
     /// How its sources can be read, the default first; empty when there is one way only.
     pub read_modes: Vec<ReadMode>,
+    /// What the window says above its list of sources, when the list is not the whole story
+    /// (MQTT has no topic listing).
+    #[ts(optional)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listing_note: Option<String>,
     pub capabilities: Capabilities,
 }
 
@@ -52,6 +57,8 @@ pub enum FieldKind {
     Text,
     /// Kept in the OS keyring, never shown again.
     Secret,
+    /// A secret of several lines (an HTTP endpoint's headers, one per line).
+    SecretLines,
     Flag,
     File,
     Choice,
@@ -69,6 +76,14 @@ pub struct ReadMode {
 /// What a bus can do, for code that must not ask which bus it is.
 #[derive(Debug, Clone, Copy, Default, Serialize, TS)]
 pub struct Capabilities {
+    /// Sources can be read (tailed, captured); an HTTP endpoint is a replay destination only.
+    pub reads: bool,
+    /// A read can reach the end of what a source held when it began (`--stop-at-end`); MQTT
+    /// keeps no history, so its reads never end by themselves.
+    pub ends: bool,
+    /// A replay destination names what to send to (`CONNECTION:TOPIC`); an HTTP endpoint's
+    /// target is an optional path.
+    pub needs_target: bool,
     /// Messages have stable positions (offsets) to start from and to deduplicate by.
     pub positions: bool,
     /// Sources have numbered partitions that a replay can keep.
@@ -135,6 +150,13 @@ pub trait Conventions: Sync {
         target: &str,
         lookup: &mut dyn FnMut(&str) -> Result<Option<SourceInfo>, BusError>,
     ) -> Result<(Destination, Option<SourceInfo>), BusError> {
+        if target.is_empty() {
+            let noun = self.kind().source_noun;
+            return Err(BusError::Invalid(format!(
+                "--to: name the {noun} to send to (CONNECTION:{})",
+                noun.to_uppercase()
+            )));
+        }
         let info = lookup(target)?;
         Ok((
             Destination {
@@ -161,6 +183,10 @@ pub fn conventions(bus: Bus) -> &'static dyn Conventions {
         Bus::Kafka => &crate::kafka::KafkaConventions,
         Bus::Amqp => &crate::amqp::AmqpConventions,
         Bus::Sqs => &crate::sqs::SqsConventions,
+        Bus::Nats => &crate::nats::NatsConventions,
+        Bus::Mqtt => &crate::mqtt::MqttConventions,
+        Bus::Redis => &crate::redis::RedisConventions,
+        Bus::Http => &crate::http::HttpConventions,
     }
 }
 
@@ -231,7 +257,8 @@ mod tests {
         for kind in kinds() {
             let mut args = serde_json::Map::new();
             args.insert("bus".into(), kind.bus.clone().into());
-            for f in kind.fields.iter().filter(|f| f.kind != FieldKind::Secret) {
+            let secret = |f: &&Field| matches!(f.kind, FieldKind::Secret | FieldKind::SecretLines);
+            for f in kind.fields.iter().filter(|f| !secret(f)) {
                 let v: serde_json::Value = match f.kind {
                     FieldKind::Flag => true.into(),
                     FieldKind::Choice => f.choices.last().cloned().unwrap_or_default().into(),

@@ -15,10 +15,15 @@
 //! (`ReadOptions::queue`).
 
 pub mod amqp;
+pub mod http;
 pub mod kafka;
 mod kind;
+pub mod mqtt;
+pub mod nats;
+pub mod redis;
 mod settings;
 pub mod sqs;
+mod userinfo;
 
 pub use kind::{
     capabilities, conventions, kinds, BusKind, Capabilities, Conventions, Destination, Field,
@@ -96,6 +101,51 @@ pub struct SourceInfo {
     /// SQS: messages delayed, not yet visible.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub delayed: Option<i64>,
+    /// Bytes the source holds (a JetStream stream).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub bytes: Option<i64>,
+    /// The subjects a JetStream stream takes.
+    pub subjects: Vec<String>,
+    /// How the source keeps messages: a JetStream stream's `limits`, `interest`, `workqueue`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub retention: Option<String>,
+    /// The first and last positions as the bus writes them, where they are not one number per
+    /// partition (a Redis stream's entry ids).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub first: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub last: Option<String>,
+    /// When its last message was seen (RFC 3339), where the bus keeps no count of its own
+    /// (MQTT: during the look at `#`; a retained message shows when it was seen).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub last_seen: Option<String>,
+    /// The applications' consumers of the source (JetStream consumers, Redis consumer groups)
+    /// with what they have yet to read or acknowledge; Sluice is never one of them.
+    pub groups: Vec<ConsumerInfo>,
+}
+
+/// One of the applications' consumers of a source, as the bus reports it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, ts_rs::TS)]
+#[ts(optional_fields)]
+pub struct ConsumerInfo {
+    pub name: String,
+    /// Messages not yet delivered to it (JetStream) or delivered and not acknowledged (a
+    /// Redis group's pending entries).
+    pub pending: i64,
+    /// JetStream: delivered, not yet acknowledged.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ack_pending: Option<i64>,
+    /// Redis: the group's consumers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub consumers: Option<i64>,
+    /// Redis: the last entry id delivered to the group.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_delivered: Option<String>,
 }
 
 /// How to read AMQP sources (Kafka ignores it). By default each source is an exchange that
@@ -241,6 +291,17 @@ impl Delivery {
     }
 }
 
+/// What a replay asks of its destination beyond sending: choices a person makes per replay,
+/// which a bus that has no such thing ignores.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SendOptions {
+    /// MQTT: publish retained events retained (never by default: a retained replay replaces
+    /// what every later subscriber of the topic sees first).
+    pub retain: bool,
+    /// Redis: write each entry with its original id (into an empty stream only).
+    pub keep_ids: bool,
+}
+
 /// Sends messages and counts each one's outcome in its `Delivery`. Every message given to
 /// `send` ends up in exactly one count, at once or when its report comes, also when `send`
 /// returns an error (the writer then cannot go on, and the caller stops).
@@ -254,6 +315,10 @@ pub trait Writer: Send {
     /// gone. Writers that wait only in `flush` (Kafka's background producer) ignore it.
     fn set_timeout(&mut self, timeout: Duration) {
         let _ = timeout;
+    }
+    /// The replay's choices (`SendOptions`), before the first `send`.
+    fn set_options(&mut self, options: SendOptions) {
+        let _ = options;
     }
     /// Waits up to `timeout` for every outstanding report. What is still unanswered then is
     /// counted too: failed when it never left Sluice, unknown when it did.

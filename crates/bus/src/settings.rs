@@ -2,7 +2,7 @@
 //! takes, what `config.toml` keeps and what opens a connector. Secrets are never part of it:
 //! the caller keeps them apart (keyring) and hands them over when opening.
 
-use crate::{amqp, kafka, sqs, BusError, Connector};
+use crate::{amqp, http, kafka, mqtt, nats, redis, sqs, BusError, Connector};
 use serde::{Deserialize, Serialize};
 use sluice_model::Bus;
 
@@ -12,6 +12,10 @@ pub enum Settings {
     Kafka(kafka::KafkaSettings),
     Amqp(amqp::AmqpSettings),
     Sqs(sqs::SqsSettings),
+    Nats(nats::NatsSettings),
+    Mqtt(mqtt::MqttSettings),
+    Redis(redis::RedisSettings),
+    Http(http::HttpSettings),
 }
 
 /// What `connection list` shows of a connection.
@@ -40,6 +44,10 @@ impl Settings {
             Settings::Kafka(_) => Bus::Kafka,
             Settings::Amqp(_) => Bus::Amqp,
             Settings::Sqs(_) => Bus::Sqs,
+            Settings::Nats(_) => Bus::Nats,
+            Settings::Mqtt(_) => Bus::Mqtt,
+            Settings::Redis(_) => Bus::Redis,
+            Settings::Http(_) => Bus::Http,
         }
     }
 
@@ -48,6 +56,10 @@ impl Settings {
             Settings::Kafka(s) => s.checked(secret).map(|(s, p)| (Settings::Kafka(s), p))?,
             Settings::Amqp(s) => s.checked(secret).map(|(s, p)| (Settings::Amqp(s), p))?,
             Settings::Sqs(s) => s.checked(secret).map(|(s, p)| (Settings::Sqs(s), p))?,
+            Settings::Nats(s) => s.checked(secret).map(|(s, p)| (Settings::Nats(s), p))?,
+            Settings::Mqtt(s) => s.checked(secret).map(|(s, p)| (Settings::Mqtt(s), p))?,
+            Settings::Redis(s) => s.checked(secret).map(|(s, p)| (Settings::Redis(s), p))?,
+            Settings::Http(s) => s.checked(secret).map(|(s, p)| (Settings::Http(s), p))?,
         })
     }
 
@@ -56,6 +68,10 @@ impl Settings {
             Settings::Kafka(s) => s.open(name, secret),
             Settings::Amqp(s) => s.open(name, secret),
             Settings::Sqs(s) => s.open(name, secret),
+            Settings::Nats(s) => s.open(name, secret),
+            Settings::Mqtt(s) => s.open(name, secret),
+            Settings::Redis(s) => s.open(name, secret),
+            Settings::Http(s) => s.open(name, secret),
         }
     }
 
@@ -64,6 +80,10 @@ impl Settings {
             Settings::Kafka(s) => s.summary(),
             Settings::Amqp(s) => s.summary(),
             Settings::Sqs(s) => s.summary(),
+            Settings::Nats(s) => s.summary(),
+            Settings::Mqtt(s) => s.summary(),
+            Settings::Redis(s) => s.summary(),
+            Settings::Http(s) => s.summary(),
         }
     }
 }

@@ -126,6 +126,7 @@ impl EventBuilder {
             source: &msg.source,
             partition: msg.partition,
             offset: msg.offset,
+            sub_offset: msg.sub_offset,
             key: msg.key.as_deref(),
             key_decoded: parts.key_decoded.as_deref(),
             headers: &msg.headers,
@@ -143,18 +144,24 @@ impl EventBuilder {
         }
     }
 
-    /// An owned event, for `tail`.
-    pub fn build(&self, mut msg: Message, captured_at_us: i64) -> Event {
-        let parts = self.decode(&mut msg);
-        let id = msg.id.take().unwrap_or_else(|| {
+    /// The id of a message: its own, or the one its bus position gives.
+    pub fn id_of(&self, msg: &Message) -> String {
+        msg.id.clone().unwrap_or_else(|| {
             event_id(
                 self.bus,
                 &self.connection,
                 &msg.source,
                 msg.partition,
                 msg.offset,
+                msg.sub_offset,
             )
-        });
+        })
+    }
+
+    /// An owned event, for `tail`.
+    pub fn build(&self, mut msg: Message, captured_at_us: i64) -> Event {
+        let parts = self.decode(&mut msg);
+        let id = msg.id.take().unwrap_or_else(|| self.id_of(&msg));
         Event {
             id,
             bus: self.bus,
@@ -162,6 +169,7 @@ impl EventBuilder {
             source: msg.source,
             partition: msg.partition,
             offset: msg.offset,
+            sub_offset: msg.sub_offset,
             key: msg.key,
             key_decoded: parts.key_decoded,
             headers: msg.headers,
@@ -202,6 +210,7 @@ mod tests {
             source: "orders".into(),
             partition: Some(0),
             offset: Some(7),
+            sub_offset: None,
             key: None,
             headers,
             timestamp_us: None,
@@ -243,7 +252,7 @@ mod tests {
         assert_eq!((e.size, e.truncated, e.captured_at_us), (7, true, 5));
         assert_eq!(
             e.id,
-            event_id(Bus::Kafka, "local", "orders", Some(0), Some(7))
+            event_id(Bus::Kafka, "local", "orders", Some(0), Some(7), None)
         );
     }
 

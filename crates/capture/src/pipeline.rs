@@ -136,18 +136,22 @@ pub fn run_capture(
                             p.skipped_replays += 1;
                             continue;
                         }
-                        if msg.id.as_ref().is_some_and(|id| known.contains(id)) {
+                        let kept = match (msg.partition, msg.offset, &msg.id) {
+                            (_, _, Some(id)) if known.contains(id) => true,
+                            (Some(part), Some(off), _) => covered
+                                .get(&msg.source)
+                                .is_some_and(|c| c.contains(part, off)),
+                            (_, _, Some(_)) => false,
+                            // A position without partitions (a Redis entry id): its id is
+                            // derived from it, and the lake knows it by that id.
+                            (None, Some(_), None) => {
+                                !known.is_empty() && known.contains(&builder.id_of(&msg))
+                            }
+                            _ => false,
+                        };
+                        if kept {
                             p.skipped_duplicates += 1;
                             continue;
-                        }
-                        if let (Some(part), Some(off)) = (msg.partition, msg.offset) {
-                            if covered
-                                .get(&msg.source)
-                                .is_some_and(|c| c.contains(part, off))
-                            {
-                                p.skipped_duplicates += 1;
-                                continue;
-                            }
                         }
                         let mut msg = msg;
                         let parts = builder.decode(&mut msg);
@@ -293,6 +297,7 @@ mod tests {
             source: "orders".into(),
             partition: Some(0),
             offset: Some(offset),
+            sub_offset: None,
             key: None,
             headers: Vec::new(),
             timestamp_us: None,
@@ -368,6 +373,34 @@ mod tests {
         );
         assert_eq!(p.stopped_by.as_deref(), Some("end"));
         assert_eq!(told.last().map(String::as_str), Some("commit 5"));
+    }
+
+    /// A position of two numbers without partitions (a Redis entry id) is known by the id it
+    /// derives: a re-capture skips the entries the lake holds and keeps the new ones.
+    #[test]
+    fn two_part_positions_are_skipped_by_their_derived_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::open(dir.path()).unwrap();
+        let entry = |seq| Message {
+            partition: None,
+            offset: Some(1_700_000_000_000),
+            sub_offset: Some(seq),
+            ..message(0)
+        };
+        let opts = CaptureOptions {
+            sources: vec!["orders".into()],
+            stop_at_end: true,
+            ..CaptureOptions::default()
+        };
+        let known = HashSet::from([builder().id_of(&entry(1))]);
+        assert_eq!(
+            known.iter().next().unwrap(),
+            "kafka:local/orders//1700000000000-1"
+        );
+        let batches = vec![Ok(vec![entry(0), entry(1), entry(2)])];
+        let (out, _) = capture(batches, &known, &opts, &lake);
+        let p = out.unwrap();
+        assert_eq!((p.read, p.captured, p.skipped_duplicates), (3, 2, 1));
     }
 
     #[test]

@@ -10,8 +10,12 @@ use std::io::Read;
 #[derive(Subcommand)]
 pub(crate) enum ConnectionCmd {
     /// Add a connection: `sluice connection add kafka NAME --brokers HOST:PORT`,
-    /// `sluice connection add amqp NAME --url amqp://USER@HOST:5672/VHOST` or
-    /// `sluice connection add sqs NAME --region REGION`
+    /// `sluice connection add amqp NAME --url amqp://USER@HOST:5672/VHOST`,
+    /// `sluice connection add sqs NAME --region REGION`,
+    /// `sluice connection add nats NAME --url nats://HOST:4222`,
+    /// `sluice connection add mqtt NAME --url mqtt://HOST:1883`,
+    /// `sluice connection add redis NAME --url redis://HOST:6379/0` or
+    /// `sluice connection add http NAME --url https://HOST/PATH --header 'Authorization: ...'`
     Add(Box<ConnectionAddArgs>),
     List {
         #[arg(long, value_enum, default_value_t = TableFormat::Table)]
@@ -35,7 +39,8 @@ pub(crate) struct ConnectionAddArgs {
     /// Kafka brokers
     #[arg(long, value_name = "HOST:PORT[,..]", required_unless_present_any = ["url", "region"])]
     brokers: Option<String>,
-    /// AMQP: amqp[s]://USER@HOST:PORT/VHOST (a password given here goes to the keyring)
+    /// AMQP, NATS, MQTT, Redis, HTTP: the server's URL (a password given in it goes to the
+    /// keyring)
     #[arg(long, value_name = "URL", conflicts_with = "brokers")]
     url: Option<String>,
     /// AMQP: management HTTP API [default: http://HOST:15672]
@@ -65,6 +70,10 @@ pub(crate) struct ConnectionAddArgs {
     /// The password itself (visible in shell history and process lists: prefer --password-stdin)
     #[arg(long, alias = "sasl-password", conflicts_with = "password_stdin")]
     password: Option<String>,
+    /// HTTP: a header sent with every request, `NAME: VALUE` (repeatable); kept in the keyring
+    /// like a password, never in config.toml
+    #[arg(long = "header", value_name = "NAME: VALUE", conflicts_with_all = ["password", "password_stdin"])]
+    header: Vec<String>,
     /// Use TLS (implied by --tls-ca/--tls-cert)
     #[arg(long)]
     tls: bool,
@@ -133,7 +142,10 @@ fn add(session: &Session, a: ConnectionAddArgs) -> Result<()> {
     if a.password.is_some() {
         eprintln!("warning: --password is visible to other local users; --password-stdin or SLUICE_PASSWORD is safer");
     }
-    let password = if let Some(p) = a.password {
+    let password = if !a.header.is_empty() {
+        // One secret per connection: an HTTP endpoint's is its headers, a line each.
+        Some(a.header.join("\n"))
+    } else if let Some(p) = a.password {
         Some(p)
     } else if a.password_stdin {
         let mut s = String::new();

@@ -63,7 +63,8 @@ enum Command {
     /// Show decoded messages live, writing nothing
     Tail {
         name: String,
-        /// Topic (Kafka) or exchange (AMQP); with --from-queue, the queue
+        /// Topic (Kafka), exchange (AMQP), queue (SQS), stream or subject (NATS), topic filter
+        /// (MQTT), stream or pubsub:PATTERN (Redis); with --from-queue, the queue
         #[arg(required_unless_present = "from_queue")]
         topic: Option<String>,
         #[command(flatten)]
@@ -174,7 +175,9 @@ fn main() {
             tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG")
                 // lapin logs every refused login, missing queue and returned message; Sluice
                 // reports each of them itself, once, as an error or a per-event failure.
-                .unwrap_or_else(|_| "warn,lapin=off".into()),
+                .unwrap_or_else(|_| "warn,lapin=off".into())
+                // ureq traces raw request bytes, header values (credentials) included.
+                .add_directive("ureq_proto=off".parse().expect("a fixed directive")),
         )
         .with_writer(std::io::stderr)
         .init();

@@ -108,7 +108,8 @@ impl ReadFields {
 #[derive(Args)]
 pub(crate) struct CaptureArgs {
     name: String,
-    /// Topics (Kafka) or exchanges (AMQP)
+    /// Topics (Kafka), exchanges (AMQP), queues (SQS), streams or subjects (NATS), topic
+    /// filters (MQTT), streams or pubsub:PATTERN (Redis)
     #[arg(required_unless_present = "from_queue")]
     topics: Vec<String>,
     #[command(flatten)]

@@ -12,7 +12,9 @@ use std::path::PathBuf;
 pub(crate) struct ReplayFlags {
     filter: String,
     /// Destination: CONNECTION:TOPIC (Kafka), CONNECTION:EXCHANGE[/ROUTING_KEY] or
-    /// CONNECTION:QUEUE (AMQP)
+    /// CONNECTION:QUEUE (AMQP), CONNECTION:QUEUE (SQS), CONNECTION:SUBJECT (NATS),
+    /// CONNECTION:TOPIC (MQTT), CONNECTION:STREAM or CONNECTION:pubsub:CHANNEL (Redis),
+    /// CONNECTION[:PATH] (HTTP)
     #[arg(
         long,
         required_unless_present = "to_origin",
@@ -46,6 +48,12 @@ pub(crate) struct ReplayFlags {
     /// unanswered then counts as failed (never sent) or unknown (sent, no answer)
     #[arg(long, default_value = "30s")]
     broker_timeout: humantime::Duration,
+    /// MQTT: publish events that were retained as retained (never by default)
+    #[arg(long)]
+    retain: bool,
+    /// Redis streams: write each entry with its original id (into an empty stream only)
+    #[arg(long)]
+    keep_ids: bool,
 }
 
 pub(crate) fn run(session: &Session, f: ReplayFlags) -> Result<()> {
@@ -72,6 +80,8 @@ pub(crate) fn run(session: &Session, f: ReplayFlags) -> Result<()> {
         "keep_partition": f.keep_partition,
         "edits": edits,
         "broker_timeout_ms": std::time::Duration::from(f.broker_timeout).as_millis() as u64,
+        "retain": f.retain,
+        "keep_ids": f.keep_ids,
     });
     if f.dry_run {
         let plan = args("replay_plan", fields)?;
@@ -114,10 +124,11 @@ pub(crate) fn run(session: &Session, f: ReplayFlags) -> Result<()> {
     if s.failed + s.unknown + s.not_sent > 0 {
         let mut why = Vec::new();
         if s.unknown > 0 {
+            // Some buses never answer (core NATS, MQTT QoS 0): the reasons above say which.
             why.push(format!(
-                "{} unknown: sent, but no answer came from {dest} before its connection \
-                 failed or --broker-timeout ({}) ran out; sending them again may \
-                 duplicate them",
+                "{} unknown: sent, but {dest} did not confirm them (reasons above: no \
+                 answer before its connection failed or --broker-timeout ({}) ran out, or \
+                 a destination that never confirms); sending them again may duplicate them",
                 s.unknown, f.broker_timeout
             ));
         }

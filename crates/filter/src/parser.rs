@@ -64,6 +64,8 @@ pub enum Field {
     Source,
     Partition,
     Offset,
+    /// The second number of a two-part position (a Redis entry id's sequence).
+    SubOffset,
     Key,
     Header(String),
     /// A bus property kept in the event's `properties` object: AMQP's routing key, exchange,
@@ -544,6 +546,7 @@ fn metadata(name: &str) -> Option<Field> {
         "source" | "topic" => Field::Source,
         "partition" => Field::Partition,
         "offset" => Field::Offset,
+        "sub_offset" => Field::SubOffset,
         "key" => Field::Key,
         "timestamp" | "time" => Field::Timestamp,
         "size" => Field::Size,
@@ -557,7 +560,7 @@ fn metadata(name: &str) -> Option<Field> {
 }
 
 /// Resolves a field name: `event.NAME` for any metadata, the bare metadata names people use
-/// most (`source`/`topic`, `connection`, `partition`, `offset`, `key`, `schema`,
+/// most (`source`/`topic`, `connection`, `partition`, `offset`, `sub_offset`, `key`, `schema`,
 /// `decode_error`, `routing_key`), `header.NAME`, `property.NAME`, and otherwise (or after an explicit `decoded.`) a path into
 /// the decoded payload. Names such as `id`, `size` or `timestamp` are left to the payload,
 /// where they are common.
@@ -569,8 +572,8 @@ fn parse_field(word: &str, column: usize) -> Result<Field, FilterError> {
                 column + "event.".len(),
                 format!(
                     "unknown event field {name:?}: use id, bus, connection, source, partition, \
-                     offset, key, timestamp, size, schema, encoding, decode_error, routing_key \
-                     or exchange"
+                     offset, sub_offset, key, timestamp, size, schema, encoding, decode_error, \
+                     routing_key or exchange"
                 ),
             )
         });
@@ -582,6 +585,7 @@ fn parse_field(word: &str, column: usize) -> Result<Field, FilterError> {
             | "connection"
             | "partition"
             | "offset"
+            | "sub_offset"
             | "key"
             | "schema"
             | "decode_error"

@@ -354,6 +354,7 @@ fn metadata_column(f: &Field) -> Column {
         Field::DecodeError => Column::Text("decode_error"),
         Field::Partition => Column::Number("partition"),
         Field::Offset => Column::Number("\"offset\""),
+        Field::SubOffset => Column::Number("sub_offset"),
         Field::Size => Column::Number("size"),
         Field::Key => Column::Text("key"),
         Field::Timestamp => Column::Number("timestamp"),

@@ -230,6 +230,8 @@ pub(crate) const DECODE_ERROR: Column = Column::new("decode_error", Text, true)
     .not_sent()
     .store(NoStatistics);
 pub(crate) const PROPERTIES: Column = Column::new("properties", Text, true);
+/// The second number of a two-part position (`Event::sub_offset`: a Redis entry id's sequence).
+pub(crate) const SUB_OFFSET: Column = Column::new("sub_offset", Int64, true);
 /// The event's day (UTC), the last folder level.
 pub(crate) const DATE: Column = Column::new("date", Ty::Date, false)
     .place(Folder)
@@ -237,7 +239,7 @@ pub(crate) const DATE: Column = Column::new("date", Ty::Date, false)
 
 /// Every column, in the order of an exported file; a lake file has the `Place::File` ones in
 /// this order.
-pub(crate) const COLUMNS: [Column; 21] = [
+pub(crate) const COLUMNS: [Column; 22] = [
     ID,
     BUS,
     CONNECTION,
@@ -258,6 +260,7 @@ pub(crate) const COLUMNS: [Column; 21] = [
     DECODED,
     DECODE_ERROR,
     PROPERTIES,
+    SUB_OFFSET,
     DATE,
 ];
 
@@ -330,6 +333,7 @@ mod tests {
             source: "orders".into(),
             partition: Some(0),
             offset: Some(1),
+            sub_offset: None,
             key: Some(b"k".to_vec()),
             key_decoded: None,
             headers: vec![sluice_model::Header {
@@ -451,6 +455,7 @@ mod tests {
                 "decoded",
                 "decode_error",
                 "properties",
+                "sub_offset",
             ]
         );
         let ts = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
@@ -482,6 +487,7 @@ mod tests {
             ("decoded", Utf8, true),
             ("decode_error", Utf8, true),
             ("properties", Utf8, true),
+            ("sub_offset", Int64, true),
         ];
         let want: Vec<(String, DataType, bool)> = want
             .into_iter()

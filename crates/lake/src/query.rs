@@ -161,7 +161,8 @@ impl Query {
             return Ok(());
         };
         let time = "coalesce(epoch_us(timestamp), epoch_us(captured_at))";
-        let by_partition = "PARTITION BY connection, source, partition ORDER BY \"offset\"";
+        let by_partition =
+            "PARTITION BY connection, source, partition ORDER BY \"offset\", sub_offset";
         // Times almost always rise with offsets, and then the running maximum is the time
         // itself: a narrow check spares the window over whole rows (payloads included), which
         // held every row back from the sender until both sorts had finished.
@@ -180,14 +181,14 @@ impl Query {
         let sql = if in_order {
             format!(
                 "SELECT {cols} FROM {events} WHERE {} \
-                 ORDER BY {time}, connection, source, partition, \"offset\" {limit}",
+                 ORDER BY {time}, connection, source, partition, \"offset\", sub_offset {limit}",
                 filter.where_sql
             )
         } else {
             format!(
                 "SELECT {cols} FROM (SELECT *, max({time}) OVER ({by_partition} ROWS UNBOUNDED PRECEDING) \
                  AS sluice_order FROM {events} WHERE {}) \
-                 ORDER BY sluice_order, connection, source, partition, \"offset\" {limit}",
+                 ORDER BY sluice_order, connection, source, partition, \"offset\", sub_offset {limit}",
                 filter.where_sql
             )
         };
@@ -284,15 +285,16 @@ impl Query {
         Ok(covered)
     }
 
-    /// Ids of a source's events that have no bus position: for reads of a queue, whose
-    /// messages can come again (given back, or a capture that died before acknowledging), and
-    /// whose ids the reader derives from the message itself where it can.
+    /// Ids of a source's events that have no partitioned position (`covered` has those): reads
+    /// of a queue, whose messages can come again (given back, or a capture that died before
+    /// acknowledging), whose ids the reader derives from the message itself where it can; and
+    /// positions of two numbers (Redis entry ids), whose ids are derived from them.
     pub fn ids_without_position(
         &self,
         connection: &str,
         source: &str,
     ) -> Result<std::collections::HashSet<String>, LakeError> {
-        let sql = "SELECT DISTINCT id FROM events WHERE connection = ? AND source = ? AND \"offset\" IS NULL";
+        let sql = "SELECT DISTINCT id FROM events WHERE connection = ? AND source = ? AND (partition IS NULL OR \"offset\" IS NULL)";
         let mut stmt = self.conn.prepare(sql).map_err(qerr)?;
         let mut rows = stmt.query([connection, source]).map_err(qerr)?;
         let mut ids = std::collections::HashSet::new();

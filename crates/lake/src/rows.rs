@@ -106,6 +106,7 @@ pub(crate) struct EventColumns {
     decoded: Option<StringArray>,
     decode_error: Option<StringArray>,
     properties: Option<StringArray>,
+    sub_offset: Int64Array,
 }
 
 impl EventColumns {
@@ -132,6 +133,7 @@ impl EventColumns {
             decoded: text(batch, &col::DECODED)?,
             decode_error: text(batch, &col::DECODE_ERROR)?,
             properties: text(batch, &col::PROPERTIES)?,
+            sub_offset: stored(batch, &col::SUB_OFFSET, DataType::Int64)?,
         })
     }
 
@@ -163,6 +165,7 @@ impl EventColumns {
             source: text(&self.source).unwrap_or_default(),
             partition: valid(&self.partition).then(|| self.partition.value(i)),
             offset: valid(&self.offset).then(|| self.offset.value(i)),
+            sub_offset: valid(&self.sub_offset).then(|| self.sub_offset.value(i)),
             key: valid(&self.key).then(|| self.key.value(i).to_vec()),
             key_decoded: text(&self.key_decoded),
             headers,

@@ -22,6 +22,7 @@ pub struct EventRef<'a> {
     pub source: &'a str,
     pub partition: Option<i32>,
     pub offset: Option<i64>,
+    pub sub_offset: Option<i64>,
     pub key: Option<&'a [u8]>,
     pub key_decoded: Option<&'a str>,
     pub headers: &'a [Header],
@@ -48,6 +49,7 @@ impl<'a> EventRef<'a> {
             source: &e.source,
             partition: e.partition,
             offset: e.offset,
+            sub_offset: e.sub_offset,
             key: e.key.as_deref(),
             key_decoded: e.key_decoded.as_deref(),
             headers: &e.headers,
@@ -99,6 +101,7 @@ pub(crate) struct RowBuilder {
     decoded: StringBuilder,
     decode_error: StringBuilder,
     properties: StringBuilder,
+    sub_offset: Int64Builder,
 }
 
 impl RowBuilder {
@@ -127,6 +130,7 @@ impl RowBuilder {
             decoded: StringBuilder::new(),
             decode_error: StringBuilder::new(),
             properties: StringBuilder::new(),
+            sub_offset: Int64Builder::new(),
         }
     }
 
@@ -147,6 +151,9 @@ impl RowBuilder {
                 self.id.write_char('/').ok();
                 if let Some(o) = e.offset {
                     let _ = write!(self.id, "{o}");
+                    if let Some(s) = e.sub_offset {
+                        let _ = write!(self.id, "-{s}");
+                    }
                 }
                 self.id.append_value("");
             }
@@ -184,6 +191,7 @@ impl RowBuilder {
         self.decoded.append_option(e.decoded);
         self.decode_error.append_option(e.decode_error);
         self.properties.append_option(e.properties);
+        self.sub_offset.append_option(e.sub_offset);
         self.rows += 1;
     }
 
@@ -210,6 +218,7 @@ impl RowBuilder {
             (col::DECODED.name, Arc::new(self.decoded.finish())),
             (col::DECODE_ERROR.name, Arc::new(self.decode_error.finish())),
             (col::PROPERTIES.name, Arc::new(self.properties.finish())),
+            (col::SUB_OFFSET.name, Arc::new(self.sub_offset.finish())),
         ];
         if self.with_partition_columns {
             built.push((col::CONNECTION.name, Arc::new(self.connection.finish())));

@@ -16,7 +16,12 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 
 /// The columns search orders by, read with every match (`Hit`).
-const SORT_KEYS: [col::Column; 3] = [col::TIMESTAMP, col::CAPTURED_AT, col::OFFSET];
+const SORT_KEYS: [col::Column; 4] = [
+    col::TIMESTAMP,
+    col::CAPTURED_AT,
+    col::OFFSET,
+    col::SUB_OFFSET,
+];
 
 impl Query {
     /// Matches newest first, `limit` rows after skipping `skip`.
@@ -54,7 +59,7 @@ impl Query {
             // anyway.
             let sql = format!(
                 "SELECT {cols} FROM {} AS events WHERE {} \
-                 ORDER BY timestamp DESC NULLS LAST, captured_at DESC, \"offset\" DESC LIMIT {limit} OFFSET {skip}",
+                 ORDER BY coalesce(timestamp, captured_at) DESC, captured_at DESC, \"offset\" DESC, sub_offset DESC LIMIT {limit} OFFSET {skip}",
                 parquet_source_with_names(&files),
                 filter.where_sql
             );
@@ -66,7 +71,7 @@ impl Query {
             let end = (next + group).min(files.len());
             let sql = format!(
                 "SELECT {cols} FROM {} AS events WHERE {} \
-                 ORDER BY timestamp DESC NULLS LAST, captured_at DESC, \"offset\" DESC LIMIT {want}",
+                 ORDER BY coalesce(timestamp, captured_at) DESC, captured_at DESC, \"offset\" DESC, sub_offset DESC LIMIT {want}",
                 parquet_source_with_names(&files[next..end]),
                 filter.where_sql
             );
@@ -77,7 +82,8 @@ impl Query {
             // Groups grow to let DuckDB's threads share the work, but not past 16 files, so a
             // rare filter's page stops soon after its last match instead of reading on.
             group = (group * 2).min(16);
-            let kth = hits.get(want - 1).and_then(|h| h.timestamp_us);
+            // Files are named by the same time (broker time, else capture time).
+            let kth = hits.get(want - 1).map(Hit::time);
             if hits.len() == want
                 && kth.is_some_and(|k| files.get(next).is_none_or(|f| f.newest < k))
             {
@@ -110,10 +116,11 @@ impl Query {
             let int = |name| column_as::<Int64Array>(&batch, name, &DataType::Int64);
             let names = column_as::<StringArray>(&batch, FILENAME, &DataType::Utf8)?;
             let rows = int(FILE_ROW_NUMBER)?;
-            let (ts, cap, off) = (
+            let (ts, cap, off, sub) = (
                 int(col::TIMESTAMP.read_name())?,
                 int(col::CAPTURED_AT.read_name())?,
                 int(col::OFFSET.read_name())?,
+                int(col::SUB_OFFSET.read_name())?,
             );
             let events = if whole {
                 Some(EventColumns::new(&batch)?)
@@ -127,6 +134,7 @@ impl Query {
                     timestamp_us: ts.is_valid(i).then(|| ts.value(i)),
                     captured_at_us: cap.value(i),
                     offset: off.is_valid(i).then(|| off.value(i)),
+                    sub_offset: sub.is_valid(i).then(|| sub.value(i)),
                     event: events.as_ref().map(|e| e.event(i)).transpose()?,
                 });
             }
@@ -173,6 +181,7 @@ struct Hit {
     timestamp_us: Option<i64>,
     captured_at_us: i64,
     offset: Option<i64>,
+    sub_offset: Option<i64>,
     event: Option<Event>,
 }
 
@@ -183,12 +192,18 @@ const DEEP_SKIP: usize = 10_000;
 const FETCH_BY_ROW_MAX: usize = 2_000;
 
 impl Hit {
-    /// The order of `search`: time descending (missing last), then capture time, then offset.
+    /// When the event happened as far as the lake knows: the broker's time, else the capture's
+    /// (MQTT and most AMQP messages carry none), so events of every bus interleave by time.
+    fn time(&self) -> i64 {
+        self.timestamp_us.unwrap_or(self.captured_at_us)
+    }
+
+    /// The order of `search`: time descending, then capture time, then position.
     fn newest_first(a: &Hit, b: &Hit) -> std::cmp::Ordering {
-        let ts = |h: &Hit| h.timestamp_us.map_or((0, 0), |t| (1, t));
-        ts(b)
-            .cmp(&ts(a))
+        b.time()
+            .cmp(&a.time())
             .then(b.captured_at_us.cmp(&a.captured_at_us))
             .then(b.offset.cmp(&a.offset))
+            .then(b.sub_offset.cmp(&a.sub_offset))
     }
 }

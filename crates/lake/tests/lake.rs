@@ -41,12 +41,13 @@ fn writer_in_tempdir(max_rows: usize) -> (tempfile::TempDir, Lake, LakeWriter) {
 
 fn event(partition: i32, offset: i64, decoded: Option<&str>, text: Option<&str>) -> Event {
     Event {
-        id: event_id(Bus::Kafka, "local", "orders", Some(partition), Some(offset)),
+        id: event_id(Bus::Kafka, "local", "orders", Some(partition), Some(offset), None),
         bus: Bus::Kafka,
         connection: "local".into(),
         source: "orders".into(),
         partition: Some(partition),
         offset: Some(offset),
+        sub_offset: None,
         key: Some(format!("k{offset}").into_bytes()),
         key_decoded: None,
         headers: vec![
@@ -391,6 +392,9 @@ fn newest_first_over_many_files_matches_a_full_sort() {
         } else {
             Some(T0 + ((i * 37) % 100) * 1_000_000)
         };
+        // Captured later than most, without a broker time of their own: they belong in the
+        // middle of the list, not after it.
+        e.captured_at_us = T0 + (i % 100) * 1_000_000 + 500_000;
         all.push(e.clone());
         w.push(e).unwrap();
     }
@@ -402,9 +406,13 @@ fn newest_first_over_many_files_matches_a_full_sort() {
         ("even = true", &|e: &Event| e.offset.unwrap() % 2 == 0),
     ] {
         let mut truth: Vec<&Event> = all.iter().filter(|e| keep(e)).collect();
+        // Newest first by broker time, else capture time (events of buses without one).
         truth.sort_by(|a, b| {
-            let ts = |e: &Event| e.timestamp_us.map_or((0, 0), |t| (1, t));
-            ts(b).cmp(&ts(a)).then(b.offset.cmp(&a.offset))
+            let ts = |e: &Event| e.timestamp_us.unwrap_or(e.captured_at_us);
+            ts(b)
+                .cmp(&ts(a))
+                .then(b.captured_at_us.cmp(&a.captured_at_us))
+                .then(b.offset.cmp(&a.offset))
         });
         let c = sluice_filter::to_sql(filter, 0).unwrap();
         // Pages over 2,000 rows read whole rows; smaller ones, at any depth, fetch by row.
@@ -535,7 +543,7 @@ fn redecode_rewrites_decode_columns_in_place_and_search_sees_them() {
     let ev = q.search(&compile("offset = 1"), 1, 0).unwrap();
     assert_eq!(
         ev[0].id,
-        event_id(Bus::Kafka, "local", "orders", Some(0), Some(1))
+        event_id(Bus::Kafka, "local", "orders", Some(0), Some(1), None)
     );
     assert!(ev[0].payload.starts_with(br#"{"status":"FAILED""#));
     assert_eq!(ev[0].key_decoded.as_deref(), Some("\"k1\""));
@@ -655,7 +663,7 @@ fn oldest_first_keeps_partition_order_like_the_sql_window() {
         };
         if i % 5 == 0 {
             e.source = "payments".into();
-            e.id = event_id(Bus::Kafka, "local", "payments", e.partition, e.offset);
+            e.id = event_id(Bus::Kafka, "local", "payments", e.partition, e.offset, None);
         }
         if i % 23 == 0 {
             e.bus = Bus::Amqp;
@@ -864,7 +872,7 @@ fn an_event_of_a_bus_this_build_does_not_know_is_an_error_not_kafka() {
     duckdb::Connection::open_in_memory()
         .unwrap()
         .execute_batch(&format!(
-            "COPY (SELECT * REPLACE ('nats' AS bus) FROM read_parquet('{}')) TO '{}' (FORMAT parquet)",
+            "COPY (SELECT * REPLACE ('pulsar' AS bus) FROM read_parquet('{}')) TO '{}' (FORMAT parquet)",
             file.display(),
             edited.display()
         ))
@@ -873,7 +881,7 @@ fn an_event_of_a_bus_this_build_does_not_know_is_an_error_not_kafka() {
     let q = Query::open(&lake).unwrap();
     let unknown = |r: Result<(), LakeError>| {
         assert!(
-            matches!(&r, Err(LakeError::UnknownBus(b)) if b == "nats"),
+            matches!(&r, Err(LakeError::UnknownBus(b)) if b == "pulsar"),
             "{r:?}"
         )
     };
@@ -889,5 +897,49 @@ fn an_event_of_a_bus_this_build_does_not_know_is_an_error_not_kafka() {
             .map(drop),
     );
     let e = q.search(&compile(""), 10, 0).unwrap_err().to_string();
-    assert!(e.contains("\"nats\""), "{e}");
+    assert!(e.contains("\"pulsar\""), "{e}");
+}
+
+/// Redis entry ids are two numbers: the lake keeps both, orders by both (many entries share a
+/// millisecond), finds them with `sub_offset`, and knows their ids for a re-capture to skip.
+#[test]
+fn two_part_positions_order_dedupe_and_filter_by_both_numbers() {
+    let (_d, lake, mut w) = writer_in_tempdir(2);
+    let ms = T0 / 1000;
+    for seq in [0, 1, 2, 10] {
+        let mut e = event(0, 0, None, Some("entry"));
+        e.bus = Bus::Redis;
+        e.source = "orders-stream".into();
+        e.partition = None;
+        e.offset = Some(ms);
+        e.sub_offset = Some(seq);
+        e.timestamp_us = Some(ms * 1000);
+        e.id = event_id(
+            Bus::Redis,
+            "local",
+            "orders-stream",
+            None,
+            Some(ms),
+            Some(seq),
+        );
+        w.push(e).unwrap();
+    }
+    w.flush().unwrap();
+    let q = Query::open(&lake).unwrap();
+    let all = q
+        .search(&compile("source = 'orders-stream'"), 10, 0)
+        .unwrap();
+    let seqs: Vec<i64> = all.iter().map(|e| e.sub_offset.unwrap()).collect();
+    assert_eq!(
+        seqs,
+        [10, 2, 1, 0],
+        "newest first, by the second number too"
+    );
+    assert_eq!(all[0].id, format!("redis:local/orders-stream//{ms}-10"));
+    let found = q.search(&compile("sub_offset >= 2"), 10, 0).unwrap();
+    assert_eq!(found.len(), 2);
+    let known = q.ids_without_position("local", "orders-stream").unwrap();
+    assert_eq!(known.len(), 4);
+    assert!(known.contains(&format!("redis:local/orders-stream//{ms}-1")));
+    assert!(q.covered("local", "orders-stream").unwrap().is_empty());
 }

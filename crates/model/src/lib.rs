@@ -14,27 +14,39 @@ pub enum Bus {
     Kafka,
     Amqp,
     Sqs,
+    Nats,
+    Mqtt,
+    Redis,
+    /// An HTTP endpoint: a replay destination only.
+    Http,
 }
 
 impl Bus {
     /// Every bus, in the order the UI offers them.
-    pub const ALL: [Bus; 3] = [Bus::Kafka, Bus::Amqp, Bus::Sqs];
+    pub const ALL: [Bus; 7] = [
+        Bus::Kafka,
+        Bus::Amqp,
+        Bus::Sqs,
+        Bus::Nats,
+        Bus::Mqtt,
+        Bus::Redis,
+        Bus::Http,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Bus::Kafka => "kafka",
             Bus::Amqp => "amqp",
             Bus::Sqs => "sqs",
+            Bus::Nats => "nats",
+            Bus::Mqtt => "mqtt",
+            Bus::Redis => "redis",
+            Bus::Http => "http",
         }
     }
 
     pub fn parse(s: &str) -> Option<Bus> {
-        match s {
-            "kafka" => Some(Bus::Kafka),
-            "amqp" => Some(Bus::Amqp),
-            "sqs" => Some(Bus::Sqs),
-            _ => None,
-        }
+        Bus::ALL.into_iter().find(|b| b.as_str() == s)
     }
 }
 
@@ -61,6 +73,9 @@ pub struct Message {
     pub source: String,
     pub partition: Option<i32>,
     pub offset: Option<i64>,
+    /// The second part of a position that is two numbers (a Redis stream entry id `MS-SEQ`
+    /// is `offset` MS, `sub_offset` SEQ); `None` where one number is the position.
+    pub sub_offset: Option<i64>,
     pub key: Option<Vec<u8>>,
     pub headers: Vec<Header>,
     /// Broker (or producer) time in microseconds since the Unix epoch.
@@ -161,6 +176,8 @@ pub struct Event {
     pub source: String,
     pub partition: Option<i32>,
     pub offset: Option<i64>,
+    /// See `Message::sub_offset`.
+    pub sub_offset: Option<i64>,
     pub key: Option<Vec<u8>>,
     pub key_decoded: Option<String>,
     pub headers: Vec<Header>,
@@ -194,15 +211,26 @@ impl Event {
 }
 
 /// The bus position an event came from, as carried in the `sluice-source` replay header.
+/// A two-part position (`sub_offset`) is written `OFFSET-SUB`, as Redis writes its ids.
 pub fn position(
     connection: &str,
     source: &str,
     partition: Option<i32>,
     offset: Option<i64>,
+    sub_offset: Option<i64>,
 ) -> String {
     let p = partition.map(|p| p.to_string()).unwrap_or_default();
-    let o = offset.map(|o| o.to_string()).unwrap_or_default();
+    let o = offset_text(offset, sub_offset);
     format!("{connection}/{source}/{p}/{o}")
+}
+
+/// An offset as a person reads it: `42`, or `1700000000000-3` for a two-part position.
+pub fn offset_text(offset: Option<i64>, sub_offset: Option<i64>) -> String {
+    match (offset, sub_offset) {
+        (Some(o), Some(s)) => format!("{o}-{s}"),
+        (Some(o), None) => o.to_string(),
+        _ => String::new(),
+    }
 }
 
 /// A stable event id for a bus position: capturing the same range twice yields the same ids.
@@ -212,11 +240,12 @@ pub fn event_id(
     source: &str,
     partition: Option<i32>,
     offset: Option<i64>,
+    sub_offset: Option<i64>,
 ) -> String {
     format!(
         "{}:{}",
         bus.as_str(),
-        position(connection, source, partition, offset)
+        position(connection, source, partition, offset, sub_offset)
     )
 }
 
@@ -230,11 +259,15 @@ pub enum StartFrom {
     Time(i64),
     /// The last N messages of each partition.
     Last(i64),
+    /// A two-part position `OFFSET-SUB` (a Redis stream entry id): that entry and after.
+    Entry(i64, i64),
+    /// The last message of each subject (NATS JetStream `last-per-subject`).
+    LastPerSubject,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
 #[error(
-    "invalid start position {input:?}: {reason} (use beginning, end, last, OFFSET, @RFC3339 or -N)"
+    "invalid start position {input:?}: {reason} (use beginning, end, last, last-per-subject, OFFSET, MS-SEQ, @RFC3339 or -N)"
 )]
 pub struct StartFromError {
     pub input: String,
@@ -254,6 +287,7 @@ impl std::str::FromStr for StartFrom {
             "end" | "latest" => Ok(StartFrom::End),
             // The last message of each partition (a RabbitMQ stream's last chunk).
             "last" => Ok(StartFrom::Last(1)),
+            "last-per-subject" => Ok(StartFrom::LastPerSubject),
             _ if s.starts_with('@') => chrono::DateTime::parse_from_rfc3339(&s[1..])
                 .map(|t| StartFrom::Time(t.timestamp_micros()))
                 .map_err(|e| err(&format!("not an RFC 3339 time: {e}"))),
@@ -261,9 +295,15 @@ impl std::str::FromStr for StartFrom {
                 Ok(n) if n > 0 => Ok(StartFrom::Last(n)),
                 _ => Err(err("-N needs a positive whole number")),
             },
-            _ => match s.parse::<i64>() {
-                Ok(n) if n >= 0 => Ok(StartFrom::Offset(n)),
-                _ => Err(err("not a known position")),
+            _ => match s.split_once('-') {
+                Some((ms, seq)) => match (ms.parse::<i64>(), seq.parse::<i64>()) {
+                    (Ok(ms), Ok(seq)) if ms >= 0 && seq >= 0 => Ok(StartFrom::Entry(ms, seq)),
+                    _ => Err(err("MS-SEQ needs two whole numbers")),
+                },
+                None => match s.parse::<i64>() {
+                    Ok(n) if n >= 0 => Ok(StartFrom::Offset(n)),
+                    _ => Err(err("not a known position")),
+                },
             },
         }
     }
@@ -291,6 +331,9 @@ mod tests {
         assert_eq!("end".parse(), Ok(StartFrom::End));
         assert_eq!("42".parse(), Ok(StartFrom::Offset(42)));
         assert_eq!("-10".parse(), Ok(StartFrom::Last(10)));
+        assert_eq!("1700-3".parse(), Ok(StartFrom::Entry(1700, 3)));
+        assert_eq!("last-per-subject".parse(), Ok(StartFrom::LastPerSubject));
+        assert!("1700-x".parse::<StartFrom>().is_err());
         assert_eq!(
             "@2026-11-20T10:00:00Z".parse(),
             Ok(StartFrom::Time(1_795_168_800_000_000))
@@ -303,8 +346,12 @@ mod tests {
     #[test]
     fn ids_are_stable_per_position() {
         assert_eq!(
-            event_id(Bus::Kafka, "local", "orders", Some(2), Some(7)),
+            event_id(Bus::Kafka, "local", "orders", Some(2), Some(7), None),
             "kafka:local/orders/2/7"
+        );
+        assert_eq!(
+            event_id(Bus::Redis, "r", "orders", None, Some(1700), Some(3)),
+            "redis:r/orders//1700-3"
         );
     }
 }

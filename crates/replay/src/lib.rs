@@ -69,6 +69,8 @@ pub struct ReplayOptions {
     /// How long to wait for the destination's answers (`DEFAULT_BROKER_TIMEOUT` unless the
     /// user chose, e.g. `sluice replay --broker-timeout`).
     pub broker_timeout: Duration,
+    /// `--retain`, `--keep-ids`: what the destination's writer is asked beyond sending.
+    pub send: sluice_bus::SendOptions,
 }
 
 /// Counts while a replay runs. The last report of every replay (`done`) is its final account,
@@ -134,6 +136,7 @@ pub fn outgoing(event: Event, opts: &ReplayOptions) -> Outgoing {
                 &event.source,
                 event.partition,
                 event.offset,
+                event.sub_offset,
             )
             .into_bytes(),
         ),
@@ -235,6 +238,7 @@ pub fn replay(
     let start = Instant::now();
     let timeout = opts.broker_timeout;
     writer.set_timeout(timeout);
+    writer.set_options(opts.send);
     let limiter = limiter(opts.rate);
     // A rate-limited replay hands over each event as it is paced, so the pace holds on the bus.
     let batch_size = if limiter.is_some() { 1 } else { SEND_BATCH };
@@ -406,6 +410,7 @@ pub fn origin(event: &Event) -> Result<Origin, OriginError> {
     let marks: Vec<&str> = Bus::ALL
         .into_iter()
         .map(|b| sluice_bus::conventions(b).dead_letter_marks())
+        .filter(|m| !m.is_empty())
         .collect();
     Err(OriginError(format!(
         "origin unknown: no {}, nor a {REPLAY_SOURCE_HEADER} header",
@@ -465,6 +470,7 @@ pub fn replay_to_origin(
             let mut opened = open(&o.connection).map_err(|e| e.to_string());
             if let Ok((w, _)) = &mut opened {
                 w.set_timeout(timeout);
+                w.set_options(base.send);
             }
             opened
         });
@@ -533,6 +539,7 @@ mod tests {
             source: "dlq".into(),
             partition: None,
             offset: None,
+            sub_offset: None,
             key: None,
             key_decoded: None,
             headers: headers
@@ -669,6 +676,7 @@ mod tests {
             replay_prefix: "lake:run".into(),
             edited: None,
             broker_timeout: DEFAULT_BROKER_TIMEOUT,
+            send: Default::default(),
         };
         let carried = |o: &Outgoing| o.headers.iter().any(|h| h.key == PROPERTIES_HEADER);
         let from_amqp = || event(&[], Some(props));

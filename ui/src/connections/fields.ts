@@ -67,13 +67,17 @@ function input(f: FormField, v: Values, editing: boolean, changed: () => void): 
   switch (f.kind) {
     case 'flag':
       return h('label', { class: 'check' },
-        h('input', { type: 'checkbox', name: f.name, checked: v[f.name] === true, onchange: (e: Event) => set((e.target as HTMLInputElement).checked) }), f.label);
+        h('input', { type: 'checkbox', name: f.name, checked: v[f.name] === true, onchange: (e: Event) => set((e.target as HTMLInputElement).checked) }), f.label,
+        f.help ? h('small', { class: 'muted' }, ` ${f.help}`) : null);
     case 'choice':
       return labelled(f.label, h('select', { name: f.name, onchange: (e: Event) => set((e.target as HTMLSelectElement).value || null) },
         (f.choices ?? []).map((c) => h('option', { value: c, selected: text(v[f.name]) === c }, c || 'none'))), f.help);
     case 'secret':
       // Secrets live in the keyring and never come back: blank while editing keeps the old one.
       return labelled(f.label, h('input', { type: 'password', name: f.name, value: text(v[f.name]), placeholder: editing ? '(unchanged)' : (f.placeholder ?? ''), oninput: (e: Event) => set((e.target as HTMLInputElement).value || null) }), f.help);
+    case 'secret_lines':
+      // Several secret lines (an endpoint's headers): a textarea, its text masked like a password.
+      return labelled(f.label, h('textarea', { name: f.name, class: 'secret-lines mono', rows: 3, spellcheck: false, autocomplete: 'off', placeholder: editing ? '(unchanged)' : (f.placeholder ?? ''), oninput: (e: Event) => set((e.target as HTMLTextAreaElement).value || null) }, text(v[f.name])), f.help);
     default:
       return labelled(f.label, h('input', { type: 'text', name: f.name, value: text(v[f.name]), placeholder: f.placeholder, oninput: (e: Event) => set((e.target as HTMLInputElement).value || null) }), f.help);
   }

@@ -17,7 +17,7 @@ function formOn(bus: string, all = kinds): ConnectionForm {
 }
 
 const names = (form: ConnectionForm, visibleOnly = false) =>
-  [...form.el.querySelectorAll<HTMLInputElement | HTMLSelectElement>('input, select')]
+  [...form.el.querySelectorAll<HTMLInputElement | HTMLSelectElement>('input, select, textarea')]
     .filter((el) => !visibleOnly || !el.closest('[hidden]'))
     .map((el) => el.name);
 
@@ -60,7 +60,7 @@ describe('the connection form', () => {
   });
 
   it('draws each field kind as its input', () => {
-    const tags = { text: 'INPUT:text', file: 'INPUT:text', secret: 'INPUT:password', flag: 'INPUT:checkbox', choice: 'SELECT:select-one' };
+    const tags = { text: 'INPUT:text', file: 'INPUT:text', secret: 'INPUT:password', secret_lines: 'TEXTAREA:textarea', flag: 'INPUT:checkbox', choice: 'SELECT:select-one' };
     for (const kind of kinds) {
       const form = formOn(kind.bus);
       for (const f of kind.fields) {
@@ -76,16 +76,16 @@ describe('the connection form', () => {
 
   it('a bus nobody wrote UI code for is drawn from its description alone', () => {
     const other: BusKind = {
-      bus: 'nats', label: 'NATS', source_noun: 'subject', sources_noun: 'subjects', read_modes: [], capabilities: kinds[0].capabilities,
+      bus: 'pulsar', label: 'Pulsar', source_noun: 'topic', sources_noun: 'topics', read_modes: [], capabilities: kinds[0].capabilities,
       fields: [
-        { name: 'servers', label: 'Servers', kind: 'text', required: true, placeholder: 'nats://127.0.0.1:4222', choices: [] },
+        { name: 'servers', label: 'Servers', kind: 'text', required: true, placeholder: 'pulsar://127.0.0.1:6650', choices: [] },
         { name: 'creds', label: 'Credentials file', kind: 'file', required: false, choices: [] },
       ],
     };
-    const form = formOn('nats', [...kinds, other]);
+    const form = formOn('pulsar', [...kinds, other]);
     expect(names(form)).toEqual(['name', 'bus', 'servers', 'creds', 'registry_url', 'registry_username', 'registry_password', 'registry_token']);
     type(form, 'name', 'n');
-    expect(form.args()).toEqual({ name: 'n', bus: 'nats', servers: '', replace: false });
+    expect(form.args()).toEqual({ name: 'n', bus: 'pulsar', servers: '', replace: false });
   });
 
   it('shows a field while the one it is shown with is set, without redrawing', () => {

@@ -4,13 +4,32 @@
 import type { SourceInfo } from '../bindings';
 import { call } from '../api';
 import { h, clear, formatCount, toast } from '../dom';
-import { hub, state, loadConnections, select, kindOf } from '../app';
+import { hub, state, loadConnections, select, kindOf, connectionKind } from '../app';
 import { openConnectionForm } from './form';
 import { describeTest } from './form';
 
 const REFRESH_MS = 15_000;
 
+/** Whether a connection's bus can be read at all (an HTTP endpoint is a destination only). */
+function reads(connection: string): boolean {
+  return connectionKind(connection)?.capabilities.reads ?? true;
+}
+
+/** A source that no listing shows (a NATS subject, an MQTT topic filter, a Redis channel
+ * pattern, a Kafka topic by name): typed, then opened like a listed one. */
+function openByName(connection: string, bus: string): HTMLElement {
+  const noun = kindOf(bus)?.source_noun ?? 'topic';
+  const input = h('input', { type: 'text', name: 'open-source', class: 'small', placeholder: `open a ${noun} by name or pattern…`, 'aria-label': `Open a ${noun} of ${connection} by name` }) as HTMLInputElement;
+  return h('form', { class: 'open-source', onsubmit: (e: Event) => {
+    e.preventDefault();
+    const name = input.value.trim();
+    if (name) select({ connection, source: name, bus });
+  } }, input);
+}
+
 export function sourceCounts(s: SourceInfo): string {
+  // Seen during a short look (MQTT), not counted by the bus: say so, with when.
+  if (s.last_seen !== undefined) return `${formatCount(s.ready ?? 0)} seen · ${s.last_seen.slice(11, 19)}`;
   if (s.ready !== undefined || s.unacked !== undefined) {
     const parts = [`${formatCount(s.ready ?? 0)} ready`];
     if (s.unacked) parts.push(`${formatCount(s.unacked)} unacked`);
@@ -45,7 +64,7 @@ export class Sidebar {
 
   async refreshAll() {
     await loadConnections().catch((e) => toast(e.message, 'error'));
-    await Promise.all([...this.open].map((n) => this.load(n)));
+    await Promise.all([...this.open].filter(reads).map((n) => this.load(n)));
   }
 
   private async load(name: string) {
@@ -62,7 +81,7 @@ export class Sidebar {
     if (this.open.has(name)) this.open.delete(name);
     else {
       this.open.add(name);
-      this.load(name);
+      if (reads(name)) this.load(name);
     }
     this.render();
   }
@@ -86,8 +105,11 @@ export class Sidebar {
             await call('connection_remove', { name: c.name }).catch((e) => toast(e.message, 'error'));
             await loadConnections();
           } }, '×')),
-        open ? h('ul', { class: 'sources' },
+        open && !reads(c.name) ? h('ul', { class: 'sources' },
+          h('li', { class: 'muted small' }, 'A replay destination: Sluice sends events here and reads nothing.')) : null,
+        open && reads(c.name) ? h('ul', { class: 'sources' },
           err ? h('li', { class: 'bad small' }, err) : null,
+          kindOf(c.bus)?.listing_note ? h('li', { class: 'muted small note' }, kindOf(c.bus)!.listing_note) : null,
           !err && !state.sources.has(c.name) ? h('li', { class: 'muted small' }, 'loading…') : null,
           sources.map((s) => {
             const sel = state.selected?.connection === c.name && state.selected?.source === s.name;
@@ -96,7 +118,8 @@ export class Sidebar {
                 onclick: () => select({ connection: c.name, source: s.name, bus: c.bus }) },
                 h('span', { class: 'source-name' }, s.name || '(default)'),
                 h('span', { class: 'counts' }, sourceCounts(s))));
-          })) : null);
+          }),
+          h('li', {}, openByName(c.name, c.bus))) : null);
     }));
   }
 }

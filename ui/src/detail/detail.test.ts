@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { diffPaths, flatten } from './diff';
 import { hexDump, jsonTree } from './detail';
+import { positionText } from '../dom';
 
 describe('compare', () => {
   it('flattens nested values to paths', () => {
@@ -23,5 +24,13 @@ describe('detail', () => {
     const el = jsonTree({ html: '<script>x</script>' });
     expect(el.querySelector('script')).toBeNull();
     expect(el.textContent).toContain('"<script>x</script>"');
+  });
+});
+
+describe('positions', () => {
+  it('writes each bus position as its bus does', () => {
+    expect(positionText({ partition: 2, offset: 26 })).toBe('2@26');
+    expect(positionText({ partition: null, offset: 1700000000000, sub_offset: 3 })).toBe('1700000000000-3');
+    expect(positionText({ partition: null, offset: null })).toBe('');
   });
 });

@@ -2,7 +2,7 @@
 // raw payload as text and hex, each with a copy button. Everything is rendered as text.
 
 import type { EventView, JsonValue } from '../bindings';
-import { h, copy } from '../dom';
+import { h, copy, positionText } from '../dom';
 
 export function jsonTree(v: JsonValue | undefined, name?: string, depth = 0): HTMLElement {
   const label = name !== undefined ? h('span', { class: 'jkey' }, name, ': ') : null;
@@ -55,7 +55,7 @@ function kvTable(obj: JsonValue): HTMLElement {
 export function renderDetail(e: EventView): HTMLElement {
   const bytes = base64ToBytes(e.payload);
   const decoded = e.decoded !== null ? JSON.stringify(e.decoded, null, 2) : null;
-  const where = e.partition !== null ? `${e.partition}@${e.offset}` : `${e.offset ?? ''}`;
+  const where = positionText(e);
   return h('div', { class: 'detail' },
     h('div', { class: 'detail-meta' },
       h('div', { class: 'detail-title' }, h('strong', {}, `${e.connection}:${e.source}`), ' ', h('span', { class: 'muted' }, where)),

@@ -1,7 +1,7 @@
 // Field-level diff of two events' decoded JSON: every leaf path with its value on each side.
 
 import type { EventView, JsonValue } from '../bindings';
-import { h } from '../dom';
+import { h, positionText } from '../dom';
 
 export type DiffRow = { path: string; left: string | undefined; right: string | undefined; kind: 'same' | 'changed' | 'added' | 'removed' };
 
@@ -38,6 +38,6 @@ export function renderDiff(a: EventView, b: EventView): HTMLElement {
   return h('div', { class: 'diff' },
     h('p', {}, `${changed} of ${rows.length} fields differ`),
     h('table', { class: 'diff-table' },
-      h('thead', {}, h('tr', {}, h('th', {}, 'field'), h('th', {}, `${a.source} ${a.partition ?? ''}@${a.offset ?? ''}`), h('th', {}, `${b.source} ${b.partition ?? ''}@${b.offset ?? ''}`))),
+      h('thead', {}, h('tr', {}, h('th', {}, 'field'), h('th', {}, `${a.source} ${positionText(a)}`), h('th', {}, `${b.source} ${positionText(b)}`))),
       h('tbody', {}, rows.map((r) => h('tr', { class: `diff-${r.kind}` }, h('td', { class: 'mono' }, r.path), h('td', { class: 'mono' }, r.left ?? '—'), h('td', { class: 'mono' }, r.right ?? '—'))))));
 }

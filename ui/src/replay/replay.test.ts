@@ -1,6 +1,8 @@
 import { describe, expect, it, vi, beforeEach } from 'vitest';
 import { replayArgs, replayProblem, openReplay, parseEdit } from './replay';
 import { state } from '../app';
+import type { BusKind, ConnectionSummary } from '../bindings';
+import kinds from '../connections/bus-kinds.fixture.json';
 
 describe('the replay dialog', () => {
   it('builds the request the API takes', () => {
@@ -22,6 +24,20 @@ describe('the replay dialog', () => {
     expect('error' in parseEdit('{"a": ')).toBe(true);
   });
 
+  it('needs no target for a destination whose bus names none (an HTTP endpoint)', () => {
+    state.kinds = kinds as BusKind[];
+    state.connections = [
+      { name: 'hook', bus: 'http' } as ConnectionSummary,
+      { name: 'jets', bus: 'nats' } as ConnectionSummary,
+    ];
+    expect(replayProblem({ connection: 'hook', target: '', origin: false })).toBeNull();
+    expect(replayArgs('x', { connection: 'hook', target: '', origin: false, rate: '', limit: '' }).to).toBe('hook');
+    expect(replayArgs('x', { connection: 'hook', target: '/v1', origin: false, rate: '', limit: '' }).to).toBe('hook:/v1');
+    expect(replayProblem({ connection: 'jets', target: '', origin: false })).toMatch(/subject/);
+    state.kinds = [];
+    state.connections = [];
+  });
+
   it('says what is missing before sending', () => {
     expect(replayProblem({ connection: '', target: 'x', origin: false })).toMatch(/connection/);
     expect(replayProblem({ connection: 'dev', target: ' ', origin: false })).toMatch(/topic/);
@@ -32,7 +48,7 @@ describe('the replay dialog', () => {
     beforeEach(() => {
       document.body.replaceChildren();
       state.connections = [{ name: 'dev', bus: 'kafka', brokers: 'b', auth: 'none', tls: false, registry: null }];
-      state.sources.set('dev', [{ name: 'orders', internal: false, partitions: [] }]);
+      state.sources.set('dev', [{ name: 'orders', internal: false, partitions: [], subjects: [], groups: [] }]);
     });
 
     it('previews exactly what the dry run returns, rendered as text', async () => {

@@ -7,13 +7,13 @@
 import type { JsonValue, ReplayArgs, ReplayEdit, ReplayProgress, ReplaySummary } from '../bindings';
 import { call } from '../api';
 import { h, clear, dialog, formatCount, toast } from '../dom';
-import { state } from '../app';
+import { state, connectionKind } from '../app';
 
 export function replayArgs(filter: string, form: { connection: string; target: string; origin: boolean; rate: string; limit: string }, edits: Map<string, JsonValue> = new Map()): ReplayArgs {
   const num = (s: string) => (s.trim() && Number(s) > 0 ? Math.floor(Number(s)) : null);
   return {
     filter,
-    to: form.origin ? '' : `${form.connection}:${form.target.trim()}`,
+    to: form.origin ? '' : form.target.trim() ? `${form.connection}:${form.target.trim()}` : form.connection,
     to_origin: form.origin,
     rate: num(form.rate),
     limit: num(form.limit),
@@ -87,8 +87,16 @@ function editor(ids: string[], edits: Map<string, JsonValue>): HTMLElement {
 export function replayProblem(form: { connection: string; target: string; origin: boolean }): string | null {
   if (form.origin) return null;
   if (!form.connection) return 'Choose a destination connection.';
-  if (!form.target.trim()) return 'Name the destination topic, exchange or queue.';
+  const kind = connectionKind(form.connection);
+  if (!form.target.trim() && (kind?.capabilities.needs_target ?? true)) return `Name the destination ${kind?.source_noun ?? 'topic, exchange or queue'}.`;
   return null;
+}
+
+/** What the target box asks for on the destination's bus. */
+function targetHint(connection: string): string {
+  const kind = connectionKind(connection);
+  if (!kind) return 'topic, exchange[/routing-key] or queue';
+  return kind.capabilities.needs_target ? kind.source_noun : `${kind.source_noun} (optional)`;
 }
 
 export function openReplay(filter: string, count: number, ids: string[] = []) {
@@ -99,9 +107,9 @@ export function openReplay(filter: string, count: number, ids: string[] = []) {
     const names = (state.sources.get(form.connection) ?? (await call('topics', { name: form.connection }).catch(() => []))).map((s) => s.name);
     clear(targets, names.map((n) => h('option', { value: n })));
   };
-  const conn = h('select', { name: 'connection', 'aria-label': 'Destination connection', onchange: (e: Event) => { form.connection = (e.target as HTMLSelectElement).value; loadTargets(); } },
+  const target = h('input', { type: 'text', name: 'target', list: 'replay-targets', placeholder: targetHint(form.connection), oninput: (e: Event) => (form.target = (e.target as HTMLInputElement).value) }) as HTMLInputElement;
+  const conn = h('select', { name: 'connection', 'aria-label': 'Destination connection', onchange: (e: Event) => { form.connection = (e.target as HTMLSelectElement).value; target.placeholder = targetHint(form.connection); loadTargets(); } },
     state.connections.map((c) => h('option', { value: c.name }, `${c.name} (${c.bus})`)));
-  const target = h('input', { type: 'text', name: 'target', list: 'replay-targets', placeholder: 'topic, exchange[/routing-key] or queue', oninput: (e: Event) => (form.target = (e.target as HTMLInputElement).value) });
   const origin = h('input', { type: 'checkbox', name: 'origin', onchange: (e: Event) => { form.origin = (e.target as HTMLInputElement).checked; conn.disabled = target.disabled = form.origin; } });
   const rate = h('input', { type: 'number', min: '0', name: 'rate', placeholder: 'unlimited', class: 'narrow', oninput: (e: Event) => (form.rate = (e.target as HTMLInputElement).value) });
   const limit = h('input', { type: 'number', min: '0', name: 'limit', placeholder: 'all', class: 'narrow', oninput: (e: Event) => (form.limit = (e.target as HTMLInputElement).value) });

@@ -74,7 +74,7 @@ describe('errors', () => {
 describe('syntax help', () => {
   it('names the buses whose messages have properties, from their descriptions', () => {
     const line = (k: BusKind[]) => help(k).find(([ex]) => ex.startsWith('header.'))![1];
-    expect(line(kinds as BusKind[])).toBe('a header; property.NAME for RabbitMQ (AMQP) and Amazon SQS properties');
+    expect(line(kinds as BusKind[])).toBe('a header; property.NAME for RabbitMQ (AMQP), Amazon SQS, NATS, MQTT and Redis properties');
     expect(line([])).toBe('a header');
   });
 
@@ -85,7 +85,7 @@ describe('syntax help', () => {
     button.click();
     expect(bar.el.querySelector('.filter-help')!.hasAttribute('hidden')).toBe(false);
     expect(bar.el.querySelectorAll('.filter-help tr').length).toBe(10);
-    expect(bar.el.querySelector('.filter-help')!.textContent).toContain('Amazon SQS properties');
+    expect(bar.el.querySelector('.filter-help')!.textContent).toContain('MQTT and Redis properties');
     button.click();
     expect(bar.el.querySelector('.filter-help')!.hasAttribute('hidden')).toBe(true);
     state.kinds = [];

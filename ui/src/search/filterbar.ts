@@ -14,7 +14,8 @@ export const METADATA_FIELDS = [
 /** The syntax help; which buses have `property.NAME` comes from their descriptions. */
 export function help(kinds: BusKind[]): [string, string][] {
   const withProperties = kinds.filter((k) => k.capabilities.properties).map((k) => k.label);
-  const properties = withProperties.length ? `; property.NAME for ${withProperties.join(' and ')} properties` : '';
+  const listed = withProperties.length > 1 ? `${withProperties.slice(0, -1).join(', ')} and ${withProperties[withProperties.length - 1]}` : withProperties.join('');
+  const properties = withProperties.length ? `; property.NAME for ${listed} properties` : '';
   return HELP.map(([ex, what]) => [ex, ex.startsWith('header.') ? `a header${properties}` : what]);
 }
 

@@ -34,6 +34,14 @@ pub struct ReplayArgs {
     #[serde(default)]
     #[ts(optional)]
     pub broker_timeout_ms: Option<u64>,
+    /// MQTT: publish events that were retained as retained (never by default).
+    #[serde(default)]
+    #[ts(optional = nullable)]
+    pub retain: bool,
+    /// Redis streams: write each entry with its original id, into an empty stream only.
+    #[serde(default)]
+    #[ts(optional = nullable)]
+    pub keep_ids: bool,
 }
 
 /// One event as a dry run shows it: what goes where.
@@ -101,6 +109,10 @@ fn replay_request(a: &ReplayArgs) -> ReplayRequest {
         keep_partition: a.keep_partition,
         edits: a.edits.clone(),
         broker_timeout: a.broker_timeout_ms.map(Duration::from_millis),
+        send: sluice_bus::SendOptions {
+            retain: a.retain,
+            keep_ids: a.keep_ids,
+        },
     }
 }
 

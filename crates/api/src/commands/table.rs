@@ -133,12 +133,17 @@ declared_types!(
     sluice_bus::kafka::KafkaSettings,
     sluice_bus::amqp::AmqpSettings,
     sluice_bus::sqs::SqsSettings,
+    sluice_bus::nats::NatsSettings,
+    sluice_bus::mqtt::MqttSettings,
+    sluice_bus::redis::RedisSettings,
+    sluice_bus::http::HttpSettings,
     ConnectionAdded,
     crate::PasswordStore,
     Health,
     TopicsArgs,
     SourceInfo,
     sluice_bus::PartitionInfo,
+    sluice_bus::ConsumerInfo,
     SchemaListing,
     crate::Mapping,
     DroppedFile,
@@ -244,7 +249,7 @@ mod tests {
     }
 
     #[test]
-    fn bus_kinds_lists_every_bus() {
+    fn bus_kinds_lists_every_bus_and_the_ui_fixture_is_current() {
         let dir = tempfile::tempdir().unwrap();
         let s = Session::new(
             Sluice::new(Some(dir.path().join("c")), Some(dir.path().join("l"))).unwrap(),
@@ -256,7 +261,22 @@ mod tests {
             .iter()
             .map(|k| k["bus"].as_str().unwrap())
             .collect();
-        assert_eq!(buses, ["kafka", "amqp", "sqs"]);
+        assert_eq!(
+            buses,
+            ["kafka", "amqp", "sqs", "nats", "mqtt", "redis", "http"]
+        );
         assert!(typescript().contains("bus_kinds: { args: NoArgs; result: Array<BusKind> }"));
+        // The UI's tests render forms and read modes from this file: it must be what the API
+        // answers, or they test buses that do not exist (bless as for the bindings).
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../ui/src/connections/bus-kinds.fixture.json");
+        let now = serde_json::to_string_pretty(&kinds).unwrap() + "\n";
+        if std::env::var_os("SLUICE_BLESS").is_some() {
+            std::fs::write(&path, &now).unwrap();
+        }
+        assert!(
+            std::fs::read_to_string(&path).unwrap_or_default() == now,
+            "ui/src/connections/bus-kinds.fixture.json is out of date: run SLUICE_BLESS=1 cargo test -p sluice-api bus_kinds"
+        );
     }
 }

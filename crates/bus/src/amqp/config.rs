@@ -30,21 +30,14 @@ pub fn split_password(url: &str) -> Result<(String, Option<String>), BusError> {
     let uri: AMQPUri = url
         .parse()
         .map_err(|e: String| BusError::Config(format!("--url: {e}")))?;
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return Err(BusError::Config(
+    match crate::userinfo::split(url)? {
+        None => Err(BusError::Config(
             "--url: expected amqp://USER@HOST:PORT/VHOST".into(),
-        ));
-    };
-    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-    match authority.rsplit_once('@') {
-        Some((userinfo, host)) => match userinfo.split_once(':') {
-            Some((user, _)) => Ok((
-                format!("{scheme}://{user}@{host}{path}"),
-                Some(uri.authority.userinfo.password),
-            )),
-            None => Ok((url.to_string(), None)),
-        },
-        None => Ok((url.to_string(), None)),
+        )),
+        Some(u) if u.password.is_some() => {
+            Ok((u.with_user(), Some(uri.authority.userinfo.password)))
+        }
+        Some(_) => Ok((url.to_string(), None)),
     }
 }
 

@@ -33,7 +33,11 @@ impl Conventions for AmqpConventions {
                 mode("destructive", "queue: take (delete when captured)", true),
                 mode("stream", "stream queue", false),
             ],
+            listing_note: None,
             capabilities: Capabilities {
+                reads: true,
+                ends: true,
+                needs_target: true,
                 positions: false,
                 partitions: false,
                 keys: false,

@@ -75,6 +75,11 @@ impl AmqpReader {
                 ))
             }
             StartFrom::Last(_) => AMQPValue::Void,
+            StartFrom::Entry(..) | StartFrom::LastPerSubject => {
+                return Err(BusError::Invalid(
+                    "a RabbitMQ stream starts from beginning, last, end, an offset or @TIME".into(),
+                ))
+            }
         };
         let rt = super::runtime()?;
         let (conn, channel, deliveries, initial, queue) = rt.block_on(async {
@@ -232,6 +237,7 @@ impl AmqpReader {
             },
             partition: stream_offset.map(|_| 0),
             offset: stream_offset,
+            sub_offset: None,
             properties: Some(properties::json_of(
                 d.exchange.as_str(),
                 d.routing_key.as_str(),

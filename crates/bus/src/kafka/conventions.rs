@@ -39,7 +39,11 @@ impl Conventions for KafkaConventions {
                 field("tls_key", "Client key", FieldKind::File).shown_with("tls"),
             ],
             read_modes: Vec::new(),
+            listing_note: None,
             capabilities: Capabilities {
+                reads: true,
+                ends: true,
+                needs_target: true,
                 positions: true,
                 partitions: true,
                 keys: true,

@@ -97,6 +97,12 @@ impl KafkaReader {
                     StartFrom::Time(us) => offset_for_time(&consumer, topic, p, us / 1000)
                         .unwrap_or(high)
                         .clamp(low, high),
+                    StartFrom::Entry(..) | StartFrom::LastPerSubject => {
+                        return Err(BusError::Invalid(
+                            "a Kafka read starts from beginning, end, an offset, -N or @TIME"
+                                .into(),
+                        ))
+                    }
                 };
                 tpl.add_partition_offset(topic, p, Offset::Offset(start))
                     .map_err(|e| BusError::Client(e.to_string()))?;
@@ -202,6 +208,7 @@ impl Reader for KafkaReader {
                 source: topic,
                 partition: Some(m.partition),
                 offset: Some(m.offset),
+                sub_offset: None,
                 key: (!m.key.is_null()).then(|| bytes(m.key, m.key_len)),
                 headers: headers(ptr),
                 timestamp_us: (ts >= 0).then(|| ts * 1000),

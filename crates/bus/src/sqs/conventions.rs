@@ -32,7 +32,11 @@ impl Conventions for SqsConventions {
                 mode("requeue", "peek (give back)", true),
                 mode("destructive", "drain (delete when captured)", true),
             ],
+            listing_note: None,
             capabilities: Capabilities {
+                reads: true,
+                ends: true,
+                needs_target: true,
                 positions: false,
                 partitions: false,
                 // A FIFO queue's message group id.

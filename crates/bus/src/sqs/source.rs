@@ -267,6 +267,7 @@ impl SqsReader {
             source: queue.to_string(),
             partition: None,
             offset: None,
+            sub_offset: None,
             key: attr("MessageGroupId").map(|g| g.as_bytes().to_vec()),
             headers,
             timestamp_us: attr("SentTimestamp")

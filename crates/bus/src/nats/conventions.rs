@@ -1,0 +1,140 @@
+//! NATS's own rules: the settings form, its capabilities, no dead-letter marks (NATS has no
+//! standard dead-lettering; JetStream only sends advisories), and replay to a subject.
+
+use super::settings::AUTH_CHOICES;
+use crate::kind::{field, BusKind, Capabilities, Conventions, FieldKind, Origin, OriginError};
+use sluice_model::{Bus, Event, Outgoing};
+
+pub struct NatsConventions;
+
+impl Conventions for NatsConventions {
+    fn kind(&self) -> BusKind {
+        BusKind {
+            bus: Bus::Nats.as_str().into(),
+            label: "NATS".into(),
+            source_noun: "stream or subject".into(),
+            sources_noun: "streams and subjects".into(),
+            fields: vec![
+                field("url", "URL", FieldKind::Text)
+                    .required()
+                    .placeholder("nats://127.0.0.1:4222")
+                    .help("nats://HOST:PORT (tls:// for TLS); several separated by commas"),
+                field("auth", "Authentication", FieldKind::Choice)
+                    .choices(&AUTH_CHOICES)
+                    .help(
+                        "inferred when left out: user with a username, token with a secret alone",
+                    ),
+                field("username", "Username", FieldKind::Text).shown_with("auth"),
+                field(
+                    "password",
+                    "Password, token or NKey seed",
+                    FieldKind::Secret,
+                )
+                .shown_with("auth"),
+                field("creds_file", "Credentials file", FieldKind::File)
+                    .help("a .creds file (user JWT and seed), for auth creds")
+                    .shown_with("auth"),
+                field("tls", "TLS", FieldKind::Flag),
+                field("tls_ca", "CA certificate", FieldKind::File),
+                field("tls_cert", "Client certificate", FieldKind::File),
+                field("tls_key", "Client key", FieldKind::File),
+            ],
+            // One way only: streams are read without acknowledging anything and subjects by
+            // subscribing, neither of which takes messages from anyone.
+            read_modes: vec![],
+            listing_note: None,
+            capabilities: Capabilities {
+                reads: true,
+                ends: true,
+                needs_target: true,
+                // JetStream sequences; core messages have none.
+                positions: true,
+                partitions: false,
+                keys: false,
+                routing_keys: false,
+                properties: true,
+                broker_timestamps: true,
+                delivery_confirms: true,
+                dead_letter_sources: false,
+                // max_payload is a server setting, checked per message when sending.
+                max_message_bytes: None,
+                max_headers: None,
+            },
+        }
+    }
+
+    fn dead_letter_origin(&self, _: &Event) -> Option<Result<Origin, OriginError>> {
+        None
+    }
+
+    /// NATS has no standard dead-letter marks (`--to-origin` goes by `sluice-source`).
+    fn dead_letter_marks(&self) -> &'static str {
+        ""
+    }
+
+    /// The target is the subject to publish to, as given; keys and routing keys have no place.
+    /// A JetStream event sent back to its own stream (`--to CONN:STREAM`, `--to-origin`) goes
+    /// to the subject it was published on: a stream's name is not one of its subjects.
+    fn address(&self, msg: &mut Outgoing, _: Option<String>, _: Option<&str>) {
+        let props = msg
+            .properties
+            .as_deref()
+            .and_then(|p| serde_json::from_str::<serde_json::Value>(p).ok());
+        let field = |k: &str| {
+            props
+                .as_ref()
+                .and_then(|p| p.get(k)?.as_str().map(str::to_string))
+        };
+        let Some(subject) = field("subject") else {
+            return;
+        };
+        // Nor can anything be published to a wildcard a core capture subscribed to.
+        let wildcard = msg.target.split('.').any(|t| t == "*" || t == ">");
+        if wildcard || field("stream").is_some_and(|s| s == msg.target) {
+            msg.target = subject;
+        }
+    }
+
+    /// Properties are read-only facts of where a message was (subject, stream, sequence): NATS
+    /// cannot set them, so they travel in a header whatever the source.
+    fn keeps_properties_of(&self, from: Bus) -> bool {
+        from == Bus::Nats
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn out(target: &str, properties: Option<&str>) -> Outgoing {
+        Outgoing {
+            target: target.into(),
+            partition: None,
+            key: None,
+            headers: Vec::new(),
+            timestamp_us: None,
+            payload: Vec::new(),
+            properties: properties.map(str::to_string),
+            routing_key: None,
+            event_id: "e".into(),
+        }
+    }
+
+    #[test]
+    fn events_go_back_to_the_subject_they_were_published_on() {
+        let props = r#"{"subject":"orders.eu","stream":"ORDERS","seq":7}"#;
+        let mut to_stream = out("ORDERS", Some(props));
+        NatsConventions.address(&mut to_stream, None, None);
+        assert_eq!(to_stream.target, "orders.eu");
+        let mut wildcard = out("orders.>", Some(r#"{"subject":"orders.us"}"#));
+        NatsConventions.address(&mut wildcard, None, None);
+        assert_eq!(wildcard.target, "orders.us");
+        // A subject the person named is kept, and so is a stream name without NATS facts.
+        let mut named = out("audit.in", Some(props));
+        NatsConventions.address(&mut named, None, None);
+        assert_eq!(named.target, "audit.in");
+        let mut other = out("ORDERS", None);
+        NatsConventions.address(&mut other, None, None);
+        assert_eq!(other.target, "ORDERS");
+    }
+}
