@@ -446,7 +446,11 @@ unknowns: Array<[string, string]>, interrupted: boolean, elapsed_ms: number, };
 export type FilterArgs = { filter: string, };
 export type SearchArgs = { filter: string, offset: number, limit: number | null, };
 export type SearchPage = { offset: number, rows: Array<EventRow>, };
-export type EventRow = { id: string, bus: string, connection: string, source: string, partition: number | null, offset: number | null, timestamp: string | null, key_text: string | null, schema: string | null, encoding: string, 
+export type EventRow = { id: string, bus: string, connection: string, source: string, partition: number | null, offset: number | null, 
+/**
+ * The second number of a two-part position (a Redis entry id is `offset-sub_offset`).
+ */
+sub_offset?: number, timestamp: string | null, key_text: string | null, schema: string | null, encoding: string, 
 /**
  * The start of the decoded JSON or text payload.
  */

@@ -33,6 +33,10 @@ pub struct EventRow {
     pub source: String,
     pub partition: Option<i32>,
     pub offset: Option<i64>,
+    /// The second number of a two-part position (a Redis entry id is `offset-sub_offset`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub sub_offset: Option<i64>,
     pub timestamp: Option<String>,
     pub key_text: Option<String>,
     pub schema: Option<String>,
@@ -117,6 +121,7 @@ fn row(e: &Event) -> EventRow {
         source: e.source.clone(),
         partition: e.partition,
         offset: e.offset,
+        sub_offset: e.sub_offset,
         timestamp: e.timestamp_us.map(sluice_model::format_us),
         key_text: e.key.as_deref().and_then(utf8),
         schema: e.schema.clone(),
