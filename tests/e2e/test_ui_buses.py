@@ -96,7 +96,8 @@ def test_redis_http_mqtt_and_nats_in_the_browser(served, page):  # noqa: F811
         page.keyboard.type(f'source = "{stream}" and status = "FAILED" and header.kind = "order"')
         page.keyboard.press("Enter")
         page.locator(".search-status", has_text="2 matching").wait_for(timeout=15000)
-        # The position as Redis writes it, the entry id.
+        # The position as Redis writes it, the entry id (the rows arrive after the count).
+        page.locator(".search-table .vrows .row[data-id]").nth(1).wait_for()
         table = page.locator(".search-table .vrows").inner_text()
         assert ids[1] in table and ids[3] in table, table
         shot(page, "search-redis")
