@@ -26,6 +26,7 @@ MQTT=mqtt://127.0.0.1:${SLUICE_MQTT_PORT:-11883}
 RPORT=${SLUICE_REDIS_PORT:-16379}
 REDIS=redis://127.0.0.1:$RPORT/0
 
+command -v wrk >/dev/null || { echo "the HTTP baseline needs wrk: apt-get install wrk" >&2; exit 1; }
 up() { (echo >"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 if ! up "${SLUICE_NATS_PORT:-14222}" || ! up "${SLUICE_MQTT_PORT:-11883}" || ! up "$RPORT"; then
   scripts/brokers.sh start >/dev/null
@@ -74,11 +75,19 @@ raw() { # WHAT OUT: from sluice-bench's JSON line
 sluice_capture() { # WHAT OUT
   record "$1" sluice "$(field "$2" captured)" "$(awk -v m="$(field "$2" elapsed_ms)" 'BEGIN{printf "%.3f", m / 1000}')"
 }
-sluice_replay() { # WHAT OUT
+sluice_replay() { # WHAT OUT: the whole replay (`elapsed_ms`) against both raw baselines, and
+  # its sending side (`sending_ms`: first message handed over to the last report) against the
+  # raw client sending the same messages (raw_same)
   local n
   n=$(($(field "$2" sent) + $(field "$2" unknown)))
   record "$1" sluice "$n" "$(awk -v m="$(field "$2" elapsed_ms)" 'BEGIN{printf "%.3f", m / 1000}')"
+  record "$1-same" sluice "$n" "$(awk -v m="$(field "$2" elapsed_ms)" 'BEGIN{printf "%.3f", m / 1000}')"
+  record "$1-same-sending" sluice "$n" "$(awk -v m="$(field "$2" sending_ms)" 'BEGIN{printf "%.3f", m / 1000}')"
   [ "$(field "$2" failed)" = 0 ] || { echo "replay failures:"; cat "$2"; }
+}
+raw_same() { # WHAT OUT: a raw publisher run with SLUICE_BENCH_HEADERS=1 (the same messages)
+  record "$1-same" raw "$(field "$2" count)" "$(field "$2" seconds)"
+  record "$1-same-sending" raw "$(field "$2" count)" "$(field "$2" seconds)"
 }
 
 echo "== NATS JetStream"
@@ -99,6 +108,10 @@ for i in $(seq "$RUNS"); do
   timed "$W/o" "$R" nats-publish "$NATS" "$ID.r$i" "$N"
   raw nats-replay "$W/o"
   "$R" nats-delete "$NATS" "${ID}_r$i"
+  "$R" nats-stream "$NATS" "${ID}_h$i" "$ID.h$i"
+  timed "$W/o" env SLUICE_BENCH_HEADERS=1 "$R" nats-publish "$NATS" "$ID.h$i" "$N"
+  raw_same nats-replay "$W/o"
+  "$R" nats-delete "$NATS" "${ID}_h$i"
   "$R" nats-stream "$NATS" "${ID}_s$i" "$ID.s$i"
   timed "$W/o" env SLUICE_LAKE="$NLAKE" "$S" replay "source = '${ID}_in'" --to "nb:$ID.s$i" --json
   sluice_replay nats-replay "$W/o"
@@ -121,6 +134,9 @@ for i in $(seq "$RUNS"); do
   timed "$W/o" "$R" redis-xadd "$REDIS" "$ID:r$i" "$N"
   raw redis-replay "$W/o"
   redis-cli -p "$RPORT" del "$ID:r$i" >/dev/null
+  timed "$W/o" env SLUICE_BENCH_HEADERS=1 "$R" redis-xadd "$REDIS" "$ID:h$i" "$N"
+  raw_same redis-replay "$W/o"
+  redis-cli -p "$RPORT" del "$ID:h$i" >/dev/null
   timed "$W/o" env SLUICE_LAKE="$RLAKE" "$S" replay "source = '$ID:in'" --to "rb:$ID:s$i" --json
   sluice_replay redis-replay "$W/o"
   redis-cli -p "$RPORT" del "$ID:s$i" >/dev/null
@@ -169,6 +185,8 @@ for q in 0 1; do
   for i in $(seq "$RUNS"); do
     timed "$W/o" "$R" mqtt-publish "$MQTT" "bench/$ID/replay-raw/$q" "$NM" "$q"
     raw "mqtt-q$q-replay" "$W/o"
+    timed "$W/o" env SLUICE_BENCH_HEADERS=1 "$R" mqtt-publish "$MQTT" "bench/$ID/replay-raw/$q" "$NM" "$q"
+    raw_same "mqtt-q$q-replay" "$W/o"
     # QoS 0 is never confirmed: replay counts it unknown and exits 1, as documented.
     timed "$W/o" sh -c '"$@" || [ $? = 1 ]' _ env SLUICE_LAKE="${!lake}" "$S" replay "" --to "mb:bench/$ID/replay/$q" --json
     sluice_replay "mqtt-q$q-replay" "$W/o"
@@ -211,7 +229,8 @@ for i in $(seq "$RUNS"); do
   record http-replay "raw" "$n" "$secs"
   cat "$W/o" >>"$W/wrk.txt"
   timed "$W/o" env SLUICE_LAKE="$NLAKE" "$S" replay "source = '${ID}_in'" --limit "$NH" --to hb --json
-  sluice_replay http-replay "$W/o"
+  n=$(($(field "$W/o" sent) + $(field "$W/o" unknown)))
+  record http-replay sluice "$n" "$(awk -v m="$(field "$W/o" elapsed_ms)" 'BEGIN{printf "%.3f", m / 1000}')"
 done
 
 echo "== medians (rate msg/s, wall s, cpu s; CPU is user+sys of the whole process)"

@@ -14,7 +14,8 @@ need_apt=()
 # The desktop app (Tauri v2) needs WebKitGTK 4.1 and GTK 3.
 apt_pkgs=(build-essential cmake pkg-config libcurl4-openssl-dev libsasl2-dev libssl-dev libzstd-dev zlib1g-dev libdbus-1-dev
   libwebkit2gtk-4.1-dev libgtk-3-dev librsvg2-dev libayatana-appindicator3-dev)
-[ "$TESTS" = 1 ] && apt_pkgs+=(chromium xvfb webkit2gtk-driver dbus-x11)
+# openssl makes the TLS tests' throwaway certificates.
+[ "$TESTS" = 1 ] && apt_pkgs+=(chromium xvfb webkit2gtk-driver dbus-x11 openssl)
 for p in "${apt_pkgs[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || need_apt+=("$p")
 done
@@ -84,6 +85,8 @@ pip_need=()
 "$PY" -c 'import redis' 2>/dev/null || pip_need+=("redis")
 if [ "$TESTS" = 1 ]; then
   "$PY" -c 'import playwright' 2>/dev/null || pip_need+=("playwright")
+  # NKeys for the NATS credentials-file test's operator, account and user (JWTs signed there).
+  "$PY" -c 'import nkeys' 2>/dev/null || pip_need+=("nkeys==0.2.1")
   # Independent encoders for the payload-format round trips.
   "$PY" -c 'import msgpack, cbor2, zstandard, cramjam' 2>/dev/null || pip_need+=("msgpack" "cbor2" "zstandard" "cramjam")
   # confluent-kafka's Schema Registry serializers (Avro via fastavro, JSON Schema, protobuf).

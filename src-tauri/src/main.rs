@@ -50,7 +50,8 @@ fn main() {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG")
-                .unwrap_or_else(|_| "warn,lapin=off".into())
+                // lapin and async-nats log refused logins themselves; Sluice reports each once.
+                .unwrap_or_else(|_| "warn,lapin=off,async_nats=off".into())
                 // ureq traces raw request bytes, header values (credentials) included.
                 .add_directive("ureq_proto=off".parse().expect("a fixed directive")),
         )

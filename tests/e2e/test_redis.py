@@ -271,6 +271,33 @@ def test_replay_restores_entries_with_new_ids(rds, orders):
         r.delete(k)
 
 
+def test_a_paced_replay_arrives_as_it_goes(rds):
+    """A replay at --rate N sends each entry as it is let through: the writer's pipeline must
+    not hold paced entries back until it is full (1,000) or the replay ends."""
+    r = client()
+    s = unique("paced")
+    for i in range(30):
+        r.xadd(s, {"payload": f"p{i}".encode()})
+    rds("capture", "r", s, "--from", "beginning", "--stop-at-end")
+    target = unique("paced-out")
+    p = rds.popen("replay", f'source = "{s}"', "--to", f"r:{target}", "--rate", "10")
+    try:
+        deadline = time.monotonic() + 2.5
+        seen = 0
+        while time.monotonic() < deadline and seen == 0:
+            time.sleep(0.1)
+            seen = r.xlen(target)
+        assert 0 < seen < 30, f"{seen} of 30 entries arrived within 2.5 s of a replay at 10/s"
+        out, err = p.communicate(timeout=30)
+        assert p.returncode == 0, err
+        assert "30 sent, 0 failed" in out, out
+        assert [f[b"payload"] for _, f in r.xrange(target)] == [f"p{i}".encode() for i in range(30)]
+    finally:
+        if p.poll() is None:
+            p.kill()
+        r.delete(s, target)
+
+
 def test_replay_across_kafka(rds, orders, topic):
     s, ids = orders
     r = client()

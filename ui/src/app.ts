@@ -4,7 +4,7 @@
 import type { ConnectionSummary, SourceInfo } from './bindings';
 import type { BusKind, ReadMode } from './bindings';
 import { call } from './api';
-import { h, clear } from './dom';
+import { h, clear, positionText } from './dom';
 
 export type Selected = { connection: string; source: string; bus: string } | null;
 
@@ -61,6 +61,13 @@ export function select(s: Selected) {
 /** The description of `bus` (a connection's `bus` tag), if the API knows it. */
 export function kindOf(bus: string): BusKind | undefined {
   return state.kinds.find((k) => k.bus === bus);
+}
+
+/** An event's position as its bus names it: no partition on a bus without partitions (a
+ * NATS stream sequence is `4`, not `0@4`). */
+export function positionOf(e: { bus: string; partition: number | null; offset: number | null; sub_offset?: number }): string {
+  const partitioned = kindOf(e.bus)?.capabilities.partitions ?? true;
+  return positionText(partitioned ? e : { ...e, partition: null });
 }
 
 /** The description of the bus a saved connection is on. */

@@ -442,7 +442,13 @@ errors: Array<[string, string]>,
 /**
  * Event id and reason for events whose outcome is unknown (the first thousand).
  */
-unknowns: Array<[string, string]>, interrupted: boolean, elapsed_ms: number, };
+unknowns: Array<[string, string]>, interrupted: boolean, elapsed_ms: number, 
+/**
+ * From the first message handed to the destination to its last report: the
+ * destination's side of the replay, without the time spent choosing and reading the
+ * events from the lake first. `None` when nothing was handed over.
+ */
+sending_ms: number | null, };
 export type FilterArgs = { filter: string, };
 export type SearchArgs = { filter: string, offset: number, limit: number | null, };
 export type SearchPage = { offset: number, rows: Array<EventRow>, };

@@ -12,6 +12,12 @@
 //!   mqtt-publish URL TOPIC COUNT QOS [RATE]  MQTT 5 publish (paced to RATE/s); QoS 1 ends
 //!                                         at the last PUBACK
 //!   mqtt-subscribe URL FILTER COUNT QOS   MQTT 5 subscriber; stops at COUNT or 3 s of silence
+//!
+//! With `SLUICE_BENCH_HEADERS=1` the publishers (nats-publish, redis-xadd, mqtt-publish) send
+//! each message with the provenance Sluice's replay adds, at the same sizes: `sluice-replay-id`
+//! and `sluice-source` headers (Redis: fields; MQTT 5: user properties), and for NATS
+//! `Nats-Msg-Id` set to the replay id, so the server's duplicate check runs as for Sluice. A
+//! replay is then compared with a raw client sending the same messages, not smaller ones.
 
 use futures_util::StreamExt;
 use std::collections::VecDeque;
@@ -19,11 +25,29 @@ use std::time::{Duration, Instant};
 
 /// Acks awaited at once by the raw JetStream publisher (Sluice's sink keeps 1,000 in flight).
 const NATS_WINDOW: usize = 1_000;
-/// XADDs per pipeline in the raw Redis publisher (Sluice's sink sends 256).
+/// XADDs per pipeline in the raw Redis publisher (as Sluice's sink).
 const REDIS_BATCH: usize = 1_000;
 /// How long a raw subscriber waits for one more message before it reports what it got: at
 /// QoS 0 a broker under load may drop, and the count then says how many arrived.
 const SILENCE: Duration = Duration::from_secs(3);
+
+/// The headers Sluice's replay would add to message `i` (see the module comment), when asked.
+fn provenance(i: u64) -> Option<[(&'static str, String); 2]> {
+    std::env::var("SLUICE_BENCH_HEADERS")
+        .ok()
+        .filter(|v| v == "1")?;
+    // LAKE_ID:RUN_ID:EVENT_ID and CONNECTION/SOURCE/PARTITION/OFFSET, as replay writes them.
+    let source = format!("nb/b1764670000_in/0/{}", i + 1);
+    Some([
+        (
+            "sluice-replay-id",
+            format!(
+                "0b6f1c1e-6a43-4f5e-9d2a-1c7f3e2b9a10:5d1e0c9b7a6f4e3d2c1b0a9f8e7d6c5b:nats:{source}"
+            ),
+        ),
+        ("sluice-source", source),
+    ])
+}
 
 fn report(op: &str, count: u64, secs: f64) {
     println!(
@@ -97,10 +121,19 @@ fn nats_publish(url: &str, subject: &str, count: u64) {
         let start = Instant::now();
         for i in 0..count {
             let body = msgs[(i % 1000) as usize].clone();
-            let ack = js
-                .publish(subject.clone(), body.into())
-                .await
-                .expect("publish");
+            let ack = match provenance(i) {
+                None => js.publish(subject.clone(), body.into()).await,
+                Some(h) => {
+                    let mut headers = async_nats::HeaderMap::new();
+                    headers.insert("Nats-Msg-Id", h[0].1.as_str());
+                    for (k, v) in &h {
+                        headers.insert(*k, v.as_str());
+                    }
+                    js.publish_with_headers(subject.clone(), headers, body.into())
+                        .await
+                }
+            }
+            .expect("publish");
             acks.push_back(ack);
             if acks.len() >= NATS_WINDOW {
                 acks.pop_front().unwrap().await.expect("ack");
@@ -155,11 +188,15 @@ fn redis_xadd(url: &str, stream: &str, count: u64) {
         let mut pipe = redis::pipe();
         let end = (i + REDIS_BATCH as u64).min(count);
         for j in i..end {
-            pipe.cmd("XADD")
+            let cmd = pipe
+                .cmd("XADD")
                 .arg(stream)
                 .arg("*")
                 .arg("payload")
                 .arg(&msgs[(j % 1000) as usize]);
+            for (k, v) in provenance(j).into_iter().flatten() {
+                cmd.arg(k).arg(v);
+            }
         }
         let ids: Vec<String> = pipe.query(&mut con).expect("XADD");
         assert_eq!(ids.len() as u64, end - i);
@@ -249,10 +286,20 @@ fn mqtt_publish(url: &str, topic: &str, count: u64, q: u8, rate: u64) {
                 let due = start + Duration::from_secs_f64(i as f64 / rate as f64);
                 tokio::time::sleep_until(due.into()).await;
             }
-            client
-                .publish(topic, qos(q), false, msgs[(i % 1000) as usize].clone())
-                .await
-                .expect("publish");
+            let body = msgs[(i % 1000) as usize].clone();
+            match provenance(i) {
+                None => client.publish(topic, qos(q), false, body).await,
+                Some(h) => {
+                    let props = rumqttc::v5::mqttbytes::v5::PublishProperties {
+                        user_properties: h.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+                        ..Default::default()
+                    };
+                    client
+                        .publish_with_properties(topic, qos(q), false, body, props)
+                        .await
+                }
+            }
+            .expect("publish");
         }
         // Disconnecting before the last acknowledgement would cut the acks off.
         let mut el = driver.await.expect("event loop");

@@ -6,6 +6,11 @@ use crate::{amqp, http, kafka, mqtt, nats, redis, sqs, BusError, Connector};
 use serde::{Deserialize, Serialize};
 use sluice_model::Bus;
 
+/// A setting left empty (or only spaces) is a setting not given.
+pub(crate) fn non_empty(v: Option<String>) -> Option<String> {
+    v.filter(|s| !s.trim().is_empty())
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(tag = "bus", rename_all = "lowercase")]
 pub enum Settings {

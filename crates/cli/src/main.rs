@@ -174,8 +174,10 @@ fn main() {
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG")
                 // lapin logs every refused login, missing queue and returned message; Sluice
-                // reports each of them itself, once, as an error or a per-event failure.
-                .unwrap_or_else(|_| "warn,lapin=off".into())
+                // reports each of them itself, once, as an error or a per-event failure. The
+                // same for async-nats, which logs a refused login as an ERROR before Sluice's
+                // own message says it.
+                .unwrap_or_else(|_| "warn,lapin=off,async_nats=off".into())
                 // ureq traces raw request bytes, header values (credentials) included.
                 .add_directive("ureq_proto=off".parse().expect("a fixed directive")),
         )

@@ -219,9 +219,27 @@ pub fn position(
     offset: Option<i64>,
     sub_offset: Option<i64>,
 ) -> String {
-    let p = partition.map(|p| p.to_string()).unwrap_or_default();
-    let o = offset_text(offset, sub_offset);
-    format!("{connection}/{source}/{p}/{o}")
+    use std::fmt::Write;
+    // Written into one buffer: this runs for every replayed event.
+    let mut s = String::with_capacity(connection.len() + source.len() + 32);
+    s.push_str(connection);
+    s.push('/');
+    s.push_str(source);
+    s.push('/');
+    if let Some(p) = partition {
+        let _ = write!(s, "{p}");
+    }
+    s.push('/');
+    match (offset, sub_offset) {
+        (Some(o), Some(sub)) => {
+            let _ = write!(s, "{o}-{sub}");
+        }
+        (Some(o), None) => {
+            let _ = write!(s, "{o}");
+        }
+        _ => {}
+    }
+    s
 }
 
 /// An offset as a person reads it: `42`, or `1700000000000-3` for a two-part position.
@@ -353,5 +371,21 @@ mod tests {
             event_id(Bus::Redis, "r", "orders", None, Some(1700), Some(3)),
             "redis:r/orders//1700-3"
         );
+    }
+
+    #[test]
+    fn positions_read_as_their_parts_say() {
+        for (p, o, sub) in [
+            (Some(2), Some(7), None),
+            (None, Some(1700), Some(3)),
+            (None, None, None),
+            (Some(-1), Some(i64::MIN), Some(i64::MAX)),
+        ] {
+            let part = p.map(|p: i32| p.to_string()).unwrap_or_default();
+            assert_eq!(
+                position("c", "s.x", p, o, sub),
+                format!("c/s.x/{part}/{}", offset_text(o, sub))
+            );
+        }
     }
 }

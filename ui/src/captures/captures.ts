@@ -16,24 +16,34 @@ export class CapturesView {
   private jobs: HTMLElement;
   private form: HTMLElement;
   badge: HTMLElement;
+  private names = '';
 
   constructor() {
     this.jobs = h('div', { class: 'jobs' });
     this.form = h('div', { class: 'form inline-form' });
     this.badge = h('span', { class: 'badge', hidden: true });
     this.el = h('section', { class: 'view captures-view' }, h('h2', {}, 'Capture into the lake'), this.form, h('h2', {}, 'Captures'), this.jobs);
-    hub.on('connections', () => this.renderForm());
+    // The sidebar reloads the connections every 15 s: the form is drawn again only when the
+    // list of connections changed, and keeps what the user typed into it either way.
+    hub.on('connections', () => {
+      const names = state.connections.map((c) => c.name).join('\n');
+      if (names !== this.names) this.renderForm();
+    });
     hub.on('select', () => this.renderForm());
     this.renderForm();
     setInterval(() => this.refresh(), 1000);
   }
 
   private renderForm() {
+    this.names = state.connections.map((c) => c.name).join('\n');
+    const typed = (name: string) => this.form.querySelector<HTMLInputElement>(`[name="${name}"]`);
+    const keptFrom = typed('from')?.value || 'end';
+    const keptStop = typed('stop_at_end')?.checked ?? false;
     const conn = h('select', { name: 'connection', 'aria-label': 'Connection', onchange: () => updateModes() }, state.connections.map((c) => h('option', { value: c.name, selected: state.selected?.connection === c.name }, c.name)));
     const sources = h('input', { type: 'text', name: 'sources', value: state.selected?.source ?? '' });
-    const from = h('input', { type: 'text', name: 'from', value: 'end', class: 'narrow', list: 'from-options', title: 'beginning, end, -N, OFFSET or @TIME' });
+    const from = h('input', { type: 'text', name: 'from', value: keptFrom, class: 'narrow', list: 'from-options', title: 'beginning, end, -N, OFFSET or @TIME' });
     const mode = h('select', { name: 'mode', 'aria-label': 'Read mode' });
-    const stopAtEnd = h('input', { type: 'checkbox', name: 'stop_at_end' });
+    const stopAtEnd = h('input', { type: 'checkbox', name: 'stop_at_end', checked: keptStop });
     const updateModes = () => {
       const kind = connectionKind(conn.value);
       showReadModes(mode, kind?.read_modes ?? []);

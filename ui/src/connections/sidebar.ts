@@ -17,7 +17,20 @@ function reads(connection: string): boolean {
 
 /** A source that no listing shows (a NATS subject, an MQTT topic filter, a Redis channel
  * pattern, a Kafka topic by name): typed, then opened like a listed one. */
+/** One box per connection, kept across redraws of the tree: the tree is drawn again when its
+ * listing arrives or refreshes, and a new box would lose what the user was typing. */
+const openers = new Map<string, HTMLElement>();
+
 function openByName(connection: string, bus: string): HTMLElement {
+  const key = `${bus}\n${connection}`;
+  const kept = openers.get(key);
+  if (kept) return kept;
+  const made = newOpener(connection, bus);
+  openers.set(key, made);
+  return made;
+}
+
+function newOpener(connection: string, bus: string): HTMLElement {
   const noun = kindOf(bus)?.source_noun ?? 'topic';
   const input = h('input', { type: 'text', name: 'open-source', class: 'small', placeholder: `open a ${noun} by name or pattern…`, 'aria-label': `Open a ${noun} of ${connection} by name` }) as HTMLInputElement;
   return h('form', { class: 'open-source', onsubmit: (e: Event) => {

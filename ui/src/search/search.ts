@@ -4,14 +4,14 @@
 
 import type { EventRow } from '../bindings';
 import { call, downloadExport, inBrowser } from '../api';
-import { h, clear, formatCount, dialog, toast, positionText } from '../dom';
+import { h, clear, formatCount, dialog, toast } from '../dom';
 import { FilterBar, filterProblem } from './filterbar';
 import { HistogramView, isoUs } from './histogram';
 import { VirtualList } from '../virtual';
 import { renderDetail } from '../detail/detail';
 import { renderDiff } from '../detail/diff';
 import { openReplay } from '../replay/replay';
-import { hub } from '../app';
+import { hub, positionOf } from '../app';
 
 const PAGE = 100;
 const KEEP_PAGES = 40;
@@ -96,7 +96,7 @@ export class SearchView {
       h('span', { class: 'c-check' }, box),
       h('span', { class: 'c-time', title: r.timestamp ?? '' }, (r.timestamp ?? '').replace('T', ' ').slice(0, 19)),
       h('span', { class: 'c-src' }, `${r.connection}:${r.source}`),
-      h('span', { class: 'c-pos' }, positionText(r)),
+      h('span', { class: 'c-pos' }, positionOf(r)),
       h('span', { class: 'c-key' }, r.key_text ?? ''),
       h('span', { class: 'c-type' }, r.schema ?? r.encoding),
       h('span', { class: 'c-payload' }, r.preview));

@@ -4,8 +4,8 @@
 
 import type { EventView, JobUpdate } from '../bindings';
 import { call, watchJob } from '../api';
-import { h, clear, formatCount, toast, positionText } from '../dom';
-import { hub, state, readModes, showReadModes, chosenMode } from '../app';
+import { h, clear, formatCount, toast } from '../dom';
+import { hub, state, readModes, showReadModes, chosenMode, positionOf } from '../app';
 import { VirtualList } from '../virtual';
 import { renderDetail } from '../detail/detail';
 
@@ -80,7 +80,7 @@ export class TailView {
     if (!e) return h('div', { class: 'row' });
     return h('div', { class: `row${i === this.selected ? ' selected' : ''}${e.decode_error ? ' error' : ''}`, onclick: () => this.show(i) },
       h('span', { class: 'c-time' }, (e.timestamp ?? e.captured_at).slice(11, 23)),
-      h('span', { class: 'c-pos' }, positionText(e)),
+      h('span', { class: 'c-pos' }, positionOf(e)),
       h('span', { class: 'c-key' }, e.key_text ?? ''),
       h('span', { class: 'c-type' }, e.schema ?? e.encoding),
       h('span', { class: 'c-payload' }, eventPreview(e).slice(0, 300)));

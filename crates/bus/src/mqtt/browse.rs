@@ -17,7 +17,7 @@ const MAX_TOPICS: usize = 10_000;
 pub(crate) fn check(m: &Mqtt, timeout: Duration) -> Result<Health, BusError> {
     let start = Instant::now();
     let rt = super::runtime()?;
-    let mut s = client::start(&rt, &m.config, timeout, Some(16), None)?;
+    let mut s = client::start(&rt, &m.config, timeout, Some(64 * 1024), None)?;
     let what = m.config.what(&m.name);
     let connected = s.connected(&rt, &what, timeout);
     let latency_ms = start.elapsed().as_millis() as u64;
@@ -42,7 +42,7 @@ struct Seen {
 pub(crate) fn sources(m: &Mqtt, timeout: Duration) -> Result<Vec<SourceInfo>, BusError> {
     let rt = super::runtime()?;
     let what = m.config.what(&m.name);
-    let mut s = client::start(&rt, &m.config, timeout, Some(1024), None)?;
+    let mut s = client::start(&rt, &m.config, timeout, Some(4 * 1024 * 1024), None)?;
     let listed = (|| {
         s.connected(&rt, &what, timeout)?;
         s.client

@@ -7,8 +7,9 @@
 use super::config::MqttConfig;
 use crate::BusError;
 use rumqttc::v5::mqttbytes::v5 as v5b;
+use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 
 /// A message as the broker delivered it (`props` for MQTT 5 only).
@@ -132,8 +133,8 @@ impl Client {
 
     /// The size of `p` as a PUBLISH packet on the wire (packet id included for QoS 1 and 2),
     /// measured by the client's own encoder on the packet without its payload, so a large
-    /// payload is not copied to be measured.
-    pub(crate) fn packet_size(&self, p: &Publication) -> usize {
+    /// payload is not copied to be measured (nor the properties: they are lent and taken back).
+    pub(crate) fn packet_size(&self, p: &mut Publication) -> usize {
         let empty = match self {
             Client::V4(_) => {
                 let mut publish = rumqttc::Publish::new(&p.topic, qos4(p.qos), Vec::new());
@@ -142,9 +143,11 @@ impl Client {
             }
             Client::V5(_) => {
                 let mut publish =
-                    v5b::Publish::new(&p.topic, qos5(p.qos), Vec::new(), p.props.clone());
+                    v5b::Publish::new(&p.topic, qos5(p.qos), Vec::new(), p.props.take());
                 publish.pkid = 1;
-                publish.size()
+                let size = publish.size();
+                p.props = publish.properties.take();
+                size
             }
         };
         with_payload(empty, p.payload.len())
@@ -179,41 +182,60 @@ fn with_payload(empty: usize, payload: usize) -> usize {
     1 + len_len(rem) + rem
 }
 
-/// Where the driving task sends events: bounded for readers (a slow reader slows the broker
-/// down instead of filling memory), unbounded for writers (a writer blocked publishing must
-/// not stop the task that drains its publishes).
+/// Where the driving task sends events: within a budget of bytes for readers (a slow reader
+/// slows the connection down instead of filling memory), unbounded for writers (a writer
+/// blocked publishing must not stop the task that drains its publishes).
+///
+/// A reader's budget is bytes, not messages: a broker drops what a subscriber does not take
+/// in time (mosquitto queues 1,000 per client by default, QoS 1 included), so the buffer must
+/// ride out a capture's pauses (a lake file being written). 4,096 messages did not: a tap
+/// lost 2 to 4 % of a 20,000/s QoS 1 feed (BENCHMARKS.md); at ~200 bytes a message the
+/// budget holds seconds of such a feed, and a few large messages cannot fill memory.
 enum Tx {
-    Bounded(mpsc::Sender<Ev>),
-    Unbounded(mpsc::UnboundedSender<Ev>),
+    Budget(mpsc::UnboundedSender<Held>, Arc<Semaphore>, u32),
+    Unbounded(mpsc::UnboundedSender<Held>),
+}
+
+/// An event, with the share of the reader's budget it holds until it is received.
+type Held = (Ev, Option<OwnedSemaphorePermit>);
+
+/// What an event weighs against a reader's budget.
+fn weight(ev: &Ev) -> usize {
+    match ev {
+        Ev::Message(r) => 64 + r.topic.len() + r.payload.len(),
+        _ => 0,
+    }
 }
 
 impl Tx {
     async fn send(&self, ev: Ev) -> bool {
         match self {
-            Tx::Bounded(t) => t.send(ev).await.is_ok(),
-            Tx::Unbounded(t) => t.send(ev).is_ok(),
+            Tx::Budget(t, budget, total) => {
+                let w = u32::try_from(weight(&ev)).unwrap_or(u32::MAX).min(*total);
+                let permit = match w {
+                    0 => None,
+                    w => match budget.clone().acquire_many_owned(w).await {
+                        Ok(p) => Some(p),
+                        Err(_) => return false,
+                    },
+                };
+                t.send((ev, permit)).is_ok()
+            }
+            Tx::Unbounded(t) => t.send((ev, None)).is_ok(),
         }
     }
 }
 
-pub(crate) enum Rx {
-    Bounded(mpsc::Receiver<Ev>),
-    Unbounded(mpsc::UnboundedReceiver<Ev>),
-}
+pub(crate) struct Rx(mpsc::UnboundedReceiver<Held>);
 
 impl Rx {
+    /// The next event; its share of the budget is given back as it is taken.
     pub(crate) async fn recv(&mut self) -> Option<Ev> {
-        match self {
-            Rx::Bounded(r) => r.recv().await,
-            Rx::Unbounded(r) => r.recv().await,
-        }
+        self.0.recv().await.map(|(ev, _)| ev)
     }
 
     pub(crate) fn try_recv(&mut self) -> Result<Ev, mpsc::error::TryRecvError> {
-        match self {
-            Rx::Bounded(r) => r.try_recv(),
-            Rx::Unbounded(r) => r.try_recv(),
-        }
+        self.0.try_recv().map(|(ev, _)| ev)
     }
 }
 
@@ -231,26 +253,25 @@ pub(crate) struct Session {
     task: JoinHandle<()>,
 }
 
-/// Starts a connection. `bounded`: the event buffer of a reader (`None`: a writer's,
-/// unbounded). With `resubscribe` the client reconnects after losing the connection (once it
+/// Starts a connection. `budget`: the bytes of messages a reader's buffer holds (`None`: a
+/// writer's, unbounded). With `resubscribe` the client reconnects after losing the connection (once it
 /// had connected), else the task ends at the first failure.
 pub(crate) fn start(
     rt: &tokio::runtime::Runtime,
     cfg: &MqttConfig,
     timeout: Duration,
-    bounded: Option<usize>,
+    budget: Option<u32>,
     resubscribe: Option<Resubscribe>,
 ) -> Result<Session, BusError> {
-    let (tx, events) = match bounded {
+    let (t, r) = mpsc::unbounded_channel();
+    let tx = match budget {
         Some(n) => {
-            let (t, r) = mpsc::channel(n.max(1));
-            (Tx::Bounded(t), Rx::Bounded(r))
+            let n = n.max(1);
+            Tx::Budget(t, Arc::new(Semaphore::new(n as usize)), n)
         }
-        None => {
-            let (t, r) = mpsc::unbounded_channel();
-            (Tx::Unbounded(t), Rx::Unbounded(r))
-        }
+        None => Tx::Unbounded(t),
     };
+    let events = Rx(r);
     let secs = timeout.as_secs().clamp(1, 60);
     let (client, task) = if cfg.v5 {
         let (c, el) = rumqttc::v5::AsyncClient::new(cfg.v5_options(timeout)?, 100);
@@ -519,7 +540,7 @@ mod tests {
             rumqttc::v5::AsyncClient::new(rumqttc::v5::MqttOptions::new("t", "h", 1), 1);
         let v5 = Client::V5(c);
         for n in [0, 1, 100, 127, 16_000, 16_400, 2_100_000] {
-            let p = Publication {
+            let mut p = Publication {
                 topic: "a/b".into(),
                 qos: 1,
                 retain: false,
@@ -528,19 +549,20 @@ mod tests {
             };
             let mut full = rumqttc::Publish::new("a/b", rumqttc::QoS::AtLeastOnce, vec![0; n]);
             full.pkid = 1;
-            assert_eq!(client.packet_size(&p), full.size(), "payload {n}");
+            assert_eq!(client.packet_size(&mut p), full.size(), "payload {n}");
             let props = v5b::PublishProperties {
                 content_type: Some("text/plain".into()),
                 user_properties: vec![("k".into(), "v".into())],
                 ..Default::default()
             };
-            let p = Publication {
+            let mut p = Publication {
                 props: Some(props.clone()),
                 ..p
             };
-            let mut full = v5b::Publish::new("a/b", qos5(1), vec![0; n], Some(props));
+            let mut full = v5b::Publish::new("a/b", qos5(1), vec![0; n], Some(props.clone()));
             full.pkid = 1;
-            assert_eq!(v5.packet_size(&p), full.size(), "MQTT 5, payload {n}");
+            assert_eq!(v5.packet_size(&mut p), full.size(), "MQTT 5, payload {n}");
+            assert_eq!(p.props, Some(props), "the properties are given back");
         }
     }
 }

@@ -126,9 +126,10 @@ pub(crate) fn headers_of(m: &Received) -> Vec<Header> {
 /// The MQTT part of an outgoing message's properties: present when the event came from MQTT
 /// (it has `topic` and `qos`); properties of other buses are not read as MQTT's.
 fn mqtt_properties(msg: &Outgoing) -> Option<Map<String, Value>> {
-    let v: Value = serde_json::from_str(msg.properties.as_deref()?).ok()?;
-    let o = v.as_object()?;
-    (o.contains_key("topic") && o.contains_key("qos")).then(|| o.clone())
+    match serde_json::from_str(msg.properties.as_deref()?).ok()? {
+        Value::Object(o) if o.contains_key("topic") && o.contains_key("qos") => Some(o),
+        _ => None,
+    }
 }
 
 /// The PUBLISH for `msg`: the original QoS (else QoS 1), retained only when the message asks

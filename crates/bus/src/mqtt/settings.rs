@@ -4,6 +4,7 @@
 
 use super::config::{parse_url, MqttConfig};
 use super::Mqtt;
+use crate::settings::non_empty;
 use crate::settings::{ConnectionSettings, Summary};
 use crate::{BusError, Connector};
 use serde::{Deserialize, Serialize};
@@ -52,10 +53,6 @@ impl Default for MqttSettings {
     }
 }
 
-fn set(v: Option<String>) -> Option<String> {
-    v.filter(|s| !s.trim().is_empty())
-}
-
 /// `5`, `5.0`, `v5` are 5; `3.1.1`, `3`, `4` (the protocol level byte), `311` are 3.1.1.
 pub(crate) fn normal_version(v: &str) -> Result<&'static str, BusError> {
     match v.trim().trim_start_matches(['v', 'V']) {
@@ -97,14 +94,18 @@ impl ConnectionSettings for MqttSettings {
             None => (given.to_string(), None, None),
         };
         let (_, _, tls_scheme) = parse_url(&url)?;
-        let username = set(self.username).or(url_user);
+        let username = non_empty(self.username).or(url_user);
         let password = secret.or(url_password);
         if password.is_some() && username.is_none() {
             return Err(BusError::Invalid(
                 "a password needs --username (MQTT sends a password only with a user name)".into(),
             ));
         }
-        let (tls_ca, tls_cert, tls_key) = (set(self.tls_ca), set(self.tls_cert), set(self.tls_key));
+        let (tls_ca, tls_cert, tls_key) = (
+            non_empty(self.tls_ca),
+            non_empty(self.tls_cert),
+            non_empty(self.tls_key),
+        );
         if tls_key.is_some() != tls_cert.is_some() {
             return Err(BusError::Invalid(
                 "a client certificate needs both --tls-cert and --tls-key (PEM files)".into(),
@@ -117,7 +118,7 @@ impl ConnectionSettings for MqttSettings {
                 )));
             }
         }
-        let client_id = set(self.client_id);
+        let client_id = non_empty(self.client_id);
         if let Some(c) = &client_id {
             if c.len() > 64 || c.chars().any(|ch| ch.is_whitespace() || ch.is_control()) {
                 return Err(BusError::Invalid(format!(

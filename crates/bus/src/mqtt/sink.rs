@@ -132,14 +132,14 @@ impl Writer for MqttWriter {
             return Err(BusError::Invalid(why));
         }
         let id = msg.event_id.clone();
-        let p = match properties::publication(msg, self.v5, self.retain) {
+        let mut p = match properties::publication(msg, self.v5, self.retain) {
             Ok(p) => p,
             Err(why) => {
                 self.delivery.fail(id, format!("not sent: {why}"));
                 return Ok(());
             }
         };
-        let size = self.session.client.packet_size(&p);
+        let size = self.session.client.packet_size(&mut p);
         if size > self.max_packet as usize {
             self.delivery.fail(
                 id,
@@ -162,7 +162,10 @@ impl Writer for MqttWriter {
                 return Ok(());
             }
             Ok(Err(e)) => e,
-            Err(_) => format!("the client took no message for {} s", timeout.as_secs()),
+            Err(_) => format!(
+                "the broker did not answer for {} s (the client could take no more messages)",
+                timeout.as_secs()
+            ),
         };
         // Never handed over, so never sent.
         if self.queued.back().is_some_and(|(q, _)| *q == id) {

@@ -4,6 +4,7 @@
 
 use super::config::{Auth, NatsConfig, Tls};
 use super::Nats;
+use crate::settings::non_empty;
 use crate::settings::{ConnectionSettings, Summary};
 use crate::{BusError, Connector};
 use serde::{Deserialize, Serialize};
@@ -33,10 +34,6 @@ pub struct NatsSettings {
     pub tls_cert: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls_key: Option<String>,
-}
-
-fn set(v: Option<String>) -> Option<String> {
-    v.filter(|s| !s.trim().is_empty())
 }
 
 /// Checks one server address: `[nats|tls|ws|wss://]HOST:PORT`.
@@ -101,7 +98,7 @@ impl ConnectionSettings for NatsSettings {
     /// A password or token written in the URL moves out of it, to be kept apart.
     fn checked(self, secret: Option<String>) -> Result<(Self, Option<String>), BusError> {
         let mut urls = Vec::new();
-        let mut username = set(self.username);
+        let mut username = non_empty(self.username);
         let mut secret = secret.filter(|s| !s.is_empty());
         for u in self.url.split(',').map(str::trim).filter(|u| !u.is_empty()) {
             // async-nats reads `HOST:PORT` as `nats://HOST:PORT`; so does the split, or a
@@ -133,12 +130,12 @@ impl ConnectionSettings for NatsSettings {
         let mut s = NatsSettings {
             url: urls.join(","),
             username,
-            auth: set(self.auth).map(|a| a.to_ascii_lowercase()),
-            creds_file: set(self.creds_file),
+            auth: non_empty(self.auth).map(|a| a.to_ascii_lowercase()),
+            creds_file: non_empty(self.creds_file),
             tls: self.tls,
-            tls_ca: set(self.tls_ca),
-            tls_cert: set(self.tls_cert),
-            tls_key: set(self.tls_key),
+            tls_ca: non_empty(self.tls_ca),
+            tls_cert: non_empty(self.tls_cert),
+            tls_key: non_empty(self.tls_key),
         };
         let auth = s.auth_choice(secret.is_some()).to_string();
         if !AUTH_CHOICES.contains(&auth.as_str()) {

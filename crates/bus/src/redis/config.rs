@@ -165,22 +165,92 @@ impl RedisConfig {
     ) -> Result<Connection, BusError> {
         let timeout = timeout.max(Duration::from_millis(10));
         let client = self.client(resp3)?;
-        let mut con = client
-            .get_connection_with_timeout(timeout)
-            .map_err(|e| error(&self.what(connection), e))?;
+        let made = if self.uses_tls() {
+            connect_bounded(client, timeout)
+        } else {
+            client.get_connection_with_timeout(timeout)
+        };
+        let what = self.what(connection);
+        // A server that refuses the client's certificate (or its absence) sends TLS 1.3's
+        // alert after the handshake, then closes: the first command may meet the reset
+        // rather than the alert, which then never says why.
+        let fail = |e: redis::RedisError| {
+            let closed = e.is_connection_dropped() && !e.is_connection_refusal();
+            if self.uses_tls() && closed && tls_hint(&e.to_string()).is_none() {
+                BusError::Unreachable {
+                    what: what.clone(),
+                    reason: format!(
+                        "{e}: the server closed the TLS connection as it began; it may want a \
+                         client certificate it trusts (--tls-cert, --tls-key)"
+                    ),
+                }
+            } else {
+                error(&what, e)
+            }
+        };
+        let mut con = made.map_err(fail)?;
         con.set_read_timeout(Some(timeout))
             .and_then(|_| con.set_write_timeout(Some(timeout)))
-            .map_err(|e| error(&self.what(connection), e))?;
+            .map_err(fail)?;
         // CLIENT LIST then says who this is; a server or ACL that refuses it is no matter.
         match redis::cmd("CLIENT")
             .arg("SETNAME")
             .arg("sluice")
             .query::<redis::Value>(&mut con)
         {
-            Err(e) if broken(&e) => Err(error(&self.what(connection), e)),
+            Err(e) if broken(&e) => Err(fail(e)),
             _ => Ok(con),
         }
     }
+}
+
+/// How much longer than its own timeout a TLS connect is given before it is abandoned, so the
+/// client's own, more precise error wins when it has one.
+const TLS_CONNECT_MARGIN: Duration = Duration::from_millis(500);
+
+/// `get_connection_with_timeout` bounds the TCP connect and the commands after it, but not the
+/// TLS handshake in between: that reads from a socket with no timeout yet, so a server that
+/// accepts and never answers (stopped, or no TLS on that port) held `connection test`, or a
+/// capture's reconnect, for ever. The connect runs on a thread of its own that is given up at
+/// the deadline; such a thread ends when the server answers or closes (or with the process).
+fn connect_bounded(client: Client, timeout: Duration) -> redis::RedisResult<Connection> {
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    std::thread::Builder::new()
+        .name("sluice-redis-tls-connect".into())
+        .spawn(move || {
+            let _ = tx.send(client.get_connection_with_timeout(timeout));
+        })?;
+    rx.recv_timeout(timeout + TLS_CONNECT_MARGIN)
+        .unwrap_or_else(|_| {
+            Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("no TLS handshake within {} ms", timeout.as_millis()),
+            )
+            .into())
+        })
+}
+
+/// What to do about a failed TLS handshake, from OpenSSL's words (native-tls); `None` when
+/// the error is no TLS failure.
+fn tls_hint(text: &str) -> Option<&'static str> {
+    if !(text.contains("SSL Handshake error") || text.contains("SSL routines")) {
+        return None;
+    }
+    Some(if text.contains("certificate verify failed") {
+        "the server's certificate is not trusted for this host: give the CA that signed it \
+         with --tls-ca, and use a host name or address the certificate names"
+    } else if [
+        "certificate required",
+        "alert bad certificate",
+        "alert unknown ca",
+    ]
+    .iter()
+    .any(|a| text.contains(a))
+    {
+        "the server wants a client certificate it trusts: give --tls-cert and --tls-key"
+    } else {
+        "check the TLS settings (--tls-ca, --tls-cert, --tls-key) and that the port speaks TLS"
+    })
 }
 
 /// Whether an error means the connection is unusable (to be dropped and made again).
@@ -196,7 +266,10 @@ pub(crate) fn error(what: &str, e: redis::RedisError) -> BusError {
         || ["NOAUTH", "WRONGPASS", "NOPERM"]
             .iter()
             .any(|c| e.code() == Some(*c) || text.contains(c));
-    if auth {
+    if let Some(hint) = tls_hint(&text) {
+        // The server answered, so not "unreachable": its certificate or ours was refused.
+        BusError::Client(format!("{what}: TLS handshake failed: {text}; {hint}"))
+    } else if auth {
         BusError::Auth {
             what: what.to_string(),
             reason: text,
@@ -239,6 +312,57 @@ mod tests {
         assert!(split_password("http://h:1").is_err());
         assert!(split_password("redis://").is_err());
         assert_eq!(url_user("redis://bob@h:1/0").as_deref(), Some("bob"));
+    }
+
+    #[test]
+    fn a_refused_certificate_is_said_as_such() {
+        let what = "Redis at 127.0.0.1:1 (c)";
+        let e = redis::RedisError::from((
+            redis::ErrorKind::Io,
+            "SSL Handshake error",
+            "error:0A000086:SSL routines:tls_post_process_server_certificate:certificate \
+             verify failed (self-signed certificate in certificate chain)"
+                .to_string(),
+        ));
+        let BusError::Client(m) = error(what, e) else {
+            panic!("a TLS failure is not unreachable");
+        };
+        assert!(
+            m.starts_with(what) && m.contains("TLS handshake failed") && m.contains("--tls-ca")
+        );
+        let e = redis::RedisError::from(std::io::Error::other(
+            "error:0A00045C:SSL routines:ssl3_read_bytes:tlsv13 alert certificate required",
+        ));
+        assert!(matches!(error(what, e), BusError::Client(m) if m.contains("--tls-cert")));
+        let e =
+            redis::RedisError::from(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
+        assert!(matches!(error(what, e), BusError::Unreachable { .. }));
+    }
+
+    #[test]
+    fn a_tls_server_that_never_answers_is_given_up() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        // Accepts and keeps the connection, saying nothing.
+        let held = std::thread::spawn(move || listener.accept().map(|(s, _)| s));
+        let c = RedisConfig {
+            url: format!("rediss://127.0.0.1:{port}/0"),
+            ..Default::default()
+        };
+        let start = std::time::Instant::now();
+        let Err(e) = c.connect("silent", Duration::from_millis(300)) else {
+            panic!("a silent server is no connection");
+        };
+        assert!(
+            start.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            start.elapsed()
+        );
+        assert!(
+            matches!(&e, BusError::Unreachable { what, reason } if what.contains("(silent)") && reason.contains("no answer in time")),
+            "{e}"
+        );
+        drop(held.join());
     }
 
     #[test]

@@ -10,6 +10,7 @@
 
 use base64::Engine;
 use redis::Value;
+use serde::Deserialize;
 use serde_json::{json, Map, Value as Json};
 use sluice_model::{Header, Message, Outgoing};
 
@@ -208,16 +209,39 @@ pub(crate) fn to_message(stream: &str, e: &Entry, payload_field: Option<&str>) -
     }
 }
 
+/// What the properties of a message read from a Redis stream say of its entry. Parsed into
+/// these fields only (a JSON map of the whole object showed in replay profiles); each is kept
+/// as JSON so a field of an unexpected type is ignored alone, as a map lookup would.
+#[derive(Default, serde::Deserialize)]
+pub(crate) struct StreamProps {
+    /// Whether the object names a stream at all (`null` included, as `contains_key` says).
+    #[serde(default, deserialize_with = "present")]
+    stream: bool,
+    id: Option<Json>,
+    entry: Option<Json>,
+    payload_field: Option<Json>,
+    payload_index: Option<Json>,
+}
+
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    serde::de::IgnoredAny::deserialize(d).map(|_| true)
+}
+
+impl StreamProps {
+    fn text(v: &Option<Json>) -> Option<&str> {
+        v.as_ref()?.as_str()
+    }
+}
+
 /// The properties of a message read from a Redis stream, when it is one.
-pub(crate) fn stream_properties(msg: &Outgoing) -> Option<Map<String, Json>> {
-    let p: Json = serde_json::from_str(msg.properties.as_deref()?).ok()?;
-    let p = p.as_object()?;
-    p.contains_key("stream").then(|| p.clone())
+pub(crate) fn stream_properties(msg: &Outgoing) -> Option<StreamProps> {
+    let p: StreamProps = serde_json::from_str(msg.properties.as_deref()?).ok()?;
+    p.stream.then_some(p)
 }
 
 /// The original entry id a message read from a stream had.
 pub(crate) fn original_id(msg: &Outgoing) -> Option<Id> {
-    parse_id(stream_properties(msg)?.get("id")?.as_str()?.as_bytes())
+    parse_id(StreamProps::text(&stream_properties(msg)?.id)?.as_bytes())
 }
 
 /// The entry fields for a message: a whole-entry JSON payload back into its fields, else the
@@ -230,7 +254,7 @@ pub(crate) fn to_fields(msg: &Outgoing, payload_field: Option<&str>) -> Vec<(Vec
             h.value.clone().unwrap_or_default(),
         )
     });
-    let restored = match props.get("entry").and_then(|e| e.as_str()) {
+    let restored = match StreamProps::text(&props.entry) {
         Some("json") => serde_json::from_slice::<Json>(&msg.payload)
             .ok()
             .and_then(|j| match j {
@@ -260,14 +284,13 @@ pub(crate) fn to_fields(msg: &Outgoing, payload_field: Option<&str>) -> Vec<(Vec
         fields.extend(headers);
         return fields;
     }
-    let name = props
-        .get("payload_field")
-        .and_then(|f| f.as_str())
+    let name = StreamProps::text(&props.payload_field)
         .or(payload_field)
         .unwrap_or(PAYLOAD_FIELDS[0]);
     let mut fields: Vec<(Vec<u8>, Vec<u8>)> = headers.collect();
     let at = props
-        .get("payload_index")
+        .payload_index
+        .as_ref()
         .and_then(|i| i.as_u64())
         .unwrap_or(0)
         .min(fields.len() as u64) as usize;
@@ -278,6 +301,61 @@ pub(crate) fn to_fields(msg: &Outgoing, payload_field: Option<&str>) -> Vec<(Vec
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `StreamProps` parses five fields only: each must read as a lookup in the whole JSON
+    /// object would, including fields of an unexpected type and other buses' properties.
+    #[test]
+    fn stream_properties_read_as_the_whole_json_says() {
+        let general = |p: &str| -> Option<[Option<String>; 4]> {
+            let v: Json = serde_json::from_str(p).ok()?;
+            let o = v.as_object()?;
+            o.contains_key("stream").then(|| {
+                let text = |k: &str| o.get(k).and_then(|v| v.as_str()).map(str::to_string);
+                [
+                    text("id"),
+                    text("entry"),
+                    text("payload_field"),
+                    o.get("payload_index")
+                        .and_then(|i| i.as_u64())
+                        .map(|i| i.to_string()),
+                ]
+            })
+        };
+        for p in [
+            r#"{"stream":"s","id":"1700-3","payload_field":"data","payload_index":2}"#,
+            r#"{"stream":"s","id":"1700-3","entry":"json"}"#,
+            r#"{"stream":"ORDERS","subject":"orders.eu","seq":4}"#,
+            r#"{"subject":"no stream here"}"#,
+            r#"{"stream":"s","id":17,"payload_field":["x"],"payload_index":"2"}"#,
+            r#"{"stream":null}"#,
+            r#"[1,2]"#,
+            "not json",
+        ] {
+            let m = Outgoing {
+                target: "t".into(),
+                partition: None,
+                key: None,
+                headers: Vec::new(),
+                timestamp_us: None,
+                payload: Vec::new(),
+                properties: Some(p.into()),
+                routing_key: None,
+                event_id: "e".into(),
+            };
+            let typed = stream_properties(&m).map(|sp| {
+                [
+                    StreamProps::text(&sp.id).map(str::to_string),
+                    StreamProps::text(&sp.entry).map(str::to_string),
+                    StreamProps::text(&sp.payload_field).map(str::to_string),
+                    sp.payload_index
+                        .as_ref()
+                        .and_then(|i| i.as_u64())
+                        .map(|i| i.to_string()),
+                ]
+            });
+            assert_eq!(typed, general(p), "{p}");
+        }
+    }
 
     fn entry(fields: &[(&str, &[u8])]) -> Entry {
         Entry {

@@ -4,6 +4,7 @@
 
 use super::config::{split_password, url_user};
 use super::{Redis, RedisConfig};
+use crate::settings::non_empty;
 use crate::settings::{ConnectionSettings, Summary};
 use crate::{BusError, Connector};
 use serde::{Deserialize, Serialize};
@@ -31,10 +32,6 @@ pub struct RedisSettings {
     pub payload_field: Option<String>,
 }
 
-fn set(v: Option<String>) -> Option<String> {
-    v.filter(|s| !s.trim().is_empty())
-}
-
 impl RedisSettings {
     fn config(&self, password: Option<String>) -> RedisConfig {
         RedisConfig {
@@ -55,7 +52,7 @@ impl ConnectionSettings for RedisSettings {
     /// (`--password-stdin`) wins.
     fn checked(self, password: Option<String>) -> Result<(Self, Option<String>), BusError> {
         let (url, in_url) = split_password(self.url.trim())?;
-        let username = set(self.username);
+        let username = non_empty(self.username);
         if let (Some(given), Some(named)) = (&username, url_user(&url)) {
             if *given != named {
                 return Err(BusError::Invalid(format!(
@@ -63,7 +60,11 @@ impl ConnectionSettings for RedisSettings {
                 )));
             }
         }
-        let (tls_ca, tls_cert, tls_key) = (set(self.tls_ca), set(self.tls_cert), set(self.tls_key));
+        let (tls_ca, tls_cert, tls_key) = (
+            non_empty(self.tls_ca),
+            non_empty(self.tls_cert),
+            non_empty(self.tls_key),
+        );
         for f in [&tls_ca, &tls_cert, &tls_key].into_iter().flatten() {
             if !std::path::Path::new(f).exists() {
                 return Err(BusError::MissingFile(format!(
@@ -83,7 +84,7 @@ impl ConnectionSettings for RedisSettings {
             tls_ca,
             tls_cert,
             tls_key,
-            payload_field: set(self.payload_field),
+            payload_field: non_empty(self.payload_field),
         };
         // The redis client's own reading of the URL (port, database number).
         settings.config(None).check_url()?;

@@ -4,6 +4,7 @@
 
 use super::entry::{before, bytes, id_text, parse_entries, parse_id, parse_xread, to_message, Id};
 use super::{Named, Redis};
+use crate::fresh_ids::FreshIds;
 use crate::{BusError, Reader, Trouble};
 use redis::{Connection, Value};
 use serde_json::json;
@@ -436,6 +437,7 @@ fn listen(
     stop: &AtomicBool,
     state: &Mutex<TapState>,
 ) {
+    let mut ids = FreshIds::new();
     while !stop.load(Ordering::Relaxed) {
         let mut con = match r
             .config
@@ -507,11 +509,7 @@ fn listen(
                         None => props.insert("shard".into(), json!(true)),
                     };
                     let msg = Message {
-                        id: Some(format!(
-                            "redis:{}/{channel}/{}",
-                            r.name,
-                            uuid::Uuid::new_v4()
-                        )),
+                        id: Some(format!("redis:{}/{channel}/{}", r.name, ids.next())),
                         source: channel,
                         partition: None,
                         offset: None,

@@ -3,6 +3,7 @@
 //! static access key whose secret is kept apart.
 
 use super::{Sqs, SqsConfig};
+use crate::settings::non_empty;
 use crate::settings::{ConnectionSettings, Summary};
 use crate::{BusError, Connector};
 use serde::{Deserialize, Serialize};
@@ -21,10 +22,6 @@ pub struct SqsSettings {
     pub access_key_id: Option<String>,
 }
 
-fn set(v: Option<String>) -> Option<String> {
-    v.filter(|s| !s.is_empty())
-}
-
 impl ConnectionSettings for SqsSettings {
     fn checked(self, secret: Option<String>) -> Result<(Self, Option<String>), BusError> {
         if self.region.is_empty() {
@@ -32,9 +29,9 @@ impl ConnectionSettings for SqsSettings {
         }
         let s = SqsSettings {
             region: self.region,
-            aws_profile: set(self.aws_profile),
-            endpoint_url: set(self.endpoint_url),
-            access_key_id: set(self.access_key_id),
+            aws_profile: non_empty(self.aws_profile),
+            endpoint_url: non_empty(self.endpoint_url),
+            access_key_id: non_empty(self.access_key_id),
         };
         if s.access_key_id.is_some() != secret.is_some() {
             return Err(BusError::Invalid(

@@ -335,11 +335,15 @@ impl Writer for SqsWriter {
         self.timeout = timeout;
     }
 
-    fn flush(&mut self, _timeout: Duration) -> Result<Delivery, BusError> {
+    fn send_now(&mut self) {
         let urls: Vec<String> = self.pending.keys().cloned().collect();
         for u in urls {
             self.send_batch(&u);
         }
+    }
+
+    fn flush(&mut self, _timeout: Duration) -> Result<Delivery, BusError> {
+        self.send_now();
         Ok(self.delivery.clone())
     }
 }
