@@ -23,6 +23,7 @@ import paho.mqtt.client as mqtt
 import pytest
 import redis
 
+from conftest import create_topic, produce
 from test_faults import (BOUND_S, FAULTS, N_CAPTURE, N_REPLAY, RATE, assert_destination_consistent,
                          assert_lake_holds, assert_reports_failure, captured, fault_after_stored,  # noqa: F401
                          fault_while_sending, payloads, runs, timeout_args, unique)
@@ -142,6 +143,24 @@ def test_nats_replay_ends_and_accounts_when_the_server_fails(mode, flaky_nats, s
     assert_reports_failure(run, "flakynats", flaky_nats)
     delivered, _, _ = assert_destination_consistent(run, nats_payloads(dest))
     assert delivered < N_REPLAY, "the fault came before the end"
+    nats_do(lambda nc, j: j.delete_stream(dest))
+
+
+def test_nats_replay_past_the_ack_window_ends_once_the_server_stalls(flaky_nats, sluice, runs):  # noqa: F811
+    """More messages than the writer keeps awaiting acks for (1,000), unpaced: once the server
+    stalls, the first ack that does not come ends the replay within the broker timeout. (A
+    sliding window that waited the whole timeout again for each later message took hours.)"""
+    n = 3000
+    src = create_topic("faults-many", 1)
+    produce(src, [{"value": v} for v in payloads(src, n)])
+    sluice("capture", "local", src, "--stop-at-end")
+    dest = nats_stream(0)
+    run = runs(sluice, "replay", f"source = {src}", "--to", f"flakynats:{dest.lower()}.in", *timeout_args())
+    at = fault_while_sending(run, flaky_nats, "stall")
+    run.wait(BOUND_S, since=at)
+    assert_reports_failure(run, "flakynats", flaky_nats)
+    delivered, _, _ = assert_destination_consistent(run, nats_payloads(dest))
+    assert delivered < n, "the fault came before the end"
     nats_do(lambda nc, j: j.delete_stream(dest))
 
 

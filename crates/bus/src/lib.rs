@@ -321,10 +321,11 @@ pub trait Writer: Send {
     fn set_options(&mut self, options: SendOptions) {
         let _ = options;
     }
-    /// Sends what the writer holds back to fill a batch (a Redis pipeline, an SQS batch),
-    /// without waiting for its reports. Replay calls it whenever no more messages are ready,
-    /// so a paced or trickling replay is not held in a half-full batch: at `--rate 20`, a
-    /// pipeline of 1,000 reached Redis all at once after 50 s.
+    /// Sends what the writer holds back to fill a batch (a Redis pipeline, an SQS batch), as
+    /// it would send a full one (a batch that is one request waits for its answer). Replay
+    /// calls it when nothing more has come for a moment, so a paced or trickling replay is
+    /// not held in a half-full batch: at `--rate 20`, a pipeline of 1,000 reached Redis all
+    /// at once after 50 s.
     fn send_now(&mut self) {}
     /// Waits up to `timeout` for every outstanding report. What is still unanswered then is
     /// counted too: failed when it never left Sluice, unknown when it did.

@@ -11,6 +11,11 @@ export function rate(p: CaptureProgress): string {
   return p.elapsed_ms > 0 ? `${formatCount(Math.round((p.read * 1000) / p.elapsed_ms))}/s` : '—';
 }
 
+/** The connections as the form offers them: names and buses. */
+function listed(): string {
+  return state.connections.map((c) => `${c.name}:${c.bus}`).join('\n');
+}
+
 export class CapturesView {
   el: HTMLElement;
   private jobs: HTMLElement;
@@ -26,21 +31,26 @@ export class CapturesView {
     // The sidebar reloads the connections every 15 s: the form is drawn again only when the
     // list of connections changed, and keeps what the user typed into it either way.
     hub.on('connections', () => {
-      const names = state.connections.map((c) => c.name).join('\n');
-      if (names !== this.names) this.renderForm();
+      if (listed() !== this.names) this.renderForm(true);
     });
-    hub.on('select', () => this.renderForm());
+    hub.on('select', () => this.renderForm(false));
     this.renderForm();
     setInterval(() => this.refresh(), 1000);
   }
 
-  private renderForm() {
-    this.names = state.connections.map((c) => c.name).join('\n');
+  /** Draws the form again, keeping what was typed: all of it when only the connections
+   * changed (`keepChoice`), all but the connection and sources when a source was selected. */
+  private renderForm(keepChoice = false) {
+    this.names = listed();
     const typed = (name: string) => this.form.querySelector<HTMLInputElement>(`[name="${name}"]`);
     const keptFrom = typed('from')?.value || 'end';
     const keptStop = typed('stop_at_end')?.checked ?? false;
-    const conn = h('select', { name: 'connection', 'aria-label': 'Connection', onchange: () => updateModes() }, state.connections.map((c) => h('option', { value: c.name, selected: state.selected?.connection === c.name }, c.name)));
-    const sources = h('input', { type: 'text', name: 'sources', value: state.selected?.source ?? '' });
+    const keptConn = keepChoice ? typed('connection')?.value : undefined;
+    const keptSources = keepChoice ? typed('sources')?.value : undefined;
+    const keptMode = keepChoice ? typed('mode')?.value : undefined;
+    const chosen = keptConn ?? state.selected?.connection;
+    const conn = h('select', { name: 'connection', 'aria-label': 'Connection', onchange: () => updateModes() }, state.connections.map((c) => h('option', { value: c.name, selected: chosen === c.name }, c.name)));
+    const sources = h('input', { type: 'text', name: 'sources', value: keptSources ?? state.selected?.source ?? '' });
     const from = h('input', { type: 'text', name: 'from', value: keptFrom, class: 'narrow', list: 'from-options', title: 'beginning, end, -N, OFFSET or @TIME' });
     const mode = h('select', { name: 'mode', 'aria-label': 'Read mode' });
     const stopAtEnd = h('input', { type: 'checkbox', name: 'stop_at_end', checked: keptStop });
@@ -50,6 +60,7 @@ export class CapturesView {
       sources.placeholder = `${kind?.sources_noun ?? 'topics or queues'}, comma-separated`;
     };
     updateModes();
+    if (keptMode && [...mode.options].some((o) => o.value === keptMode)) mode.value = keptMode;
     const start = async () => {
       const list = sources.value.split(',').map((s) => s.trim()).filter(Boolean);
       try {

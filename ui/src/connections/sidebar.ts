@@ -26,7 +26,8 @@ function openByName(connection: string, bus: string): HTMLElement {
   const kept = openers.get(key);
   if (kept) return kept;
   const made = newOpener(connection, bus);
-  openers.set(key, made);
+  // Kept once the bus is known, so its placeholder names what the bus holds.
+  if (kindOf(bus)) openers.set(key, made);
   return made;
 }
 
@@ -104,6 +105,11 @@ export class Sidebar {
       clear(this.tree, h('p', { class: 'muted empty' }, 'No connections yet. ', h('button', { class: 'link', onclick: () => openConnectionForm() }, 'Add one')));
       return;
     }
+    // A kept open-by-name box is moved by the redraw, which takes the keyboard focus from it:
+    // given back, with the caret where it was.
+    const active = document.activeElement;
+    const typing = active instanceof HTMLInputElement && active.name === 'open-source' ? active : null;
+    const caret = typing ? [typing.selectionStart, typing.selectionEnd] : null;
     clear(this.tree, state.connections.map((c) => {
       const open = this.open.has(c.name);
       const sources = (state.sources.get(c.name) ?? []).filter((s) => !s.internal);
@@ -134,5 +140,9 @@ export class Sidebar {
           }),
           h('li', {}, openByName(c.name, c.bus))) : null);
     }));
+    if (typing?.isConnected && caret) {
+      typing.focus();
+      typing.setSelectionRange(caret[0], caret[1]);
+    }
   }
 }

@@ -51,15 +51,13 @@ pub(crate) fn sources(m: &Mqtt, timeout: Duration) -> Result<Vec<SourceInfo>, Bu
         let deadline = Instant::now() + timeout;
         let mut look_ends = None;
         let mut seen: BTreeMap<String, Seen> = BTreeMap::new();
-        let events = &mut s.events;
         loop {
             let until = look_ends.unwrap_or(deadline).min(deadline);
             let left = until.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 break;
             }
-            let ev = rt.block_on(async { tokio::time::timeout(left, events.recv()).await });
-            match ev {
+            match s.next_event(&rt, left) {
                 Err(_) if look_ends.is_none() => {
                     return Err(BusError::Unreachable {
                         what: what.clone(),

@@ -294,7 +294,22 @@ pub(crate) fn start(
     })
 }
 
+/// No event came within the wait.
+#[derive(Debug)]
+pub(crate) struct Quiet;
+
 impl Session {
+    /// The next event, waiting at most `wait`; `Ok(None)` once the client has stopped.
+    pub(crate) fn next_event(
+        &mut self,
+        rt: &tokio::runtime::Runtime,
+        wait: Duration,
+    ) -> Result<Option<Ev>, Quiet> {
+        let events = &mut self.events;
+        rt.block_on(async { tokio::time::timeout(wait, events.recv()).await })
+            .map_err(|_| Quiet)
+    }
+
     /// Ends the connection: a DISCONNECT when the client can still send one, then the task.
     pub(crate) fn stop(&self, rt: &tokio::runtime::Runtime) {
         self.client.try_disconnect();
@@ -317,9 +332,7 @@ impl Session {
         what: &str,
         timeout: Duration,
     ) -> Result<Option<u32>, BusError> {
-        let events = &mut self.events;
-        let got = rt.block_on(async { tokio::time::timeout(timeout, events.recv()).await });
-        match got {
+        match self.next_event(rt, timeout) {
             Ok(Some(Ev::Connected { max_packet })) => Ok(max_packet),
             Ok(Some(Ev::Down { auth: true, reason })) => Err(BusError::Auth {
                 what: what.to_string(),

@@ -201,11 +201,7 @@ impl Writer for MqttWriter {
             if left.is_zero() {
                 break;
             }
-            let events = &mut self.session.events;
-            match self
-                .rt
-                .block_on(async { tokio::time::timeout(left, events.recv()).await })
-            {
+            match self.session.next_event(&self.rt, left) {
                 Ok(Some(ev)) => self.handle(ev),
                 Ok(None) => self.lost("the MQTT client stopped".into()),
                 Err(_) => break,

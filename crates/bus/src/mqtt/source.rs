@@ -37,6 +37,8 @@ pub(crate) struct MqttReader {
     skip_retained: bool,
     /// Since when and why the connection is down.
     failing: Option<(Instant, String)>,
+    /// Since when and why the broker refuses to subscribe us again after a reconnect.
+    refused: Option<(Instant, String)>,
 }
 
 impl MqttReader {
@@ -70,6 +72,7 @@ impl MqttReader {
             ids: FreshIds::new(),
             skip_retained: from == StartFrom::End,
             failing: None,
+            refused: None,
             session,
         };
         reader.subscribe()?;
@@ -87,11 +90,7 @@ impl MqttReader {
         let deadline = Instant::now() + CONNECT_TIMEOUT;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            let events = &mut self.session.events;
-            let ev = self
-                .rt
-                .block_on(async { tokio::time::timeout(left, events.recv()).await });
-            match ev {
+            match self.session.next_event(&self.rt, left) {
                 Err(_) => {
                     return Err(BusError::Unreachable {
                         what: self.what.clone(),
@@ -185,13 +184,18 @@ impl MqttReader {
                     .zip(&codes)
                     .filter_map(|(f, c)| c.as_ref().err().map(|why| format!("{f:?} was {why}")))
                     .collect();
-                if !refused.is_empty() {
-                    let since = self.failing.take().map_or_else(Instant::now, |(t, _)| t);
+                if refused.is_empty() {
+                    self.refused = None;
+                } else {
+                    // Kept apart from connection trouble, which each reconnect clears: a
+                    // link that drops more often than the broker timeout must not restart
+                    // the count.
+                    let since = self.refused.take().map_or_else(Instant::now, |(t, _)| t);
                     let reason = format!(
                         "after reconnecting, subscribing again to {} (not authorised any more?)",
                         refused.join(", ")
                     );
-                    self.failing = Some((since, reason));
+                    self.refused = Some((since, reason));
                 }
             }
             Ev::Published(_) | Ev::Acked { .. } => {}
@@ -206,11 +210,7 @@ impl Reader for MqttReader {
         let mut closed = false;
         while self.ready.is_empty() {
             let left = deadline.saturating_duration_since(Instant::now());
-            let events = &mut self.session.events;
-            let ev = self
-                .rt
-                .block_on(async { tokio::time::timeout(left, events.recv()).await });
-            match ev {
+            match self.session.next_event(&self.rt, left) {
                 Err(_) => break,
                 Ok(None) => {
                     closed = true;
@@ -227,7 +227,8 @@ impl Reader for MqttReader {
         // the broker's drops, and about 1 % with this (BENCHMARKS.md). Sleeping through the
         // moment instead of waiting for each message measured worse (5 to 11 % lost).
         let linger = (Instant::now() + LINGER).min(deadline);
-        while !closed && !self.ready.is_empty() && self.ready.len() < max {
+        while !closed && !self.ready.is_empty() && self.ready.len() < max && Instant::now() < linger
+        {
             match self.session.events.try_recv() {
                 Ok(ev) => self.handle(ev),
                 Err(mpsc::error::TryRecvError::Disconnected) => closed = true,
@@ -236,11 +237,7 @@ impl Reader for MqttReader {
                     if left.is_zero() {
                         break;
                     }
-                    let events = &mut self.session.events;
-                    match self
-                        .rt
-                        .block_on(async { tokio::time::timeout(left, events.recv()).await })
-                    {
+                    match self.session.next_event(&self.rt, left) {
                         Ok(Some(ev)) => self.handle(ev),
                         Ok(None) => closed = true,
                         Err(_) => break,
@@ -267,7 +264,7 @@ impl Reader for MqttReader {
     }
 
     fn trouble(&self) -> Option<Trouble> {
-        let (since, reason) = self.failing.clone()?;
+        let (since, reason) = self.refused.clone().or_else(|| self.failing.clone())?;
         Some(Trouble {
             since,
             what: self.what.clone(),

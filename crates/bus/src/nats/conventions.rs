@@ -83,11 +83,17 @@ impl Conventions for NatsConventions {
             subject: Option<serde_json::Value>,
             stream: Option<serde_json::Value>,
         }
-        let Some(w) = msg
-            .properties
-            .as_deref()
-            .and_then(|p| serde_json::from_str::<Where>(p).ok())
-        else {
+        // A key twice is an error to a struct but the last value to a JSON object.
+        let parse = |p: &str| {
+            // Only an object has keys (a struct would also be filled from an array).
+            if !p.trim_start().starts_with('{') {
+                return None;
+            }
+            serde_json::from_str::<Where>(p)
+                .or_else(|_| serde_json::from_str(p).and_then(serde_json::from_value))
+                .ok()
+        };
+        let Some(w) = msg.properties.as_deref().and_then(parse) else {
             return;
         };
         let Some(subject) = w.subject.as_ref().and_then(|s| s.as_str()) else {
@@ -148,6 +154,11 @@ mod tests {
             ("ORDERS", Some(r#"{"subject":5,"stream":"ORDERS"}"#)),
             ("ORDERS", Some(r#"{"subject":"a.b","stream":["ORDERS"]}"#)),
             ("ORDERS", Some("not json")),
+            ("ORDERS", Some(r#"["a.b","ORDERS"]"#)),
+            (
+                "ORDERS",
+                Some(r#"{"subject":"a.b","subject":"c.d","stream":"ORDERS"}"#),
+            ),
             ("ORDERS", None),
         ] {
             let mut m = out(target, p);

@@ -153,15 +153,16 @@ impl NatsWriter {
     }
 
     /// Takes in acks, oldest first, until at most `keep` are awaited; each waits at most
-    /// `timeout` from now. Once one has not come in time, the rest are only looked at: the
-    /// server is not answering, and waiting for each in turn could take `timeout` per message.
-    fn settle_until(&mut self, keep: usize, timeout: Duration) {
+    /// `timeout` from now. Once one has not come in time the server is not answering: every
+    /// ack still awaited is then only looked at (waiting for each in turn would take `timeout`
+    /// per message), and true is returned.
+    fn settle_until(&mut self, keep: usize, timeout: Duration) -> bool {
         let now = Instant::now();
         let deadline = now
             .checked_add(timeout)
             .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 86_400));
         let mut late = false;
-        while self.pending.len() > keep {
+        while self.pending.len() > if late { 0 } else { keep } {
             let Some((id, ack)) = self.pending.pop_front() else {
                 break;
             };
@@ -174,9 +175,15 @@ impl NatsWriter {
             let r = self.rt.block_on(async {
                 tokio::time::timeout(left, std::future::IntoFuture::into_future(ack)).await
             });
-            late |= r.is_err();
+            // The client's own ack timeout (the same length) may answer first.
+            late |= match &r {
+                Err(_) => true,
+                Ok(Err(e)) => matches!(e.kind(), PublishErrorKind::TimedOut),
+                Ok(Ok(_)) => false,
+            };
             self.record(id, r, timeout);
         }
+        late
     }
 
     fn record(
@@ -262,8 +269,14 @@ impl Writer for NatsWriter {
             match r {
                 Ok(Ok(ack)) => {
                     self.pending.push_back((msg.event_id, ack));
-                    if self.pending.len() > IN_FLIGHT {
-                        self.settle_until(IN_FLIGHT, self.timeout);
+                    // The oldest ack did not come within the timeout: the server stopped
+                    // answering, and the replay ends here rather than wait that long again
+                    // for every later message.
+                    if self.pending.len() > IN_FLIGHT && self.settle_until(IN_FLIGHT, timeout) {
+                        return Err(BusError::Unreachable {
+                            what: self.what.clone(),
+                            reason: format!("no publish ack within {} s", timeout.as_secs()),
+                        });
                     }
                     Ok(())
                 }

@@ -235,7 +235,17 @@ impl StreamProps {
 
 /// The properties of a message read from a Redis stream, when it is one.
 pub(crate) fn stream_properties(msg: &Outgoing) -> Option<StreamProps> {
-    let p: StreamProps = serde_json::from_str(msg.properties.as_deref()?).ok()?;
+    let text = msg.properties.as_deref()?;
+    // Only an object has keys (a struct would also be filled from an array).
+    if !text.trim_start().starts_with('{') {
+        return None;
+    }
+    let p: StreamProps = serde_json::from_str(text)
+        .or_else(|_| {
+            // A key twice is an error to a struct but the last value to a JSON object.
+            serde_json::from_str::<Json>(text).and_then(serde_json::from_value)
+        })
+        .ok()?;
     p.stream.then_some(p)
 }
 
@@ -329,6 +339,8 @@ mod tests {
             r#"{"stream":"s","id":17,"payload_field":["x"],"payload_index":"2"}"#,
             r#"{"stream":null}"#,
             r#"[1,2]"#,
+            r#"[0,"1700-3",null,null,null]"#,
+            r#"{"stream":"s","id":"1-1","id":"2-2"}"#,
             "not json",
         ] {
             let m = Outgoing {
