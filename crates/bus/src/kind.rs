@@ -137,11 +137,17 @@ pub trait Conventions: Sync {
 
     /// The origin of a dead-lettered event from the marks this bus's dead-lettering leaves, or
     /// `None` when the event carries none of them. Asked of every bus: an event may have
-    /// travelled between buses.
-    fn dead_letter_origin(&self, event: &Event) -> Option<Result<Origin, OriginError>>;
+    /// travelled between buses. A bus without dead-lettering conventions reads none.
+    fn dead_letter_origin(&self, event: &Event) -> Option<Result<Origin, OriginError>> {
+        let _ = event;
+        None
+    }
 
-    /// The marks `dead_letter_origin` reads, for the error when no bus found any.
-    fn dead_letter_marks(&self) -> &'static str;
+    /// The marks `dead_letter_origin` reads, for the error when no bus found any (none by
+    /// default).
+    fn dead_letter_marks(&self) -> &'static str {
+        ""
+    }
 
     /// How `TARGET` of a replay destination names what to send to. `lookup` finds a source on
     /// the destination connection (`None`: it does not exist).

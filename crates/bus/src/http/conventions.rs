@@ -2,11 +2,9 @@
 //! answer), and destinations that need no lookup: `--to NAME` sends to the connection's URL,
 //! `--to NAME:PATH` (or `NAME:?QUERY`) appends to it.
 
-use crate::kind::{
-    field, BusKind, Capabilities, Conventions, Destination, FieldKind, Origin, OriginError,
-};
+use crate::kind::{field, BusKind, Capabilities, Conventions, Destination, FieldKind};
 use crate::{BusError, SourceInfo};
-use sluice_model::{Bus, Event, Outgoing};
+use sluice_model::{Bus, Outgoing};
 
 pub struct HttpConventions;
 
@@ -50,14 +48,6 @@ impl Conventions for HttpConventions {
                 ..Capabilities::default()
             },
         }
-    }
-
-    fn dead_letter_origin(&self, _: &Event) -> Option<Result<Origin, OriginError>> {
-        None
-    }
-
-    fn dead_letter_marks(&self) -> &'static str {
-        ""
     }
 
     /// Nothing to look up: an endpoint has no list of targets. The target is a path (or

@@ -4,11 +4,9 @@
 
 use super::properties;
 use super::settings::VERSIONS;
-use crate::kind::{
-    field, BusKind, Capabilities, Conventions, Destination, FieldKind, Origin, OriginError,
-};
+use crate::kind::{field, BusKind, Capabilities, Conventions, Destination, FieldKind};
 use crate::{BusError, SourceInfo};
-use sluice_model::{Bus, Event, Outgoing};
+use sluice_model::{Bus, Outgoing};
 
 pub struct MqttConventions;
 
@@ -59,14 +57,6 @@ impl Conventions for MqttConventions {
                 max_headers: None,
             },
         }
-    }
-
-    fn dead_letter_origin(&self, _: &Event) -> Option<Result<Origin, OriginError>> {
-        None
-    }
-
-    fn dead_letter_marks(&self) -> &'static str {
-        ""
     }
 
     /// `TOPIC` (it may contain `/`): a topic name, as messages cannot be published to a

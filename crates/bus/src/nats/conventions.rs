@@ -2,8 +2,8 @@
 //! standard dead-lettering; JetStream only sends advisories), and replay to a subject.
 
 use super::settings::AUTH_CHOICES;
-use crate::kind::{field, BusKind, Capabilities, Conventions, FieldKind, Origin, OriginError};
-use sluice_model::{Bus, Event, Outgoing};
+use crate::kind::{field, BusKind, Capabilities, Conventions, FieldKind};
+use sluice_model::{Bus, Outgoing};
 
 pub struct NatsConventions;
 
@@ -61,15 +61,6 @@ impl Conventions for NatsConventions {
                 max_headers: None,
             },
         }
-    }
-
-    fn dead_letter_origin(&self, _: &Event) -> Option<Result<Origin, OriginError>> {
-        None
-    }
-
-    /// NATS has no standard dead-letter marks (`--to-origin` goes by `sluice-source`).
-    fn dead_letter_marks(&self) -> &'static str {
-        ""
     }
 
     /// The target is the subject to publish to, as given; keys and routing keys have no place.

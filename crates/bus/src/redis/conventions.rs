@@ -3,11 +3,9 @@
 //! `pubsub:CHANNEL` or `shard:CHANNEL` (PUBLISH / SPUBLISH).
 
 use super::{PUBSUB, SHARD};
-use crate::kind::{
-    field, BusKind, Capabilities, Conventions, Destination, FieldKind, Origin, OriginError,
-};
+use crate::kind::{field, BusKind, Capabilities, Conventions, Destination, FieldKind};
 use crate::{BusError, SourceInfo};
-use sluice_model::{Bus, Event, Outgoing};
+use sluice_model::{Bus, Outgoing};
 
 pub struct RedisConventions;
 
@@ -54,14 +52,6 @@ impl Conventions for RedisConventions {
                 max_headers: None,
             },
         }
-    }
-
-    fn dead_letter_origin(&self, _: &Event) -> Option<Result<Origin, OriginError>> {
-        None
-    }
-
-    fn dead_letter_marks(&self) -> &'static str {
-        ""
     }
 
     /// A stream that does not exist yet is a destination too: XADD makes it.
