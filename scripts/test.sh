@@ -32,7 +32,8 @@ trap 'scripts/brokers.sh stop' EXIT
 python3 -m pytest tests/e2e/test_faults.py tests/e2e/test_faults_buses.py -q -p no:cacheprovider -n 2
 # The buses whose tests share nothing but their own server: two files at a time.
 SMALL=(tests/e2e/test_nats.py tests/e2e/test_nats_creds.py tests/e2e/test_mqtt.py tests/e2e/test_redis.py
-  tests/e2e/test_redis_tls.py tests/e2e/test_http.py tests/e2e/test_across_buses.py)
+  tests/e2e/test_redis_tls.py tests/e2e/test_http.py tests/e2e/test_across_buses.py tests/e2e/test_collector.py
+  tests/e2e/test_postgres.py)
 python3 -m pytest "${SMALL[@]}" -q -p no:cacheprovider -n 2 --dist loadfile
 python3 -m pytest tests/e2e -q -p no:cacheprovider --ignore=tests/e2e/test_faults.py \
   --ignore=tests/e2e/test_faults_buses.py "${SMALL[@]/#/--ignore=}"

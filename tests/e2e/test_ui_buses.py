@@ -164,3 +164,45 @@ def test_redis_http_mqtt_and_nats_in_the_browser(served, page):  # noqa: F811
     finally:
         hook.close()
         r.delete(stream)
+
+
+def test_a_collector_listens_from_the_captures_view(served, page):  # noqa: F811
+    """A capture whose source is a listening endpoint, started from the window: it shows where
+    clients send and the token, and what a client posts is searchable."""
+    import requests
+
+    sluice, url = served
+    page.goto(url)
+    page.get_by_text("No connections yet").wait_for()
+    add_connection(page, "collector", "intake", {"http": "127.0.0.1:0"})
+    page.locator(".conn-name", has_text="intake").click()
+    page.locator(".sources .note", has_text="A collector lists nothing").wait_for(timeout=15000)
+
+    page.get_by_role("tab", name="Captures").click()
+    page.locator(".captures-view select[name=connection]").select_option("intake")
+    assert page.locator(".captures-view input[name=from]").is_hidden()
+    assert "empty: every one" in page.locator(".captures-view input[name=sources]").get_attribute("placeholder")
+    page.get_by_role("button", name="Start capture").click()
+    where = page.locator(".captures .listening")
+    where.wait_for(timeout=15000)
+    shot(page, "collector-listening")
+    lines = where.inner_text().splitlines()
+    endpoint = next(l.split()[1] for l in lines if l.startswith("POST "))
+    token = next(l.split()[-1] for l in lines if l.startswith("Authorization: Bearer "))
+    r = requests.post(endpoint.replace("{source}", "webhooks"), data=b'{"status":"FAILED","n":7}', timeout=30,
+                      headers={"Authorization": f"Bearer {token}", "content-type": "application/json"})
+    assert r.status_code == 200 and r.json() == {"accepted": 1}, r.text
+
+    page.get_by_role("tab", name="Search").click()
+    page.keyboard.press("/")
+    page.keyboard.type('connection = intake and status = "FAILED"')
+    page.keyboard.press("Enter")
+    page.locator(".search-status", has_text="1 matching").wait_for(timeout=15000)
+
+    page.get_by_role("tab", name="Captures").click()
+    page.locator(".captures tr", has_text="running").get_by_role("button", name="Stop").click()
+    page.locator(".captures tr", has_text="done (interrupted)").wait_for(timeout=30000)
+    # Stopped, it takes nothing more.
+    with pytest.raises(requests.RequestException):
+        requests.post(endpoint.replace("{source}", "webhooks"), data=b"x", timeout=5,
+                      headers={"Authorization": f"Bearer {token}"})

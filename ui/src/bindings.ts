@@ -68,6 +68,13 @@ export type Capabilities = {
  */
 reads: boolean, 
 /**
+ * Reading listens for clients that push events (a collector): the sources are whatever
+ * they name (a capture may name none), events may carry ids of the clients' own that come
+ * again on a retry, and each client waits until its events are durable, so the lake
+ * writes often.
+ */
+listens: boolean, 
+/**
  * A read can reach the end of what a source held when it began (`--stop-at-end`); MQTT
  * keeps no history, so its reads never end by themselves.
  */
@@ -122,8 +129,8 @@ export type ConnectionSummary = { name: string, bus: string, brokers: string, au
  * The schema registry's URL, when the connection has one.
  */
 registry: string | null, };
-export type ConnectionAdd = { name: string, password: string | null, registry_url: string | null, registry_username: string | null, registry_password: string | null, registry_token: string | null, replace: boolean, } & ({ "bus": "kafka" } & KafkaSettings | { "bus": "amqp" } & AmqpSettings | { "bus": "sqs" } & SqsSettings | { "bus": "nats" } & NatsSettings | { "bus": "mqtt" } & MqttSettings | { "bus": "redis" } & RedisSettings | { "bus": "http" } & HttpSettings);
-export type Settings = { "bus": "kafka" } & KafkaSettings | { "bus": "amqp" } & AmqpSettings | { "bus": "sqs" } & SqsSettings | { "bus": "nats" } & NatsSettings | { "bus": "mqtt" } & MqttSettings | { "bus": "redis" } & RedisSettings | { "bus": "http" } & HttpSettings;
+export type ConnectionAdd = { name: string, password: string | null, registry_url: string | null, registry_username: string | null, registry_password: string | null, registry_token: string | null, replace: boolean, } & ({ "bus": "kafka" } & KafkaSettings | { "bus": "amqp" } & AmqpSettings | { "bus": "sqs" } & SqsSettings | { "bus": "nats" } & NatsSettings | { "bus": "mqtt" } & MqttSettings | { "bus": "redis" } & RedisSettings | { "bus": "http" } & HttpSettings | { "bus": "collector" } & CollectorSettings | { "bus": "postgres" } & PostgresSettings);
+export type Settings = { "bus": "kafka" } & KafkaSettings | { "bus": "amqp" } & AmqpSettings | { "bus": "sqs" } & SqsSettings | { "bus": "nats" } & NatsSettings | { "bus": "mqtt" } & MqttSettings | { "bus": "redis" } & RedisSettings | { "bus": "http" } & HttpSettings | { "bus": "collector" } & CollectorSettings | { "bus": "postgres" } & PostgresSettings;
 export type KafkaSettings = { 
 /**
  * `HOST:PORT[,HOST:PORT...]`
@@ -229,6 +236,34 @@ body: string,
  * Requests in flight at once.
  */
 concurrency: string, };
+export type CollectorSettings = { 
+/**
+ * `HOST:PORT` for `POST /v1/events/{source}`; empty listens for no HTTP (when gRPC is
+ * named) or on 127.0.0.1:7880.
+ */
+http: string, 
+/**
+ * `HOST:PORT` for the gRPC service `sluice.collector.v1.Collector`; empty: no gRPC.
+ */
+grpc: string, 
+/**
+ * Largest request body (bytes) before a 413; 16 MiB when empty.
+ */
+max_body_bytes: string, };
+export type PostgresSettings = { 
+/**
+ * `postgres://USER@HOST:PORT/DB`; the CLI sends it as `brokers`.
+ */
+url: string, 
+/**
+ * A logical replication slot (pgoutput) of the user's own to read; default Sluice's
+ * `sluice_CONNECTION_DATABASE`.
+ */
+slot: string | null, 
+/**
+ * The publication that slot reads; default Sluice's `sluice_CONNECTION_DATABASE`.
+ */
+publication: string | null, };
 export type ConnectionAdded = { name: string, password_store: PasswordStore | null, 
 /**
  * Set when the password had to go into the config file.
@@ -281,7 +316,12 @@ last_seen?: string,
  * The applications' consumers of the source (JetStream consumers, Redis consumer groups)
  * with what they have yet to read or acknowledge; Sluice is never one of them.
  */
-groups: Array<ConsumerInfo>, };
+groups: Array<ConsumerInfo>, 
+/**
+ * Something about the source a person should act on (an inactive PostgreSQL slot that
+ * holds WAL back).
+ */
+warning?: string, };
 export type PartitionInfo = { id: number, low: number, high: number, };
 export type ConsumerInfo = { name: string, 
 /**
@@ -381,7 +421,28 @@ max_payload_bytes?: number,
 /**
  * Capture: store payloads undecoded, the fastest capture; `redecode` decodes them later.
  */
-no_decode?: boolean, };
+no_decode?: boolean, 
+/**
+ * Capture of a collector: listen for HTTP here (`HOST:PORT`, `:PORT`, `PORT`) instead of
+ * at the connection's address; naming only one of `http` and `grpc` listens for that one.
+ */
+http?: string, 
+/**
+ * Capture of a collector: the same for gRPC.
+ */
+grpc?: string, 
+/**
+ * Capture of PostgreSQL: make Sluice's own replication slot and publication when missing.
+ */
+create_slot?: boolean, 
+/**
+ * Capture of PostgreSQL: drop Sluice's own slot and publication at the end.
+ */
+drop_slot?: boolean, 
+/**
+ * Capture of PostgreSQL: read the tables' rows first, as of the new slot's start.
+ */
+snapshot?: boolean, };
 export type JobArgs = { id: number, };
 export type JobPollArgs = { id: number, after: number, wait_ms: number, };
 export type JobPauseArgs = { id: number, paused: boolean, };
@@ -428,7 +489,30 @@ skipped_duplicates: number, files: number, elapsed_ms: number,
 /**
  * Why the capture ended: "end", "max-messages", "duration" or "interrupted".
  */
-stopped_by: string | null, };
+stopped_by: string | null, 
+/**
+ * Where a capture that listens (a collector) takes events, and the token this run drew.
+ */
+listening?: Listening, 
+/**
+ * What the reader did or left that a person should know (a replication slot made, or
+ * left holding WAL), when the capture ended.
+ */
+notes: Array<string>, };
+export type Listening = { 
+/**
+ * `http://ADDR/v1/events/{source}`, with the port actually bound.
+ */
+http: string | null, 
+/**
+ * `HOST:PORT` of the gRPC service.
+ */
+grpc: string | null, 
+/**
+ * The bearer token clients must send, when this run drew it (a connection's own token,
+ * from the keyring, is never repeated here).
+ */
+token: string | null, };
 export type ReplayProgress = { queued: number, sent: number, failed: number, unknown: number, elapsed_ms: number, 
 /**
  * Set on the last report only, which then carries the whole account.

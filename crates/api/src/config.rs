@@ -168,6 +168,15 @@ impl Config {
         })
     }
 
+    /// The sources of a connection that have a mapping.
+    pub fn mapped_sources(&self, connection: &str) -> Vec<String> {
+        self.mappings
+            .iter()
+            .filter(|m| m.connection == connection)
+            .map(|m| m.topic.clone())
+            .collect()
+    }
+
     pub fn mapping(&self, connection: &str, topic: &str) -> Option<&Mapping> {
         self.mappings
             .iter()

@@ -38,6 +38,7 @@ pub use render::EventView;
 pub use render::{event_json, headers_json};
 pub use replay::{OriginFinder, ReplayFailure, ReplayRequest};
 pub use schemas::{SchemaAdded, SchemaProblem};
+pub use sluice_bus::Listening;
 pub use sluice_bus::{
     BusKind, Capabilities, Delivery, Health, QueueRead, ReadOptions, Settings, SourceInfo,
 };

@@ -34,7 +34,14 @@ impl Sluice {
         }
         let topics = vec![topic.to_string()];
         let builder = self.event_builder(connection, &topics, DEFAULT_MAX_PAYLOAD_BYTES)?;
-        let mut reader = self.connector(connection)?.reader(&topics, from, read)?;
+        let connector = self.connector(connection)?;
+        if sluice_bus::capabilities(connector.bus()).listens {
+            return Err(ApiError::new(
+                ErrorCode::InvalidInput,
+                "a collector's clients wait until their events are stored, and tail stores nothing: capture it instead (sluice collect, or sluice capture CONNECTION)",
+            ));
+        }
+        let mut reader = connector.reader(&topics, from, read)?;
         let mut n = 0;
         'reading: while !stop.load(std::sync::atomic::Ordering::Relaxed) {
             let batch = reader.poll(1000, Duration::from_millis(200))?;
@@ -64,22 +71,29 @@ impl Sluice {
         stop: &AtomicBool,
         on_progress: &mut dyn FnMut(&CaptureProgress),
     ) -> Result<CaptureProgress> {
-        if opts.sources.is_empty() {
+        let connector = self.connector(connection)?;
+        let caps = sluice_bus::capabilities(connector.bus());
+        if opts.sources.is_empty() && !caps.listens {
             return Err(ApiError::new(
                 ErrorCode::InvalidInput,
                 "name at least one topic to capture",
             ));
         }
+        // A collector's sources are whatever clients name: decoders for every source mapped
+        // on the connection (others are sniffed).
+        let decoded = if caps.listens {
+            self.config()?.mapped_sources(connection)
+        } else {
+            opts.sources.clone()
+        };
         let build = || -> Result<EventBuilder> {
-            let b = self.event_builder(connection, &opts.sources, opts.max_payload_bytes)?;
+            let b = self.event_builder(connection, &decoded, opts.max_payload_bytes)?;
             Ok(EventBuilder {
                 decode: opts.decode,
                 ..b
             })
         };
         let builder = build()?;
-        let connector = self.connector(connection)?;
-        let caps = sluice_bus::capabilities(connector.bus());
         if opts.stop_at_end && !caps.ends {
             let kind = sluice_bus::conventions(connector.bus()).kind();
             return Err(ApiError::new(
@@ -90,6 +104,21 @@ impl Sluice {
                 ),
             ));
         }
+        // Clients wait for their events to be durable: write every 20 ms rather than 500
+        // (files stay few while the rows of many requests share each one).
+        let listening_opts;
+        let opts = if caps.listens {
+            listening_opts = CaptureOptions {
+                flush: sluice_lake::FlushPolicy {
+                    max_age: Duration::from_millis(20),
+                    ..opts.flush
+                },
+                ..opts.clone()
+            };
+            &listening_opts
+        } else {
+            opts
+        };
         let reader = connector.reader(&opts.sources, opts.from, &opts.read)?;
         let lake = self.lake()?;
         let query = Query::open(&lake)?;
@@ -108,6 +137,11 @@ impl Sluice {
             for t in &opts.sources {
                 known.extend(query.ids_without_position(connection, t)?);
             }
+        }
+        // Clients send again what they were not sure arrived: the ids the lake holds for the
+        // connection are skipped (every event there has one).
+        if caps.listens {
+            known.extend(query.ids_of_connection(connection)?);
         }
         drop(query);
         let mut seen = self.decoding_fingerprint();

@@ -10,6 +10,8 @@
 //!                                               Sluice's decoder, Avro and schemaless protobuf
 
 mod buses;
+mod cdc;
+mod collect;
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Header, OwnedHeaders};
@@ -60,9 +62,11 @@ fn main() {
         Some("read-in-order") => read_in_order(&args[2]),
         Some("decode") => decode(args.get(2).map_or(300_000, |n| n.parse().unwrap())),
         _ if buses::main(&args) => {}
+        _ if collect::main(&args) => {}
+        _ if cdc::main(&args) => {}
         _ => {
             eprintln!(
-                "usage: sluice-bench nats-*|redis-*|mqtt-* (see buses.rs) | produce BROKER TOPIC COUNT [replay-headers] | consume BROKER TOPIC COUNT | synth-lake LAKE COUNT | read-in-order LAKE | decode [N]"
+                "usage: sluice-bench nats-*|redis-*|mqtt-* (see buses.rs) | collect-grpc ADDR TOKEN COUNT STREAMS [unary] | cdc-raw HOST PORT DB SLOT PUBLICATION COUNT | produce BROKER TOPIC COUNT [replay-headers] | consume BROKER TOPIC COUNT | synth-lake LAKE COUNT | read-in-order LAKE | decode [N]"
             );
             std::process::exit(2);
         }

@@ -78,6 +78,11 @@ pub struct ReadMode {
 pub struct Capabilities {
     /// Sources can be read (tailed, captured); an HTTP endpoint is a replay destination only.
     pub reads: bool,
+    /// Reading listens for clients that push events (a collector): the sources are whatever
+    /// they name (a capture may name none), events may carry ids of the clients' own that come
+    /// again on a retry, and each client waits until its events are durable, so the lake
+    /// writes often.
+    pub listens: bool,
     /// A read can reach the end of what a source held when it began (`--stop-at-end`); MQTT
     /// keeps no history, so its reads never end by themselves.
     pub ends: bool,
@@ -193,6 +198,8 @@ pub fn conventions(bus: Bus) -> &'static dyn Conventions {
         Bus::Mqtt => &crate::mqtt::MqttConventions,
         Bus::Redis => &crate::redis::RedisConventions,
         Bus::Http => &crate::http::HttpConventions,
+        Bus::Collector => &crate::collector::CollectorConventions,
+        Bus::Postgres => &crate::postgres::PostgresConventions,
     }
 }
 

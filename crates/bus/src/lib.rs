@@ -15,12 +15,14 @@
 //! (`ReadOptions::queue`).
 
 pub mod amqp;
+pub mod collector;
 mod fresh_ids;
 pub mod http;
 pub mod kafka;
 mod kind;
 pub mod mqtt;
 pub mod nats;
+pub mod postgres;
 pub mod redis;
 mod settings;
 pub mod sqs;
@@ -128,6 +130,11 @@ pub struct SourceInfo {
     /// The applications' consumers of the source (JetStream consumers, Redis consumer groups)
     /// with what they have yet to read or acknowledge; Sluice is never one of them.
     pub groups: Vec<ConsumerInfo>,
+    /// Something about the source a person should act on (an inactive PostgreSQL slot that
+    /// holds WAL back).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub warning: Option<String>,
 }
 
 /// One of the applications' consumers of a source, as the bus reports it.
@@ -159,6 +166,17 @@ pub struct ReadOptions {
     pub match_headers: Vec<(String, String)>,
     /// Read the sources as existing queues instead, taking their messages.
     pub queue: Option<QueueRead>,
+    /// A collector: listen for HTTP here instead of at the connection's address (`HOST:PORT`,
+    /// `:PORT` or `PORT`), for this read only.
+    pub listen_http: Option<String>,
+    /// A collector: the same for gRPC.
+    pub listen_grpc: Option<String>,
+    /// PostgreSQL: make Sluice's own replication slot and publication when missing.
+    pub create_slot: bool,
+    /// PostgreSQL: drop Sluice's own slot and publication once everything read is durable.
+    pub drop_slot: bool,
+    /// PostgreSQL: read the tables' rows as of the new slot's start before its changes.
+    pub snapshot: bool,
 }
 
 /// Reading an application's queue takes its messages; these say what becomes of them.
@@ -213,6 +231,28 @@ pub trait Reader: Send {
     fn trouble(&self) -> Option<Trouble> {
         None
     }
+    /// Where a reader that listens for clients takes their events; `None` for one that reads
+    /// a bus.
+    fn listening(&self) -> Option<Listening> {
+        None
+    }
+    /// What the reader did or left that a person should know (a replication slot made, or
+    /// left holding WAL), read when the capture ends.
+    fn notes(&self) -> Vec<String> {
+        Vec::new()
+    }
+}
+
+/// Where a reader that listens (a collector) takes events, for the person who started it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, ts_rs::TS)]
+pub struct Listening {
+    /// `http://ADDR/v1/events/{source}`, with the port actually bound.
+    pub http: Option<String>,
+    /// `HOST:PORT` of the gRPC service.
+    pub grpc: Option<String>,
+    /// The bearer token clients must send, when this run drew it (a connection's own token,
+    /// from the keyring, is never repeated here).
+    pub token: Option<String>,
 }
 
 /// A bus that has stopped answering a reader (client libraries retry on their own, silently).

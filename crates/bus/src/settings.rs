@@ -2,7 +2,7 @@
 //! takes, what `config.toml` keeps and what opens a connector. Secrets are never part of it:
 //! the caller keeps them apart (keyring) and hands them over when opening.
 
-use crate::{amqp, http, kafka, mqtt, nats, redis, sqs, BusError, Connector};
+use crate::{amqp, collector, http, kafka, mqtt, nats, postgres, redis, sqs, BusError, Connector};
 use serde::{Deserialize, Serialize};
 use sluice_model::Bus;
 
@@ -21,6 +21,8 @@ pub enum Settings {
     Mqtt(mqtt::MqttSettings),
     Redis(redis::RedisSettings),
     Http(http::HttpSettings),
+    Collector(collector::CollectorSettings),
+    Postgres(postgres::PostgresSettings),
 }
 
 /// What `connection list` shows of a connection.
@@ -53,6 +55,8 @@ impl Settings {
             Settings::Mqtt(_) => Bus::Mqtt,
             Settings::Redis(_) => Bus::Redis,
             Settings::Http(_) => Bus::Http,
+            Settings::Collector(_) => Bus::Collector,
+            Settings::Postgres(_) => Bus::Postgres,
         }
     }
 
@@ -65,6 +69,10 @@ impl Settings {
             Settings::Mqtt(s) => s.checked(secret).map(|(s, p)| (Settings::Mqtt(s), p))?,
             Settings::Redis(s) => s.checked(secret).map(|(s, p)| (Settings::Redis(s), p))?,
             Settings::Http(s) => s.checked(secret).map(|(s, p)| (Settings::Http(s), p))?,
+            Settings::Collector(s) => s
+                .checked(secret)
+                .map(|(s, p)| (Settings::Collector(s), p))?,
+            Settings::Postgres(s) => s.checked(secret).map(|(s, p)| (Settings::Postgres(s), p))?,
         })
     }
 
@@ -77,6 +85,8 @@ impl Settings {
             Settings::Mqtt(s) => s.open(name, secret),
             Settings::Redis(s) => s.open(name, secret),
             Settings::Http(s) => s.open(name, secret),
+            Settings::Collector(s) => s.open(name, secret),
+            Settings::Postgres(s) => s.open(name, secret),
         }
     }
 
@@ -89,6 +99,8 @@ impl Settings {
             Settings::Mqtt(s) => s.summary(),
             Settings::Redis(s) => s.summary(),
             Settings::Http(s) => s.summary(),
+            Settings::Collector(s) => s.summary(),
+            Settings::Postgres(s) => s.summary(),
         }
     }
 }

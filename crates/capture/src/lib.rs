@@ -89,6 +89,13 @@ pub struct CaptureProgress {
     pub elapsed_ms: u64,
     /// Why the capture ended: "end", "max-messages", "duration" or "interrupted".
     pub stopped_by: Option<String>,
+    /// Where a capture that listens (a collector) takes events, and the token this run drew.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub listening: Option<sluice_bus::Listening>,
+    /// What the reader did or left that a person should know (a replication slot made, or
+    /// left holding WAL), when the capture ended.
+    pub notes: Vec<String>,
 }
 
 impl CaptureProgress {

@@ -40,7 +40,18 @@ pub fn run_capture(
 ) -> Result<CaptureProgress, CaptureError> {
     let start = Instant::now();
     let mut writer = LakeWriter::new(lake.clone(), opts.flush);
-    let mut p = CaptureProgress::default();
+    let mut p = CaptureProgress {
+        listening: reader.listening(),
+        ..CaptureProgress::default()
+    };
+    // How often buffered rows are checked for age and finished writes collected: a quarter
+    // of the flush age, so a collector's clients (20 ms) hear about their events soon after
+    // they are written, and a bus capture (500 ms) wakes no more than before.
+    if p.listening.is_some() {
+        // Clients can send from now on: say where at once.
+        on_progress(&p);
+    }
+    let tick = (opts.flush.max_age / 4).clamp(Duration::from_millis(1), Duration::from_millis(50));
     let reader_stop = AtomicBool::new(false);
     // Messages (counted as `read`) whose events are durable: the polling thread lets the
     // reader delete them from a queue while reading goes on.
@@ -122,7 +133,7 @@ pub fn run_capture(
                 p.stopped_by = Some("duration".into());
                 break Ok(());
             }
-            match rx.recv_timeout(Duration::from_millis(50)) {
+            match rx.recv_timeout(tick) {
                 Ok(Batch::Messages(batch)) => {
                     let captured_at = now_us();
                     let mut write_err = None;
@@ -254,6 +265,7 @@ pub fn run_capture(
     // Only now, with every handled message durable, may a destructive reader delete them.
     if let Some(mut reader) = reader {
         reader.commit(p.read)?;
+        p.notes = reader.notes();
     }
     Ok(p)
 }

@@ -14,8 +14,9 @@ pub(crate) enum ConnectionCmd {
     /// `sluice connection add sqs NAME --region REGION`,
     /// `sluice connection add nats NAME --url nats://HOST:4222`,
     /// `sluice connection add mqtt NAME --url mqtt://HOST:1883`,
-    /// `sluice connection add redis NAME --url redis://HOST:6379/0` or
-    /// `sluice connection add http NAME --url https://HOST/PATH --header 'Authorization: ...'`
+    /// `sluice connection add redis NAME --url redis://HOST:6379/0`,
+    /// `sluice connection add http NAME --url https://HOST/PATH --header 'Authorization: ...'` or
+    /// `sluice connection add collector NAME --http :7880 --grpc :7881` (token: --password-stdin)
     Add(Box<ConnectionAddArgs>),
     List {
         #[arg(long, value_enum, default_value_t = TableFormat::Table)]
@@ -37,7 +38,7 @@ pub(crate) struct ConnectionAddArgs {
     bus: String,
     name: String,
     /// Kafka brokers
-    #[arg(long, value_name = "HOST:PORT[,..]", required_unless_present_any = ["url", "region"])]
+    #[arg(long, value_name = "HOST:PORT[,..]", required_if_eq("bus", "kafka"))]
     brokers: Option<String>,
     /// AMQP, NATS, MQTT, Redis, HTTP: the server's URL (a password given in it goes to the
     /// keyring)
@@ -46,6 +47,12 @@ pub(crate) struct ConnectionAddArgs {
     /// AMQP: management HTTP API [default: http://HOST:15672]
     #[arg(long, value_name = "URL")]
     management_url: Option<String>,
+    /// Collector: listen for HTTP here, HOST:PORT, :PORT or PORT [default: 127.0.0.1:7880]
+    #[arg(long, value_name = "ADDR")]
+    http: Option<String>,
+    /// Collector: listen for gRPC here
+    #[arg(long, value_name = "ADDR")]
+    grpc: Option<String>,
     /// SQS: AWS region
     #[arg(long)]
     region: Option<String>,
@@ -188,6 +195,8 @@ fn add(session: &Session, a: ConnectionAddArgs) -> Result<()> {
         "brokers": a.brokers.or(a.url),
         "management_url": a.management_url,
         "region": a.region,
+        "http": a.http,
+        "grpc": a.grpc,
         "aws_profile": a.profile,
         "endpoint_url": a.endpoint_url,
         "access_key_id": a.access_key_id,

@@ -4,6 +4,7 @@
 //! terminal or a pipe. It holds no logic of its own beyond presentation; the few commands a
 //! window has no counterpart for (`sql`, `serve`, `dev bindings`) call the API directly.
 
+mod collect;
 mod connections;
 mod lake;
 mod output;
@@ -79,6 +80,9 @@ enum Command {
     },
     /// Capture topics into the lake
     Capture(reading::CaptureArgs),
+    /// Listen for events services push over HTTP (POST /v1/events/SOURCE) and gRPC, and
+    /// capture them into the lake; each client hears 2xx once its events are durable
+    Collect(collect::CollectArgs),
     /// Search captured events with the filter language (newest first)
     Search {
         #[arg(default_value = "")]
@@ -244,6 +248,7 @@ fn run(cli: Cli) -> Result<()> {
             format,
         } => reading::tail(&session, name, topic, amqp, from, max_messages, format),
         Command::Capture(a) => reading::capture(&session, a),
+        Command::Collect(a) => collect::run(&session, a),
         Command::Search {
             filter,
             limit,

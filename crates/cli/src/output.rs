@@ -65,6 +65,11 @@ fn table(headers: &[&str], rows: Vec<Vec<String>>) {
 }
 
 pub fn topics(topics: &[SourceInfo]) {
+    for t in topics {
+        if let Some(w) = &t.warning {
+            eprintln!("warning: {}: {w}", t.name);
+        }
+    }
     if topics.iter().any(|t| t.kind.is_some()) {
         let n = |v: Option<i64>| v.map_or("-".to_string(), |v| v.to_string());
         let rows = topics
@@ -364,6 +369,35 @@ impl Progress {
     pub fn finish(&self) {
         if let Some(b) = &self.0 {
             b.finish_and_clear();
+        }
+    }
+
+    /// A line above the spinner (on standard error, like the spinner).
+    pub fn say(&self, line: &str) {
+        match &self.0 {
+            Some(b) => b.println(line),
+            None => eprintln!("{line}"),
+        }
+    }
+}
+
+/// Where a collector listens, and the token its clients send, one line each.
+pub fn listening(bar: &Progress, l: &sluice_api::Listening) {
+    bar.say("listening for events (Ctrl-C stops, after storing what was accepted):");
+    if let Some(h) = &l.http {
+        bar.say(&format!("  http  POST {h}"));
+    }
+    if let Some(g) = &l.grpc {
+        bar.say(&format!(
+            "  grpc  {g} (sluice.collector.v1.Collector, protos/sluice/collector/v1/collector.proto)"
+        ));
+    }
+    match &l.token {
+        Some(t) => bar.say(&format!(
+            "  token {t} (send Authorization: Bearer TOKEN; drawn for this run)"
+        )),
+        None => {
+            bar.say("  token the connection's own, from the keyring (Authorization: Bearer TOKEN)")
         }
     }
 }

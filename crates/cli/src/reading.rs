@@ -110,8 +110,20 @@ pub(crate) struct CaptureArgs {
     name: String,
     /// Topics (Kafka), exchanges (AMQP), queues (SQS), streams or subjects (NATS), topic
     /// filters (MQTT), streams or pubsub:PATTERN (Redis)
-    #[arg(required_unless_present = "from_queue")]
+    #[arg(required_unless_present_any = ["from_queue", "tables"])]
     topics: Vec<String>,
+    /// PostgreSQL: the tables whose changes to capture (SCHEMA.TABLE or TABLE for public.TABLE)
+    #[arg(long, value_delimiter = ',', value_name = "TABLE,..")]
+    tables: Vec<String>,
+    /// PostgreSQL: make Sluice's own replication slot and publication (sluice_NAME_DB) if missing
+    #[arg(long)]
+    create_slot: bool,
+    /// PostgreSQL: drop Sluice's own slot and publication once everything read is stored
+    #[arg(long)]
+    drop_slot: bool,
+    /// PostgreSQL: first read the tables' rows as of the new slot's start (needs --create-slot)
+    #[arg(long, requires = "create_slot")]
+    snapshot: bool,
     #[command(flatten)]
     amqp: AmqpReadArgs,
     /// beginning | end | last | OFFSET | @RFC3339 | -N (last N per partition)
@@ -164,22 +176,38 @@ pub(crate) fn tail(
 }
 
 pub(crate) fn capture(session: &Session, a: CaptureArgs) -> Result<()> {
-    let read = a.amqp.fields(a.topics)?;
+    let mut topics = a.topics;
+    topics.extend(a.tables);
+    let read = a.amqp.fields(topics)?;
     parse_from(&a.from)?;
     let millis = |d: humantime::Duration| std::time::Duration::from(d).as_millis() as u64;
     let mut fields = read.args(a.name, a.from, a.max_messages);
+    fields["create_slot"] = a.create_slot.into();
+    fields["drop_slot"] = a.drop_slot.into();
+    fields["snapshot"] = a.snapshot.into();
     fields["duration_ms"] = a.duration.map(millis).into();
     fields["stop_at_end"] = a.stop_at_end.into();
     fields["include_replays"] = a.include_replays.into();
     fields["max_payload_bytes"] = a.max_payload_bytes.into();
     fields["no_decode"] = a.no_decode.into();
     fields["broker_timeout_ms"] = millis(a.broker_timeout).into();
+    run_capture(session, fields, a.json)
+}
+
+/// Runs a capture job to its end with a progress line, and prints its account. A capture
+/// that listens (a collector) first prints where clients send and the token they need.
+pub(crate) fn run_capture(session: &Session, fields: serde_json::Value, json: bool) -> Result<()> {
     let work = session.capture_job(args("capture_start", fields)?)?;
     let stop = stop_flag();
     let bar = output::Progress::new("capture");
+    let mut told = false;
     let p = work.run(
         &stop,
         &mut |p| {
+            if let (Some(l), false) = (&p.listening, told) {
+                told = true;
+                output::listening(&bar, l);
+            }
             let secs = (p.elapsed_ms as f64 / 1000.0).max(0.001);
             bar.set(format!(
                 "{} read, {} captured, {:.0} msg/s, {}",
@@ -192,7 +220,10 @@ pub(crate) fn capture(session: &Session, a: CaptureArgs) -> Result<()> {
         &mut |_| true,
     )?;
     bar.finish();
-    if a.json {
+    for n in &p.notes {
+        eprintln!("note: {n}");
+    }
+    if json {
         output::json(&p);
     } else {
         let secs = (p.elapsed_ms as f64 / 1000.0).max(0.001);

@@ -192,3 +192,81 @@ fn schema_errors_carry_file_line_and_column() {
 fn manifest_dir() -> String {
     std::env::var("CARGO_MANIFEST_DIR").expect("run under cargo test")
 }
+
+/// Doubles and floats print the shortest text that reads back as the same value, through the
+/// decoder and through serde_json reading that text again (the lake, search and export do):
+/// without serde_json's `float_roundtrip`, 6 of 60 sampled doubles came back one unit in the
+/// last place off. Random bit patterns cover normal, subnormal and huge values; NaN and the
+/// infinities print as the proto3 JSON mapping spells them.
+#[test]
+fn doubles_and_floats_round_trip_exactly() {
+    let set = kinds();
+    let desc = codec_descriptor(&set, "kinds.v1.Kinds");
+    let codec = set.codec("kinds.v1.Kinds").unwrap();
+    let number = |text: &str, field: &str| -> String {
+        let at = text
+            .find(&format!("\"{field}\":"))
+            .map(|i| i + field.len() + 3);
+        let rest = &text[at.unwrap_or_else(|| panic!("{field} in {text}"))..];
+        rest[..rest.find([',', '}']).unwrap()].to_string()
+    };
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let mut doubles: Vec<f64> = (0..20_000).map(|_| f64::from_bits(next())).collect();
+    doubles.extend([
+        0.13718105611909515,
+        5e-324,
+        2.2250738585072014e-308,
+        f64::MAX,
+        -0.1,
+        1e23,
+    ]);
+    doubles.extend([f64::NAN, f64::INFINITY, f64::NEG_INFINITY]);
+    for (i, d) in doubles.iter().enumerate() {
+        let f = f32::from_bits(next() as u32);
+        let mut m = DynamicMessage::new(desc.clone());
+        m.set_field_by_name("f_double", Value::F64(*d));
+        m.set_field_by_name("f_float", Value::F32(f));
+        let text = codec.decode_to_json(&m.encode_to_vec()).unwrap();
+        let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+        for (field, expect_bits, got) in [
+            ("fDouble", d.to_bits(), number(&text, "fDouble")),
+            ("fFloat", u64::from(f.to_bits()), number(&text, "fFloat")),
+        ] {
+            let is_double = field == "fDouble";
+            let (nan, inf) = if is_double {
+                (d.is_nan(), d.is_infinite())
+            } else {
+                (f.is_nan(), f.is_infinite())
+            };
+            if *d == 0.0 && is_double && !text.contains("fDouble") {
+                continue; // proto3 leaves a default 0 out
+            }
+            if nan || inf {
+                assert!(got.starts_with('"'), "{field} {got} ({i})");
+                continue;
+            }
+            let bits = if is_double {
+                got.parse::<f64>().unwrap().to_bits()
+            } else {
+                u64::from(got.parse::<f32>().unwrap().to_bits())
+            };
+            assert_eq!(bits, expect_bits, "{field} printed {got} ({i})");
+            let read = value[field].as_f64().unwrap();
+            let read_bits = if is_double {
+                read.to_bits()
+            } else {
+                u64::from((read as f32).to_bits())
+            };
+            assert_eq!(
+                read_bits, expect_bits,
+                "{field} {got} read back as {read} ({i})"
+            );
+        }
+    }
+}

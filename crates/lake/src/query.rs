@@ -305,6 +305,24 @@ impl Query {
     }
 }
 
+impl Query {
+    /// Every event id of one connection (a collector's, whose clients may send an event
+    /// again).
+    pub fn ids_of_connection(
+        &self,
+        connection: &str,
+    ) -> Result<std::collections::HashSet<String>, LakeError> {
+        let sql = "SELECT DISTINCT id FROM events WHERE connection = ?";
+        let mut stmt = self.conn.prepare(sql).map_err(qerr)?;
+        let mut rows = stmt.query([connection]).map_err(qerr)?;
+        let mut ids = std::collections::HashSet::new();
+        while let Some(r) = rows.next().map_err(qerr)? {
+            ids.insert(r.get::<_, String>(0).map_err(qerr)?);
+        }
+        Ok(ids)
+    }
+}
+
 /// `read_parquet` over the given file list or glob (a SQL literal), with the lake's partition
 /// columns typed as text so a topic named `123` stays a string.
 pub(crate) fn parquet_source(files: &str) -> String {

@@ -19,11 +19,15 @@ pub enum Bus {
     Redis,
     /// An HTTP endpoint: a replay destination only.
     Http,
+    /// Sluice's own HTTP and gRPC endpoints that services push events to: a source only.
+    Collector,
+    /// PostgreSQL's changes through logical replication: a source only.
+    Postgres,
 }
 
 impl Bus {
     /// Every bus, in the order the UI offers them.
-    pub const ALL: [Bus; 7] = [
+    pub const ALL: [Bus; 9] = [
         Bus::Kafka,
         Bus::Amqp,
         Bus::Sqs,
@@ -31,6 +35,8 @@ impl Bus {
         Bus::Mqtt,
         Bus::Redis,
         Bus::Http,
+        Bus::Collector,
+        Bus::Postgres,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -42,6 +48,8 @@ impl Bus {
             Bus::Mqtt => "mqtt",
             Bus::Redis => "redis",
             Bus::Http => "http",
+            Bus::Collector => "collector",
+            Bus::Postgres => "postgres",
         }
     }
 

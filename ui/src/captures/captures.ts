@@ -16,6 +16,15 @@ function listed(): string {
   return state.connections.map((c) => `${c.name}:${c.bus}`).join('\n');
 }
 
+/** Where a running collector takes events, and the token its clients send. */
+function listening(l: NonNullable<CaptureProgress['listening']>): HTMLElement {
+  const lines: string[] = [];
+  if (l.http) lines.push(`POST ${l.http}`);
+  if (l.grpc) lines.push(`gRPC ${l.grpc}`);
+  lines.push(l.token ? `Authorization: Bearer ${l.token}` : 'token: the connection\'s own (keyring)');
+  return h('div', { class: 'listening muted' }, lines.map((t) => h('div', {}, h('code', {}, t))));
+}
+
 export class CapturesView {
   el: HTMLElement;
   private jobs: HTMLElement;
@@ -54,24 +63,34 @@ export class CapturesView {
     const from = h('input', { type: 'text', name: 'from', value: keptFrom, class: 'narrow', list: 'from-options', title: 'beginning, end, -N, OFFSET or @TIME' });
     const mode = h('select', { name: 'mode', 'aria-label': 'Read mode' });
     const stopAtEnd = h('input', { type: 'checkbox', name: 'stop_at_end', checked: keptStop });
+    const fromLabel = h('label', {}, 'from ', from);
+    const stopLabel = h('label', { class: 'check' }, stopAtEnd, 'stop at end');
     const updateModes = () => {
       const kind = connectionKind(conn.value);
       showReadModes(mode, kind?.read_modes ?? []);
-      sources.placeholder = `${kind?.sources_noun ?? 'topics or queues'}, comma-separated`;
+      // A collector listens: its sources are whatever clients post to, and it has no
+      // history to start from or reach the end of.
+      const listens = kind?.capabilities.listens ?? false;
+      sources.placeholder = listens
+        ? `${kind?.sources_noun ?? 'sources'} to take, comma-separated (empty: every one)`
+        : `${kind?.sources_noun ?? 'topics or queues'}, comma-separated`;
+      fromLabel.hidden = listens;
+      stopLabel.hidden = listens;
     };
     updateModes();
     if (keptMode && [...mode.options].some((o) => o.value === keptMode)) mode.value = keptMode;
     const start = async () => {
       const list = sources.value.split(',').map((s) => s.trim()).filter(Boolean);
       try {
-        await call('capture_start', { connection: conn.value, sources: list, from: from.value, mode: chosenMode(mode), binding_key: null, max_messages: null, stop_at_end: stopAtEnd.checked });
-        toast(`Capturing ${list.join(', ')}`);
+        const listens = connectionKind(conn.value)?.capabilities.listens ?? false;
+        await call('capture_start', { connection: conn.value, sources: list, from: listens ? null : from.value, mode: chosenMode(mode), binding_key: null, max_messages: null, stop_at_end: !listens && stopAtEnd.checked });
+        toast(listens ? `Listening for ${list.join(', ') || 'every source'}` : `Capturing ${list.join(', ')}`);
         this.refresh();
       } catch (e) {
         toast((e as Error).message, 'error');
       }
     };
-    clear(this.form, conn, sources, h('label', {}, 'from ', from), mode, h('label', { class: 'check' }, stopAtEnd, 'stop at end'), h('button', { class: 'primary', onclick: start }, 'Start capture'));
+    clear(this.form, conn, sources, fromLabel, mode, stopLabel, h('button', { class: 'primary', onclick: start }, 'Start capture'));
   }
 
   async refresh() {
@@ -90,7 +109,7 @@ export class CapturesView {
       h('tbody', {}, jobs.reverse().map((j) => {
         const p = (j.progress ?? {}) as CaptureProgress;
         return h('tr', { 'data-job': j.id },
-          h('td', {}, j.label),
+          h('td', {}, j.label, j.running && p.listening ? listening(p.listening) : null),
           h('td', { class: j.error ? 'bad' : j.running ? 'good' : '' }, j.error ? j.error.message : j.running ? 'running' : `done (${p.stopped_by ?? 'stopped'})`),
           h('td', {}, formatCount(p.read ?? 0)), h('td', {}, formatCount(p.captured ?? 0)), h('td', {}, formatBytes(p.bytes ?? 0)),
           h('td', {}, p.read !== undefined ? rate(p) : '—'), h('td', {}, formatCount(p.decode_errors ?? 0)),

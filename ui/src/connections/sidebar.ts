@@ -138,7 +138,8 @@ export class Sidebar {
                 h('span', { class: 'source-name' }, s.name || '(default)'),
                 h('span', { class: 'counts' }, sourceCounts(s))));
           }),
-          h('li', {}, openByName(c.name, c.bus))) : null);
+          // A collector has nothing to open: clients name its sources (Captures listens).
+          kindOf(c.bus)?.capabilities.listens ? null : h('li', {}, openByName(c.name, c.bus))) : null);
     }));
     if (typing?.isConnected && caret) {
       typing.focus();

@@ -13,7 +13,9 @@ use ts_rs::TS;
 
 /// How to read: `tap` (RabbitMQ: Sluice's own queue bound to an exchange; Kafka and SQS
 /// ignore it), `requeue` (RabbitMQ queue given back; SQS peek), `destructive` (deleted once
-/// captured; SQS drain), `stream` (RabbitMQ stream queue). The fields a window leaves out are
+/// captured; SQS drain), `stream` (RabbitMQ stream queue), `slot`, `create-slot` and
+/// `snapshot` (PostgreSQL: the slot as it is, `--create-slot`, `--create-slot --snapshot`).
+/// The fields a window leaves out are
 /// the CLI's finer controls; left out, they are the defaults.
 #[derive(Debug, Deserialize, TS)]
 pub struct ReadArgs {
@@ -55,6 +57,27 @@ pub struct ReadArgs {
     #[serde(default)]
     #[ts(optional = nullable)]
     pub no_decode: bool,
+    /// Capture of a collector: listen for HTTP here (`HOST:PORT`, `:PORT`, `PORT`) instead of
+    /// at the connection's address; naming only one of `http` and `grpc` listens for that one.
+    #[serde(default)]
+    #[ts(optional)]
+    pub http: Option<String>,
+    /// Capture of a collector: the same for gRPC.
+    #[serde(default)]
+    #[ts(optional)]
+    pub grpc: Option<String>,
+    /// Capture of PostgreSQL: make Sluice's own replication slot and publication when missing.
+    #[serde(default)]
+    #[ts(optional = nullable)]
+    pub create_slot: bool,
+    /// Capture of PostgreSQL: drop Sluice's own slot and publication at the end.
+    #[serde(default)]
+    #[ts(optional = nullable)]
+    pub drop_slot: bool,
+    /// Capture of PostgreSQL: read the tables' rows first, as of the new slot's start.
+    #[serde(default)]
+    #[ts(optional = nullable)]
+    pub snapshot: bool,
 }
 
 /// The read mode names and what they mean; SQS calls requeue `peek` and destructive `drain`.
@@ -63,15 +86,25 @@ fn read_options(
     binding_key: Option<String>,
     match_headers: Vec<(String, String)>,
 ) -> Result<ReadOptions> {
+    let mut slot = (false, false);
     let queue = match mode.unwrap_or("tap") {
-        "tap" | "" => None,
+        "tap" | "" | "slot" => None,
+        // PostgreSQL: the same as `--create-slot`, and with `--snapshot`.
+        "create-slot" => {
+            slot = (true, false);
+            None
+        }
+        "snapshot" => {
+            slot = (true, true);
+            None
+        }
         "requeue" | "peek" => Some(QueueRead::Requeue),
         "destructive" | "drain" => Some(QueueRead::Destructive),
         "stream" => Some(QueueRead::Stream),
         other => {
             return Err(ApiError::new(
                 ErrorCode::InvalidInput,
-                format!("read mode {other:?}: expected tap, requeue, destructive or stream"),
+                format!("read mode {other:?}: expected tap, requeue, destructive, stream, slot, create-slot or snapshot"),
             ))
         }
     };
@@ -79,6 +112,9 @@ fn read_options(
         binding_key: binding_key.filter(|k| !k.is_empty()),
         match_headers,
         queue,
+        create_slot: slot.0,
+        snapshot: slot.1,
+        ..ReadOptions::default()
     })
 }
 
@@ -135,7 +171,12 @@ impl Session {
         &self,
         a: ReadArgs,
     ) -> Result<JobWork<Result<CaptureProgress>, CaptureProgress>> {
-        let read = read_options(a.mode.as_deref(), a.binding_key, a.match_headers)?;
+        let mut read = read_options(a.mode.as_deref(), a.binding_key, a.match_headers)?;
+        read.listen_http = a.http.filter(|h| !h.is_empty());
+        read.listen_grpc = a.grpc.filter(|g| !g.is_empty());
+        read.create_slot |= a.create_slot;
+        read.drop_slot = a.drop_slot;
+        read.snapshot |= a.snapshot;
         let defaults = CaptureOptions::default();
         let opts = CaptureOptions {
             sources: a.sources.clone(),
@@ -151,7 +192,10 @@ impl Session {
             ..defaults
         };
         let (sluice, connection) = (self.sluice(), a.connection);
-        let label = format!("{connection}:{}", a.sources.join(","));
+        let label = match a.sources.as_slice() {
+            [] => connection.clone(),
+            s => format!("{connection}:{}", s.join(",")),
+        };
         Ok(JobWork::new(
             "capture",
             label,
@@ -181,6 +225,13 @@ mod tests {
         assert_eq!(q("destructive").unwrap(), Some(QueueRead::Destructive));
         assert_eq!(q("stream").unwrap(), Some(QueueRead::Stream));
         assert_eq!(q("steal").unwrap_err().code, ErrorCode::InvalidInput);
+        let slot = |m: &str| {
+            let r = read_options(Some(m), None, Vec::new()).unwrap();
+            (r.queue, r.create_slot, r.snapshot)
+        };
+        assert_eq!(slot("slot"), (None, false, false));
+        assert_eq!(slot("create-slot"), (None, true, false));
+        assert_eq!(slot("snapshot"), (None, true, true));
         let r = read_options(None, Some(String::new()), vec![("k".into(), "v".into())]).unwrap();
         assert_eq!(r.binding_key, None);
         assert_eq!(r.match_headers, vec![("k".to_string(), "v".to_string())]);

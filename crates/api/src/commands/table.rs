@@ -137,6 +137,8 @@ declared_types!(
     sluice_bus::mqtt::MqttSettings,
     sluice_bus::redis::RedisSettings,
     sluice_bus::http::HttpSettings,
+    sluice_bus::collector::CollectorSettings,
+    sluice_bus::postgres::PostgresSettings,
     ConnectionAdded,
     crate::PasswordStore,
     Health,
@@ -165,6 +167,7 @@ declared_types!(
     JobUpdate,
     EventView,
     crate::CaptureProgress,
+    sluice_bus::Listening,
     sluice_replay::ReplayProgress,
     sluice_replay::ReplaySummary,
     FilterArgs,
@@ -263,7 +266,17 @@ mod tests {
             .collect();
         assert_eq!(
             buses,
-            ["kafka", "amqp", "sqs", "nats", "mqtt", "redis", "http"]
+            [
+                "kafka",
+                "amqp",
+                "sqs",
+                "nats",
+                "mqtt",
+                "redis",
+                "http",
+                "collector",
+                "postgres"
+            ]
         );
         assert!(typescript().contains("bus_kinds: { args: NoArgs; result: Array<BusKind> }"));
         // The UI's tests render forms and read modes from this file: it must be what the API

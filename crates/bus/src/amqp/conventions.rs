@@ -36,6 +36,7 @@ impl Conventions for AmqpConventions {
             listing_note: None,
             capabilities: Capabilities {
                 reads: true,
+                listens: false,
                 ends: true,
                 needs_target: true,
                 positions: false,

@@ -11,7 +11,7 @@
 //!
 //! - `raw`: the payload as it is; `Content-Type` the message's own (its `content-type`
 //!   header or property), else `application/json` for a JSON payload, else
-//!   `application/octet-stream`.
+//!   `application/octet-stream`; a CloudEvent without a datacontenttype gets none.
 //! - `cloudevents-binary` (CloudEvents 1.0 HTTP binding): attributes in `ce-` headers, the
 //!   payload as it is, `Content-Type` its datacontenttype.
 //! - `cloudevents-structured`: `application/cloudevents+json`, with a JSON payload inline as
@@ -263,15 +263,25 @@ pub(crate) fn request(config: &HttpConfig, msg: &Outgoing) -> Prepared {
     let (mut headers, body) = match config.body {
         BodyMode::Raw => {
             let mut h = message_headers(msg, false);
-            let ct = own_type.unwrap_or_else(|| {
-                if json {
-                    "application/json"
-                } else {
-                    "application/octet-stream"
-                }
-                .to_string()
+            // A CloudEvent without a datacontenttype goes without a Content-Type, as the HTTP
+            // binding carries it: a guess would arrive as a datacontenttype it never had.
+            let cloudevent = msg
+                .headers
+                .iter()
+                .any(|h| ce_attribute(&h.key).as_deref() == Some("specversion"));
+            let ct = own_type.or_else(|| {
+                (!cloudevent).then(|| {
+                    if json {
+                        "application/json"
+                    } else {
+                        "application/octet-stream"
+                    }
+                    .to_string()
+                })
             });
-            h.push(("Content-Type".into(), ct));
+            if let Some(ct) = ct {
+                h.push(("Content-Type".into(), ct));
+            }
             (h, msg.payload.clone())
         }
         BodyMode::CloudEventsBinary => {
@@ -414,6 +424,15 @@ mod tests {
         let p = request(&config(BodyMode::Raw), &m);
         assert_eq!(get(&p, "Content-Type"), ["application/octet-stream"]);
         assert_eq!(get(&p, "sluice-key-b64"), ["/w=="]);
+
+        // A CloudEvent that had no datacontenttype is not given one by a guess.
+        let mut m = msg(b"{}");
+        m.headers = vec![header("ce-specversion", b"1.0"), header("ce-id", b"1")];
+        let p = request(&config(BodyMode::Raw), &m);
+        assert!(get(&p, "Content-Type").is_empty(), "{:?}", p.headers);
+        m.headers.push(header("content-type", b"application/json"));
+        let p = request(&config(BodyMode::Raw), &m);
+        assert_eq!(get(&p, "Content-Type"), ["application/json"]);
     }
 
     #[test]

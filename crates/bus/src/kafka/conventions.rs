@@ -42,6 +42,7 @@ impl Conventions for KafkaConventions {
             listing_note: None,
             capabilities: Capabilities {
                 reads: true,
+                listens: false,
                 ends: true,
                 needs_target: true,
                 positions: true,

@@ -42,6 +42,7 @@ impl Conventions for MqttConventions {
             listing_note: Some("MQTT has no topic listing: these are the topics that held a retained message or had traffic during a one-second look at # (never $SYS/...). Any topic filter can be opened by name.".into()),
             capabilities: Capabilities {
                 reads: true,
+                listens: false,
                 ends: false,
                 needs_target: true,
                 positions: false,

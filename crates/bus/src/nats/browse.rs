@@ -118,6 +118,7 @@ async fn describe(js: &async_nats::jetstream::Context, info: Info) -> SourceInfo
         last: None,
         last_seen: None,
         groups,
+        warning: None,
     }
 }
 

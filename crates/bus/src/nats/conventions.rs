@@ -45,6 +45,7 @@ impl Conventions for NatsConventions {
             listing_note: None,
             capabilities: Capabilities {
                 reads: true,
+                listens: false,
                 ends: true,
                 needs_target: true,
                 // JetStream sequences; core messages have none.

@@ -36,6 +36,7 @@ impl Conventions for RedisConventions {
             listing_note: None,
             capabilities: Capabilities {
                 reads: true,
+                listens: false,
                 ends: true,
                 needs_target: true,
                 // Stream entry ids `MS-SEQ`; Pub/Sub messages have none.

@@ -35,6 +35,7 @@ impl Conventions for SqsConventions {
             listing_note: None,
             capabilities: Capabilities {
                 reads: true,
+                listens: false,
                 ends: true,
                 needs_target: true,
                 positions: false,
