@@ -134,6 +134,10 @@ def test_retries_do_not_duplicate_within_and_across_runs(s):
         codes = list(pool.map(lambda _: c.post("orders", b, h).status_code, range(16)))
         codes += list(pool.map(lambda _: c.post("raw", b"x", {"Idempotency-Key": "k-1"}).status_code, range(8)))
     assert set(codes) == {200}
+    # NDJSON under an Idempotency-Key: each line once, however often the body comes.
+    lines = b'{"n":1}\n{"n":2}\n'
+    for _ in range(3):
+        assert c.post("lines", lines, {"content-type": "application/x-ndjson", "Idempotency-Key": "nd-1"}).json() == {"accepted": 2}
     c.stop()
     c = Collector(s)
     try:
@@ -144,6 +148,7 @@ def test_retries_do_not_duplicate_within_and_across_runs(s):
     assert "2 already in the lake" in out, out
     assert len(events(s, 'source = orders')) == 1
     assert len(events(s, 'source = raw')) == 1
+    assert len(events(s, 'source = lines')) == 2
 
 
 def test_a_bad_event_is_refused_alone_and_bad_requests_keep_nothing(s):
@@ -183,6 +188,20 @@ def test_a_bad_event_is_refused_alone_and_bad_requests_keep_nothing(s):
         assert sorted(e["payload_text"] for e in got) == ["1", "4"], [e["payload_text"] for e in got]
     finally:
         c.stop()
+
+
+def test_a_body_past_8_mib_is_kept_whole(s):
+    c = Collector(s)
+    try:
+        big = os.urandom(9 << 20)
+        r = c.post("big", big, {"content-type": "application/octet-stream"})
+        assert r.status_code == 200, r.text
+    finally:
+        c.stop()
+    (e,) = s.jsonl("search", "source = big", "--format", "jsonl")
+    assert e["size"] == len(big) and not e["truncated"]
+    import base64
+    assert base64.b64decode(e["payload"]) == big
 
 
 def test_kill_9_after_2xx_loses_nothing_acknowledged(s):
@@ -258,6 +277,15 @@ def test_grpc_unary_and_streams(s, tmp_path):
         with pytest.raises(grpc.RpcError) as e:
             stub.Send(pb.Event(body=b"x"), metadata=md, timeout=30)
         assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "source" in e.value.details()
+        far = pb.Event(body=b"x", source="orders")
+        far.timestamp.seconds = 300_000_000_000
+        with pytest.raises(grpc.RpcError) as e:
+            stub.Send(far, metadata=md, timeout=30)
+        assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "9999" in e.value.details()
+        # Past the body limit: refused by the server before it is read into an event.
+        with pytest.raises(grpc.RpcError) as e:
+            stub.Send(pb.Event(body=b"x" * (17 << 20), source="orders"), metadata=md, timeout=30)
+        assert e.value.code() == grpc.StatusCode.OUT_OF_RANGE and "limit" in e.value.details(), e.value
 
         def stream(n, bad_at=None):
             for i in range(n):
@@ -328,6 +356,10 @@ def test_only_named_sources_and_no_tail(s):
         assert c.post("orders", b"1").status_code == 200
         r = c.post("payments", b"1")
         assert r.status_code == 404 and "orders" in r.json()["error"]
+        # More events than one request may carry, though the body fits: nothing kept.
+        r = c.post("orders", b"1\n" * 10001, {"content-type": "application/x-ndjson"})
+        assert r.status_code == 413 and "split them" in r.json()["error"], r.text
+        assert c.post("orders", b"1\n" * 10000, {"content-type": "application/x-ndjson"}).json() == {"accepted": 10000}
     finally:
         c.stop()
     r = s.run("tail", "in", "orders", check=False)

@@ -32,7 +32,7 @@ def test_a_cli_replay_is_in_the_windows_replay_history(sluice, topic):
     assert sent["to"] == f"local:{dest}" and sent["filter"] == f"source = {src}", sent
     assert (sent["matched"], sent["sent"], sent["failed"], sent["unknown"], sent["not_sent"]) == (5, 5, 0, 0, 0), sent
     assert sent["error"] is None and not sent["interrupted"], sent
-    assert [k["bus"] for k in kinds] == ["kafka", "amqp", "sqs", "nats", "mqtt", "redis", "http"]
+    assert [k["bus"] for k in kinds] == ["kafka", "amqp", "sqs", "nats", "mqtt", "redis", "http", "collector", "postgres"]
 
 
 def test_dev_bindings_prints_the_command_types(sluice):

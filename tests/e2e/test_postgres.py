@@ -12,7 +12,7 @@ import uuid
 
 import pytest
 
-from conftest import SLUICE, Sluice
+from conftest import BROKER, SLUICE, Sluice, consume, create_topic
 
 PORT = os.environ.get("SLUICE_POSTGRES_PORT", "15432")
 
@@ -110,7 +110,8 @@ def test_changes_arrive_typed_and_searchable(s, db):
     (aud2,) = events(s, "table = audit and op = update")
     assert aud2["decoded"]["old"] == {"id": 1, "what": "flag"} and aud2["decoded"]["new"]["what"] == "cleared"
     (dele,) = events(s, "table = orders and op = delete")
-    assert dele["decoded"]["old_key"]["id"] == 1 and dele["key_text"] == '{"id":1}'
+    # The old key is the key's columns only (pgoutput sends the others as nulls).
+    assert dele["decoded"]["old_key"] == {"id": 1} and dele["key_text"] == '{"id":1}'
     (tr,) = events(s, "op = truncate")
     assert tr["decoded"]["table"] == "orders"
     # Sluice's slot stays (it said so) and holds its position; topics shows it with its lag.
@@ -120,14 +121,30 @@ def test_changes_arrive_typed_and_searchable(s, db):
     assert "public.orders table" in kinds and f"sluice_pg_{db} publication" in kinds, kinds
     (slot,) = [t for t in listed if t["kind"].startswith("replication slot")]
     assert slot["name"] == f"sluice_pg_{db}" and "inactive" in slot["kind"] and "bytes" in slot
+    # Changes made while nobody reads are WAL the inactive slot holds: the listing warns.
+    psql(db, "INSERT INTO orders (id) SELECT g FROM generate_series(10, 2000) g")
+    (slot,) = [t for t in json.loads(s("topics", "pg", "--format", "json")) if t["kind"].startswith("replication slot")]
+    assert slot["bytes"] > 0 and "holding back" in slot["warning"], slot
+    # Replayed like any event: to Kafka, keyed by the row's key, the change as the payload.
+    s("connection", "add", "kafka", "local", "--brokers", BROKER)
+    topic = create_topic("pg-changes", partitions=1)
+    out = s("replay", "connection = pg and table = orders and op != truncate", "--to", f"local:{topic}")
+    assert "4 sent" in out, out
+    got = consume(topic, partitions=1, expect=4)
+    assert sorted(json.loads(m.value())["op"] for m in got) == ["delete", "insert", "insert", "update"]
+    assert {m.key() for m in got} == {b'{"id":1}', b'{"id":2}'}
 
 
 def test_a_snapshot_then_changes_and_drop_slot(s, db):
     psql(db, "CREATE TABLE items (id int PRIMARY KEY, name text)")
     psql(db, "INSERT INTO items SELECT g, 'item ' || g FROM generate_series(1, 12000) g")
-    p = capture(s, "--tables", "items", "--create-slot", "--snapshot", "--drop-slot", "--max-messages", 12002)
+    p = capture(s, "--tables", "items", "--create-slot", "--snapshot", "--drop-slot", "--max-messages", 15002)
     wait_active(db, p, timeout=60)
     psql(db, "INSERT INTO items VALUES (20000, 'after'); DELETE FROM items WHERE id = 1")
+    # COPY writes its rows with one WAL record per batch: rows that share an LSN.
+    rows = "".join(f"{30000 + i}\tcopied {i}\n" for i in range(3000))
+    subprocess.run(["psql", "-h", "127.0.0.1", "-p", PORT, "-U", "postgres", "-X", "-q", "-d", db, "-c",
+                    "COPY items FROM STDIN"], input=rows, text=True, check=True, timeout=60)
     out, err = p.communicate(timeout=120)
     assert p.returncode == 0, err
     assert f"dropped replication slot sluice_pg_{db} and publication sluice_pg_{db}" in err, err
@@ -138,6 +155,12 @@ def test_a_snapshot_then_changes_and_drop_slot(s, db):
     assert snap[0]["key_text"].startswith('{"id":')
     assert len(events(s, "op = insert and new.name = after")) == 1
     assert len(events(s, "op = delete")) == 1
+    copied = events(s, 'op = insert and new.name ~ "^copied"')
+    assert len({e["decoded"]["new"]["id"] for e in copied}) == len(copied) == 3000
+    assert len({e["id"] for e in copied}) == 3000, "one event id per row"
+    assert any(e["sub_offset"] for e in copied), "rows of one COPY record share an LSN"
+    # Tables named without their schema are stored as public.TABLE.
+    assert {e["source"] for e in events(s)} == {"public.items"}
 
 
 def test_kill_9_resumes_without_losing_or_duplicating(s, db):

@@ -206,3 +206,58 @@ def test_a_collector_listens_from_the_captures_view(served, page):  # noqa: F811
     with pytest.raises(requests.RequestException):
         requests.post(endpoint.replace("{source}", "webhooks"), data=b"x", timeout=5,
                       headers={"Authorization": f"Bearer {token}"})
+
+
+def test_postgres_changes_from_the_captures_view(served, page):  # noqa: F811
+    """A PostgreSQL connection from the form, its tables in the sidebar, and a capture with
+    the `snapshot` read mode (a new slot, rows first) started from the window."""
+    import subprocess
+
+    port = os.environ.get("SLUICE_POSTGRES_PORT", "15432")
+    db = f"ui_{uuid.uuid4().hex[:8]}"
+
+    def psql(d, sql):
+        subprocess.run(["psql", "-h", "127.0.0.1", "-p", port, "-U", "postgres", "-X", "-q", "-v", "ON_ERROR_STOP=1",
+                        "-d", d, "-c", sql], check=True, capture_output=True, timeout=60)
+
+    psql("postgres", f"CREATE DATABASE {db}")
+    try:
+        psql(db, "CREATE TABLE orders (id int PRIMARY KEY, status text); INSERT INTO orders VALUES (1, 'NEW'), (2, 'FAILED')")
+        sluice, url = served
+        page.goto(url)
+        page.get_by_text("No connections yet").wait_for()
+        add_connection(page, "postgres", "shopdb", {"url": f"postgres://postgres@127.0.0.1:{port}/{db}"})
+        page.locator(".conn-name", has_text="shopdb").click()
+        page.locator(".source[data-source='public.orders']").wait_for(timeout=15000)
+
+        page.get_by_role("tab", name="Captures").click()
+        page.locator(".captures-view select[name=connection]").select_option("shopdb")
+        page.locator(".captures-view select[name=mode]").select_option("snapshot")
+        page.locator(".captures-view input[name=sources]").fill("public.orders")
+        page.get_by_role("button", name="Start capture").click()
+        page.locator(".captures tr", has_text="running").wait_for(timeout=15000)
+        # Rows first, then a change made while it runs.
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            slots = subprocess.run(["psql", "-h", "127.0.0.1", "-p", port, "-U", "postgres", "-X", "-t", "-A", "-d", db, "-c",
+                                    "SELECT count(*) FROM pg_replication_slots WHERE active"], capture_output=True, text=True).stdout.strip()
+            if slots == "1":
+                break
+            time.sleep(0.2)
+        psql(db, "UPDATE orders SET status = 'FAILED' WHERE id = 1")
+        page.get_by_role("tab", name="Search").click()
+        page.keyboard.press("/")
+        page.keyboard.type('connection = shopdb and new.status = "FAILED"')
+        page.keyboard.press("Enter")
+        # The snapshot's row 2 and the update of row 1.
+        page.locator(".search-status", has_text="2 matching").wait_for(timeout=30000)
+        shot(page, "search-postgres")
+        page.get_by_role("tab", name="Captures").click()
+        page.locator(".captures tr", has_text="running").get_by_role("button", name="Stop").click()
+        page.locator(".captures tr", has_text="done (interrupted)").wait_for(timeout=30000)
+    finally:
+        subprocess.run(["psql", "-h", "127.0.0.1", "-p", port, "-U", "postgres", "-X", "-q", "-d", "postgres", "-c",
+                        f"SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = '{db}' AND NOT active"],
+                       capture_output=True, timeout=60)
+        subprocess.run(["psql", "-h", "127.0.0.1", "-p", port, "-U", "postgres", "-X", "-q", "-d", "postgres", "-c",
+                        f"DROP DATABASE IF EXISTS {db} WITH (FORCE)"], capture_output=True, timeout=60)

@@ -79,6 +79,26 @@ impl Sluice {
                 "name at least one topic to capture",
             ));
         }
+        let conventions = sluice_bus::conventions(connector.bus());
+        let mut opts = CaptureOptions {
+            // As the lake stores them, so positions and duplicates are found (`orders` read
+            // from PostgreSQL is stored as `public.orders`).
+            sources: opts
+                .sources
+                .iter()
+                .map(|s| conventions.source_name(s))
+                .collect(),
+            ..opts.clone()
+        };
+        if caps.listens {
+            // Clients wait for their events to be durable: write every 20 ms rather than 500
+            // (files stay few while the rows of many requests share each one).
+            opts.flush.max_age = Duration::from_millis(20);
+            // A client that heard 2xx must find its bytes whole: the collector's body limit
+            // (413) bounds payloads instead of the cut that marks a bus's large messages.
+            opts.max_payload_bytes = usize::MAX;
+        }
+        let opts = &opts;
         // A collector's sources are whatever clients name: decoders for every source mapped
         // on the connection (others are sniffed).
         let decoded = if caps.listens {
@@ -104,22 +124,6 @@ impl Sluice {
                 ),
             ));
         }
-        // Clients wait for their events to be durable: write every 20 ms rather than 500
-        // (files stay few while the rows of many requests share each one).
-        let listening_opts;
-        let opts = if caps.listens {
-            listening_opts = CaptureOptions {
-                flush: sluice_lake::FlushPolicy {
-                    max_age: Duration::from_millis(20),
-                    ..opts.flush
-                },
-                ..opts.clone()
-            };
-            &listening_opts
-        } else {
-            opts
-        };
-        let reader = connector.reader(&opts.sources, opts.from, &opts.read)?;
         let lake = self.lake()?;
         let query = Query::open(&lake)?;
         let mut covered = HashMap::new();
@@ -138,12 +142,14 @@ impl Sluice {
                 known.extend(query.ids_without_position(connection, t)?);
             }
         }
-        // Clients send again what they were not sure arrived: the ids the lake holds for the
-        // connection are skipped (every event there has one).
+        // Clients send again what they were not sure arrived: the lake's events of the
+        // connection that carry a client's id are skipped.
         if caps.listens {
-            known.extend(query.ids_of_connection(connection)?);
+            known.extend(query.client_ids(connection)?);
         }
         drop(query);
+        // Only now: a collector takes clients' events from the moment it listens.
+        let reader = connector.reader(&opts.sources, opts.from, &opts.read)?;
         let mut seen = self.decoding_fingerprint();
         let mut rebuild = || {
             let now = self.decoding_fingerprint();

@@ -140,6 +140,12 @@ pub struct Destination {
 pub trait Conventions: Sync {
     fn kind(&self) -> BusKind;
 
+    /// The name a source is stored under, from how a person wrote it (PostgreSQL: `orders`
+    /// is `public.orders`): what a capture's positions and duplicates are looked up by.
+    fn source_name(&self, written: &str) -> String {
+        written.to_string()
+    }
+
     /// The origin of a dead-lettered event from the marks this bus's dead-lettering leaves, or
     /// `None` when the event carries none of them. Asked of every bus: an event may have
     /// travelled between buses. A bus without dead-lettering conventions reads none.

@@ -306,13 +306,14 @@ impl Query {
 }
 
 impl Query {
-    /// Every event id of one connection (a collector's, whose clients may send an event
-    /// again).
-    pub fn ids_of_connection(
+    /// The ids of one connection's events that came with an id of the client's own (a
+    /// collector writes those as `collector:CONN/SOURCE#ID`; ids it draws have no `#`), so a
+    /// client's retry of one is skipped without loading every id the lake holds.
+    pub fn client_ids(
         &self,
         connection: &str,
     ) -> Result<std::collections::HashSet<String>, LakeError> {
-        let sql = "SELECT DISTINCT id FROM events WHERE connection = ?";
+        let sql = "SELECT DISTINCT id FROM events WHERE connection = ? AND contains(id, '#')";
         let mut stmt = self.conn.prepare(sql).map_err(qerr)?;
         let mut rows = stmt.query([connection]).map_err(qerr)?;
         let mut ids = std::collections::HashSet::new();

@@ -83,6 +83,12 @@ impl Request<'_> {
             .unwrap_or_default()
     }
 
+    /// The client's own `Idempotency-Key` (not the one Sluice's replay sets to its replay id).
+    fn idempotency_key(&self) -> Option<&str> {
+        self.header("idempotency-key")
+            .filter(|k| !k.is_empty() && self.header("sluice-replay-id") != Some(*k))
+    }
+
     /// The event id for a client's own id: the same id from the same source is one event.
     fn stable_id(&self, source: &str, id: &str) -> String {
         let source = source.replace('%', "%25").replace('#', "%23");
@@ -209,11 +215,9 @@ pub(crate) fn events(
     match mode(r) {
         Mode::Raw => {
             let kept = r.kept_headers(&|_| false);
-            let (id, stable_id) = match r.header("idempotency-key").filter(|k| !k.is_empty()) {
-                Some(k) if r.header("sluice-replay-id") != Some(k) => {
-                    (r.stable_id(r.source, k), true)
-                }
-                _ => (fresh(ids), false),
+            let (id, stable_id) = match r.idempotency_key() {
+                Some(k) => (r.stable_id(r.source, k), true),
+                None => (fresh(ids), false),
             };
             Ok(vec![Ok(Incoming {
                 msg: r.message(id, kept, body.to_vec()),
@@ -263,17 +267,18 @@ fn line_event(
     if is_event {
         return structured(r, &raw).map_err(|e| format!("line {n}: {e}"));
     }
-    let kept = r.kept_headers(&|h| h == "content-type");
-    let mut kept = kept;
+    let mut kept = r.kept_headers(&|h| h == "content-type");
     kept.headers
         .push(header("content-type", b"application/json".to_vec()));
+    // With an Idempotency-Key, each line's id is the key and its line number, so a client
+    // sending the same body again stores each line once.
+    let (id, stable_id) = match r.idempotency_key() {
+        Some(k) => (r.stable_id(r.source, &format!("{k}/{n}")), true),
+        None => (format!("collector:{}/{}", r.connection, ids.next()), false),
+    };
     Ok(Incoming {
-        msg: r.message(
-            format!("collector:{}/{}", r.connection, ids.next()),
-            kept,
-            line.to_vec(),
-        ),
-        stable_id: false,
+        msg: r.message(id, kept, line.to_vec()),
+        stable_id,
     })
 }
 

@@ -5,14 +5,16 @@
 //!
 //! A stream's events are queued in chunks as they come; while the lake is behind, the stream
 //! is not read (HTTP/2 flow control then holds the client back) for up to `STREAM_PATIENCE`
-//! before the call ends with RESOURCE_EXHAUSTED. Events queued before that stay queued: their
-//! ids make sending them again harmless.
+//! before the call ends with RESOURCE_EXHAUSTED. Events queued before that stay queued and
+//! are stored: sending the stream again stores events with an `id` once, but those without
+//! one twice.
 
 use super::http::{same_token, Ctx, RETRY_AFTER_S};
 use super::intake::{Admit, Incoming, Outcome};
 use sluice_model::{Header, Message};
 use std::sync::Arc;
 use std::time::Duration;
+use tonic::service::interceptor::InterceptedService;
 use tonic::{Request, Response, Status};
 
 #[allow(clippy::all, clippy::pedantic)]
@@ -23,33 +25,46 @@ pub mod proto {
 use proto::collector_server::{Collector, CollectorServer};
 use proto::{Event, Rejected, SendResult};
 
-/// Events queued at once from a stream: big enough that queueing costs little per event.
+/// Events queued at once from a stream: big enough that queueing costs little per event,
+/// and at most this many bytes, so a stream of large events holds little in memory.
 const CHUNK: usize = 1000;
+const CHUNK_BYTES: usize = 4 << 20;
+/// Refusals reported per stream; more end the call (a client sending only bad events).
+const MAX_REJECTED: usize = 1000;
 /// How long a stream waits for a lake that is behind before giving up.
 const STREAM_PATIENCE: Duration = Duration::from_secs(30);
 const DURABLE_WAIT: Duration = Duration::from_secs(60);
 
 pub(crate) struct Service(pub Arc<Ctx>);
 
-pub(crate) fn server(ctx: Arc<Ctx>) -> CollectorServer<Service> {
-    CollectorServer::new(Service(ctx)).max_decoding_message_size(usize::MAX)
-}
-
-impl Service {
-    fn authorize<T>(&self, r: &Request<T>) -> Result<(), Status> {
+/// The service behind its token check, which runs before a message is decoded, so a client
+/// without the token cannot make Sluice read a large message; a message is at most the body
+/// limit (and its framing).
+pub(crate) fn server(
+    ctx: Arc<Ctx>,
+) -> InterceptedService<CollectorServer<Service>, impl tonic::service::Interceptor + Clone> {
+    let token = ctx.token.clone();
+    let limit = ctx.max_body.saturating_add(64 << 10);
+    let check = move |r: Request<()>| {
         let given = r
             .metadata()
             .get("authorization")
             .and_then(|v| v.to_str().ok());
-        if same_token(given, &self.0.token) {
-            Ok(())
+        if same_token(given, &token) {
+            Ok(r)
         } else {
             Err(Status::unauthenticated(
                 "missing or wrong token: send authorization: Bearer TOKEN metadata (the token sluice collect printed)",
             ))
         }
-    }
+    };
+    InterceptedService::new(
+        CollectorServer::new(Service(ctx)).max_decoding_message_size(limit),
+        check,
+    )
+}
 
+impl Service {
     /// One event as the lake keeps it, or why not.
     fn incoming(&self, e: Event) -> Result<Incoming, String> {
         if e.source.is_empty() || e.source.len() > 255 || e.source.chars().any(char::is_control) {
@@ -67,6 +82,10 @@ impl Service {
         let timestamp_us = match e.timestamp {
             Some(t) if !(0..1_000_000_000).contains(&t.nanos) => {
                 return Err("timestamp nanos must be 0 to 999,999,999".into())
+            }
+            // Years 1 to 9999, as RFC 3339 (and so HTTP's ce-time) allows.
+            Some(t) if !(-62_135_596_800..=253_402_300_799).contains(&t.seconds) => {
+                return Err("timestamp is outside the years 1 to 9999".into())
             }
             Some(t) => t
                 .seconds
@@ -148,9 +167,7 @@ async fn durable(rx: tokio::sync::oneshot::Receiver<Outcome>) -> Result<(), Stat
     match tokio::time::timeout(DURABLE_WAIT, rx).await {
         Ok(Ok(Outcome::Durable)) => Ok(()),
         Ok(Ok(Outcome::Stopped(why))) => Err(Status::unavailable(why)),
-        Ok(Err(_)) => Err(Status::unavailable(
-            "the collector stopped before these events were stored: send them again",
-        )),
+        Ok(Err(_)) => Err(Status::unavailable(super::intake::STOPPED)),
         Err(_) => Err(Status::deadline_exceeded(format!(
             "not confirmed in the lake within {} s; they may still be stored: send them again (events with ids are stored once)",
             DURABLE_WAIT.as_secs()
@@ -161,7 +178,6 @@ async fn durable(rx: tokio::sync::oneshot::Receiver<Outcome>) -> Result<(), Stat
 #[tonic::async_trait]
 impl Collector for Service {
     async fn send(&self, request: Request<Event>) -> Result<Response<SendResult>, Status> {
-        self.authorize(&request)?;
         let incoming = self
             .incoming(request.into_inner())
             .map_err(Status::invalid_argument)?;
@@ -177,11 +193,11 @@ impl Collector for Service {
         &self,
         request: Request<tonic::Streaming<Event>>,
     ) -> Result<Response<SendResult>, Status> {
-        self.authorize(&request)?;
         let mut stream = request.into_inner();
         let mut waits = Vec::new();
         let mut rejected = Vec::new();
         let mut chunk = Vec::with_capacity(CHUNK);
+        let mut chunk_bytes = 0usize;
         let mut accepted = 0u64;
         let mut index = 0u64;
         loop {
@@ -194,6 +210,7 @@ impl Collector for Service {
                     Ok(m) => m,
                     Err(_) => {
                         accepted += chunk.len() as u64;
+                        chunk_bytes = 0;
                         waits.push(
                             self.submit(std::mem::take(&mut chunk), STREAM_PATIENCE)
                                 .await?,
@@ -205,12 +222,23 @@ impl Collector for Service {
             match next? {
                 Some(e) => {
                     match self.incoming(e) {
-                        Ok(i) => chunk.push(i),
-                        Err(error) => rejected.push(Rejected { index, error }),
+                        Ok(i) => {
+                            chunk_bytes += i.msg.payload.len();
+                            chunk.push(i);
+                        }
+                        Err(error) if rejected.len() < MAX_REJECTED => {
+                            rejected.push(Rejected { index, error })
+                        }
+                        Err(error) => {
+                            return Err(Status::invalid_argument(format!(
+                                "more than {MAX_REJECTED} events of this stream were refused (event {index}: {error}); the ones before were kept"
+                            )))
+                        }
                     }
                     index += 1;
-                    if chunk.len() >= CHUNK {
+                    if chunk.len() >= CHUNK || chunk_bytes >= CHUNK_BYTES {
                         accepted += chunk.len() as u64;
+                        chunk_bytes = 0;
                         waits.push(
                             self.submit(std::mem::take(&mut chunk), STREAM_PATIENCE)
                                 .await?,

@@ -9,7 +9,8 @@
 //! - 413 for a body over the limit (`max_body_bytes`), before reading it when it says its
 //!   length;
 //! - 429 with `Retry-After` when the lake is behind: nothing of the request was kept;
-//! - 503 when the capture stopped before the events were durable: nothing is promised;
+//! - 503 when the capture stopped before the events were durable: some may have been stored
+//!   (a request cut by `--max-messages`), so sending again stores events without ids twice;
 //! - 504 when they were not durable within `DURABLE_WAIT`: they may still be stored, and
 //!   sending them again stores an event with an id once.
 
@@ -29,6 +30,14 @@ use std::time::Duration;
 const DURABLE_WAIT: Duration = Duration::from_secs(60);
 /// What a 429 asks a client to wait.
 pub(crate) const RETRY_AFTER_S: u64 = 1;
+/// Events in one request: a 16 MiB body of two-byte NDJSON lines would be eight million, each
+/// with a copy of the request's headers.
+pub(crate) const MAX_EVENTS: usize = 10_000;
+/// Refusals listed in one answer (the count is always exact).
+const MAX_LISTED: usize = 1_000;
+/// Requests read at once; more wait their turn, so bodies in memory stay bounded
+/// (`MAX_CONCURRENT` x the body limit at most, and far less in practice).
+pub(crate) const MAX_CONCURRENT: usize = 256;
 
 pub(crate) struct Ctx {
     pub connection: String,
@@ -38,6 +47,8 @@ pub(crate) struct Ctx {
     /// The only sources taken, when the capture named some.
     pub only: Vec<String>,
     pub ids: Mutex<FreshIds>,
+    /// Requests being read or waiting (`MAX_CONCURRENT`).
+    pub slots: tokio::sync::Semaphore,
 }
 
 impl Ctx {
@@ -134,6 +145,9 @@ async fn post_events(
             ),
         )
     };
+    let Ok(_slot) = ctx.slots.acquire().await else {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "the collector is stopping");
+    };
     let said = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -176,12 +190,27 @@ async fn post_events(
     if events.is_empty() {
         return answer(StatusCode::OK, json!({ "accepted": 0 }));
     }
+    if events.len() > MAX_EVENTS {
+        return error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "{} events in one request, more than the collector takes at once ({MAX_EVENTS}): split them; nothing was kept",
+                events.len()
+            ),
+        );
+    }
     let mut rejected = Vec::new();
+    let mut refused = 0usize;
     let mut taken = Vec::new();
     for (index, e) in events.into_iter().enumerate() {
         match e {
             Ok(i) => taken.push(i),
-            Err(error) => rejected.push(json!({ "index": index, "error": error })),
+            Err(error) => {
+                refused += 1;
+                if rejected.len() < MAX_LISTED {
+                    rejected.push(json!({ "index": index, "error": error }));
+                }
+            }
         }
     }
     let accepted = taken.len();
@@ -198,14 +227,18 @@ async fn post_events(
     let error = match (rejected.as_slice(), accepted) {
         ([one], 0) => one["error"].clone(),
         _ => json!(format!(
-            "{} of {} events were refused (see rejected); the others are kept",
-            rejected.len(),
-            rejected.len() + accepted
+            "{refused} of {} events were refused (see rejected{}); the others are kept",
+            refused + accepted,
+            if refused > rejected.len() {
+                ", which lists the first 1,000"
+            } else {
+                ""
+            }
         )),
     };
     answer(
         StatusCode::BAD_REQUEST,
-        json!({ "error": error, "accepted": accepted, "rejected": rejected }),
+        json!({ "error": error, "accepted": accepted, "refused": refused, "rejected": rejected }),
     )
 }
 
@@ -230,10 +263,7 @@ async fn wait_durable(
     match tokio::time::timeout(DURABLE_WAIT, rx).await {
         Ok(Ok(Outcome::Durable)) => Ok(()),
         Ok(Ok(Outcome::Stopped(why))) => Err(error(StatusCode::SERVICE_UNAVAILABLE, why)),
-        Ok(Err(_)) => Err(error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the collector stopped before these events were stored: send them again",
-        )),
+        Ok(Err(_)) => Err(error(StatusCode::SERVICE_UNAVAILABLE, super::intake::STOPPED)),
         Err(_) => Err(error(
             StatusCode::GATEWAY_TIMEOUT,
             format!(

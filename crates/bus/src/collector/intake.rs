@@ -17,6 +17,9 @@ use tokio::sync::oneshot;
 /// events are known from the lake); at about 100 bytes each, 100,000 is 10 MB.
 const RECENT_IDS: usize = 100_000;
 
+/// What a request still waiting hears when the capture ends first.
+pub(crate) const STOPPED: &str = "the collector stopped before all of these events were stored (some may have been): send them again; events with ids (a CloudEvent's, an Idempotency-Key, a gRPC id) are stored once";
+
 /// One event of a request, with whether its id is the client's own (a CloudEvent's id and
 /// source, an `Idempotency-Key`, a gRPC event's id): only those can come again.
 pub(crate) struct Incoming {
@@ -102,7 +105,18 @@ impl Intake {
         if let Some(why) = &s.stopped {
             return Admit::Stopped(why.clone());
         }
-        let bytes: usize = events.iter().map(|e| e.msg.payload.len()).sum();
+        // Headers count too: every event of a batch carries a copy of the request's.
+        let bytes: usize = events
+            .iter()
+            .map(|e| {
+                e.msg.payload.len()
+                    + e.msg
+                        .headers
+                        .iter()
+                        .map(|h| h.key.len() + h.value.as_ref().map_or(0, Vec::len))
+                        .sum::<usize>()
+            })
+            .sum();
         let pending = s.queued - s.durable;
         // One request alone is always let in (its size is bounded by the body limit).
         if pending > 0

@@ -69,6 +69,7 @@ pub(crate) fn open(c: &Collector, only: Vec<String>) -> Result<CollectorReader, 
         max_body: c.max_body,
         only,
         ids: Mutex::new(FreshIds::new()),
+        slots: tokio::sync::Semaphore::new(super::http::MAX_CONCURRENT),
     });
     let (shutdown, stopped) = tokio::sync::watch::channel(false);
     let mut servers = Vec::new();
@@ -157,9 +158,7 @@ impl Reader for CollectorReader {
 
 impl Drop for CollectorReader {
     fn drop(&mut self) {
-        self.intake.stop(
-            "the collector stopped before these events were stored: nothing of them was kept; send them again",
-        );
+        self.intake.stop(super::intake::STOPPED);
         let _ = self.shutdown.send(true);
         if let Some(rt) = self.runtime.take() {
             let servers = std::mem::take(&mut self.servers);

@@ -1,6 +1,7 @@
 //! Health and listing: the server's version and `wal_level`, the tables with their row
 //! estimates, and the publications and replication slots, each slot with the WAL it holds
-//! back (bytes from its confirmed position to the current WAL end) and a warning when it is
+//! back (bytes from its restart position, from which the server keeps WAL, to the current WAL
+//! end) and a warning when it is
 //! inactive, since an inactive slot keeps WAL until someone reads it.
 
 use super::sql::{connect, sql_err};
@@ -90,7 +91,7 @@ pub(crate) fn sources(pg: &Postgres, only: Option<&str>) -> Result<Vec<SourceInf
         let slots = q
             .query(
                 "SELECT slot_name::text, coalesce(plugin::text, ''), active,
-                        coalesce(pg_wal_lsn_diff(pg_current_wal_lsn(), coalesce(confirmed_flush_lsn, restart_lsn)), 0)::bigint,
+                        coalesce(pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn), 0)::bigint,
                         coalesce(confirmed_flush_lsn::text, restart_lsn::text, '')
                  FROM pg_replication_slots WHERE database = current_database() ORDER BY 1",
                 &[],

@@ -4,6 +4,10 @@
 
 use std::time::Duration;
 
+/// Session settings that fix how values are printed, whatever the server's defaults: ISO
+/// dates (which `types.rs` reads), and floats in their shortest exact form.
+const SESSION: &str = "-c DateStyle=ISO -c IntervalStyle=postgres -c extra_float_digits=3";
+
 #[derive(Clone)]
 pub struct PostgresConfig {
     pub host: String,
@@ -33,7 +37,8 @@ impl PostgresConfig {
 
     pub(crate) fn queries(&self, timeout: Duration) -> tokio_postgres::Config {
         let mut c = tokio_postgres::Config::new();
-        c.host(&self.host)
+        c.options(SESSION)
+            .host(&self.host)
             .port(self.port)
             .dbname(&self.database)
             .user(&self.user)
@@ -59,5 +64,7 @@ impl PostgresConfig {
             publication,
         )
         .with_port(self.port)
+        .with_options(SESSION)
+        .with_application_name("sluice")
     }
 }

@@ -47,6 +47,10 @@ impl Conventions for PostgresConventions {
         }
     }
 
+    fn source_name(&self, written: &str) -> String {
+        super::sql::qualified(written)
+    }
+
     fn destination(
         &self,
         _: &str,

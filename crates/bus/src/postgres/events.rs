@@ -20,6 +20,7 @@ pub(crate) async fn read_snapshot(
     q: &tokio_postgres::Client,
     name: &str,
     tables: &HashSet<String>,
+    all_keys: &Keys,
     connection: &str,
     tx: &mpsc::Sender<super::source::Item>,
 ) -> Result<(), BusError> {
@@ -41,17 +42,7 @@ pub(crate) async fn read_snapshot(
             .await
             .map_err(sql_err)?;
         let cols: Vec<(String, u32)> = cols.iter().map(|r| (r.get(0), r.get(1))).collect();
-        // The primary key's columns, as changes carry them (the replica identity's default).
-        let keys: Vec<String> = q
-            .query(
-                "SELECT a.attname::text FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) WHERE i.indrelid = to_regclass($1) AND i.indisprimary",
-                &[&table_sql(t)],
-            )
-            .await
-            .map_err(sql_err)?
-            .iter()
-            .map(|r| r.get(0))
-            .collect();
+        let keys: &[String] = all_keys.get(t.as_str()).map_or(&[], |k| k.as_slice());
         let (schema, table) = t.split_once('.').unwrap_or(("public", t));
         q.batch_execute(&format!(
             "DECLARE sluice_snapshot NO SCROLL CURSOR FOR SELECT * FROM {}",
@@ -132,12 +123,22 @@ fn row(rel: &Relation, values: &[Value], unchanged: &mut Vec<String>) -> Json {
     Json::Object(m)
 }
 
-/// The key columns of a row, as the event's key (`{"id":7}`), so a replay to Kafka keeps
-/// one row's changes on one partition.
-fn key_of(rel: &Relation, values: &[Value]) -> Option<Vec<u8>> {
+/// The primary key's columns of each captured table (`schema.table`), read from the catalog
+/// when reading begins: the event key of its changes and of its snapshot rows alike.
+pub(crate) type Keys = HashMap<String, Vec<String>>;
+
+/// The row's key as the event's key (`{"id":7}`), so a replay to Kafka keeps one row's
+/// changes on one partition: the primary key's columns, else the replica identity's (unless
+/// that is the whole row, REPLICA IDENTITY FULL, which changes with every update).
+fn key_of(rel: &Relation, values: &[Value], pk: Option<&Vec<String>>) -> Option<Vec<u8>> {
+    let flagged = rel.columns.iter().filter(|c| c.key).count();
+    let is_key = |name: &str, flag: bool| match pk.filter(|p| !p.is_empty()) {
+        Some(p) => p.iter().any(|k| k == name),
+        None => flag && flagged < rel.columns.len(),
+    };
     let mut m = Map::new();
     for (c, v) in rel.columns.iter().zip(values) {
-        if c.key {
+        if is_key(&c.name, c.key) {
             let j = match v {
                 Value::Text(t) => types::to_json(c.type_oid, t),
                 _ => Json::Null,
@@ -148,10 +149,53 @@ fn key_of(rel: &Relation, values: &[Value]) -> Option<Vec<u8>> {
     (!m.is_empty()).then(|| Json::Object(m).to_string().into_bytes())
 }
 
+/// An old tuple: the whole old row with REPLICA IDENTITY FULL (`old`), else only its key
+/// columns (`old_key`; pgoutput sends the others as nulls).
+fn old_row(rel: &Relation, values: &[Value], full: bool) -> (&'static str, Json) {
+    let mut ignored = Vec::new();
+    if full {
+        return ("old", row(rel, values, &mut ignored));
+    }
+    let mut m = Map::new();
+    for (c, v) in rel.columns.iter().zip(values) {
+        if c.key {
+            if let Value::Text(t) = v {
+                m.insert(c.name.clone(), types::to_json(c.type_oid, t));
+            } else {
+                m.insert(c.name.clone(), Json::Null);
+            }
+        }
+    }
+    ("old_key", Json::Object(m))
+}
+
 pub(crate) struct Txn {
     pub xid: u32,
     pub commit_us: i64,
     pub events: Vec<Message>,
+    /// The LSN of the last change and how many changes came at it: a multi-row insert
+    /// (COPY) logs its rows at one LSN, so the position is the LSN and this ordinal.
+    pub at: (u64, i64),
+}
+
+impl Txn {
+    pub(crate) fn new(xid: u32, commit_us: i64) -> Self {
+        Txn {
+            xid,
+            commit_us,
+            events: Vec::new(),
+            at: (0, -1),
+        }
+    }
+
+    fn ordinal(&mut self, lsn: Lsn) -> i64 {
+        self.at = if self.at.0 == lsn.as_u64() {
+            (self.at.0, self.at.1 + 1)
+        } else {
+            (lsn.as_u64(), 0)
+        };
+        self.at.1
+    }
 }
 
 pub(crate) fn lsn_text(l: Lsn) -> String {
@@ -163,9 +207,9 @@ pub(crate) fn change_event(
     change: &Change,
     rels: &HashMap<u32, Relation>,
     tables: &HashSet<String>,
+    keys: &Keys,
     lsn: Lsn,
-    txn: &Txn,
-    out: &mut Vec<Message>,
+    txn: &mut Txn,
 ) {
     let (op, ids): (&str, Vec<u32>) = match change {
         Change::Insert { relation, .. } => ("insert", vec![*relation]),
@@ -184,32 +228,27 @@ pub(crate) fn change_event(
         p.insert("op".into(), op.into());
         p.insert("schema".into(), rel.schema.clone().into());
         p.insert("table".into(), rel.name.clone().into());
+        let pk = keys.get(&source);
         let mut key = None;
         match change {
             Change::Insert { new, .. } => {
                 p.insert("new".into(), row(rel, new, &mut unchanged));
-                key = key_of(rel, new);
+                key = key_of(rel, new, pk);
             }
             Change::Update { old, new, .. } => {
                 p.insert("new".into(), row(rel, new, &mut unchanged));
                 if let Some((old, full)) = old {
-                    let mut ignored = Vec::new();
-                    p.insert(
-                        if *full { "old" } else { "old_key" }.into(),
-                        row(rel, old, &mut ignored),
-                    );
+                    let (name, old) = old_row(rel, old, *full);
+                    p.insert(name.into(), old);
                 }
-                key = key_of(rel, new);
+                key = key_of(rel, new, pk);
             }
             Change::Delete {
                 old: (old, full), ..
             } => {
-                let mut ignored = Vec::new();
-                p.insert(
-                    if *full { "old" } else { "old_key" }.into(),
-                    row(rel, old, &mut ignored),
-                );
-                key = key_of(rel, old);
+                let (name, before) = old_row(rel, old, *full);
+                p.insert(name.into(), before);
+                key = key_of(rel, old, pk);
             }
             Change::Truncate {
                 cascade,
@@ -232,12 +271,16 @@ pub(crate) fn change_event(
                     .into(),
             );
         }
-        out.push(Message {
+        let ordinal = txn.ordinal(lsn);
+        txn.events.push(Message {
             id: None,
             source,
-            partition: Some(0),
+            // No partition: the lake knows these by the id the position derives
+            // (`postgres:CONN/TABLE//LSN-ORDINAL`), so re-reading a transaction skips exactly
+            // the changes already stored, also within one multi-row insert.
+            partition: None,
             offset: Some(lsn.as_u64() as i64),
-            sub_offset: None,
+            sub_offset: Some(ordinal),
             key,
             headers: Vec::new(),
             timestamp_us: Some(txn.commit_us),

@@ -9,7 +9,7 @@
 //! `kill -9`) resumes at the first transaction not wholly stored, and the events of it already
 //! stored are skipped by their position (the change's LSN).
 
-use super::events::{change_event, lsn_text, read_snapshot, Txn};
+use super::events::{change_event, lsn_text, read_snapshot, Keys, Txn};
 use super::pgoutput::{self, Relation};
 use super::sql::{connect, connect_config, err, ident, qualified, sql_err, table_sql, CONNECT};
 use super::Postgres;
@@ -45,6 +45,8 @@ pub(crate) struct PgReader {
     /// Per `Upto`: how many events had been handed out before it, and its LSN.
     marks: VecDeque<(u64, Lsn)>,
     handed: u64,
+    /// Events the capture has said are durable.
+    durable: u64,
     /// The LSN the task reports to the server as flushed.
     confirmed: Arc<AtomicU64>,
     stop: Arc<AtomicBool>,
@@ -53,6 +55,8 @@ pub(crate) struct PgReader {
     notes: Vec<String>,
     pg: PgSide,
     drop_slot: bool,
+    /// With `--snapshot`: whether every row was read.
+    snapshot: Option<Arc<AtomicBool>>,
     ended: bool,
 }
 
@@ -88,7 +92,7 @@ pub(crate) fn open(
         )));
     }
     let what = format!("PostgreSQL {} ({})", pg.config.place(), pg.name);
-    let (client, created) = runtime.block_on(async {
+    let (client, created, keys) = runtime.block_on(async {
         let q = connect(pg).await?;
         let level: String = q
             .query_one("SHOW wal_level", &[])
@@ -216,13 +220,26 @@ pub(crate) fn open(
         if opts.snapshot && !created {
             return Err(BusError::Invalid("--snapshot needs --create-slot".into()));
         }
-        Ok::<_, BusError>((q, created))
+        let mut keys = Keys::new();
+        for t in &tables {
+            let rows = q
+                .query(
+                    "SELECT a.attname::text FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) \
+                     WHERE i.indrelid = to_regclass($1) AND i.indisprimary ORDER BY array_position(i.indkey::int2[], a.attnum)",
+                    &[&table_sql(t)],
+                )
+                .await
+                .map_err(sql_err)?;
+            keys.insert(t.clone(), rows.iter().map(|r| r.get(0)).collect());
+        }
+        Ok::<_, BusError>((q, created, keys))
     })?;
 
     let (tx, rx) = mpsc::channel::<Item>(8);
     let confirmed = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let trouble = Arc::new(Mutex::new(None));
+    let snapshot_read = Arc::new(AtomicBool::new(false));
     let repl_cfg = pg
         .config
         .replication(&slot, &publication)
@@ -259,15 +276,19 @@ pub(crate) fn open(
 
     let task = {
         let (confirmed, stop, trouble) = (confirmed.clone(), stop.clone(), trouble.clone());
+        let snapshot_read = snapshot_read.clone();
         let tables: HashSet<String> = tables.iter().cloned().collect();
         let what = what.clone();
         let connection = pg.name.clone();
         runtime.spawn(async move {
             if let Some(name) = snapshot {
-                if let Err(e) = read_snapshot(&client, &name, &tables, &connection, &tx).await {
+                if let Err(e) =
+                    read_snapshot(&client, &name, &tables, &keys, &connection, &tx).await
+                {
                     let _ = tx.send(Item::Failed(e)).await;
                     return;
                 }
+                snapshot_read.store(true, Ordering::Release);
             }
             drop(client);
             if let Err(e) = repl.start().await {
@@ -282,7 +303,10 @@ pub(crate) fn open(
                     .await;
                 return;
             }
-            stream(&mut repl, tables, &tx, &confirmed, &stop, &trouble, &what).await;
+            stream(
+                &mut repl, tables, keys, &tx, &confirmed, &stop, &trouble, &what,
+            )
+            .await;
             let _ = repl.shutdown().await;
         })
     };
@@ -291,6 +315,7 @@ pub(crate) fn open(
         rx,
         marks: VecDeque::new(),
         handed: 0,
+        durable: 0,
         confirmed,
         stop,
         task: Some(task),
@@ -302,13 +327,39 @@ pub(crate) fn open(
             publication: own_pub.then_some(publication),
         },
         drop_slot: opts.drop_slot,
+        snapshot: opts.snapshot.then_some(snapshot_read),
         ended: false,
     })
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn stream(
     repl: &mut ReplicationClient,
     tables: HashSet<String>,
+    keys: Keys,
+    tx: &mpsc::Sender<Item>,
+    confirmed: &AtomicU64,
+    stop: &AtomicBool,
+    trouble: &Mutex<Option<Trouble>>,
+    what: &str,
+) {
+    read_changes(repl, &tables, &keys, tx, confirmed, stop, trouble, what).await;
+    // However reading ended, the server hears the last durable position before the stream
+    // closes: the worker sends it with its next status update (pgwire-replication sends none
+    // on shutdown), which its metrics show.
+    let last = Lsn::from_u64(confirmed.load(Ordering::Acquire));
+    repl.update_applied_lsn(last);
+    let deadline = Instant::now() + STATUS * 4;
+    while repl.metrics().last_applied_lsn() < last && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn read_changes(
+    repl: &mut ReplicationClient,
+    tables: &HashSet<String>,
+    keys: &Keys,
     tx: &mpsc::Sender<Item>,
     confirmed: &AtomicU64,
     stop: &AtomicBool,
@@ -319,6 +370,8 @@ async fn stream(
     let mut txn: Option<Txn> = None;
     let mut applied = 0u64;
     let mut tick = tokio::time::interval(Duration::from_millis(100));
+    // A send waits while the capture is behind; it fails at once when the reader closes
+    // the channel (the capture ended).
     loop {
         if stop.load(Ordering::Relaxed) {
             return;
@@ -352,38 +405,35 @@ async fn stream(
                 return;
             }
         };
-        match ev {
+        let sent = match ev {
             ReplicationEvent::Begin {
                 xid,
                 commit_time_micros,
                 ..
             } => {
-                txn = Some(Txn {
-                    xid,
-                    commit_us: commit_time_micros + PG_EPOCH_US,
-                    events: Vec::new(),
-                });
+                txn = Some(Txn::new(xid, commit_time_micros + PG_EPOCH_US));
+                true
             }
             ReplicationEvent::XLogData {
                 wal_start, data, ..
             } => match pgoutput::parse(&data) {
                 Ok(pgoutput::Message::Relation(r)) => {
                     rels.insert(r.id, r);
+                    true
                 }
-                Ok(pgoutput::Message::Change(c)) => {
-                    if let Some(t) = txn.as_mut() {
-                        let mut out = std::mem::take(&mut t.events);
-                        change_event(&c, &rels, &tables, wal_start, t, &mut out);
-                        t.events = out;
+                Ok(pgoutput::Message::Change(c)) => match txn.as_mut() {
+                    Some(t) => {
+                        change_event(&c, &rels, tables, keys, wal_start, t);
                         if t.events.len() >= CHUNK {
                             let part = std::mem::take(&mut t.events);
-                            if tx.send(Item::Events(part)).await.is_err() {
-                                return;
-                            }
+                            tx.send(Item::Events(part)).await.is_ok()
+                        } else {
+                            true
                         }
                     }
-                }
-                Ok(pgoutput::Message::Other) => {}
+                    None => true,
+                },
+                Ok(pgoutput::Message::Other) => true,
                 Err(e) => {
                     let _ = tx
                         .send(Item::Failed(BusError::Client(format!(
@@ -395,29 +445,27 @@ async fn stream(
                 }
             },
             ReplicationEvent::Commit { end_lsn, .. } => {
-                if let Some(t) = txn.take() {
-                    if !t.events.is_empty() && tx.send(Item::Events(t.events)).await.is_err() {
-                        return;
-                    }
-                }
-                if tx.send(Item::Upto(end_lsn)).await.is_err() {
-                    return;
-                }
+                let events = txn.take().map(|t| t.events).unwrap_or_default();
+                (events.is_empty() || tx.send(Item::Events(events)).await.is_ok())
+                    && tx.send(Item::Upto(end_lsn)).await.is_ok()
             }
             // Between transactions the server's position is all read: confirming it (once
             // what came before is durable) lets an idle slot release WAL.
-            ReplicationEvent::KeepAlive { wal_end, .. }
-                if txn.is_none() && tx.send(Item::Upto(wal_end)).await.is_err() =>
-            {
-                return;
+            ReplicationEvent::KeepAlive { wal_end, .. } if txn.is_none() => {
+                tx.send(Item::Upto(wal_end)).await.is_ok()
             }
-            _ => {}
+            _ => true,
+        };
+        if !sent {
+            return;
         }
     }
 }
 
 impl PgReader {
     fn confirm(&mut self, durable: u64) {
+        self.durable = self.durable.max(durable);
+        let durable = self.durable;
         let mut upto = None;
         while self.marks.front().is_some_and(|&(n, _)| n <= durable) {
             upto = self.marks.pop_front().map(|(_, l)| l);
@@ -458,7 +506,12 @@ impl Reader for PgReader {
                             return;
                         }
                     }
-                    Some(Item::Upto(l)) => self.marks.push_back((self.handed, l)),
+                    // Marks with no event between them are one: keepalives on an idle
+                    // table would otherwise pile up.
+                    Some(Item::Upto(l)) => match self.marks.back_mut() {
+                        Some(last) if last.0 == self.handed => last.1 = l,
+                        _ => self.marks.push_back((self.handed, l)),
+                    },
                     Some(Item::Failed(e)) => {
                         failed = Some(e);
                         return;
@@ -467,6 +520,9 @@ impl Reader for PgReader {
                 }
             }
         });
+        // Marks after the last durable event (a quiet table's keepalives) are confirmed
+        // now: the capture acknowledges only when its durable count grows.
+        self.confirm(self.durable);
         match failed {
             // What came before the failure is still handed over; the error comes next time.
             Some(e) if out.is_empty() => Err(e),
@@ -492,6 +548,15 @@ impl Reader for PgReader {
     fn commit(&mut self, handled: u64) -> Result<(), BusError> {
         self.confirm(handled);
         self.finish();
+        if self
+            .snapshot
+            .as_ref()
+            .is_some_and(|s| !s.load(Ordering::Acquire))
+        {
+            self.notes.push(
+                "the snapshot ended before every row was read, and a snapshot is not resumed: the next capture reads only changes; for all rows, drop the slot (--drop-slot) and capture again with --create-slot --snapshot".to_string(),
+            );
+        }
         if self.drop_slot {
             self.drop_own()?;
         } else if self.pg.publication.is_some() || self.pg.slot.starts_with("sluice_") {
@@ -531,10 +596,11 @@ impl PgReader {
         }
         self.ended = true;
         if let (Some(rt), Some(task)) = (&self.runtime, self.task.take()) {
+            // The task stops reading (a send waiting on a full channel fails once it is
+            // closed), reports the confirmed position and waits until it has gone out.
+            self.stop.store(true, Ordering::Relaxed);
+            self.rx.close();
             rt.block_on(async {
-                // Long enough for one status update to carry the last confirmed LSN.
-                tokio::time::sleep(STATUS * 2 + Duration::from_millis(100)).await;
-                self.stop.store(true, Ordering::Relaxed);
                 let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
             });
         }
@@ -588,6 +654,7 @@ impl PgReader {
 impl Drop for PgReader {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
+        self.rx.close();
         if let Some(rt) = self.runtime.take() {
             if let Some(task) = self.task.take() {
                 rt.block_on(async {
