@@ -221,3 +221,21 @@ def test_slots_it_did_not_make_are_never_touched(s, db, tmp_path):
     s("connection", "add", "postgres", "gone", "--url", "postgres://postgres@127.0.0.1:1/x")
     r = s.run("connection", "test", "gone", check=False, timeout=30)
     assert r.returncode != 0 and "unreachable" in r.stderr.lower(), r.stderr
+
+
+def test_partitioned_tables_and_a_snapshot_cut_short(s, db):
+    # A partitioned table's changes come under its own name, not its partitions'.
+    psql(db, "CREATE TABLE m (id int, at date, PRIMARY KEY (id, at)) PARTITION BY RANGE (at)")
+    psql(db, "CREATE TABLE m_2026 PARTITION OF m FOR VALUES FROM ('2026-01-01') TO ('2027-01-01')")
+    psql(db, "INSERT INTO m SELECT g, '2026-06-01' FROM generate_series(1, 3000) g")
+    # --max-messages ends it inside the snapshot: it says the snapshot is not whole.
+    r = s.run("capture", "pg", "--tables", "m", "--create-slot", "--snapshot", "--max-messages", 100, timeout=120)
+    assert "snapshot ended before every row was read" in r.stderr, r.stderr
+    p = capture(s, "--tables", "m", "--max-messages", 2)
+    wait_active(db, p)
+    psql(db, "INSERT INTO m VALUES (9001, '2026-07-01'); TRUNCATE m")
+    out, err = p.communicate(timeout=60)
+    assert p.returncode == 0, err
+    changes = events(s, "op != snapshot")
+    assert sorted(e["decoded"]["op"] for e in changes) == ["insert", "truncate"], [e["payload_text"] for e in changes]
+    assert {e["source"] for e in changes} == {"public.m"} and changes[0]["decoded"]["table"] == "m"

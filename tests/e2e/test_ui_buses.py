@@ -245,6 +245,11 @@ def test_postgres_changes_from_the_captures_view(served, page):  # noqa: F811
                 break
             time.sleep(0.2)
         psql(db, "UPDATE orders SET status = 'FAILED' WHERE id = 1")
+        # Both in the lake (the capture flushes every 0.5 s) before the window searches once.
+        flt = 'connection = shopdb and new.status = "FAILED"'
+        deadline = time.time() + 30
+        while time.time() < deadline and len(sluice.jsonl("search", flt, "--format", "jsonl")) < 2:
+            time.sleep(0.3)
         page.get_by_role("tab", name="Search").click()
         page.keyboard.press("/")
         page.keyboard.type('connection = shopdb and new.status = "FAILED"')

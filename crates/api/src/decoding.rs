@@ -42,7 +42,10 @@ impl Sluice {
         key_type: Option<&str>,
     ) -> Result<Mapping> {
         let mut cfg = self.config()?;
-        cfg.connection(connection)?;
+        let bus = cfg.connection(connection)?.settings.bus();
+        // As the lake stores the source (`orders` read from PostgreSQL is `public.orders`).
+        let topic = sluice_bus::conventions(bus).source_name(topic);
+        let topic = topic.as_str();
         let set = schemas::load(&self.config_dir)?;
         let value_type = set.type_codec(value_type)?.type_name().to_string();
         let key_type = key_type
@@ -70,6 +73,9 @@ impl Sluice {
         topic: &str,
         progress: &mut dyn FnMut(&RedecodeProgress) -> bool,
     ) -> Result<RedecodeProgress> {
+        let bus = self.config()?.connection(connection)?.settings.bus();
+        let topic = sluice_bus::conventions(bus).source_name(topic);
+        let topic = topic.as_str();
         let topics = [topic.to_string()];
         let builder = self.event_builder(connection, &topics, usize::MAX)?;
         let d = builder.decoders.get(topic).cloned().unwrap_or_default();

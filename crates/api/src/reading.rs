@@ -32,9 +32,9 @@ impl Sluice {
                 "tail stores nothing, so it never deletes messages: use --requeue or --peek (or capture with --destructive or --drain)",
             ));
         }
-        let topics = vec![topic.to_string()];
-        let builder = self.event_builder(connection, &topics, DEFAULT_MAX_PAYLOAD_BYTES)?;
         let connector = self.connector(connection)?;
+        let topics = vec![sluice_bus::conventions(connector.bus()).source_name(topic)];
+        let builder = self.event_builder(connection, &topics, DEFAULT_MAX_PAYLOAD_BYTES)?;
         if sluice_bus::capabilities(connector.bus()).listens {
             return Err(ApiError::new(
                 ErrorCode::InvalidInput,

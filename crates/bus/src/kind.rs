@@ -186,12 +186,19 @@ pub trait Conventions: Sync {
     }
 
     /// Addresses a replayed message for this bus: `source_routing_key` is the routing key the
-    /// event was published with, `given` the one named in the destination.
-    fn address(&self, msg: &mut Outgoing, source_routing_key: Option<String>, given: Option<&str>);
+    /// event was published with, `given` the one named in the destination. Nothing to do for
+    /// a bus without keys or routing (an HTTP endpoint), or one never sent to.
+    fn address(&self, msg: &mut Outgoing, source_routing_key: Option<String>, given: Option<&str>) {
+        let _ = (msg, source_routing_key, given);
+    }
 
     /// Whether this bus keeps the properties of events from `from` by itself; when it does
-    /// not, replay carries them in a header so a later replay to their own bus restores them.
-    fn keeps_properties_of(&self, from: Bus) -> bool;
+    /// not (the default), replay carries them in a header so a later replay to their own bus
+    /// restores them.
+    fn keeps_properties_of(&self, from: Bus) -> bool {
+        let _ = from;
+        false
+    }
 }
 
 /// The conventions of `bus`.

@@ -4,7 +4,7 @@
 
 use crate::kind::{field, BusKind, Capabilities, Conventions, Destination, FieldKind};
 use crate::{BusError, SourceInfo};
-use sluice_model::{Bus, Outgoing};
+use sluice_model::Bus;
 
 pub struct CollectorConventions;
 
@@ -48,11 +48,5 @@ impl Conventions for CollectorConventions {
         Err(BusError::Invalid(
             "a collector takes events from clients; to replay into one, add an http connection to its URL (http://HOST:PORT/v1/events/SOURCE) with --header 'Authorization: Bearer TOKEN'".into(),
         ))
-    }
-
-    fn address(&self, _: &mut Outgoing, _: Option<String>, _: Option<&str>) {}
-
-    fn keeps_properties_of(&self, _: Bus) -> bool {
-        false
     }
 }

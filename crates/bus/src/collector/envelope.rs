@@ -31,20 +31,12 @@ use std::collections::BTreeMap;
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
-/// Request headers that are the connection's, not the event's.
+/// Request headers that are the connection's, not the event's: its credentials, and (with
+/// HTTP's framing, `crate::http::is_framing`) what only the transport needs.
 const NOT_KEPT: &[&str] = &[
     "authorization",
     "proxy-authorization",
     "cookie",
-    "host",
-    "content-length",
-    "transfer-encoding",
-    "connection",
-    "keep-alive",
-    "te",
-    "trailer",
-    "upgrade",
-    "expect",
     "idempotency-key",
 ];
 
@@ -62,6 +54,52 @@ pub(crate) struct Request<'a> {
 
 /// An event that could not be taken, and why (said so a sender can fix it).
 pub(crate) type Refusal = String;
+
+/// Why a whole body is refused.
+#[derive(Debug, PartialEq)]
+pub(crate) enum BodyError {
+    /// It cannot be read as its type says (400).
+    Bad(String),
+    /// It holds more events than may be taken at once (413); counted before any is built.
+    TooMany { most: usize },
+}
+
+impl From<String> for BodyError {
+    fn from(s: String) -> Self {
+        BodyError::Bad(s)
+    }
+}
+
+/// A JSON array read as borrowed elements, refused past `most` without reading further.
+struct Capped<'a> {
+    most: usize,
+    items: Vec<&'a RawValue>,
+}
+
+const TOO_MANY: &str = "sluice: too many events";
+
+impl<'de> serde::de::DeserializeSeed<'de> for &mut Capped<'de> {
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for &mut Capped<'de> {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON array of events")
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while let Some(e) = seq.next_element::<&'de RawValue>()? {
+            if self.items.len() == self.most {
+                return Err(serde::de::Error::custom(TOO_MANY));
+            }
+            self.items.push(e);
+        }
+        Ok(())
+    }
+}
 
 impl Request<'_> {
     fn header(&self, name: &str) -> Option<&str> {
@@ -90,9 +128,10 @@ impl Request<'_> {
     }
 
     /// The event id for a client's own id: the same id from the same source is one event.
-    fn stable_id(&self, source: &str, id: &str) -> String {
-        let source = source.replace('%', "%25").replace('#', "%23");
-        format!("collector:{}/{source}#{id}", self.connection)
+    /// `line` is an NDJSON line's number under an `Idempotency-Key`; the key is escaped so
+    /// that no other id (`k/1` given as a key) can be written the same.
+    fn stable_id(&self, source: &str, id: &str, line: Option<usize>) -> String {
+        client_id(self.connection, source, id, line)
     }
 
     /// The request's headers as the event keeps them, with what Sluice's replay encoded read
@@ -101,7 +140,7 @@ impl Request<'_> {
         let mut k = Kept::default();
         let replay_id = self.header("sluice-replay-id").map(str::to_string);
         for (name, value) in &self.headers {
-            if NOT_KEPT.contains(&name.as_str()) || skip(name) {
+            if NOT_KEPT.contains(&name.as_str()) || crate::http::is_framing(name) || skip(name) {
                 // A client's own Idempotency-Key is the event's; the one Sluice's replay adds
                 // (its replay id, already a header) is not.
                 if name == "idempotency-key"
@@ -180,6 +219,19 @@ fn uncarried(v: &[u8]) -> Option<Vec<Header>> {
         .collect()
 }
 
+/// The event id of an event that came with an id of the client's own (over HTTP or gRPC
+/// alike): `collector:CONN/SOURCE#ID`, with `%`, `#` in the source and `%`, `/` in the id
+/// escaped so that two different pairs never read the same, and `/N` for line N of an NDJSON
+/// body under that key.
+pub(crate) fn client_id(connection: &str, source: &str, id: &str, line: Option<usize>) -> String {
+    let source = source.replace('%', "%25").replace('#', "%23");
+    let id = id.replace('%', "%25").replace('/', "%2F");
+    match line {
+        Some(n) => format!("collector:{connection}/{source}#{id}/{n}"),
+        None => format!("collector:{connection}/{source}#{id}"),
+    }
+}
+
 /// How the body is to be read, from its headers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Mode {
@@ -204,19 +256,20 @@ pub(crate) fn mode(r: &Request<'_>) -> Mode {
     }
 }
 
-/// The request's events, each taken or refused; `Err` refuses the whole body (what the 400
-/// says).
+/// The request's events, each taken or refused, at most `most` of them; `Err` refuses the
+/// whole body.
 pub(crate) fn events(
     r: &Request<'_>,
     body: &[u8],
     ids: &mut FreshIds,
-) -> Result<Vec<Result<Incoming, Refusal>>, Refusal> {
+    most: usize,
+) -> Result<Vec<Result<Incoming, Refusal>>, BodyError> {
     let fresh = |ids: &mut FreshIds| format!("collector:{}/{}", r.connection, ids.next());
     match mode(r) {
         Mode::Raw => {
             let kept = r.kept_headers(&|_| false);
             let (id, stable_id) = match r.idempotency_key() {
-                Some(k) => (r.stable_id(r.source, k), true),
+                Some(k) => (r.stable_id(r.source, k, None), true),
                 None => (fresh(ids), false),
             };
             Ok(vec![Ok(Incoming {
@@ -231,21 +284,38 @@ pub(crate) fn events(
             Ok(vec![structured(r, &one)])
         }
         Mode::Batch => {
-            let many: Vec<Box<RawValue>> = serde_json::from_slice(body).map_err(|e| {
-                format!("a CloudEvents batch is a JSON array of events; the body is not: {e}")
+            let text = std::str::from_utf8(body).map_err(|_| {
+                "a CloudEvents batch is JSON, and the body is not UTF-8".to_string()
             })?;
-            Ok(many.iter().map(|e| structured(r, e)).collect())
+            let mut capped = Capped {
+                most,
+                items: Vec::new(),
+            };
+            let mut de = serde_json::Deserializer::from_str(text);
+            serde::de::DeserializeSeed::deserialize(&mut capped, &mut de)
+                .and_then(|()| de.end())
+                .map_err(|e| {
+                    if e.to_string().starts_with(TOO_MANY) {
+                        BodyError::TooMany { most }
+                    } else {
+                        BodyError::Bad(format!(
+                            "a CloudEvents batch is a JSON array of events; the body is not: {e}"
+                        ))
+                    }
+                })?;
+            Ok(capped.items.iter().map(|e| structured(r, e)).collect())
         }
         Mode::Lines => {
-            let mut out = Vec::new();
-            for (n, line) in body.split(|b| *b == b'\n').enumerate() {
-                let line = line.strip_suffix(b"\r").unwrap_or(line);
-                if line.iter().all(u8::is_ascii_whitespace) {
-                    continue;
-                }
-                out.push(line_event(r, line, n + 1, ids));
+            let lines = || {
+                body.split(|b| *b == b'\n')
+                    .enumerate()
+                    .map(|(n, l)| (n, l.strip_suffix(b"\r").unwrap_or(l)))
+                    .filter(|(_, l)| !l.iter().all(u8::is_ascii_whitespace))
+            };
+            if lines().count() > most {
+                return Err(BodyError::TooMany { most });
             }
-            Ok(out)
+            Ok(lines().map(|(n, l)| line_event(r, l, n + 1, ids)).collect())
         }
     }
 }
@@ -273,7 +343,7 @@ fn line_event(
     // With an Idempotency-Key, each line's id is the key and its line number, so a client
     // sending the same body again stores each line once.
     let (id, stable_id) = match r.idempotency_key() {
-        Some(k) => (r.stable_id(r.source, &format!("{k}/{n}")), true),
+        Some(k) => (r.stable_id(r.source, k, Some(n)), true),
         None => (format!("collector:{}/{}", r.connection, ids.next()), false),
     };
     Ok(Incoming {
@@ -305,7 +375,7 @@ fn binary(r: &Request<'_>, body: &[u8]) -> Result<Incoming, Refusal> {
     let stored = ce_headers(&attrs);
     kept.headers.splice(0..0, stored);
     kept.timestamp_us = attrs.get("time").and_then(|t| rfc3339_us(t)).or(ts);
-    let id = r.stable_id(&attrs["source"], &attrs["id"]);
+    let id = r.stable_id(&attrs["source"], &attrs["id"], None);
     Ok(Incoming {
         msg: r.message(id, kept, body.to_vec()),
         stable_id: true,
@@ -425,7 +495,11 @@ fn structured(r: &Request<'_>, event: &RawValue) -> Result<Incoming, Refusal> {
     kept.headers.splice(0..0, ce_headers(&attrs));
     kept.timestamp_us = attrs.get("time").and_then(|t| rfc3339_us(t)).or(ts);
     Ok(Incoming {
-        msg: r.message(r.stable_id(&attrs["source"], &attrs["id"]), kept, payload),
+        msg: r.message(
+            r.stable_id(&attrs["source"], &attrs["id"], None),
+            kept,
+            payload,
+        ),
         stable_id: true,
     })
 }
@@ -447,7 +521,8 @@ mod tests {
     }
 
     fn one(r: &Request<'_>, body: &[u8]) -> Result<Message, Refusal> {
-        let mut out = events(r, body, &mut FreshIds::new())?;
+        let mut out =
+            events(r, body, &mut FreshIds::new(), 10_000).map_err(|e| format!("{e:?}"))?;
         assert_eq!(out.len(), 1);
         out.remove(0).map(|i| i.msg)
     }
@@ -593,7 +668,13 @@ mod tests {
         let r = request(&[("content-type", "application/cloudevents+json")]);
         let e = one(&r, br#"{"specversion":"1.0","id":"1"}"#).unwrap_err();
         assert!(e.contains("source, type missing"), "{e}");
-        let e = events(&r, b"{nope", &mut FreshIds::new()).err().unwrap();
+        let e = match events(&r, b"{nope", &mut FreshIds::new(), 10)
+            .err()
+            .unwrap()
+        {
+            BodyError::Bad(e) => e,
+            e => panic!("{e:?}"),
+        };
         assert!(e.contains("not JSON"), "{e}");
         let e = one(
             &r,
@@ -620,6 +701,7 @@ mod tests {
             br#"[{"specversion":"1.0","id":"1","source":"s","type":"t"},{"id":"2"},
                 {"specversion":"1.0","id":"3","source":"s","type":"t","data":[1]}]"#,
             &mut FreshIds::new(),
+            10_000,
         )
         .unwrap();
         assert!(out[0].is_ok() && out[2].is_ok());
@@ -628,13 +710,14 @@ mod tests {
             .err()
             .unwrap()
             .contains("specversion, source, type"));
-        assert!(events(&r, br#"{"not":"an array"}"#, &mut FreshIds::new()).is_err());
+        assert!(events(&r, br#"{"not":"an array"}"#, &mut FreshIds::new(), 10).is_err());
 
         let r = request(&[("content-type", "application/x-ndjson")]);
         let out = events(
             &r,
             b"{\"a\":1}\n\n{bad\r\n{\"specversion\":\"1.0\",\"id\":\"9\",\"source\":\"s\",\"type\":\"t\"}\n",
             &mut FreshIds::new(),
+            10_000,
         )
         .unwrap();
         assert_eq!(out.len(), 3);
@@ -642,5 +725,25 @@ mod tests {
         assert!(out[1].as_ref().err().unwrap().starts_with("line 3:"));
         let ce = &out[2].as_ref().unwrap();
         assert!(ce.stable_id && ce.msg.id.as_deref() == Some("collector:in/s#9"));
+
+        // More events than may be taken: refused whole, before any is built.
+        assert_eq!(
+            events(&r, b"1\n2\n3\n", &mut FreshIds::new(), 2).err(),
+            Some(BodyError::TooMany { most: 2 })
+        );
+        let r = request(&[("content-type", "application/cloudevents-batch+json")]);
+        assert_eq!(
+            events(&r, b"[1,2,3]", &mut FreshIds::new(), 2).err(),
+            Some(BodyError::TooMany { most: 2 })
+        );
+        assert_eq!(
+            events(&r, b"[1,2]", &mut FreshIds::new(), 2).unwrap().len(),
+            2
+        );
+        // A key with a slash cannot pose as another key's line.
+        assert_ne!(
+            client_id("c", "s", "k/1", None),
+            client_id("c", "s", "k", Some(1))
+        );
     }
 }

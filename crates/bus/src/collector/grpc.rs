@@ -103,9 +103,8 @@ impl Service {
                 false,
             )
         } else {
-            let source = e.source.replace('%', "%25").replace('#', "%23");
             (
-                format!("collector:{}/{source}#{}", self.0.connection, e.id),
+                super::envelope::client_id(&self.0.connection, &e.source, &e.id, None),
                 true,
             )
         };
@@ -130,6 +129,19 @@ impl Service {
             },
             stable_id,
         })
+    }
+
+    /// One of the calls served at once (shared with HTTP's requests), so memory stays bounded
+    /// however many clients call.
+    async fn slot(&self) -> Result<tokio::sync::SemaphorePermit<'_>, Status> {
+        match tokio::time::timeout(Duration::from_secs(10), self.0.slots.acquire()).await {
+            Ok(Ok(s)) => Ok(s),
+            Ok(Err(_)) => Err(Status::unavailable("the collector is stopping")),
+            Err(_) => Err(Status::unavailable(format!(
+                "{} calls are being served: call again in a moment",
+                super::http::MAX_CONCURRENT
+            ))),
+        }
     }
 
     /// Queues events, waiting up to `patience` while the lake is behind.
@@ -178,6 +190,7 @@ async fn durable(rx: tokio::sync::oneshot::Receiver<Outcome>) -> Result<(), Stat
 #[tonic::async_trait]
 impl Collector for Service {
     async fn send(&self, request: Request<Event>) -> Result<Response<SendResult>, Status> {
+        let _slot = self.slot().await?;
         let incoming = self
             .incoming(request.into_inner())
             .map_err(Status::invalid_argument)?;
@@ -193,6 +206,7 @@ impl Collector for Service {
         &self,
         request: Request<tonic::Streaming<Event>>,
     ) -> Result<Response<SendResult>, Status> {
+        let _slot = self.slot().await?;
         let mut stream = request.into_inner();
         let mut waits = Vec::new();
         let mut rejected = Vec::new();
@@ -223,16 +237,31 @@ impl Collector for Service {
                 Some(e) => {
                     match self.incoming(e) {
                         Ok(i) => {
-                            chunk_bytes += i.msg.payload.len();
+                            chunk_bytes += i.msg.payload.len()
+                                + i.msg
+                                    .headers
+                                    .iter()
+                                    .map(|h| h.key.len() + h.value.as_ref().map_or(0, Vec::len))
+                                    .sum::<usize>();
                             chunk.push(i);
                         }
                         Err(error) if rejected.len() < MAX_REJECTED => {
                             rejected.push(Rejected { index, error })
                         }
                         Err(error) => {
+                            // What was taken before is kept, as the answer says.
+                            if !chunk.is_empty() {
+                                waits.push(
+                                    self.submit(std::mem::take(&mut chunk), STREAM_PATIENCE)
+                                        .await?,
+                                );
+                            }
+                            for rx in waits {
+                                durable(rx).await?;
+                            }
                             return Err(Status::invalid_argument(format!(
-                                "more than {MAX_REJECTED} events of this stream were refused (event {index}: {error}); the ones before were kept"
-                            )))
+                                "more than {MAX_REJECTED} events of this stream were refused (event {index}: {error}); the events before it are stored"
+                            )));
                         }
                     }
                     index += 1;

@@ -14,7 +14,7 @@
 //! - 504 when they were not durable within `DURABLE_WAIT`: they may still be stored, and
 //!   sending them again stores an event with an id once.
 
-use super::envelope::{self, Request};
+use super::envelope::{self, BodyError, Request};
 use super::intake::{Admit, Intake, Outcome};
 use crate::fresh_ids::FreshIds;
 use axum::body::Body;
@@ -33,11 +33,17 @@ pub(crate) const RETRY_AFTER_S: u64 = 1;
 /// Events in one request: a 16 MiB body of two-byte NDJSON lines would be eight million, each
 /// with a copy of the request's headers.
 pub(crate) const MAX_EVENTS: usize = 10_000;
+/// Header bytes all of one request's events may hold in copies (64 MiB).
+const HEADER_COPIES: usize = 64 << 20;
 /// Refusals listed in one answer (the count is always exact).
 const MAX_LISTED: usize = 1_000;
 /// Requests read at once; more wait their turn, so bodies in memory stay bounded
 /// (`MAX_CONCURRENT` x the body limit at most, and far less in practice).
 pub(crate) const MAX_CONCURRENT: usize = 256;
+/// How long a request waits for one of those slots before a 503.
+const SLOT_WAIT: Duration = Duration::from_secs(10);
+/// How long a body may take to arrive.
+const BODY_WAIT: Duration = Duration::from_secs(60);
 
 pub(crate) struct Ctx {
     pub connection: String,
@@ -145,8 +151,20 @@ async fn post_events(
             ),
         )
     };
-    let Ok(_slot) = ctx.slots.acquire().await else {
-        return error(StatusCode::SERVICE_UNAVAILABLE, "the collector is stopping");
+    // A slot while the body is read and parsed; given back once its events are queued (the
+    // intake bounds them from there).
+    let slot = match tokio::time::timeout(SLOT_WAIT, ctx.slots.acquire()).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(_)) => return error(StatusCode::SERVICE_UNAVAILABLE, "the collector is stopping"),
+        Err(_) => {
+            let mut r = error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("{MAX_CONCURRENT} requests are being read: send it again after Retry-After seconds"),
+            );
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, RETRY_AFTER_S.into());
+            return r;
+        }
     };
     let said = headers
         .get(header::CONTENT_LENGTH)
@@ -155,21 +173,28 @@ async fn post_events(
     if said.is_some_and(|n| n > ctx.max_body as u64) {
         return too_big();
     }
-    let bytes = match axum::body::to_bytes(body, ctx.max_body).await {
-        Ok(b) => b,
-        Err(e) => {
-            let over = std::error::Error::source(&e)
-                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
-            return if over {
-                too_big()
-            } else {
-                error(
-                    StatusCode::BAD_REQUEST,
-                    format!("the body could not be read: {e}"),
+    let bytes =
+        match tokio::time::timeout(BODY_WAIT, axum::body::to_bytes(body, ctx.max_body)).await {
+            Err(_) => {
+                return error(
+                    StatusCode::REQUEST_TIMEOUT,
+                    format!("the body did not arrive within {} s", BODY_WAIT.as_secs()),
                 )
-            };
-        }
-    };
+            }
+            Ok(Ok(b)) => b,
+            Ok(Err(e)) => {
+                let over = std::error::Error::source(&e)
+                    .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+                return if over {
+                    too_big()
+                } else {
+                    error(
+                        StatusCode::BAD_REQUEST,
+                        format!("the body could not be read: {e}"),
+                    )
+                };
+            }
+        };
     let request = Request {
         connection: &ctx.connection,
         source: &source,
@@ -179,25 +204,29 @@ async fn post_events(
             .collect(),
         received_us: sluice_model::now_us(),
     };
+    // Each event of a batch keeps a copy of the request's headers: what many events times
+    // large headers would hold in memory bounds how many one request may carry.
+    let header_bytes: usize = request.headers.iter().map(|(k, v)| k.len() + v.len()).sum();
+    let most = MAX_EVENTS.min(HEADER_COPIES / header_bytes.max(1)).max(1);
     let parsed = {
         let mut ids = ctx.ids.lock().unwrap_or_else(|p| p.into_inner());
-        envelope::events(&request, &bytes, &mut ids)
+        envelope::events(&request, &bytes, &mut ids, most)
     };
+    drop(bytes);
     let events = match parsed {
         Ok(e) => e,
-        Err(e) => return error(StatusCode::BAD_REQUEST, e),
+        Err(BodyError::Bad(e)) => return error(StatusCode::BAD_REQUEST, e),
+        Err(BodyError::TooMany { most }) => {
+            return error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "more events in one request than the collector takes at once ({most} with these headers; at most {MAX_EVENTS}): split them; nothing was kept"
+                ),
+            )
+        }
     };
     if events.is_empty() {
         return answer(StatusCode::OK, json!({ "accepted": 0 }));
-    }
-    if events.len() > MAX_EVENTS {
-        return error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!(
-                "{} events in one request, more than the collector takes at once ({MAX_EVENTS}): split them; nothing was kept",
-                events.len()
-            ),
-        );
     }
     let mut rejected = Vec::new();
     let mut refused = 0usize;
@@ -215,7 +244,7 @@ async fn post_events(
     }
     let accepted = taken.len();
     if accepted > 0 {
-        if let Err(r) = wait_durable(&ctx.intake, taken).await {
+        if let Err(r) = wait_durable(&ctx.intake, taken, slot).await {
             return r;
         }
     }
@@ -246,8 +275,11 @@ async fn post_events(
 async fn wait_durable(
     intake: &Intake,
     events: Vec<super::intake::Incoming>,
+    slot: tokio::sync::SemaphorePermit<'_>,
 ) -> Result<(), Response> {
-    let rx = match intake.submit(events) {
+    let admitted = intake.submit(events);
+    drop(slot);
+    let rx = match admitted {
         Admit::Waiting(rx) => rx,
         Admit::Busy(_) => {
             let mut r = error(

@@ -4,7 +4,7 @@
 
 use crate::kind::{field, BusKind, Capabilities, Conventions, Destination, FieldKind};
 use crate::{BusError, SourceInfo};
-use sluice_model::{Bus, Outgoing};
+use sluice_model::Bus;
 
 pub struct HttpConventions;
 
@@ -78,14 +78,6 @@ impl Conventions for HttpConventions {
             },
             Some(info),
         ))
-    }
-
-    fn address(&self, _: &mut Outgoing, _: Option<String>, _: Option<&str>) {}
-
-    /// An endpoint keeps nothing of its own: properties travel in the `sluice-properties`
-    /// header.
-    fn keeps_properties_of(&self, _: Bus) -> bool {
-        false
     }
 }
 

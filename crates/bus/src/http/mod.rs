@@ -13,6 +13,7 @@ mod sink;
 
 pub use config::{BodyMode, HttpConfig, Method};
 pub use conventions::HttpConventions;
+pub(crate) use settings::is_framing;
 pub use settings::HttpSettings;
 
 use crate::{BusError, Connector, Health, ReadOptions, Reader, SourceInfo, Writer};

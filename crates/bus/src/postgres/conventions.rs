@@ -1,9 +1,8 @@
 //! PostgreSQL's own rules: the settings form, reading changes (never writing: replay into a
-//! table is not built), positions that are WAL LSNs.
+//! table is not built, and `writer` says so), tables named as `schema.table`.
 
-use crate::kind::{field, mode, BusKind, Capabilities, Conventions, Destination, FieldKind};
-use crate::{BusError, SourceInfo};
-use sluice_model::{Bus, Outgoing};
+use crate::kind::{field, mode, BusKind, Capabilities, Conventions, FieldKind};
+use sluice_model::Bus;
 
 pub struct PostgresConventions;
 
@@ -49,21 +48,5 @@ impl Conventions for PostgresConventions {
 
     fn source_name(&self, written: &str) -> String {
         super::sql::qualified(written)
-    }
-
-    fn destination(
-        &self,
-        _: &str,
-        _: &mut dyn FnMut(&str) -> Result<Option<SourceInfo>, BusError>,
-    ) -> Result<(Destination, Option<SourceInfo>), BusError> {
-        Err(BusError::Invalid(
-            "replaying into PostgreSQL is not built yet: a PostgreSQL connection is a source of changes".into(),
-        ))
-    }
-
-    fn address(&self, _: &mut Outgoing, _: Option<String>, _: Option<&str>) {}
-
-    fn keeps_properties_of(&self, _: Bus) -> bool {
-        false
     }
 }

@@ -15,7 +15,8 @@ use tokio::sync::mpsc;
 /// Rows fetched per round trip while reading the snapshot.
 const FETCH: usize = 5_000;
 
-/// The tables as of the slot's start, one `snapshot` event per row.
+/// The tables as of the slot's start, one `snapshot` event per row; false when the capture
+/// ended before every row was read.
 pub(crate) async fn read_snapshot(
     q: &tokio_postgres::Client,
     name: &str,
@@ -23,7 +24,7 @@ pub(crate) async fn read_snapshot(
     all_keys: &Keys,
     connection: &str,
     tx: &mpsc::Sender<super::source::Item>,
-) -> Result<(), BusError> {
+) -> Result<bool, BusError> {
     q.batch_execute(&format!(
         "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT '{}'",
         name.replace('\'', "")
@@ -95,7 +96,8 @@ pub(crate) async fn read_snapshot(
                 break;
             }
             if tx.send(super::source::Item::Events(batch)).await.is_err() {
-                return Ok(());
+                // The capture ended before every row was read.
+                return Ok(false);
             }
         }
         q.batch_execute("CLOSE sluice_snapshot")
@@ -103,7 +105,7 @@ pub(crate) async fn read_snapshot(
             .map_err(sql_err)?;
     }
     q.batch_execute("COMMIT").await.map_err(sql_err)?;
-    Ok(())
+    Ok(true)
 }
 
 /// One column list as a JSON object; unchanged TOASTed columns are left out and named.
@@ -173,9 +175,11 @@ pub(crate) struct Txn {
     pub xid: u32,
     pub commit_us: i64,
     pub events: Vec<Message>,
-    /// The LSN of the last change and how many changes came at it: a multi-row insert
-    /// (COPY) logs its rows at one LSN, so the position is the LSN and this ordinal.
-    pub at: (u64, i64),
+    /// The LSN and table of the last change and how many changes of that table came at it:
+    /// a multi-row insert (COPY) logs its rows at one LSN, so the position is the LSN and
+    /// this ordinal. Per table, so that it does not depend on which tables are captured (a
+    /// TRUNCATE of several tables is one LSN).
+    pub at: (u64, u32, i64),
 }
 
 impl Txn {
@@ -184,17 +188,17 @@ impl Txn {
             xid,
             commit_us,
             events: Vec::new(),
-            at: (0, -1),
+            at: (0, 0, -1),
         }
     }
 
-    fn ordinal(&mut self, lsn: Lsn) -> i64 {
-        self.at = if self.at.0 == lsn.as_u64() {
-            (self.at.0, self.at.1 + 1)
+    fn ordinal(&mut self, lsn: Lsn, relation: u32) -> i64 {
+        self.at = if (self.at.0, self.at.1) == (lsn.as_u64(), relation) {
+            (self.at.0, relation, self.at.2 + 1)
         } else {
-            (lsn.as_u64(), 0)
+            (lsn.as_u64(), relation, 0)
         };
-        self.at.1
+        self.at.2
     }
 }
 
@@ -271,7 +275,7 @@ pub(crate) fn change_event(
                     .into(),
             );
         }
-        let ordinal = txn.ordinal(lsn);
+        let ordinal = txn.ordinal(lsn, id);
         txn.events.push(Message {
             id: None,
             source,

@@ -36,6 +36,8 @@ pub(crate) enum Item {
     /// Everything handed over before this is the WAL up to `lsn`: once it is durable, the
     /// slot may confirm `lsn`.
     Upto(Lsn),
+    /// Every row of the snapshot has been handed over before this.
+    SnapshotRead,
     Failed(BusError),
 }
 
@@ -55,8 +57,8 @@ pub(crate) struct PgReader {
     notes: Vec<String>,
     pg: PgSide,
     drop_slot: bool,
-    /// With `--snapshot`: whether every row was read.
-    snapshot: Option<Arc<AtomicBool>>,
+    /// With `--snapshot`: how many events had been handed out once every row of it was.
+    snapshot: Option<Option<u64>>,
     ended: bool,
 }
 
@@ -138,7 +140,11 @@ pub(crate) fn open(
         let list = tables.iter().map(|t| table_sql(t)).collect::<Vec<_>>().join(", ");
         match (&published, own_pub) {
             (None, true) if opts.create_slot => {
-                q.batch_execute(&format!("CREATE PUBLICATION {} FOR TABLE {list}", ident(&publication)))
+                q.batch_execute(&format!(
+                    // Partitioned tables' changes under their own name, not their leaves'.
+                    "CREATE PUBLICATION {} FOR TABLE {list} WITH (publish_via_partition_root = true)",
+                    ident(&publication)
+                ))
                     .await
                     .map_err(sql_err)?;
                 notes.push(format!("created publication {publication} for {}", tables.join(", ")));
@@ -239,7 +245,6 @@ pub(crate) fn open(
     let confirmed = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let trouble = Arc::new(Mutex::new(None));
-    let snapshot_read = Arc::new(AtomicBool::new(false));
     let repl_cfg = pg
         .config
         .replication(&slot, &publication)
@@ -276,19 +281,24 @@ pub(crate) fn open(
 
     let task = {
         let (confirmed, stop, trouble) = (confirmed.clone(), stop.clone(), trouble.clone());
-        let snapshot_read = snapshot_read.clone();
         let tables: HashSet<String> = tables.iter().cloned().collect();
         let what = what.clone();
         let connection = pg.name.clone();
         runtime.spawn(async move {
             if let Some(name) = snapshot {
-                if let Err(e) =
-                    read_snapshot(&client, &name, &tables, &keys, &connection, &tx).await
-                {
-                    let _ = tx.send(Item::Failed(e)).await;
-                    return;
+                match read_snapshot(&client, &name, &tables, &keys, &connection, &tx).await {
+                    Ok(true) => {
+                        if tx.send(Item::SnapshotRead).await.is_err() {
+                            return;
+                        }
+                    }
+                    // Cut short: the capture has ended, and so does reading.
+                    Ok(false) => return,
+                    Err(e) => {
+                        let _ = tx.send(Item::Failed(e)).await;
+                        return;
+                    }
                 }
-                snapshot_read.store(true, Ordering::Release);
             }
             drop(client);
             if let Err(e) = repl.start().await {
@@ -327,7 +337,7 @@ pub(crate) fn open(
             publication: own_pub.then_some(publication),
         },
         drop_slot: opts.drop_slot,
-        snapshot: opts.snapshot.then_some(snapshot_read),
+        snapshot: opts.snapshot.then_some(None),
         ended: false,
     })
 }
@@ -512,6 +522,11 @@ impl Reader for PgReader {
                         Some(last) if last.0 == self.handed => last.1 = l,
                         _ => self.marks.push_back((self.handed, l)),
                     },
+                    Some(Item::SnapshotRead) => {
+                        if let Some(s) = self.snapshot.as_mut() {
+                            *s = Some(self.handed);
+                        }
+                    }
                     Some(Item::Failed(e)) => {
                         failed = Some(e);
                         return;
@@ -548,10 +563,10 @@ impl Reader for PgReader {
     fn commit(&mut self, handled: u64) -> Result<(), BusError> {
         self.confirm(handled);
         self.finish();
+        // Whole only when every row was read and every one of them is in the lake.
         if self
             .snapshot
-            .as_ref()
-            .is_some_and(|s| !s.load(Ordering::Acquire))
+            .is_some_and(|rows| rows.is_none_or(|n| self.durable < n))
         {
             self.notes.push(
                 "the snapshot ended before every row was read, and a snapshot is not resumed: the next capture reads only changes; for all rows, drop the slot (--drop-slot) and capture again with --create-slot --snapshot".to_string(),
