@@ -341,7 +341,13 @@ fn load_descriptor_set(path: &Path) -> Result<FileDescriptorSet, SchemaError> {
 }
 
 /// Google's well-known types, so descriptor sets built without `--include_imports` still resolve.
-fn well_known_files() -> Vec<FileDescriptorProto> {
+/// Compiled once per process: every schema load adds them.
+fn well_known_files() -> &'static [FileDescriptorProto] {
+    static FILES: std::sync::OnceLock<Vec<FileDescriptorProto>> = std::sync::OnceLock::new();
+    FILES.get_or_init(compile_well_known)
+}
+
+fn compile_well_known() -> Vec<FileDescriptorProto> {
     const NAMES: &[&str] = &[
         "any",
         "api",
@@ -478,18 +484,16 @@ impl SchemaSet {
         let mut all = FileDescriptorSet {
             file: files.clone(),
         };
-        let missing_wkt = files.iter().flat_map(|f| f.dependency.iter()).any(|d| {
-            d.starts_with("google/protobuf/")
-                && !files.iter().any(|f| f.name.as_deref() == Some(d.as_str()))
-        });
-        if missing_wkt {
-            let have: Vec<String> = files.iter().filter_map(|f| f.name.clone()).collect();
-            let wkt: Vec<_> = well_known_files()
-                .into_iter()
-                .filter(|f| f.name.as_ref().is_some_and(|n| !have.contains(n)))
-                .collect();
-            all.file.splice(0..0, wkt);
-        }
+        // Google's well-known types are always there, so `google.protobuf.Struct` can be
+        // mapped directly, without adding a file that imports it; a set that brings its own
+        // copy of one keeps it.
+        let have: Vec<String> = files.iter().filter_map(|f| f.name.clone()).collect();
+        let wkt: Vec<_> = well_known_files()
+            .iter()
+            .filter(|f| f.name.as_ref().is_some_and(|n| !have.contains(n)))
+            .cloned()
+            .collect();
+        all.file.splice(0..0, wkt);
         check_files(&files).map_err(|p| {
             SchemaError::plain(
                 Some(p.file),
@@ -589,11 +593,19 @@ impl SchemaSet {
             return Ok(ProtobufCodec::new(desc));
         }
         let suffix = format!(".{name}");
-        let matches: Vec<_> = self
+        let mut matches: Vec<_> = self
             .pool
             .all_messages()
             .filter(|m| m.full_name().ends_with(&suffix))
             .collect();
+        // A short name means the user's type before Google's (`Timestamp` is theirs when they
+        // have one); Google's answer it only when nothing else does.
+        if matches
+            .iter()
+            .any(|m| !m.full_name().starts_with("google.protobuf."))
+        {
+            matches.retain(|m| !m.full_name().starts_with("google.protobuf."));
+        }
         match matches.as_slice() {
             [one] => Ok(ProtobufCodec::new(one.clone())),
             [] => Err(SchemaError::plain(

@@ -270,3 +270,33 @@ fn doubles_and_floats_round_trip_exactly() {
         }
     }
 }
+
+/// Google's well-known types are there without a file that imports them, so a topic can be
+/// mapped to `google.protobuf.Struct` directly; a user's own `Timestamp` still wins a short name.
+#[test]
+fn well_known_types_are_mappable_without_a_file() {
+    let empty = SchemaSet::from_sets([]).unwrap();
+    let codec = empty.codec("google.protobuf.Struct").unwrap();
+    let mut st = prost_types::Struct::default();
+    st.fields.insert(
+        "status".into(),
+        prost_types::Value {
+            kind: Some(prost_types::value::Kind::StringValue("FAILED".into())),
+        },
+    );
+    assert_eq!(codec.decode_to_json(&st.encode_to_vec()).unwrap(), r#"{"status":"FAILED"}"#);
+    assert!(empty.codec("google.protobuf.FileDescriptorSet").is_ok());
+    assert!(empty.codec("Timestamp").is_ok(), "Google's when nobody else has one");
+    assert!(empty.message_types().is_empty(), "not listed as the user's types");
+
+    let mine = SchemaSet::from_proto_source(
+        "mine.proto",
+        "syntax = \"proto3\"; package my; message Timestamp { string at = 1; }",
+    )
+    .unwrap();
+    assert_eq!(
+        mine.codec("Timestamp").unwrap().type_name(),
+        "my.Timestamp",
+        "a short name means the user's type"
+    );
+}
