@@ -284,10 +284,19 @@ fn well_known_types_are_mappable_without_a_file() {
             kind: Some(prost_types::value::Kind::StringValue("FAILED".into())),
         },
     );
-    assert_eq!(codec.decode_to_json(&st.encode_to_vec()).unwrap(), r#"{"status":"FAILED"}"#);
+    assert_eq!(
+        codec.decode_to_json(&st.encode_to_vec()).unwrap(),
+        r#"{"status":"FAILED"}"#
+    );
     assert!(empty.codec("google.protobuf.FileDescriptorSet").is_ok());
-    assert!(empty.codec("Timestamp").is_ok(), "Google's when nobody else has one");
-    assert!(empty.message_types().is_empty(), "not listed as the user's types");
+    assert!(
+        empty.codec("Timestamp").is_ok(),
+        "Google's when nobody else has one"
+    );
+    assert!(
+        empty.message_types().is_empty(),
+        "not listed as the user's types"
+    );
 
     let mine = SchemaSet::from_proto_source(
         "mine.proto",
