@@ -628,7 +628,7 @@ impl PgReader {
         let cfg = self.pg.config.clone();
         let (slot, publication) = (self.pg.slot.clone(), self.pg.publication.clone());
         let note = rt.block_on(async {
-            let q = connect_config(&cfg).await?;
+            let q = connect_config(&cfg, &cfg.place()).await?;
             // The walsender lets the slot go a moment after the stream closes.
             let mut last = None;
             for _ in 0..50 {

@@ -33,26 +33,11 @@ pub(crate) fn err(what: &str, e: impl std::fmt::Display) -> BusError {
 }
 
 pub(crate) async fn connect(pg: &Postgres) -> Result<tokio_postgres::Client, BusError> {
-    let what = format!("PostgreSQL {} ({})", pg.config.place(), pg.name);
-    let cfg = pg.config.queries(CONNECT);
-    let (client, conn) = tokio::time::timeout(CONNECT, cfg.connect(tokio_postgres::NoTls))
-        .await
-        .map_err(|_| err(&what, format!("no answer within {} s", CONNECT.as_secs())))?
-        .map_err(|e| {
-            let text = e.to_string();
-            if text.contains("password") || text.contains("authentication") {
-                BusError::Auth {
-                    what: what.clone(),
-                    reason: text,
-                }
-            } else {
-                err(&what, e)
-            }
-        })?;
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    Ok(client)
+    connect_config(
+        &pg.config,
+        &format!("PostgreSQL {} ({})", pg.config.place(), pg.name),
+    )
+    .await
 }
 
 pub(crate) fn sql_err(e: tokio_postgres::Error) -> BusError {
@@ -63,14 +48,27 @@ pub(crate) fn sql_err(e: tokio_postgres::Error) -> BusError {
     }
 }
 
+/// A query connection within `CONNECT`; `what` names it in errors, and a refused password
+/// is an authentication error rather than an unreachable server.
 pub(crate) async fn connect_config(
     cfg: &super::PostgresConfig,
+    what: &str,
 ) -> Result<tokio_postgres::Client, BusError> {
     let (client, conn) =
         tokio::time::timeout(CONNECT, cfg.queries(CONNECT).connect(tokio_postgres::NoTls))
             .await
-            .map_err(|_| err(&cfg.place(), "no answer"))?
-            .map_err(|e| err(&cfg.place(), e))?;
+            .map_err(|_| err(what, format!("no answer within {} s", CONNECT.as_secs())))?
+            .map_err(|e| {
+                let text = e.to_string();
+                if text.contains("password") || text.contains("authentication") {
+                    BusError::Auth {
+                        what: what.to_string(),
+                        reason: text,
+                    }
+                } else {
+                    err(what, e)
+                }
+            })?;
     tokio::spawn(async move {
         let _ = conn.await;
     });
