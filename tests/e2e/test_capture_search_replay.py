@@ -110,6 +110,32 @@ def test_replay_keeps_partition_order_and_partition(sluice, topic, pb):
     assert r.returncode != 0 and "partition" in r.stderr
 
 
+def test_replay_of_listed_ids_sends_exactly_those(sluice, topic, tmp_path):
+    """`--ids FILE` takes more events than an `event.id in (...)` filter's 1,024 terms."""
+    t = topic("picked", partitions=1)
+    produce(t, [{"key": f"k{i}".encode(), "value": f"v{i}".encode()} for i in range(2000)])
+    sluice("capture", "local", t, "--stop-at-end")
+    rows = [json.loads(line) for line in sluice("search", f"source = {t}", "--format", "jsonl", "--limit", "5000").splitlines()]
+    picked = [r for r in rows if int(r["key_text"][1:]) % 3 != 0]
+    assert len(picked) > 1024
+    ids = tmp_path / "ids.txt"
+    ids.write_text("".join(r["id"] + "\n" for r in picked) + "\n")
+    target = topic("picked-replayed", partitions=1)
+    plan = sluice("replay", f"source = {t}", "--ids", ids, "--to", f"local:{target}", "--dry-run")
+    assert f"dry run: {len(picked)} events would be sent" in plan
+    out = json.loads(sluice("replay", f"source = {t}", "--ids", ids, "--to", f"local:{target}", "--json"))
+    assert (out["matched"], out["sent"], out["failed"]) == (len(picked), len(picked), 0)
+    got = consume(target, expect=len(picked))
+    assert sorted(m.key() for m in got) == sorted(r["key_text"].encode() for r in picked)
+    # The ids narrow the filter, never widen it.
+    narrowed = json.loads(sluice("replay", "partition = 7", "--ids", ids, "--to", f"local:{target}", "--json"))
+    assert narrowed["matched"] == 0
+    empty = tmp_path / "none.txt"
+    empty.write_text("\n")
+    r = sluice.run("replay", "", "--ids", empty, "--to", f"local:{target}", check=False)
+    assert r.returncode != 0 and "no event ids" in r.stderr
+
+
 def test_recapture_and_replay_loops(sluice, topic, pb):
     t, _ = setup_orders(sluice, topic, pb, n=20)
     again = json.loads(sluice("capture", "local", t, "--stop-at-end", "--json"))

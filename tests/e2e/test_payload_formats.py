@@ -47,6 +47,26 @@ def test_compressed_and_self_describing_payloads_decode(sluice, topic, pb):
     assert keys(f'source = {t} and "some words"') == ["gzip-text"]
 
 
+def test_detect_prefers_the_type_used_most_completely_and_will_not_accept_a_tie(sluice, topic, tmp_path):
+    proto = tmp_path / "shapes.proto"
+    proto.write_text('syntax = "proto3";\npackage shapes;\n'
+                     "message Wide { int32 x = 1; int32 y = 2; string label = 3; bytes extra = 4; }\n"
+                     "message Point { int32 x = 1; int32 y = 2; }\n"
+                     "message Twin { int32 x = 1; int32 y = 2; }\n")
+    sluice("schema", "add", proto)
+    t = topic("detect-tie", partitions=1)
+    produce(t, [{"value": bytes([0x08, i + 1, 0x10, 2 * i + 1])} for i in range(10)])
+    found = {c["type_name"]: c for c in json.loads(sluice("schema", "detect", "local", t, "--format", "json"))}
+    ranked = [n for n in json.loads(sluice("schema", "detect", "local", t, "--format", "json")) if n["type_name"].startswith("shapes.")]
+    assert [c["type_name"] for c in ranked] == ["shapes.Point", "shapes.Twin", "shapes.Wide"], ranked
+    assert found["shapes.Point"]["unseen_fields"] == 0 and found["shapes.Wide"]["unseen_fields"] == 2
+    assert found["shapes.Point"]["tied"] and found["shapes.Twin"]["tied"] and not found["shapes.Wide"]["tied"]
+    table = sluice("schema", "detect", "local", t)
+    assert "tie" in next(line for line in table.splitlines() if line.startswith("shapes.Point")), table
+    r = sluice.run("schema", "detect", "local", t, "--accept", check=False)
+    assert r.returncode != 0 and "shapes.Point, shapes.Twin fit these payloads equally well" in r.stderr, r.stderr
+
+
 def test_detect_suggests_the_type_and_accepting_it_maps_and_redecodes(sluice, topic, pb):
     t = topic("detect", partitions=1)
     recs = []

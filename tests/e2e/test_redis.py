@@ -368,6 +368,35 @@ def test_a_server_that_goes_away_ends_the_capture(rds, locked_redis, how):
     assert time.time() - t0 < 12
 
 
+def test_credentials_revoked_mid_capture_end_it_with_an_auth_error(rds, locked_redis):
+    """The user's access is revoked and its connections killed under a running capture: the
+    reconnect is refused, the capture says so within its broker timeout, keeps what it read,
+    and exits non-zero; the password never shows."""
+    port, _ = locked_redis
+    admin = redis.Redis(port=port, password="right-pw")
+    pw = "reader-pw-1"
+    admin.execute_command("ACL", "SETUSER", "reader", "on", f">{pw}", "~*", "+@all")
+    s = unique("revoked")
+    admin.xadd(s, {"payload": "one"})
+    rds.run("connection", "add", "redis", "revoked", "--url", f"redis://reader@127.0.0.1:{port}/0",
+            "--password-stdin", input=pw + "\n")
+    p = rds.popen("capture", "revoked", s, "--broker-timeout", "3s", "--json")
+    deadline = time.time() + 20
+    while rds("search", f'source = "{s}"', "--count").strip() != "1":
+        assert time.time() < deadline and p.poll() is None, "the capture read the entry"
+        time.sleep(0.2)
+    admin.execute_command("ACL", "SETUSER", "reader", "resetpass", ">other-pw")
+    admin.execute_command("CLIENT", "KILL", "USER", "reader")
+    t0 = time.time()
+    out, err = p.communicate(timeout=60)
+    assert p.returncode != 0, (out, err)
+    assert "authentication failed" in err or "WRONGPASS" in err, err
+    assert time.time() - t0 < 15, f"ended {time.time() - t0:.0f} s after the revocation"
+    assert "captured 1 events into the lake" in err, err
+    assert pw not in out + err
+    assert rds("search", f'source = "{s}"', "--count").strip() == "1"
+
+
 def test_a_pause_shorter_than_the_broker_timeout_is_read_through(rds, locked_redis):
     """The server stops answering for a while (SIGSTOP) and comes back: the capture reads on,
     and every entry is in the lake once."""

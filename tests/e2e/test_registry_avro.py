@@ -4,8 +4,10 @@ Sluice fetches each schema once, caches it on disk, decodes to the JSON the inde
 libraries print, keeps decoding offline, and re-encodes edits with the same frame. Plain Avro
 datums decode with an .avsc file mapped like a protobuf type."""
 
+import base64
 import io
 import json
+import time
 
 import fastavro
 import pytest
@@ -17,6 +19,7 @@ from confluent_kafka.serialization import MessageField, SerializationContext
 from google.protobuf import json_format
 
 from conftest import BROKER, consume, produce
+from faultproxy import fault_proxy  # noqa: F401 (a fixture)
 from registry import FakeRegistry
 
 PAYMENT = {
@@ -236,3 +239,41 @@ def test_avsc_files_map_like_protobuf_types(sluice, topic, tmp_path):
         fastavro.json_writer(out, schema, [d])
         assert e["decoded"] == json.loads(out.getvalue())
     assert sorted(e["key_text"] for e in sluice.jsonl("search", f"source = {t} and total.cents >= 100", "--format", "jsonl")) == ["i-1", "i-2"]
+
+
+def test_a_registry_that_goes_silent_or_revokes_the_login_fails_events_not_the_capture(sluice, topic, pb, registry, fault_proxy):
+    """Each event whose schema cannot be fetched keeps its bytes and says why, within the
+    registry's 10 s timeout; the capture goes on and ends with every event in the lake."""
+    port = int(registry.url.rsplit(":", 1)[1])
+    proxy = fault_proxy(("127.0.0.1", port))
+    sluice("connection", "add", "kafka", "local", "--brokers", BROKER, "--replace",
+           "--registry", f"http://{proxy.addr}", "--registry-user", "sr", env={"SLUICE_REGISTRY_PASSWORD": SECRET})
+    ser = ProtobufSerializer(pb.order.Order, client(registry), {"use.deprecated.format": False})
+
+    def framed(t, n):
+        ctx = SerializationContext(t, MessageField.VALUE)
+        produce(t, [{"key": f"k{i}".encode(), "value": ser(pb.order.Order(id=f"o-{i}"), ctx)} for i in range(n)])
+
+    silent, revoked = topic("registry-silent", partitions=1), topic("registry-revoked", partitions=1)
+    framed(silent, 5)
+    framed(revoked, 3)
+    proxy.set("stall")
+    t0 = time.time()
+    r = sluice.run("capture", "local", silent, "--stop-at-end", "--json")
+    took = time.time() - t0
+    out = json.loads(r.stdout)
+    assert (out["captured"], out["decode_errors"]) == (5, 5), r.stdout + r.stderr
+    assert took < 40, f"the capture took {took:.0f} s against a silent registry"
+    rows = [json.loads(line) for line in sluice("search", f"source = {silent}", "--format", "jsonl").splitlines()]
+    assert len(rows) == 5 and all(proxy.addr in row["decode_error"] for row in rows), rows[0]
+    assert SECRET not in r.stdout + r.stderr + json.dumps(rows)
+
+    # The registry now refuses the login (a revoked password): a clear error, nothing hangs.
+    proxy.set("pass")
+    registry.auth = "Basic " + base64.b64encode(b"sr:rotated").decode()
+    r = sluice.run("capture", "local", revoked, "--stop-at-end", "--json")
+    out = json.loads(r.stdout)
+    assert (out["captured"], out["decode_errors"]) == (3, 3), r.stdout + r.stderr
+    rows = [json.loads(line) for line in sluice("search", f"source = {revoked}", "--format", "jsonl").splitlines()]
+    assert all("401" in row["decode_error"] or "credentials" in row["decode_error"] for row in rows), rows[0]
+    assert SECRET not in r.stdout + r.stderr + json.dumps(rows)

@@ -391,7 +391,18 @@ confidence: number,
 /**
  * Samples that decode as this type without error.
  */
-decoded: number, samples: number, };
+decoded: number, samples: number, 
+/**
+ * Fields the type (and the message types the samples reach in it) declares that no
+ * sample uses: between types that fit equally, the one the samples use most completely
+ * is the likelier.
+ */
+unseen_fields: number, 
+/**
+ * Fits exactly as well as the candidate next to it, by every measure: the samples cannot
+ * tell them apart, so pick by name.
+ */
+tied: boolean, };
 export type ReadArgs = { connection: string, sources: Array<string>, 
 /**
  * `beginning`, `end`, `last`, `OFFSET`, `-N` or `@RFC3339`.
@@ -549,6 +560,11 @@ export type HistogramArgs = { filter: string, buckets: number | null, };
 export type Histogram = { start_us: number, bucket_us: number, counts: Array<number>, };
 export type IdArgs = { id: string, };
 export type ReplayArgs = { filter: string, 
+/**
+ * Only these events (the rows ticked in a result), within the filter: any number up to
+ * 100,000, where an `event.id in (...)` filter holds 1,024.
+ */
+ids?: Array<string>, 
 /**
  * `CONNECTION:TOPIC`, `CONNECTION:EXCHANGE[/ROUTING_KEY]` or `CONNECTION:QUEUE`.
  */

@@ -15,6 +15,8 @@ use std::time::Duration;
 
 #[derive(Debug, Clone)]
 pub struct ReplayRequest {
+    /// Only these events within the filter (none: every match).
+    pub ids: Vec<String>,
     /// `CONNECTION:TOPIC`, `CONNECTION:EXCHANGE[/ROUTING_KEY]` or `CONNECTION:QUEUE`; unused with
     /// `to_origin`.
     pub to: String,
@@ -149,7 +151,7 @@ impl Sluice {
         req: &ReplayRequest,
         on_event: &mut dyn FnMut(&Event),
     ) -> Result<u64> {
-        let c = Self::compile(filter)?;
+        let c = Self::compile_picked(filter, &req.ids)?;
         let lake = self.lake()?;
         if !req.to_origin {
             let (connection, _) = Self::parse_target(&req.to)?;
@@ -176,7 +178,7 @@ impl Sluice {
         stop: &AtomicBool,
         on_progress: &mut dyn FnMut(&ReplayProgress),
     ) -> std::result::Result<ReplaySummary, ReplayFailure> {
-        let c = Self::compile(filter)?;
+        let c = Self::compile_picked(filter, &req.ids)?;
         let lake = self.lake()?;
         let edited = self.edited_payloads(filter, &req.edits)?;
         if req.to_origin {

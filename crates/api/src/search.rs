@@ -10,6 +10,21 @@ impl Sluice {
         Ok(sluice_filter::to_sql(filter, sluice_model::now_us())?)
     }
 
+    /// A filter narrowed to the events a user ticked, when there are any.
+    pub(crate) fn compile_picked(filter: &str, ids: &[String]) -> Result<sluice_filter::Compiled> {
+        if ids.len() > sluice_filter::MAX_IDS {
+            return Err(crate::error::ApiError::new(
+                crate::error::ErrorCode::InvalidInput,
+                format!(
+                    "{} events ticked; one replay takes at most {} (use a filter for more)",
+                    ids.len(),
+                    sluice_filter::MAX_IDS
+                ),
+            ));
+        }
+        Ok(Self::compile(filter)?.only_ids(ids))
+    }
+
     /// Matching events, newest first.
     pub fn search(&self, filter: &str, limit: u64, skip: u64) -> Result<Vec<Event>> {
         let c = Self::compile(filter)?;

@@ -326,13 +326,19 @@ fn rate(label: &str, payloads: &[Vec<u8>], count: usize, mut f: impl FnMut(&[u8]
     r
 }
 
-fn decode(count: usize) {
-    let msgs: Vec<Vec<u8>> = payloads().into_iter().map(|(b, _)| b).collect();
-    let pool =
-        prost_reflect::DescriptorPool::from_file_descriptor_set(example_schemas()).expect("pool");
-    let desc = pool.get_message_by_name("shop.v1.Order").expect("Order");
-    let set = sluice_codec::SchemaSet::from_sets([example_schemas()]).expect("schemas");
-    let decoder = sluice_codec::Decoder::typed(set.type_codec("shop.v1.Order").expect("Order"));
+/// Decodes `msgs` with prost-reflect's DynamicMessage + serde_json (the baseline) and with
+/// Sluice's decoder for the same type; prints both rates and their ratio.
+fn versus_baseline(
+    what: &str,
+    set: prost_types::FileDescriptorSet,
+    type_name: &str,
+    msgs: &[Vec<u8>],
+    count: usize,
+) {
+    let pool = prost_reflect::DescriptorPool::from_file_descriptor_set(set.clone()).expect("pool");
+    let desc = pool.get_message_by_name(type_name).expect("type");
+    let set = sluice_codec::SchemaSet::from_sets([set]).expect("schemas");
+    let decoder = sluice_codec::Decoder::typed(set.type_codec(type_name).expect("type"));
     // Warm both paths, then measure each twice, alternating, and keep the better run: the
     // machine is shared, and a neighbour's burst should not decide the ratio.
     let baseline = |b: &[u8]| {
@@ -340,22 +346,142 @@ fn decode(count: usize) {
         serde_json::to_string(&m).expect("serializes").len()
     };
     let sluice = |b: &[u8]| decoder.decode(b, true).json.map_or(0, |j| j.len());
-    rate("warm-up", &msgs, count / 10, baseline);
-    rate("warm-up", &msgs, count / 10, sluice);
+    rate("warm-up", msgs, count / 10, baseline);
+    rate("warm-up", msgs, count / 10, sluice);
     let mut base = 0f64;
     let mut ours = 0f64;
     for _ in 0..2 {
         base = base.max(rate(
-            "prost-reflect DynamicMessage + serde_json (baseline)",
-            &msgs,
+            &format!("prost-reflect DynamicMessage + serde_json (baseline){what}"),
+            msgs,
             count,
             baseline,
         ));
-        ours = ours.max(rate("sluice protobuf (mapped type)", &msgs, count, sluice));
+        ours = ours.max(rate(
+            &format!("sluice protobuf (mapped type){what}"),
+            msgs,
+            count,
+            sluice,
+        ));
     }
+    let of = if what.is_empty() {
+        String::new()
+    } else {
+        format!(",\"of\":\"{type_name}\"")
+    };
     println!(
-        "{{\"op\":\"decode\",\"what\":\"ratio\",\"sluice_over_baseline\":{:.3}}}",
+        "{{\"op\":\"decode\",\"what\":\"ratio\"{of},\"sluice_over_baseline\":{:.3}}}",
         ours / base
+    );
+}
+
+/// OTLP's descriptors (with the googleapis types the codec tests use), built by
+/// tests/protos/realworld/make.py and compiled in so the benchmark needs no Python.
+const REALWORLD: &[u8] = include_bytes!("../../../tests/protos/realworld/realworld.binpb");
+
+/// Export requests as an OpenTelemetry SDK sends them: one resource with its attributes, one
+/// instrumentation scope, 10 spans of ~10 string/int/bool/double attributes, with events.
+fn otlp_payloads() -> (prost_types::FileDescriptorSet, Vec<Vec<u8>>) {
+    use prost::Message as _;
+    let set = prost_types::FileDescriptorSet::decode(REALWORLD).expect("realworld.binpb");
+    let pool = prost_reflect::DescriptorPool::from_file_descriptor_set(set.clone()).expect("pool");
+    let desc = pool
+        .get_message_by_name("opentelemetry.proto.trace.v1.TracesData")
+        .expect("TracesData");
+    let kv = |k: &str, v: serde_json::Value| serde_json::json!({"key": k, "value": v});
+    let id = |n: u64, len: usize| {
+        let bytes: Vec<u8> = (0..len)
+            .map(|i| (n >> (i % 8 * 8)) as u8 ^ i as u8)
+            .collect();
+        base64(&bytes)
+    };
+    let msgs = (0..200u64)
+        .map(|i| {
+            let start = 1_795_168_800_000_000_000u64 + i * 1_000_000;
+            let spans: Vec<serde_json::Value> = (0..10u64)
+                .map(|s| {
+                    serde_json::json!({
+                        "traceId": id(i, 16), "spanId": id(i * 10 + s, 8), "parentSpanId": id(i * 10, 8),
+                        "name": format!("GET /api/v1/orders/{}", (i * 31 + s) % 1000),
+                        "kind": "SPAN_KIND_SERVER",
+                        "startTimeUnixNano": (start + s * 1000).to_string(),
+                        "endTimeUnixNano": (start + s * 1000 + 250_000 + s * 17).to_string(),
+                        "attributes": [
+                            kv("http.request.method", serde_json::json!({"stringValue": "GET"})),
+                            kv("url.path", serde_json::json!({"stringValue": format!("/api/v1/orders/{}", s)})),
+                            kv("url.scheme", serde_json::json!({"stringValue": "https"})),
+                            kv("http.response.status_code", serde_json::json!({"intValue": (200 + (s % 3) * 100).to_string()})),
+                            kv("server.address", serde_json::json!({"stringValue": "orders.internal.example.com"})),
+                            kv("server.port", serde_json::json!({"intValue": "8443"})),
+                            kv("network.protocol.version", serde_json::json!({"stringValue": "1.1"})),
+                            kv("user_agent.original", serde_json::json!({"stringValue": "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36"})),
+                            kv("http.route", serde_json::json!({"stringValue": "/api/v1/orders/{id}"})),
+                            kv("sampled", serde_json::json!({"boolValue": s % 2 == 0})),
+                            kv("db.duration_ms", serde_json::json!({"doubleValue": 1.25 + s as f64})),
+                        ],
+                        "events": [
+                            {"timeUnixNano": (start + s * 1000 + 5000).to_string(), "name": "cache.miss",
+                             "attributes": [kv("cache.key", serde_json::json!({"stringValue": format!("order:{i}:{s}")}))]},
+                            {"timeUnixNano": (start + s * 1000 + 9000).to_string(), "name": "db.query",
+                             "attributes": [kv("db.statement", serde_json::json!({"stringValue": "SELECT * FROM orders WHERE id = $1"})),
+                                            kv("db.rows", serde_json::json!({"intValue": "1"}))]},
+                        ],
+                        "status": {"code": if s % 7 == 3 { "STATUS_CODE_ERROR" } else { "STATUS_CODE_OK" }},
+                    })
+                })
+                .collect();
+            let json = serde_json::json!({"resourceSpans": [{
+                "resource": {"attributes": [
+                    kv("service.name", serde_json::json!({"stringValue": "orders-api"})),
+                    kv("service.version", serde_json::json!({"stringValue": "2.14.1"})),
+                    kv("deployment.environment", serde_json::json!({"stringValue": "production"})),
+                    kv("host.name", serde_json::json!({"stringValue": format!("orders-api-{}", i % 12)})),
+                    kv("process.pid", serde_json::json!({"intValue": (4000 + i % 50).to_string()})),
+                    kv("telemetry.sdk.language", serde_json::json!({"stringValue": "go"})),
+                ]},
+                "scopeSpans": [{"scope": {"name": "go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp", "version": "0.53.0"},
+                                "spans": spans}],
+                "schemaUrl": "https://opentelemetry.io/schemas/1.26.0",
+            }]});
+            let text = json.to_string();
+            let mut de = serde_json::Deserializer::from_str(&text);
+            let m = prost_reflect::DynamicMessage::deserialize(desc.clone(), &mut de).expect("OTLP JSON");
+            m.encode_to_vec()
+        })
+        .collect();
+    (set, msgs)
+}
+
+/// Standard padded base64, for the ids in OTLP's JSON form.
+fn base64(bytes: &[u8]) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut s = String::new();
+    for c in bytes.chunks(3) {
+        let n = (u32::from(c[0]) << 16)
+            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
+            | u32::from(*c.get(2).unwrap_or(&0));
+        for i in 0..4 {
+            s.push(if i <= c.len() {
+                A[(n >> (18 - 6 * i) & 63) as usize] as char
+            } else {
+                '='
+            });
+        }
+    }
+    s
+}
+
+fn decode(count: usize) {
+    let msgs: Vec<Vec<u8>> = payloads().into_iter().map(|(b, _)| b).collect();
+    versus_baseline("", example_schemas(), "shop.v1.Order", &msgs, count);
+    let (otlp, spans) = otlp_payloads();
+    // Each OTLP message holds 10 spans (~6.4 kB, ~45 times an Order): a tenth of the count.
+    versus_baseline(
+        " (OTLP TracesData, 10 spans)",
+        otlp,
+        "opentelemetry.proto.trace.v1.TracesData",
+        &spans,
+        (count / 10).max(100),
     );
 
     let avro = sluice_codec::AvroSchema::parse(ORDER_AVSC, &[]).expect("avsc");

@@ -41,6 +41,10 @@ pub(crate) struct ReplayFlags {
     /// one event. Re-encoded with each event's type and framing.
     #[arg(long, value_name = "FILE")]
     edit: Option<PathBuf>,
+    /// Only these events within the filter: a file of event ids, one per line (`-` for
+    /// standard input), e.g. `sluice search F --format jsonl | jq -r .id`; up to 100,000
+    #[arg(long, value_name = "FILE")]
+    ids: Option<PathBuf>,
     /// Print the account (sent, failed, unknown, not sent, reasons) as one JSON object
     #[arg(long)]
     json: bool,
@@ -65,6 +69,27 @@ pub(crate) fn run(session: &Session, f: ReplayFlags) -> Result<()> {
         }
         None => Vec::new(),
     };
+    let ids: Vec<String> = match &f.ids {
+        Some(path) => {
+            let text = if path.as_os_str() == "-" {
+                std::io::read_to_string(std::io::stdin()).context("--ids -")?
+            } else {
+                std::fs::read_to_string(path)
+                    .with_context(|| format!("--ids {}", path.display()))?
+            };
+            let ids: Vec<String> = text
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .map(String::from)
+                .collect();
+            if ids.is_empty() {
+                bail!("--ids {}: no event ids in it", path.display());
+            }
+            ids
+        }
+        None => Vec::new(),
+    };
     let to = f.to.unwrap_or_default();
     let dest = if f.to_origin {
         "their origins".to_string()
@@ -73,6 +98,7 @@ pub(crate) fn run(session: &Session, f: ReplayFlags) -> Result<()> {
     };
     let fields = json!({
         "filter": f.filter,
+        "ids": ids,
         "to": to,
         "to_origin": f.to_origin,
         "rate": f.rate,

@@ -169,14 +169,19 @@ pub(crate) fn run(session: &Session, cmd: SchemaCmd) -> Result<()> {
                     if found.is_empty() {
                         println!("no known type fits these payloads");
                     } else {
-                        println!("{:<50} {:>10} {:>10}", "TYPE", "CONFIDENCE", "DECODED");
+                        println!(
+                            "{:<50} {:>10} {:>10} {:>7}",
+                            "TYPE", "CONFIDENCE", "DECODED", "UNUSED"
+                        );
                     }
                     for c in found.iter().take(10) {
                         println!(
-                            "{:<50} {:>9.0}% {:>10}",
+                            "{:<50} {:>9.0}% {:>10} {:>7}{}",
                             c.type_name,
                             c.confidence * 100.0,
-                            format!("{}/{}", c.decoded, c.samples)
+                            format!("{}/{}", c.decoded, c.samples),
+                            c.unseen_fields,
+                            if c.tied { "  tie" } else { "" }
                         );
                     }
                 }
@@ -185,6 +190,22 @@ pub(crate) fn run(session: &Session, cmd: SchemaCmd) -> Result<()> {
                 let best = found
                     .first()
                     .ok_or_else(|| anyhow!("nothing to accept: no known type fits"))?;
+                if best.tied {
+                    let tied: Vec<&str> = found
+                        .iter()
+                        .take_while(|c| {
+                            c.tied
+                                && (c.confidence, c.decoded, c.unseen_fields)
+                                    == (best.confidence, best.decoded, best.unseen_fields)
+                        })
+                        .map(|c| c.type_name.as_str())
+                        .collect();
+                    bail!(
+                        "nothing to accept: {} fit these payloads equally well; map one by name \
+                         (sluice schema map {connection} {topic} TYPE)",
+                        tied.join(", ")
+                    );
+                }
                 let (m, work) = session.schema_map_job(args(
                     "schema_map",
                     json!({"connection": connection, "topic": topic, "value_type": best.type_name}),

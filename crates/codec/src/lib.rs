@@ -31,7 +31,7 @@ pub use detect::{detect, Candidate};
 pub use error::{DecodeError, EncodeError};
 pub use framing::{protobuf_frame, Frame};
 pub use guard::DecoderBug;
-pub use protobuf::{ProtobufCause, ProtobufCodec, ProtobufError};
+pub use protobuf::{ProtobufCause, ProtobufCodec, ProtobufError, TranscodeError};
 pub use registry::{
     header_ref, payload_prefix, FramedError, NamedSchema, RegisteredSchema, RegistryDecoder,
     SchemaKind, SchemaRef, SchemaSource, SourceError, UnusableSchema,

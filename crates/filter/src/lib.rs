@@ -16,7 +16,7 @@ pub use needs::Needs;
 pub use parser::{
     parse, Comparison, Expr, Field, Op, Value, MAX_DEPTH, MAX_FILTER_BYTES, MAX_TERMS,
 };
-pub use sql::{compile, Compiled, Param, ICONTAINS};
+pub use sql::{compile, Compiled, Param, ICONTAINS, MAX_IDS};
 
 /// A filter that could not be understood, with the 1-based column where the problem starts.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

@@ -28,6 +28,29 @@ pub struct Compiled {
     pub needs: Needs,
 }
 
+/// Most event ids one selection may name: the rows a user ticks, well past what a window
+/// shows at once, and a bound on the SQL a request can make the server build.
+pub const MAX_IDS: usize = 100_000;
+
+impl Compiled {
+    /// Narrows the filter to these event ids (the rows a user ticked). Unlike an `event.id in
+    /// (...)` filter, which the parser caps at [`MAX_TERMS`](crate::MAX_TERMS) terms, the ids
+    /// are bound as parameters of one SQL `IN` list, so nothing walks them recursively.
+    /// Callers keep `ids` within [`MAX_IDS`].
+    pub fn only_ids(mut self, ids: &[String]) -> Self {
+        if ids.is_empty() {
+            return self;
+        }
+        let mut list = String::with_capacity(ids.len() * 3);
+        for (i, id) in ids.iter().enumerate() {
+            list.push_str(if i == 0 { "?" } else { ", ?" });
+            self.params.push(Param::Text(id.clone()));
+        }
+        self.where_sql = format!("({}) AND id IN ({list})", self.where_sql);
+        self
+    }
+}
+
 pub fn compile(expr: Option<&Expr>, now_us: i64) -> Result<Compiled, FilterError> {
     let mut c = Compiler {
         params: Vec::new(),

@@ -102,8 +102,9 @@ impl Default for Limits {
     }
 }
 
-/// 512 connections, or a quarter of the file descriptors this process may open if that is
-/// less: the rest stay for the lake's files, DuckDB and the brokers' sockets.
+/// 512 connection slots, or a sixth of the file descriptors this process may open if that is
+/// less: the lobby of connections that have sent nothing yet holds twice as many, and the
+/// other half stays for the lake's files, DuckDB and the brokers' sockets.
 fn connections_for_fd_limit() -> usize {
     let mut lim = libc::rlimit {
         rlim_cur: 0,
@@ -115,7 +116,7 @@ fn connections_for_fd_limit() -> usize {
     } else {
         1024
     };
-    ((soft / 4) as usize).clamp(16, 512)
+    ((soft / 6) as usize).clamp(16, 512)
 }
 
 struct AppState {

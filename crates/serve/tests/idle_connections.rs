@@ -12,8 +12,9 @@ const IDLE: usize = 2_000;
 
 #[test]
 fn idle_unauthenticated_connections_do_not_keep_a_real_request_waiting() {
-    // 3,000 descriptors: the 2,000 client ends below plus the server's own. A server that
-    // accepts every connection runs out of them; the test's client ends and the server share it.
+    // 4,000 descriptors: the 2,000 client ends below plus the server's own, which it sizes
+    // from this limit (512 slots and a lobby of 1,024, so the 2,000 overflow both). A server
+    // that accepts every connection runs out of them; the client ends and the server share it.
     let mut lim = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -21,7 +22,7 @@ fn idle_unauthenticated_connections_do_not_keep_a_real_request_waiting() {
     // SAFETY: plain get/setrlimit on this process's descriptor limit.
     unsafe {
         assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim), 0);
-        lim.rlim_cur = 3_000.min(lim.rlim_max);
+        lim.rlim_cur = 4_000.min(lim.rlim_max);
         assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &lim), 0);
     }
     let server = common::Server::start("127.0.0.1:0");

@@ -7,8 +7,13 @@ import kinds from '../connections/bus-kinds.fixture.json';
 describe('the replay dialog', () => {
   it('builds the request the API takes', () => {
     expect(replayArgs('event.id in ("a")', { connection: 'dev', target: ' orders ', origin: false, rate: '50', limit: '' })).toEqual({
-      filter: 'event.id in ("a")', to: 'dev:orders', to_origin: false, rate: 50, limit: null, keep_partition: false, edits: [],
+      filter: 'event.id in ("a")', ids: [], to: 'dev:orders', to_origin: false, rate: 50, limit: null, keep_partition: false, edits: [],
     });
+    // Ticked rows travel as a list of ids, any number of them, not as a filter.
+    const many = Array.from({ length: 5000 }, (_, i) => `kafka:dev/in/0/${i}`);
+    const picked = replayArgs('', { connection: 'dev', target: 'o', origin: false, rate: '', limit: '' }, new Map(), many);
+    expect(picked.filter).toBe('');
+    expect(picked.ids).toHaveLength(5000);
     const back = replayArgs('x', { connection: 'dev', target: '', origin: true, rate: '0', limit: '10' });
     expect(back.to_origin).toBe(true);
     expect(back.to).toBe('');
@@ -84,7 +89,7 @@ describe('the replay dialog', () => {
           : command === 'replay_plan' ? { total: 1, rows: [] } : [];
         return new Response(JSON.stringify(body), { status: 200 });
       }));
-      openReplay('event.id in ("e1")', 1, ['e1']);
+      openReplay('', 1, ['e1']);
       const dlg = document.querySelector('dialog')!;
       const target = dlg.querySelector<HTMLInputElement>('input[name=target]')!;
       target.value = 'orders';
@@ -101,7 +106,7 @@ describe('the replay dialog', () => {
       area.dispatchEvent(new Event('input'));
       [...dlg.querySelectorAll('button')].find((b) => b.textContent?.startsWith('Preview'))!.click();
       await vi.waitFor(() => expect(calls.some(([c]) => c === 'replay_plan')).toBe(true));
-      expect(calls.find(([c]) => c === 'replay_plan')![1]).toMatchObject({ edits: [{ id: 'e1', decoded: { status: 'OK' } }] });
+      expect(calls.find(([c]) => c === 'replay_plan')![1]).toMatchObject({ ids: ['e1'], edits: [{ id: 'e1', decoded: { status: 'OK' } }] });
       vi.unstubAllGlobals();
     });
   });

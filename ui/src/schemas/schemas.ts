@@ -117,7 +117,8 @@ export class SchemasView {
         valueType.value = found[0].type_name;
         clear(suggestions, h('ul', { class: 'candidates' }, found.slice(0, 5).map((c) => h('li', {},
           h('button', { class: 'link mono', title: 'Use this type', onclick: () => { valueType.value = c.type_name; } }, c.type_name),
-          ` ${Math.round(c.confidence * 100)}% of fields fit · ${c.decoded}/${c.samples} decode`))));
+          ` ${Math.round(c.confidence * 100)}% of fields fit · ${c.decoded}/${c.samples} decode${c.unseen_fields ? ` · ${c.unseen_fields} declared fields unused` : ''}`,
+          c.tied ? h('span', { class: 'badge', title: 'Fits exactly as well as its neighbour: the samples cannot tell them apart' }, 'tie') : null))));
       } catch (e) {
         clear(suggestions, h('p', { class: 'bad' }, (e as Error).message));
       }

@@ -1,5 +1,5 @@
 import { describe, expect, it, vi } from 'vitest';
-import { effectiveFilter, idsFilter, quote } from './search';
+import { effectiveFilter, quote } from './search';
 import { bucketRange, isoUs } from './histogram';
 import { visibleRange } from '../virtual';
 
@@ -24,8 +24,8 @@ describe('the results table', () => {
     expect(isoUs(0)).toBe('1970-01-01T00:00:00Z');
   });
 
-  it('selected rows become an exact id filter, quotes escaped', () => {
-    expect(idsFilter(['kafka:c/t/0/1', 'a"b'])).toBe('event.id in ("kafka:c/t/0/1", "a\\"b")');
+  it('quotes filter values, escaping quotes and backslashes', () => {
+    expect(quote('a"b')).toBe('"a\\"b"');
     expect(quote('back\\slash')).toBe('"back\\\\slash"');
   });
 });

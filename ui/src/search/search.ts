@@ -28,11 +28,6 @@ export function quote(s: string): string {
   return `"${s.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
 }
 
-/** A filter matching exactly the given event ids. */
-export function idsFilter(ids: string[]): string {
-  return `event.id in (${ids.map(quote).join(', ')})`;
-}
-
 export class SearchView {
   el: HTMLElement;
   bar: FilterBar;
@@ -45,6 +40,9 @@ export class SearchView {
   private range: [number, number] | null = null;
   private generation = 0;
   private checked = new Set<string>();
+  /** The row ticked last, where a Shift-click range starts. */
+  private lastTicked = -1;
+  private shift = false;
   private selected = -1;
   private status: HTMLElement;
   private actions: HTMLElement;
@@ -90,8 +88,9 @@ export class SearchView {
 
   private row(i: number, r: EventRow | undefined): HTMLElement {
     if (!r) return h('div', { class: 'row loading' }, h('span', { class: 'muted' }, '…'));
-    const box = h('input', { type: 'checkbox', checked: this.checked.has(r.id), 'aria-label': 'Select event', onclick: (e: Event) => e.stopPropagation(),
-      onchange: (e: Event) => { if ((e.target as HTMLInputElement).checked) this.checked.add(r.id); else this.checked.delete(r.id); this.renderActions(); } });
+    const box = h('input', { type: 'checkbox', checked: this.checked.has(r.id), 'aria-label': 'Select event',
+      onclick: (e: MouseEvent) => { e.stopPropagation(); this.shift = e.shiftKey; },
+      onchange: (e: Event) => this.tick(i, r.id, (e.target as HTMLInputElement).checked) });
     return h('div', { class: `row${i === this.selected ? ' selected' : ''}${r.decode_error ? ' error' : ''}`, 'data-id': r.id, onclick: () => this.show(i) },
       h('span', { class: 'c-check' }, box),
       h('span', { class: 'c-time', title: r.timestamp ?? '' }, (r.timestamp ?? '').replace('T', ' ').slice(0, 19)),
@@ -120,6 +119,37 @@ export class SearchView {
     const i = Math.min(this.total - 1, Math.max(0, this.selected + delta));
     this.list.scrollToIndex(i);
     this.show(i);
+  }
+
+  /** Ticks or unticks one row; with Shift, every row from the last one ticked to this one
+   * (loading the pages between first), the way mail clients select a run of messages. */
+  private async tick(i: number, id: string, on: boolean) {
+    const from = this.lastTicked;
+    this.lastTicked = i;
+    const shift = this.shift;
+    this.shift = false;
+    if (!shift || from < 0 || from === i) {
+      if (on) this.checked.add(id);
+      else this.checked.delete(id);
+      return this.renderActions();
+    }
+    const [a, b] = from < i ? [from, i] : [i, from];
+    const gen = this.generation;
+    // A page at a time: a long run passes more pages than are kept in memory.
+    for (let p = Math.floor(a / PAGE); p <= Math.floor(b / PAGE); p++) {
+      await this.fetch(p * PAGE, (p + 1) * PAGE);
+      // A page the list was already loading is not awaited by `fetch`.
+      while (!this.pages.has(p) && this.loading.has(p)) await new Promise((ok) => setTimeout(ok, 20));
+      if (gen !== this.generation) return;
+      for (let k = Math.max(a, p * PAGE); k <= Math.min(b, (p + 1) * PAGE - 1); k++) {
+        const row = this.rowAt(k);
+        if (!row) continue;
+        if (on) this.checked.add(row.id);
+        else this.checked.delete(row.id);
+      }
+      this.renderActions();
+    }
+    this.list.schedule();
   }
 
   toggleChecked() {
@@ -159,6 +189,7 @@ export class SearchView {
     this.filter = filter;
     this.range = null;
     this.checked.clear();
+    this.lastTicked = -1;
     this.bar.set(filter);
     history.replaceState(null, '', `#search?q=${encodeURIComponent(filter)}`);
     return this.refresh();
@@ -214,8 +245,8 @@ export class SearchView {
   }
 
   replaySelected() {
-    if (this.checked.size) openReplay(idsFilter([...this.checked]), this.checked.size, [...this.checked]);
-    else if (this.rowAt(this.selected)) openReplay(idsFilter([this.rowAt(this.selected)!.id]), 1, [this.rowAt(this.selected)!.id]);
+    if (this.checked.size) openReplay('', this.checked.size, [...this.checked]);
+    else if (this.rowAt(this.selected)) openReplay('', 1, [this.rowAt(this.selected)!.id]);
   }
 
   private async compare() {

@@ -6,6 +6,7 @@ mod conventions;
 mod settings;
 mod sink;
 mod source;
+mod topic_id;
 
 pub use config::{KafkaConfig, Sasl, SaslMechanism, Tls};
 pub use conventions::KafkaConventions;

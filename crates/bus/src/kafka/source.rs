@@ -18,6 +18,10 @@ const META_TIMEOUT: Duration = Duration::from_secs(8);
 /// has heard nothing for this long asks the broker itself, with a short timeout.
 const IDLE_PROBE: Duration = Duration::from_secs(3);
 const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+/// How often a reader that is receiving messages still checks that its topics are the ones it
+/// began on: a topic deleted and created again under the same name is read on silently by
+/// librdkafka, from offsets that now belong to other messages.
+const ID_CHECK: Duration = Duration::from_secs(5);
 
 /// What the reader knows of the broker between polls.
 struct Contact {
@@ -43,6 +47,9 @@ pub(crate) struct KafkaReader {
     /// Per partition: topic, partition, next offset to read, end offset when reading began.
     progress: Vec<(String, i32, i64, i64)>,
     contact: Contact,
+    /// Each topic's id when reading began, where the broker gives ids.
+    topic_ids: std::collections::HashMap<String, String>,
+    last_id_check: Instant,
     /// Names the connection in errors.
     what: String,
     connection: String,
@@ -118,11 +125,21 @@ impl KafkaReader {
                 "librdkafka returned no consumer queue".into(),
             ));
         }
+        let names: Vec<&str> = topics.iter().map(String::as_str).collect();
+        // A broker without DescribeTopics (or topic ids) leaves nothing to compare later.
+        let topic_ids =
+            super::topic_id::topic_ids(consumer.client().native_ptr(), &names, PROBE_TIMEOUT)
+                .unwrap_or_else(|why| {
+                    tracing::debug!("kafka: no topic ids: {why}");
+                    Default::default()
+                });
         let now = Instant::now();
         Ok(KafkaReader {
             queue,
             consumer,
             progress,
+            topic_ids,
+            last_id_check: now,
             contact: Contact {
                 last: now,
                 last_probe: now,
@@ -225,6 +242,9 @@ impl Reader for KafkaReader {
         if !out.is_empty() {
             c.last = Instant::now();
             c.failing = None;
+            if self.last_id_check.elapsed() >= ID_CHECK {
+                self.check_ids();
+            }
         } else if c.probe_now
             || (c.last_probe.elapsed() >= IDLE_PROBE && c.last.elapsed() >= IDLE_PROBE)
         {
@@ -295,6 +315,7 @@ impl KafkaReader {
             Ok(()) => {
                 self.contact.last = Instant::now();
                 self.contact.failing = None;
+                self.check_ids();
             }
             Err(Probe::NoAnswer(reason)) => {
                 self.contact.failing = Some(reason);
@@ -302,6 +323,32 @@ impl KafkaReader {
             Err(Probe::Fatal(e)) => {
                 self.contact.fatal.get_or_insert(e);
             }
+        }
+    }
+
+    /// Ends reading when a topic now has another id than when reading began: it was deleted
+    /// and created again. No answer here decides nothing; the idle probe watches the broker.
+    fn check_ids(&mut self) {
+        self.last_id_check = Instant::now();
+        if self.topic_ids.is_empty() {
+            return;
+        }
+        let names: Vec<&str> = self.topic_ids.keys().map(String::as_str).collect();
+        let Ok(now) =
+            super::topic_id::topic_ids(self.consumer.client().native_ptr(), &names, PROBE_TIMEOUT)
+        else {
+            return;
+        };
+        let recreated = self
+            .topic_ids
+            .iter()
+            .find(|(topic, id)| now.get(*topic).is_some_and(|new| new != *id));
+        if let Some((topic, _)) = recreated {
+            self.contact.fatal.get_or_insert(BusError::Client(format!(
+                "{}: topic {topic:?} was deleted and created again while reading (its topic id \
+                 changed); start a new capture (`--from beginning` or `--from end`)",
+                self.what
+            )));
         }
     }
 

@@ -14,7 +14,7 @@ use aws_sdk_sqs::types::{MessageAttributeValue, SendMessageBatchRequestEntry};
 use aws_sdk_sqs::Client;
 use sluice_model::Outgoing;
 use std::collections::HashMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 const RETRIES: usize = 2;
 /// Longest wait for one SendMessageBatch answer before the batch counts as unknown, unless
@@ -213,16 +213,36 @@ impl SqsWriter {
     }
 
     /// Sends a queue's pending entries; entries the service refuses are retried, then failed.
-    fn send_batch(&mut self, url: &str) {
+    /// Past `deadline` (a flush's timeout) nothing more is sent: entries never sent fail as
+    /// not sent, and entries already sent without an answer stay unknown.
+    fn send_batch(&mut self, url: &str, deadline: Option<Instant>) {
         let Some(mut entries) = self.pending.remove(url) else {
             return;
         };
         let fifo = url.ends_with(".fifo");
-        let (client, timeout) = (&self.client, self.timeout);
+        // A FIFO batch sent again after no answer: SQS may hold it already.
+        let mut unanswered: Option<String> = None;
         for attempt in 0..=RETRIES {
             if entries.is_empty() {
                 break;
             }
+            let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            if left.is_some_and(|l| l.is_zero()) {
+                let why = |w: &str| format!("{w} the flush ran out of time (--broker-timeout)");
+                for (id, _) in std::mem::take(&mut entries) {
+                    match &unanswered {
+                        Some(no_answer) => self
+                            .delivery
+                            .unsure(id, why(&format!("{no_answer}; not sent again:"))),
+                        None => self.delivery.fail(id, why("not sent:")),
+                    }
+                }
+                break;
+            }
+            let (client, timeout) = (
+                &self.client,
+                left.map_or(self.timeout, |l| l.min(self.timeout)),
+            );
             let batch: Vec<SendMessageBatchRequestEntry> =
                 entries.iter().map(|(_, e)| e.clone()).collect();
             let asked = std::time::Instant::now();
@@ -266,8 +286,8 @@ impl SqsWriter {
                 }
                 Ok(Err(e)) => request_failure(&e),
                 Err(_) => RequestFailure::NoAnswer(format!(
-                    "no answer from SQS within {} s",
-                    timeout.as_secs()
+                    "no answer from SQS within {:.1} s",
+                    timeout.as_secs_f64()
                 )),
             };
             if matches!(
@@ -275,6 +295,9 @@ impl SqsWriter {
                 RequestFailure::NoAnswer(_) | RequestFailure::NotSent(_)
             ) {
                 self.failing_since.get_or_insert(asked);
+            }
+            if let RequestFailure::NoAnswer(why) = &failure {
+                unanswered = Some(why.clone());
             }
             match failure {
                 // Sending again after no answer could enqueue a standard queue's message twice.
@@ -285,11 +308,23 @@ impl SqsWriter {
                 }
                 RequestFailure::NotSent(why) if attempt == RETRIES => {
                     for (id, _) in std::mem::take(&mut entries) {
-                        self.delivery.fail(id, why.clone());
+                        match &unanswered {
+                            Some(no_answer) => self.delivery.unsure(id, no_answer.clone()),
+                            None => self.delivery.fail(id, why.clone()),
+                        }
                     }
                 }
                 _ => std::thread::sleep(Duration::from_millis(200)),
             }
+        }
+    }
+}
+
+impl SqsWriter {
+    fn send_pending(&mut self, deadline: Option<Instant>) {
+        let urls: Vec<String> = self.pending.keys().cloned().collect();
+        for u in urls {
+            self.send_batch(&u, deadline);
         }
     }
 }
@@ -322,7 +357,7 @@ impl Writer for SqsWriter {
             Err(why) => self.delivery.fail(msg.event_id, why),
         }
         if self.pending.get(&url).is_some_and(|p| p.len() >= 10) {
-            self.send_batch(&url);
+            self.send_batch(&url, None);
         }
         Ok(())
     }
@@ -336,14 +371,11 @@ impl Writer for SqsWriter {
     }
 
     fn send_now(&mut self) {
-        let urls: Vec<String> = self.pending.keys().cloned().collect();
-        for u in urls {
-            self.send_batch(&u);
-        }
+        self.send_pending(None);
     }
 
-    fn flush(&mut self, _timeout: Duration) -> Result<Delivery, BusError> {
-        self.send_now();
+    fn flush(&mut self, timeout: Duration) -> Result<Delivery, BusError> {
+        self.send_pending(Some(Instant::now() + timeout));
         Ok(self.delivery.clone())
     }
 }
@@ -447,5 +479,52 @@ mod tests {
                 "port {port}: {f:?}"
             );
         }
+    }
+
+    /// A flush waits at most its own timeout, also when the writer's answer timeout is longer:
+    /// a silent endpoint leaves the sent batch unknown, and a second queue's batch, never
+    /// sent once the time is up, fails as not sent.
+    #[test]
+    fn flush_keeps_to_its_timeout() {
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = silent.local_addr().unwrap().port();
+        let sqs = Sqs {
+            name: "s".into(),
+            config: crate::sqs::SqsConfig {
+                region: "us-east-1".into(),
+                endpoint_url: Some(format!("http://127.0.0.1:{port}")),
+                access_key_id: Some("k".into()),
+                secret_access_key: Some("s".into()),
+                ..Default::default()
+            },
+        };
+        let mut w = SqsWriter::open(&sqs).unwrap();
+        for q in ["a", "b"] {
+            w.urls
+                .insert(q.into(), format!("http://127.0.0.1:{port}/1/{q}"));
+        }
+        for i in 0..6 {
+            w.send(Outgoing {
+                event_id: format!("e{i}"),
+                target: if i < 3 { "a" } else { "b" }.into(),
+                payload: b"x".to_vec(),
+                partition: None,
+                key: None,
+                headers: Vec::new(),
+                timestamp_us: None,
+                properties: None,
+                routing_key: None,
+            })
+            .unwrap();
+        }
+        let t = Instant::now();
+        let d = w.flush(Duration::from_millis(700)).unwrap();
+        assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+        assert_eq!((d.sent, d.unknown, d.failed), (0, 3, 3), "{d:?}");
+        assert!(
+            d.errors.iter().all(|(_, why)| why.starts_with("not sent")),
+            "{d:?}"
+        );
+        drop(silent);
     }
 }

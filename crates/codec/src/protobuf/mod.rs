@@ -1,16 +1,33 @@
-//! Protobuf payloads as canonical proto3 JSON: prost-reflect's serializer with its default
-//! options is the proto3 JSON mapping (lowerCamelCase names, 64-bit integers as strings, bytes
-//! as base64, enums by name, well-known types mapped, default values omitted). Every call into
-//! prost-reflect runs behind the panic guard.
+//! Protobuf payloads as canonical proto3 JSON: lowerCamelCase names, 64-bit integers as
+//! strings, bytes as base64, enums by name, well-known types mapped, default values omitted,
+//! exactly as prost-reflect's serializer prints with its default options.
+//!
+//! Decoding goes straight from wire bytes to JSON text ([`transcode`]), with per-type field
+//! tables built once ([`plan`]), and prints what `DynamicMessage::decode` followed by
+//! `serde_json::to_string` prints, failing where that fails. Types the tables do not model
+//! (groups, extensions, unusual well-known-type descriptors) decode on that general path.
+//! Every call runs behind the panic guard.
+
+mod json;
+mod plan;
+mod transcode;
+mod wire;
+mod wkt;
+
+pub use wire::TranscodeError;
 
 use crate::guard::{guarded, DecoderBug};
+use plan::{plan_for, Plan};
 use prost::Message as _;
 use prost_reflect::{DynamicMessage, MessageDescriptor};
+use std::sync::{Arc, OnceLock};
 
 /// Decodes and encodes one message type.
 #[derive(Debug, Clone)]
 pub struct ProtobufCodec {
     desc: MessageDescriptor,
+    /// Built on first decode, shared by clones.
+    plan: Arc<OnceLock<Arc<Plan>>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -37,12 +54,17 @@ pub enum ProtobufCause {
     #[error(transparent)]
     Json(#[from] serde_json::Error),
     #[error(transparent)]
+    Transcode(#[from] TranscodeError),
+    #[error(transparent)]
     Bug(#[from] DecoderBug),
 }
 
 impl ProtobufCodec {
     pub fn new(desc: MessageDescriptor) -> Self {
-        ProtobufCodec { desc }
+        ProtobufCodec {
+            desc,
+            plan: Arc::default(),
+        }
     }
 
     pub fn type_name(&self) -> &str {
@@ -54,14 +76,25 @@ impl ProtobufCodec {
             type_name: self.type_name().to_string(),
             reason,
         };
-        // Decoding and printing both walk the descriptor through prost-reflect's accessors,
-        // which panic on a malformed map entry: the guard turns that into this event's error.
+        // prost-reflect's accessors panic on a malformed map entry, and the transcoder is
+        // new code: the guard turns a panic in either into this event's error.
         guarded(|| {
-            let msg =
-                DynamicMessage::decode(self.desc.clone(), bytes).map_err(|e| err(e.into()))?;
-            serde_json::to_string(&msg).map_err(|e| err(e.into()))
+            let plan = self.plan.get_or_init(|| plan_for(&self.desc));
+            if plan.fallback.is_none() {
+                match transcode::transcode(plan, bytes) {
+                    Err(TranscodeError::Unsupported) => {}
+                    done => return done.map_err(|e| err(e.into())),
+                }
+            }
+            self.decode_general(bytes).map_err(err)
         })
         .map_err(|bug| err(bug.into()))?
+    }
+
+    /// The general path: a `DynamicMessage`, printed by prost-reflect's serializer.
+    fn decode_general(&self, bytes: &[u8]) -> Result<String, ProtobufCause> {
+        let msg = DynamicMessage::decode(self.desc.clone(), bytes)?;
+        Ok(serde_json::to_string(&msg)?)
     }
 
     /// Encodes canonical proto3 JSON back to wire bytes (for replaying edited events).

@@ -1,0 +1,106 @@
+//! Topic ids (KIP-516), which tell a recreated topic from the one a capture began on: the
+//! name, the partitions and (on tansu) the watermarks can all look the same after a delete and
+//! a create, and librdkafka reports nothing when it reads on into the new topic. rdkafka has no
+//! binding for DescribeTopics, so this calls librdkafka's admin API directly.
+
+use rdkafka::bindings as rd;
+use std::collections::HashMap;
+use std::ffi::{CStr, CString};
+use std::time::Duration;
+
+/// Each topic's id as the broker gives it (base64), for the topics it knows and names an id
+/// for; a broker too old for topic ids gives none, and then nothing can be compared.
+pub(crate) fn topic_ids(
+    rk: *mut rd::rd_kafka_t,
+    topics: &[&str],
+    timeout: Duration,
+) -> Result<HashMap<String, String>, String> {
+    let names: Vec<CString> = topics
+        .iter()
+        .map(|t| CString::new(*t).map_err(|_| format!("topic {t:?} holds a NUL byte")))
+        .collect::<Result<_, _>>()?;
+    let mut ptrs: Vec<*const std::os::raw::c_char> = names.iter().map(|n| n.as_ptr()).collect();
+    let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
+    // SAFETY: every object created here is destroyed before returning, after the last use of
+    // what it owns (the result's descriptions belong to the event).
+    unsafe {
+        let queue = rd::rd_kafka_queue_new(rk);
+        let collection = rd::rd_kafka_TopicCollection_of_topic_names(ptrs.as_mut_ptr(), ptrs.len());
+        let options = rd::rd_kafka_AdminOptions_new(
+            rk,
+            rd::rd_kafka_admin_op_t::RD_KAFKA_ADMIN_OP_DESCRIBETOPICS,
+        );
+        let mut errstr = [0 as std::os::raw::c_char; 256];
+        rd::rd_kafka_AdminOptions_set_request_timeout(
+            options,
+            ms,
+            errstr.as_mut_ptr(),
+            errstr.len(),
+        );
+        rd::rd_kafka_DescribeTopics(rk, collection, options, queue);
+        let event = rd::rd_kafka_queue_poll(queue, ms.saturating_add(500));
+        let out = if event.is_null() {
+            Err(format!("no answer to DescribeTopics within {} ms", ms))
+        } else {
+            read_result(event)
+        };
+        if !event.is_null() {
+            rd::rd_kafka_event_destroy(event);
+        }
+        rd::rd_kafka_AdminOptions_destroy(options);
+        rd::rd_kafka_TopicCollection_destroy(collection);
+        rd::rd_kafka_queue_destroy(queue);
+        out
+    }
+}
+
+/// SAFETY: `event` is a live DescribeTopics result event.
+unsafe fn read_result(event: *mut rd::rd_kafka_event_t) -> Result<HashMap<String, String>, String> {
+    if rd::rd_kafka_event_error(event) != rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
+        let why = rd::rd_kafka_event_error_string(event);
+        return Err(if why.is_null() {
+            "DescribeTopics failed".to_string()
+        } else {
+            CStr::from_ptr(why).to_string_lossy().into_owned()
+        });
+    }
+    let result = rd::rd_kafka_event_DescribeTopics_result(event);
+    if result.is_null() {
+        return Err("DescribeTopics gave no result".into());
+    }
+    let mut n = 0usize;
+    let descs = rd::rd_kafka_DescribeTopics_result_topics(result, &mut n);
+    let mut ids = HashMap::new();
+    for i in 0..n {
+        let d = *descs.add(i);
+        if d.is_null() {
+            continue;
+        }
+        // Null or NO_ERROR both mean the topic is described (librdkafka gives either).
+        let err = rd::rd_kafka_TopicDescription_error(d);
+        if !err.is_null()
+            && rd::rd_kafka_error_code(err) != rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR
+        {
+            continue;
+        }
+        let uuid = rd::rd_kafka_TopicDescription_topic_id(d);
+        if uuid.is_null()
+            || (rd::rd_kafka_Uuid_most_significant_bits(uuid) == 0
+                && rd::rd_kafka_Uuid_least_significant_bits(uuid) == 0)
+        {
+            continue;
+        }
+        let (name, id) = (
+            rd::rd_kafka_TopicDescription_name(d),
+            rd::rd_kafka_Uuid_base64str(uuid),
+        );
+        if name.is_null() || id.is_null() {
+            continue;
+        }
+        ids.insert(
+            CStr::from_ptr(name).to_string_lossy().into_owned(),
+            CStr::from_ptr(id).to_string_lossy().into_owned(),
+        );
+    }
+    Ok(ids)
+}
