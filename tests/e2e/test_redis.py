@@ -298,6 +298,32 @@ def test_a_paced_replay_arrives_as_it_goes(rds):
         r.delete(s, target)
 
 
+def test_a_replay_paced_near_the_batch_hold_still_trickles(rds):
+    """At --rate 100 a message is due every 10 ms, as often as the sender's hold for a part
+    batch: the pipeline must still go out every few messages, not a full pipeline at a time."""
+    r = client()
+    s = unique("paced100")
+    for i in range(600):
+        r.xadd(s, {"payload": f"p{i}".encode()})
+    rds("capture", "r", s, "--from", "beginning", "--stop-at-end")
+    target = unique("paced100-out")
+    p = rds.popen("replay", f'source = "{s}"', "--to", f"r:{target}", "--rate", "100")
+    try:
+        # Sampled every 50 ms: no step between samples may be a pipeline's worth (256+).
+        counts, deadline = [], time.monotonic() + 30
+        while p.poll() is None and time.monotonic() < deadline:
+            counts.append(r.xlen(target))
+            time.sleep(0.05)
+        out, err = p.communicate(timeout=30)
+        assert p.returncode == 0 and "600 sent, 0 failed" in out, (out, err)
+        steps = [b - a for a, b in zip(counts, counts[1:])]
+        assert steps and max(steps) < 100, f"largest jump {max(steps)} entries in 50 ms: {counts}"
+    finally:
+        if p.poll() is None:
+            p.kill()
+        r.delete(s, target)
+
+
 def test_replay_across_kafka(rds, orders, topic):
     s, ids = orders
     r = client()

@@ -4,6 +4,7 @@ $SLUICE_ARTIFACTS) so a person can look at what the test saw."""
 
 import json
 import os
+import re
 import time
 import urllib.error
 import urllib.request
@@ -255,7 +256,7 @@ def test_a_shift_clicked_run_of_1500_rows_replays_every_one(served, page):
     # Newest first: row 0 is v1504; tick it, then Shift-click row 1499 (v5) at the far end.
     rows.nth(0).locator("input[type=checkbox]").check()
     page.locator(".search-table .vlist").evaluate("(el) => { el.scrollTop = (1499 - 10) * 28; }")
-    last = page.locator(".search-table .vrows .row[data-id]", has_text="v5").first
+    last = rows.filter(has=page.locator(".c-payload", has_text=re.compile(r"^v5$"))).first
     last.wait_for()
     last.locator("input[type=checkbox]").click(modifiers=["Shift"])
     page.get_by_text(f"{n} selected").wait_for(timeout=15000)

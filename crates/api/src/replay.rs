@@ -51,6 +51,7 @@ impl Sluice {
     fn edited_payloads(
         &self,
         filter: &str,
+        ids: &[String],
         edits: &[ReplayEdit],
     ) -> Result<Option<sluice_replay::Edited>> {
         if edits.is_empty() {
@@ -86,6 +87,12 @@ impl Sluice {
         let mut out = HashMap::new();
         for edit in edits {
             let event = match &edit.id {
+                Some(id) if !ids.is_empty() && !ids.contains(id) => {
+                    return Err(ApiError::new(
+                        ErrorCode::InvalidInput,
+                        format!("edit for event {id}: that event is not among those selected"),
+                    ))
+                }
                 Some(id) => {
                     let this = format!("event.id = {}", sluice_filter::quote(id));
                     let filter = if filter.trim().is_empty() {
@@ -101,7 +108,8 @@ impl Sluice {
                     })?
                 }
                 None => {
-                    let mut two = self.search(filter, 2, 0)?;
+                    let picked = Self::compile_picked(filter, ids)?;
+                    let mut two = Query::open(&self.lake()?)?.search(&picked, 2, 0)?;
                     if two.len() != 1 {
                         return Err(ApiError::new(
                             ErrorCode::InvalidInput,
@@ -157,7 +165,7 @@ impl Sluice {
             let (connection, _) = Self::parse_target(&req.to)?;
             self.config()?.connection(&connection)?;
         }
-        let edited = self.edited_payloads(filter, &req.edits)?;
+        let edited = self.edited_payloads(filter, &req.ids, &req.edits)?;
         sluice_replay::plan(&Query::open(&lake)?, &c, req.limit, |e| {
             match edited.as_ref().and_then(|m| m.get(&e.id)) {
                 Some(p) => {
@@ -180,7 +188,7 @@ impl Sluice {
     ) -> std::result::Result<ReplaySummary, ReplayFailure> {
         let c = Self::compile_picked(filter, &req.ids)?;
         let lake = self.lake()?;
-        let edited = self.edited_payloads(filter, &req.edits)?;
+        let edited = self.edited_payloads(filter, &req.ids, &req.edits)?;
         if req.to_origin {
             // Each event's origin names its own destination and bus; these are replaced.
             let mut opts =

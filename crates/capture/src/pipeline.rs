@@ -137,6 +137,7 @@ pub fn run_capture(
                 Ok(Batch::Messages(batch)) => {
                     let captured_at = now_us();
                     let mut write_err = None;
+                    let mut fresh = Vec::with_capacity(batch.len());
                     for msg in batch {
                         if opts.max_messages.is_some_and(|m| p.read >= m) {
                             break;
@@ -164,12 +165,16 @@ pub fn run_capture(
                             p.skipped_duplicates += 1;
                             continue;
                         }
-                        let mut msg = msg;
-                        let parts = builder.decode(&mut msg);
+                        fresh.push(msg);
+                    }
+                    // Decoding is most of a capture's work: all cores share it while the
+                    // polling thread fetches the next batch; rows go to the lake in order.
+                    let decoded = builder.decode_all(&mut fresh);
+                    for (msg, parts) in fresh.iter().zip(&decoded) {
                         p.decode_errors += u64::from(parts.failed());
                         p.truncated += u64::from(parts.truncated());
                         pushed += 1;
-                        match writer.push_ref(&builder.row(&msg, &parts, captured_at)) {
+                        match writer.push_ref(&builder.row(msg, parts, captured_at)) {
                             Ok(Some(f)) => p.flushed(f),
                             Ok(None) => {}
                             Err(e) => {

@@ -433,6 +433,20 @@ fn map_entries_default_replace_and_print_sorted() {
     ]
     .concat();
     assert!(!check(&codec, &maps, &replaced));
+    // A message value given twice merges, also with an unknown group between the two.
+    let group = [varint(3 << 3 | 3), field(1, 0, &[1]), varint(3 << 3 | 4)].concat();
+    let twice = field(
+        8,
+        2,
+        &[
+            field(1, 1, &[0; 8]),
+            field(2, 2, &[]),
+            group,
+            field(2, 2, &field(2, 0, &[5])),
+        ]
+        .concat(),
+    );
+    assert_eq!(single(&twice), r#"{"f64":{"0":{"values":[5]}}}"#);
     // A map field with another wire type is still read as a length (as prost-reflect does).
     let odd = [field(1, 0, &[]), varint(2), field(1, 0, &varint(4))].concat();
     assert_eq!(single(&odd), r#"{"i32":{"4":""}}"#);

@@ -167,25 +167,33 @@ fn redecode_batch(
     let mut payload_text = StringBuilder::new();
     let mut decode_error = StringBuilder::new();
     let mut key_decoded = StringBuilder::new();
-    for i in 0..batch.num_rows() {
-        let r = decode(StoredPayload {
-            payload: if payload.is_valid(i) {
-                payload.value(i)
-            } else {
-                &[]
-            },
-            key: key.is_valid(i).then(|| key.value(i)),
-            truncated: truncated.is_valid(i) && truncated.value(i),
-            headers: if headers.is_valid(i) {
-                let o = headers.value_offsets();
-                (o[i] as usize..o[i + 1] as usize)
-                    .filter(|&j| header_values.is_valid(j))
-                    .map(|j| (header_keys.value(j), header_values.value(j)))
-                    .collect()
-            } else {
-                Vec::new()
-            },
-        });
+    let stored = |i: usize| StoredPayload {
+        payload: if payload.is_valid(i) {
+            payload.value(i)
+        } else {
+            &[]
+        },
+        key: key.is_valid(i).then(|| key.value(i)),
+        truncated: truncated.is_valid(i) && truncated.value(i),
+        headers: if headers.is_valid(i) {
+            let o = headers.value_offsets();
+            (o[i] as usize..o[i + 1] as usize)
+                .filter(|&j| header_values.is_valid(j))
+                .map(|j| (header_keys.value(j), header_values.value(j)))
+                .collect()
+        } else {
+            Vec::new()
+        },
+    };
+    // Decoding is the work here: all cores share it (rayon keeps the rows' order), and the
+    // columns are then built on this thread.
+    use rayon::prelude::*;
+    let results: Vec<Redecoded> = (0..batch.num_rows())
+        .into_par_iter()
+        .with_min_len(256)
+        .map(|i| decode(stored(i)))
+        .collect();
+    for (i, r) in results.into_iter().enumerate() {
         p.events += 1;
         if r.decode_error.is_some() {
             p.errors += 1;

@@ -288,7 +288,9 @@ pub fn replay(
         let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Outgoing>>(4);
         let w = &mut *writer;
         let (reported, handed, first_send) = (&reported, &handed, &first_send);
+        let paced = limiter.is_some();
         let sender = scope.spawn(move || -> Option<BusError> {
+            let mut last_nudge = Instant::now();
             loop {
                 // Nothing more ready within HOLD: what the writer holds for a batch goes now.
                 // Not at once: a paced replay finds the channel empty after every few
@@ -298,6 +300,7 @@ pub fn replay(
                     Ok(b) => b,
                     Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
                         w.send_now();
+                        last_nudge = Instant::now();
                         match rx.recv() {
                             Ok(b) => b,
                             Err(_) => break,
@@ -316,6 +319,13 @@ pub fn replay(
                     if let Err(e) = w.send(msg) {
                         return Some(e);
                     }
+                }
+                // Paced at about one message per HOLD or faster, the channel is never empty
+                // for HOLD: without this, a `--rate 100` replay to Redis went out in bursts of
+                // a whole pipeline, seconds apart.
+                if paced && last_nudge.elapsed() >= HOLD {
+                    w.send_now();
+                    last_nudge = Instant::now();
                 }
                 let d = w.delivery();
                 reported.sent.store(d.sent, Ordering::Relaxed);

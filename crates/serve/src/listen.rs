@@ -172,23 +172,29 @@ impl Lobby {
     }
 }
 
-/// Takes a free place from `places`, first closing up to `n` connections with `make_room` when
-/// there is none; `None` once `stop` is cancelled.
+/// Takes a free place from `places`, closing up to `n` connections with `make_room` at once
+/// and every 100 ms while there is none; `None` once `stop` is cancelled. One acquire stays
+/// queued throughout, so a waiter keeps its turn (the semaphore is first come, first served).
 async fn place(
     places: &Arc<Semaphore>,
     stop: &CancellationToken,
     n: usize,
     make_room: impl Fn(usize),
 ) -> Option<OwnedSemaphorePermit> {
+    if stop.is_cancelled() {
+        return None;
+    }
+    if let Ok(p) = places.clone().try_acquire_owned() {
+        return Some(p);
+    }
+    let acquire = places.clone().acquire_owned();
+    tokio::pin!(acquire);
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
     loop {
-        if let Ok(p) = places.clone().try_acquire_owned() {
-            return Some(p);
-        }
-        make_room(n);
         tokio::select! {
             _ = stop.cancelled() => return None,
-            p = places.clone().acquire_owned() => return p.ok(),
-            _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+            p = &mut acquire => return p.ok(),
+            _ = tick.tick() => make_room(n),
         }
     }
 }
@@ -259,20 +265,29 @@ pub(crate) async fn serve(
             // took a slot and sat idle in it until it was closed unanswered.
             let mut first = [0u8; 1];
             let ready = tokio::select! {
-                r = stream.peek(&mut first) => r.is_ok(),
+                // Ok(0) is the client's close: nothing to serve.
+                r = stream.peek(&mut first) => matches!(r, Ok(n) if n > 0),
                 _ = tokio::time::sleep(edge_header) => false,
                 _ = waited_out.cancelled() => false,
             };
+            // At the limit: make room by closing connections with no request in progress.
+            // The lobby seat is kept meanwhile, so connections waiting for a slot stay
+            // bounded; with its request unread, the lobby never closes this one.
+            let open_ref = open.clone();
+            let permit = if ready {
+                tokio::time::timeout(
+                    edge_header,
+                    place(&permits, &stop, batch, |n| open_ref.close_oldest_idle(n)),
+                )
+                .await
+                .ok()
+                .flatten()
+            } else {
+                None
+            };
             lobby.leave(ticket);
             drop(seat);
-            if !ready {
-                return;
-            }
-            // At the limit: make room by closing connections with no request in progress.
-            let open_ref = open.clone();
-            let Some(permit) =
-                place(&permits, &stop, batch, |n| open_ref.close_oldest_idle(n)).await
-            else {
+            let Some(permit) = permit else {
                 return;
             };
             let slot = Arc::new(Slot {

@@ -189,7 +189,6 @@ export class SearchView {
     this.filter = filter;
     this.range = null;
     this.checked.clear();
-    this.lastTicked = -1;
     this.bar.set(filter);
     history.replaceState(null, '', `#search?q=${encodeURIComponent(filter)}`);
     return this.refresh();
@@ -201,6 +200,8 @@ export class SearchView {
     this.pages.clear();
     this.loading.clear();
     this.selected = -1;
+    // Row numbers now name other events: a Shift-click range must not start from the old one.
+    this.lastTicked = -1;
     this.status.textContent = 'Searching…';
     const t0 = performance.now();
     try {

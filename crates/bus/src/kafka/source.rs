@@ -50,6 +50,8 @@ pub(crate) struct KafkaReader {
     /// Each topic's id when reading began, where the broker gives ids.
     topic_ids: std::collections::HashMap<String, String>,
     last_id_check: Instant,
+    /// The id check in flight, if any.
+    ids_asked: Option<super::topic_id::IdRequest>,
     /// Names the connection in errors.
     what: String,
     connection: String,
@@ -140,6 +142,7 @@ impl KafkaReader {
             progress,
             topic_ids,
             last_id_check: now,
+            ids_asked: None,
             contact: Contact {
                 last: now,
                 last_probe: now,
@@ -242,14 +245,12 @@ impl Reader for KafkaReader {
         if !out.is_empty() {
             c.last = Instant::now();
             c.failing = None;
-            if self.last_id_check.elapsed() >= ID_CHECK {
-                self.check_ids();
-            }
         } else if c.probe_now
             || (c.last_probe.elapsed() >= IDLE_PROBE && c.last.elapsed() >= IDLE_PROBE)
         {
             self.probe();
         }
+        self.check_ids();
         Ok(out)
     }
 
@@ -315,7 +316,6 @@ impl KafkaReader {
             Ok(()) => {
                 self.contact.last = Instant::now();
                 self.contact.failing = None;
-                self.check_ids();
             }
             Err(Probe::NoAnswer(reason)) => {
                 self.contact.failing = Some(reason);
@@ -326,29 +326,54 @@ impl KafkaReader {
         }
     }
 
-    /// Ends reading when a topic now has another id than when reading began: it was deleted
-    /// and created again. No answer here decides nothing; the idle probe watches the broker.
+    /// Asks for the topics' ids every [`ID_CHECK`] and looks for the answer on later polls
+    /// without waiting, ending reading when a topic now has another id than when reading
+    /// began: it was deleted and created again. No answer decides nothing (the idle probe
+    /// watches the broker); a broker that gave no ids at the start gives the baseline later.
     fn check_ids(&mut self) {
-        self.last_id_check = Instant::now();
-        if self.topic_ids.is_empty() {
+        if let Some(asked) = &self.ids_asked {
+            let answer = asked.answer(Duration::ZERO);
+            if answer.is_none() && asked.sent.elapsed() < PROBE_TIMEOUT * 2 {
+                return;
+            }
+            self.ids_asked = None;
+            self.last_id_check = Instant::now();
+            let Some(Ok(now)) = answer else {
+                return;
+            };
+            if self.topic_ids.is_empty() {
+                self.topic_ids = now;
+                return;
+            }
+            let recreated = self
+                .topic_ids
+                .iter()
+                .find(|(topic, id)| now.get(*topic).is_some_and(|new| new != *id));
+            if let Some((topic, _)) = recreated {
+                self.contact.fatal.get_or_insert(BusError::Client(format!(
+                    "{}: topic {topic:?} was deleted and created again while reading (its topic \
+                     id changed); the events read since then (at most a few seconds' worth) \
+                     are the new topic's; start a new capture (`--from beginning` or `--from end`)",
+                    self.what
+                )));
+            }
             return;
         }
-        let names: Vec<&str> = self.topic_ids.keys().map(String::as_str).collect();
-        let Ok(now) =
-            super::topic_id::topic_ids(self.consumer.client().native_ptr(), &names, PROBE_TIMEOUT)
-        else {
+        if self.last_id_check.elapsed() < ID_CHECK {
             return;
-        };
-        let recreated = self
-            .topic_ids
-            .iter()
-            .find(|(topic, id)| now.get(*topic).is_some_and(|new| new != *id));
-        if let Some((topic, _)) = recreated {
-            self.contact.fatal.get_or_insert(BusError::Client(format!(
-                "{}: topic {topic:?} was deleted and created again while reading (its topic id \
-                 changed); start a new capture (`--from beginning` or `--from end`)",
-                self.what
-            )));
+        }
+        let mut names: Vec<&str> = self.progress.iter().map(|p| p.0.as_str()).collect();
+        names.dedup();
+        match super::topic_id::IdRequest::send(
+            self.consumer.client().native_ptr(),
+            &names,
+            PROBE_TIMEOUT,
+        ) {
+            Ok(r) => self.ids_asked = Some(r),
+            Err(why) => {
+                tracing::debug!("kafka: cannot ask for topic ids: {why}");
+                self.last_id_check = Instant::now();
+            }
         }
     }
 

@@ -20,6 +20,10 @@ const RETRIES: usize = 2;
 /// Longest wait for one SendMessageBatch answer before the batch counts as unknown, unless
 /// the caller sets another (`Writer::set_timeout`).
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
+/// Between attempts at a batch.
+const RETRY_PAUSE: Duration = Duration::from_millis(200);
+/// Less time than this left in a flush, and a batch is not sent at all.
+const MIN_ATTEMPT: Duration = Duration::from_millis(100);
 
 pub(crate) struct SqsWriter {
     rt: tokio::runtime::Runtime,
@@ -227,7 +231,9 @@ impl SqsWriter {
                 break;
             }
             let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-            if left.is_some_and(|l| l.is_zero()) {
+            // Too little time for an answer to come: sending would only turn "not sent" into
+            // "unknown".
+            if left.is_some_and(|l| l < MIN_ATTEMPT) {
                 let why = |w: &str| format!("{w} the flush ran out of time (--broker-timeout)");
                 for (id, _) in std::mem::take(&mut entries) {
                     match &unanswered {
@@ -279,7 +285,13 @@ impl SqsWriter {
                         .collect();
                     let (retry, gave_up) = after_batch(entries, &refused, attempt == RETRIES);
                     for (id, why) in gave_up {
-                        self.delivery.fail(id, why);
+                        match &unanswered {
+                            // An earlier attempt of this batch may have enqueued it.
+                            Some(no_answer) => self
+                                .delivery
+                                .unsure(id, format!("{why}; before that, {no_answer}")),
+                            None => self.delivery.fail(id, why),
+                        }
                     }
                     entries = retry;
                     continue;
@@ -314,7 +326,9 @@ impl SqsWriter {
                         }
                     }
                 }
-                _ => std::thread::sleep(Duration::from_millis(200)),
+                _ => std::thread::sleep(deadline.map_or(RETRY_PAUSE, |d| {
+                    d.saturating_duration_since(Instant::now()).min(RETRY_PAUSE)
+                })),
             }
         }
     }

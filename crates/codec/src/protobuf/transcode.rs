@@ -600,14 +600,20 @@ impl<'a> Transcoder<'a> {
                 let input = self.input;
                 let (mut pos, end) = (e.span.0 as usize, e.span.1 as usize);
                 let mut spans = Vec::new();
-                // Already decoded once by `entry`: errors cannot happen here.
+                // Already checked once by `entry`, budget included, so none of this fails;
+                // other fields (unknown groups among them) are skipped as `entry` skipped them.
                 while let Ok((tag, wt)) = wire::key(input, &mut pos, end) {
-                    let Ok(v) = wire::value(input, wt, false, &mut pos, end) else {
-                        break;
-                    };
-                    if tag == 2 {
+                    if tag == 2 && wt == LEN {
+                        let Ok(v) = wire::value(input, wt, false, &mut pos, end) else {
+                            break;
+                        };
                         let (s, e) = unpack(v);
                         spans.push((s as u32, e as u32));
+                    } else {
+                        match wire::skip(input, wt, tag, pos, end, u32::MAX, false) {
+                            Ok(next) => pos = next,
+                            Err(_) => break,
+                        }
                     }
                 }
                 Spans::Many(spans)
