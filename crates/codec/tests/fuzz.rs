@@ -6,7 +6,7 @@
 //! (`SLUICE_FUZZ_ITERATIONS=5000000 cargo test --release -p sluice-codec --test fuzz`).
 
 mod common;
-use common::Rng;
+use common::{mutate, Rng};
 
 use sluice_codec::{decode_raw, header_ref, protobuf_frame, sniff, unwrap, AvroSchema};
 
@@ -31,42 +31,6 @@ fn seeds() -> Vec<Vec<u8>> {
         b"{\"a\": [1, {\"b\": null}]}".to_vec(),
         vec![0x0a; 40],
     ]
-}
-
-fn mutate(rng: &mut Rng, seeds: &[Vec<u8>]) -> Vec<u8> {
-    let mut v = seeds[rng.below(seeds.len())].clone();
-    for _ in 0..=rng.below(4) {
-        match rng.below(5) {
-            0 if !v.is_empty() => {
-                let i = rng.below(v.len());
-                v[i] ^= 1 << rng.below(8);
-            }
-            1 if !v.is_empty() => {
-                let i = rng.below(v.len());
-                v[i] = rng.next() as u8;
-            }
-            2 => v.truncate(rng.below(v.len() + 1)),
-            3 => {
-                let at = rng.below(v.len() + 1);
-                let other = &seeds[rng.below(seeds.len())];
-                let cut = rng.below(other.len() + 1);
-                v.splice(at..at, other[..cut].iter().copied());
-            }
-            _ => {
-                // Nest the input as a length-delimited field, as real messages nest.
-                let mut outer = vec![0x0a | ((rng.below(15) as u8 + 1) << 3) & 0x78];
-                let mut len = v.len();
-                while len >= 0x80 {
-                    outer.push((len as u8) | 0x80);
-                    len >>= 7;
-                }
-                outer.push(len as u8);
-                outer.extend(&v);
-                v = outer;
-            }
-        }
-    }
-    v
 }
 
 #[test]

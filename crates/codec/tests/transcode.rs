@@ -558,7 +558,7 @@ fn mutated_payloads_print_as_the_general_path_or_fail_with_it() {
     let mut decoded = 0u64;
     for i in 0..n {
         let (codec, desc, seeds) = &cases[rng.below(cases.len())];
-        let input = gen::mutate(&mut rng, seeds);
+        let input = common::mutate(&mut rng, seeds);
         let r = std::panic::catch_unwind(|| check(codec, desc, &input));
         decoded += r.unwrap_or_else(|_| panic!("iteration {i}: {}", desc.full_name())) as u64;
     }

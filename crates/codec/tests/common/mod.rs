@@ -14,3 +14,55 @@ impl Rng {
         (self.next() % n.max(1) as u64) as usize
     }
 }
+
+/// A seed changed the ways corrupt input arrives: bits flipped, bytes overwritten, inserted,
+/// deleted, the end cut, another seed spliced in, the whole repeated (fields given twice), or
+/// nested as a length-delimited field (as real messages nest).
+#[allow(dead_code)] // not every test binary that shares this module mutates payloads
+pub fn mutate(rng: &mut Rng, seeds: &[Vec<u8>]) -> Vec<u8> {
+    let mut v = seeds[rng.below(seeds.len())].clone();
+    for _ in 0..=rng.below(3) {
+        match rng.below(8) {
+            0 if !v.is_empty() => {
+                let i = rng.below(v.len());
+                v[i] ^= 1 << rng.below(8);
+            }
+            1 if !v.is_empty() => {
+                let i = rng.below(v.len());
+                v[i] = rng.next() as u8;
+            }
+            2 => {
+                let i = rng.below(v.len() + 1);
+                v.insert(i, [0, 1, 0x80, 0xff, 0x0a, 0x12, 0x08][rng.below(7)]);
+            }
+            3 if !v.is_empty() => {
+                let i = rng.below(v.len());
+                let n = 1 + rng.below((v.len() - i).min(4));
+                v.drain(i..i + n);
+            }
+            4 => v.truncate(rng.below(v.len() + 1)),
+            5 => {
+                let other = &seeds[rng.below(seeds.len())];
+                let cut = rng.below(other.len() + 1);
+                let at = rng.below(v.len() + 1);
+                v.splice(at..at, other[..cut].iter().copied());
+            }
+            6 => {
+                let copy = v.clone();
+                v.extend(copy);
+            }
+            _ => {
+                let mut outer = vec![0x0a | ((rng.below(15) as u8 + 1) << 3) & 0x78];
+                let mut len = v.len();
+                while len >= 0x80 {
+                    outer.push((len as u8) | 0x80);
+                    len >>= 7;
+                }
+                outer.push(len as u8);
+                outer.extend(&v);
+                v = outer;
+            }
+        }
+    }
+    v
+}
