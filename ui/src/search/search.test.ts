@@ -1,5 +1,5 @@
 import { describe, expect, it, vi } from 'vitest';
-import { effectiveFilter, quote } from './search';
+import { effectiveFilter } from './search';
 import { bucketRange, isoUs } from './histogram';
 import { visibleRange } from '../virtual';
 
@@ -22,11 +22,6 @@ describe('the results table', () => {
     const hist = { start_us: 1_000_000, bucket_us: 500, counts: [1, 2, 3, 4] };
     expect(bucketRange(hist, 2, 1)).toEqual([1_000_500, 1_001_500]);
     expect(isoUs(0)).toBe('1970-01-01T00:00:00Z');
-  });
-
-  it('quotes filter values, escaping quotes and backslashes', () => {
-    expect(quote('a"b')).toBe('"a\\"b"');
-    expect(quote('back\\slash')).toBe('"back\\\\slash"');
   });
 });
 

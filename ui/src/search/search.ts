@@ -24,10 +24,6 @@ export function effectiveFilter(filter: string, range: [number, number] | null):
   return parts.join(' and ');
 }
 
-export function quote(s: string): string {
-  return `"${s.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
-}
-
 export class SearchView {
   el: HTMLElement;
   bar: FilterBar;

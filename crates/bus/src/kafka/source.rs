@@ -362,11 +362,9 @@ impl KafkaReader {
         if self.last_id_check.elapsed() < ID_CHECK {
             return;
         }
-        let mut names: Vec<&str> = self.progress.iter().map(|p| p.0.as_str()).collect();
-        names.dedup();
         match super::topic_id::IdRequest::send(
             self.consumer.client().native_ptr(),
-            &names,
+            &self.topics(),
             PROBE_TIMEOUT,
         ) {
             Ok(r) => self.ids_asked = Some(r),
@@ -377,10 +375,15 @@ impl KafkaReader {
         }
     }
 
-    fn check_topics(&self) -> Result<(), Probe> {
+    /// The topics read, once each (`progress` holds their partitions side by side).
+    fn topics(&self) -> Vec<&str> {
         let mut topics: Vec<&str> = self.progress.iter().map(|p| p.0.as_str()).collect();
         topics.dedup();
-        for topic in topics {
+        topics
+    }
+
+    fn check_topics(&self) -> Result<(), Probe> {
+        for topic in self.topics() {
             let md = self
                 .consumer
                 .fetch_metadata(Some(topic), PROBE_TIMEOUT)

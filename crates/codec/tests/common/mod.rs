@@ -53,12 +53,7 @@ pub fn mutate(rng: &mut Rng, seeds: &[Vec<u8>]) -> Vec<u8> {
             }
             _ => {
                 let mut outer = vec![0x0a | ((rng.below(15) as u8 + 1) << 3) & 0x78];
-                let mut len = v.len();
-                while len >= 0x80 {
-                    outer.push((len as u8) | 0x80);
-                    len >>= 7;
-                }
-                outer.push(len as u8);
+                prost::encoding::encode_varint(v.len() as u64, &mut outer);
                 outer.extend(&v);
                 v = outer;
             }
