@@ -95,6 +95,11 @@ if [ "$TESTS" = 1 ]; then
   "$PY" -c 'import msgpack, cbor2, zstandard, cramjam' 2>/dev/null || pip_need+=("msgpack" "cbor2" "zstandard" "cramjam")
   # confluent-kafka's Schema Registry serializers (Avro via fastavro, JSON Schema, protobuf).
   "$PY" -c 'import fastavro, jsonschema, confluent_kafka.schema_registry.avro, confluent_kafka.schema_registry.json_schema' 2>/dev/null || pip_need+=("confluent-kafka[schemaregistry,avro,json,protobuf]")
+  # Other engines reading the lake (tests/e2e/test_engines.py): DuckDB's Python package and
+  # CLI, and Spark in local mode (runs on the machine's Java 17).
+  "$PY" -c 'import duckdb' 2>/dev/null || pip_need+=("duckdb==2.0.1")
+  command -v duckdb >/dev/null 2>&1 || pip_need+=("duckdb-cli==1.5.6")
+  "$PY" -c 'import pyspark' 2>/dev/null || pip_need+=("pyspark==4.3.0")
 fi
 if [ ${#pip_need[@]} -gt 0 ]; then
   echo "installing Python packages: ${pip_need[*]}"

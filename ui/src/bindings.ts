@@ -16,7 +16,7 @@ line?: number,
  * 1-based column: in the filter for a filter error, else on `line` of `file`.
  */
 column?: number, };
-export type ErrorCode = "invalid_input" | "not_found" | "already_exists" | "unreachable" | "auth_failed" | "schema" | "filter" | "lake" | "bus" | "config" | "io" | "forbidden" | "timeout" | "delivery_failed";
+export type ErrorCode = "invalid_input" | "not_found" | "already_exists" | "unreachable" | "auth_failed" | "schema" | "filter" | "lake" | "bus" | "config" | "io" | "forbidden" | "timeout" | "delivery_failed" | "busy";
 export type NoArgs = Record<symbol, never>;
 export type NameArgs = { name: string, };
 export type AppInfo = { version: string, config_dir: string, lake_dir: string, };
@@ -605,6 +605,48 @@ export type ExportArgs = { filter: string,
  * `jsonl`, `csv` or `parquet`.
  */
 format: string, path: string, };
+export type LakeScopeArgs = { connection?: string, source?: string, };
+export type CompactArgs = { 
+/**
+ * Merged files grow to about this size (`64MiB` by default).
+ */
+target_size?: string, dry_run: boolean, connection?: string, source?: string, };
+export type PruneArgs = { 
+/**
+ * `30d`, `12h`, `2w`: events older than this go.
+ */
+older_than: string, dry_run: boolean, connection?: string, source?: string, };
+export type CompactReport = { dry_run: boolean, 
+/**
+ * Partition folders looked at.
+ */
+folders: number, 
+/**
+ * Small files merged, and the files they became.
+ */
+files_merged: number, files_written: number, 
+/**
+ * Events in the merged files (all of them are in the new ones).
+ */
+events: number, bytes_before: number, bytes_after: number, 
+/**
+ * Files left as they were: not written by Sluice, or by a newer Sluice.
+ */
+files_skipped: number, 
+/**
+ * Merged files still on disk because searches were reading them; hidden from every
+ * reader, deleted by the next compaction or prune.
+ */
+left_for_later: number, };
+export type PruneReport = { dry_run: boolean, folders: number, 
+/**
+ * Files whose every event was older than the cutoff.
+ */
+files_removed: number, 
+/**
+ * Files holding events on both sides of it, written again with the newer ones only.
+ */
+files_rewritten: number, events_removed: number, bytes_removed: number, files_skipped: number, left_for_later: number, };
 
 export type Commands = {
   app_info: { args: NoArgs; result: AppInfo };
@@ -637,4 +679,6 @@ export type Commands = {
   replay_start: { args: ReplayArgs; result: number };
   replay_history: { args: NoArgs; result: Array<ReplayRecord> };
   export: { args: ExportArgs; result: number };
+  lake_compact: { args: CompactArgs; result: CompactReport };
+  lake_prune: { args: PruneArgs; result: PruneReport };
 };

@@ -22,6 +22,8 @@ pub enum ErrorCode {
     Forbidden,
     Timeout,
     DeliveryFailed,
+    /// Another maintenance run holds the lake (compaction, prune, re-decode).
+    Busy,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, thiserror::Error, ts_rs::TS)]
@@ -98,6 +100,7 @@ impl From<sluice_lake::LakeError> for ApiError {
             L::Timeout(_) => ErrorCode::Timeout,
             L::Io { .. } => ErrorCode::Io,
             L::BadSize(_) => ErrorCode::InvalidInput,
+            L::Busy(_) => ErrorCode::Busy,
             _ => ErrorCode::Lake,
         };
         ApiError::new(code, e.to_string())

@@ -8,6 +8,7 @@
 //! One file per domain: `connections`, `decoding` (schemas, mappings, re-decoding), `reading`
 //! (tail, capture), `search`, `export`, `replay`; `commands` is the table every host calls.
 
+mod bundle;
 mod capture;
 mod commands;
 mod config;
@@ -24,7 +25,9 @@ mod replay;
 mod schemas;
 mod search;
 mod secrets;
+mod upkeep;
 
+pub use bundle::{BundleImported, BundleManifest, BUNDLE_VERSION};
 pub use capture::{CaptureOptions, CaptureProgress, DEFAULT_MAX_PAYLOAD_BYTES};
 pub use commands::{typescript, Session, COMMANDS};
 pub use config::{Config, ConnectionProfile, Mapping, PasswordStore};
@@ -43,9 +46,12 @@ pub use sluice_bus::{
     BusKind, Capabilities, Delivery, Health, QueueRead, ReadOptions, Settings, SourceInfo,
 };
 pub use sluice_lake::{run_if_worker, SqlLimits};
-pub use sluice_lake::{FlushPolicy, RedecodeProgress, SqlResult};
+pub use sluice_lake::{
+    CompactReport, FlushPolicy, PruneReport, RedecodeProgress, Scope as LakeScope, SqlResult,
+};
 pub use sluice_model::{Event, StartFrom};
 pub use sluice_replay::{ReplayProgress, ReplaySummary};
+pub use upkeep::parse_age;
 
 use sluice_lake::Lake;
 use std::path::PathBuf;

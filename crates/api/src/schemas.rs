@@ -350,6 +350,50 @@ fn defined_types(set: &FileDescriptorSet) -> Vec<String> {
     out
 }
 
+/// The stored schema files a bundle of events decoded with `types` needs, as (file name,
+/// bytes): each descriptor set that defines one of them (a set holds its imports), and the
+/// Avro files when one is an Avro record (they may name each other's types, so all of them).
+pub(crate) fn files_defining(
+    config_dir: &Path,
+    types: &std::collections::BTreeSet<String>,
+) -> Result<Vec<(String, Vec<u8>)>> {
+    fn messages(prefix: &str, m: &prost_types::DescriptorProto, out: &mut Vec<String>) {
+        let name = format!("{prefix}{}", m.name());
+        for n in &m.nested_type {
+            messages(&format!("{name}."), n, out);
+        }
+        out.push(name);
+    }
+    let mut out = Vec::new();
+    for (path, set) in stored_sets(config_dir)? {
+        let mut names = Vec::new();
+        for f in &set.file {
+            let prefix = match f.package() {
+                "" => String::new(),
+                p => format!("{p}."),
+            };
+            for m in &f.message_type {
+                messages(&prefix, m, &mut names);
+            }
+        }
+        if names.iter().any(|n| types.contains(n)) {
+            let bytes = std::fs::read(&path)
+                .map_err(|e| ApiError::new(ErrorCode::Io, format!("{}: {e}", path.display())))?;
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().to_string())
+                .unwrap_or_default();
+            out.push((name, bytes));
+        }
+    }
+    let avro = stored_avro(config_dir);
+    let records = parse_avro(&avro).records;
+    if records.keys().any(|r| types.contains(r)) {
+        out.extend(avro.into_iter().map(|(n, t)| (n, t.into_bytes())));
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use crate::{Session, Sluice};

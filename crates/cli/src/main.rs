@@ -129,6 +129,12 @@ enum Command {
         #[arg(short, long)]
         output: PathBuf,
     },
+    /// Carry events with their schemas and mappings to another machine in one file
+    #[command(subcommand)]
+    Bundle(lake::BundleCmd),
+    /// Keep the lake small: compact small files, prune old events
+    #[command(subcommand)]
+    Lake(lake::LakeCmd),
     /// Tools for working on Sluice itself
     #[command(subcommand, hide = true)]
     Dev(DevCmd),
@@ -268,6 +274,8 @@ fn run(cli: Cli) -> Result<()> {
             format,
             output,
         } => lake::export(&session, filter, format, output),
+        Command::Lake(cmd) => lake::maintain(&session, cmd),
+        Command::Bundle(cmd) => lake::bundle(&session, cmd),
         Command::Dev(DevCmd::Bindings) => {
             print!("{}", sluice_api::typescript());
             Ok(())

@@ -1,6 +1,8 @@
 //! Where files go: `ROOT/connection=C/source=S/date=YYYY-MM-DD/part-*.parquet`, plus the lake's
 //! own identity file (used to recognise events this lake replayed, so captures do not loop).
 
+use crate::retire;
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
@@ -24,6 +26,9 @@ pub enum LakeError {
     ResultTooLarge(u64),
     #[error("not a size: {0:?} (write it like 2GiB, 512MiB or 1500000000)")]
     BadSize(String),
+    /// Another maintenance run (compaction, prune, re-decode) holds the lake.
+    #[error("{0}")]
+    Busy(String),
     #[error("the SQL query process failed: {0}")]
     Worker(String),
     /// A lake column a read needs is missing from what DuckDB returned, or has a type it
@@ -107,21 +112,50 @@ impl Lake {
     }
 }
 
-/// Finished Parquet files under `dir`, appended to `out` unsorted.
+/// Finished Parquet files under `dir`, appended to `out` unsorted; files a compaction or prune
+/// retired (see `retire`) are left out.
 pub(crate) fn collect(dir: &Path, out: &mut Vec<PathBuf>) {
+    for sub in gather(dir, out) {
+        collect(&sub, out);
+    }
+}
+
+/// `collect` for the files of `dir` itself, not of its subfolders.
+pub(crate) fn collect_here(dir: &Path, out: &mut Vec<PathBuf>) {
+    gather(dir, out);
+}
+
+/// Appends the finished files of `dir` to `out`; returns its subfolders.
+fn gather(dir: &Path, out: &mut Vec<PathBuf>) -> Vec<PathBuf> {
+    let mut subs = Vec::new();
     let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
+        return subs;
     };
+    let mut files = HashSet::new();
+    let mut records = Vec::new();
     for e in entries.flatten() {
         let p = e.path();
-        let name = e.file_name();
-        let name = name.to_string_lossy();
+        let name = e.file_name().to_string_lossy().to_string();
         if p.is_dir() {
-            collect(&p, out);
+            subs.push(p);
         } else if name.ends_with(".parquet") && !name.starts_with('.') {
-            out.push(p);
+            files.insert(name);
+        } else if retire::is_record(&name) {
+            records.push(name);
         }
     }
+    let retired = if records.is_empty() {
+        HashSet::new()
+    } else {
+        retire::retired_in(dir, &records, &files)
+    };
+    out.extend(
+        files
+            .into_iter()
+            .filter(|f| !retired.contains(f))
+            .map(|f| dir.join(f)),
+    );
+    subs
 }
 
 /// A lake file's (oldest, newest) event time, from its name (`part-MAX-MIN-ID.parquet`).

@@ -11,10 +11,13 @@
 //! filters arrive compiled with bound parameters (sluice-filter); raw SQL runs sandboxed.
 
 mod columns;
+mod compact;
 mod functions;
+mod import;
 mod layout;
 mod query;
 mod redecode;
+mod retire;
 mod rows;
 mod scan;
 mod schema;
@@ -25,6 +28,8 @@ mod temp;
 mod writer;
 
 pub use columns::Columns;
+pub use compact::{CompactOptions, CompactReport, PruneOptions, PruneReport, Scope};
+pub use import::SourceCount;
 pub use layout::{Lake, LakeError};
 pub use query::{Covered, Query, SqlResult};
 pub use redecode::{RedecodeProgress, Redecoded, StoredPayload};

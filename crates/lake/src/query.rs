@@ -68,6 +68,9 @@ pub struct SqlResult {
 pub struct Query {
     lake: Lake,
     conn: Connection,
+    /// Held from before the first listing until the last read: what this query may still
+    /// open is never deleted under it (see `retire`).
+    _reading: crate::retire::ReadGuard,
 }
 
 impl Query {
@@ -80,6 +83,7 @@ impl Query {
     }
 
     pub fn open(lake: &Lake) -> Result<Self, LakeError> {
+        let reading = crate::retire::read_guard(lake.root());
         let conn = Connection::open_in_memory().map_err(qerr)?;
         conn.execute_batch("SET TimeZone = 'UTC';").map_err(qerr)?;
         crate::functions::register(&conn).map_err(qerr)?;
@@ -87,6 +91,7 @@ impl Query {
         Ok(Query {
             lake: lake.clone(),
             conn,
+            _reading: reading,
         })
     }
 
@@ -241,10 +246,19 @@ impl Query {
         &self,
         sql: &str,
         filter: &Compiled,
+        f: impl FnMut(Event) -> bool,
+    ) -> Result<(), LakeError> {
+        self.stream_with(sql, bound(filter), f)
+    }
+
+    pub(crate) fn stream_with(
+        &self,
+        sql: &str,
+        params: impl duckdb::Params,
         mut f: impl FnMut(Event) -> bool,
     ) -> Result<(), LakeError> {
         let mut stmt = self.conn.prepare(sql).map_err(qerr)?;
-        let batches = stmt.stream_arrow(bound(filter)).map_err(qerr)?;
+        let batches = stmt.stream_arrow(params).map_err(qerr)?;
         for batch in batches {
             let cols = EventColumns::new(&batch)?;
             for i in 0..batch.num_rows() {
@@ -333,15 +347,25 @@ pub(crate) fn parquet_source(files: &str) -> String {
     )
 }
 
+/// `events` over the lake's files as listed now. A list, not a glob: a glob would also match
+/// files that a compaction has retired but not yet deleted (see `retire`).
 pub(crate) fn create_view(conn: &Connection, lake: &Lake) -> Result<(), LakeError> {
-    let sql = if lake.files().is_empty() {
-        format!("CREATE OR REPLACE VIEW events AS {}", empty_view())
-    } else {
-        let glob = lake.root().join("**").join("*.parquet");
-        format!(
-            "CREATE OR REPLACE VIEW events AS SELECT * FROM {}",
-            parquet_source(&sql_string_literal(&glob.display().to_string()))
-        )
+    let sql = match whole_lake_source(lake) {
+        None => format!("CREATE OR REPLACE VIEW events AS {}", empty_view()),
+        Some(source) => format!("CREATE OR REPLACE VIEW events AS SELECT * FROM {source}"),
     };
     conn.execute_batch(&sql).map_err(qerr)
+}
+
+/// `read_parquet` over every file of the lake, `None` when it has none.
+pub(crate) fn whole_lake_source(lake: &Lake) -> Option<String> {
+    let files = lake.files();
+    if files.is_empty() {
+        return None;
+    }
+    let list: Vec<String> = files
+        .iter()
+        .map(|p| sql_string_literal(&p.display().to_string()))
+        .collect();
+    Some(parquet_source(&format!("[{}]", list.join(", "))))
 }

@@ -67,6 +67,7 @@ impl Lake {
         decode: &(dyn Fn(StoredPayload<'_>) -> Redecoded + Sync),
         progress: &mut dyn FnMut(&RedecodeProgress) -> bool,
     ) -> Result<RedecodeProgress, LakeError> {
+        let _not_beside_compaction = crate::retire::redecode_lock(self.root())?;
         let files = self.source_files(connection, source);
         let mut p = RedecodeProgress {
             files_total: files.len() as u64,

@@ -44,11 +44,19 @@ impl Query {
     /// What a filtered query reads, as a FROM item named `events`: the whole view, or only the
     /// files (and rows) that may hold a match; `None` when none can.
     pub(crate) fn events_for(&self, filter: &Compiled) -> Option<String> {
+        // Listed now rather than the view made at open: a long-lived query (a replay) sees
+        // what captures wrote since, and never a file compaction retired since.
+        let whole = || {
+            Some(
+                crate::query::whole_lake_source(self.lake())
+                    .map_or_else(|| "events".into(), |source| format!("{source} AS events")),
+            )
+        };
         if filter.needs == Needs::Anything {
-            return Some("events".into());
+            return whole();
         }
         match self.candidates(&filter.needs) {
-            (_, true) => Some("events".into()),
+            (_, true) => whole(),
             (files, _) if files.is_empty() => None,
             (files, _) => Some(format!("{} AS events", parquet_source_with_names(&files))),
         }

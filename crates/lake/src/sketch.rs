@@ -499,8 +499,22 @@ fn block_mask(needs: &Needs, s: &Sketch) -> Option<Vec<bool>> {
 
 /// Builds a sketch for a batch about to be written, from the same columns search reads.
 pub(crate) fn of_batch(batch: &arrow::record_batch::RecordBatch) -> SketchBuilder {
+    of_batches(std::slice::from_ref(batch))
+}
+
+/// `of_batch` for a file written as several batches, in order.
+pub(crate) fn of_batches(batches: &[arrow::record_batch::RecordBatch]) -> SketchBuilder {
+    let mut s = SketchBuilder::new(batches.iter().map(|b| b.num_rows()).sum());
+    let mut first = 0;
+    for batch in batches {
+        add_batch(&mut s, batch, first);
+        first += batch.num_rows();
+    }
+    s
+}
+
+fn add_batch(s: &mut SketchBuilder, batch: &arrow::record_batch::RecordBatch, first: usize) {
     use arrow::array::{Array, AsArray};
-    let mut s = SketchBuilder::new(batch.num_rows());
     let col = |name: &str| {
         batch
             .column_by_name(name)
@@ -517,10 +531,9 @@ pub(crate) fn of_batch(batch: &arrow::record_batch::RecordBatch) -> SketchBuilde
             _ => None,
         };
         if let Some(s_text) = searched {
-            s.add(i, s_text.as_bytes());
+            s.add(first + i, s_text.as_bytes());
         }
     }
-    s
 }
 
 #[cfg(test)]

@@ -158,7 +158,11 @@ fn is_lake_temp(name: &str) -> bool {
     let Some(rest) = name.strip_prefix('.').and_then(|n| n.strip_suffix(".tmp")) else {
         return false;
     };
-    let ours = |target: &str| target.ends_with(".parquet") || target.ends_with(".parquet.sketch");
+    let ours = |target: &str| {
+        target.ends_with(".parquet")
+            || target.ends_with(".parquet.sketch")
+            || crate::retire::is_record(target)
+    };
     ours(rest)
         || rest.rsplit_once('.').is_some_and(|(target, random)| {
             random.len() == 8 && random.bytes().all(|b| b.is_ascii_hexdigit()) && ours(target)

@@ -307,9 +307,9 @@ fn write_chunks(lake: &Lake, mut chunks: Vec<Chunk>) -> Done {
     Ok(stats)
 }
 
-fn write_partition_file(dir: &Path, batch: &RecordBatch) -> Result<u64, LakeError> {
-    std::fs::create_dir_all(dir).map_err(io_err(dir))?;
-    // The time range in the name lets search read the newest files first and stop early.
+/// Each row's time as lake files are named and partitioned by: the event's own time, else
+/// when it was captured (microseconds, never below 0).
+pub(crate) fn row_times(batch: &RecordBatch) -> impl Iterator<Item = i64> + '_ {
     let times = |name: &str| {
         batch.column_by_name(name).and_then(|c| {
             c.as_any()
@@ -318,22 +318,33 @@ fn write_partition_file(dir: &Path, batch: &RecordBatch) -> Result<u64, LakeErro
         })
     };
     let (ts, cap) = (times(col::TIMESTAMP.name), times(col::CAPTURED_AT.name));
-    let (mut min, mut max) = (i64::MAX, 0);
-    for i in 0..batch.num_rows() {
-        let t = match (&ts, &cap) {
+    (0..batch.num_rows()).map(move |i| {
+        match (&ts, &cap) {
             (Some(ts), _) if !ts.is_null(i) => ts.value(i),
             (_, Some(cap)) => cap.value(i),
             _ => 0,
         }
-        .max(0);
+        .max(0)
+    })
+}
+
+/// A new lake file's name: the time range in it lets search read the newest files first and
+/// stop early (`layout::file_times` reads it back).
+pub(crate) fn part_name(min: i64, max: i64) -> String {
+    format!(
+        "part-{max}-{min}-{}.parquet",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    )
+}
+
+fn write_partition_file(dir: &Path, batch: &RecordBatch) -> Result<u64, LakeError> {
+    std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+    let (mut min, mut max) = (i64::MAX, 0);
+    for t in row_times(batch) {
         min = min.min(t);
         max = max.max(t);
     }
-    let name = format!(
-        "part-{max}-{min}-{}.parquet",
-        &uuid::Uuid::new_v4().simple().to_string()[..8]
-    );
-    let path = dir.join(&name);
+    let path = dir.join(part_name(min, max));
     // The data file's temp is locked before its sketch appears, so a cleanup in another
     // process never takes the sketch of a write in progress for an orphan.
     let tmp = TempFile::beside(&path).map_err(io_err(dir))?;
@@ -371,6 +382,18 @@ fn write_into(
     schema: SchemaRef,
     fill: impl FnOnce(&mut ArrowWriter<std::fs::File>) -> Result<(), parquet::errors::ParquetError>,
 ) -> Result<u64, LakeError> {
+    let (tmp, bytes) = fill_temp(tmp, path, schema, fill)?;
+    tmp.persist(path).map_err(io_err(path))?;
+    Ok(bytes)
+}
+
+/// Fills and fsyncs `tmp`, the future `path`, leaving the rename to the caller.
+pub(crate) fn fill_temp(
+    tmp: TempFile,
+    path: &Path,
+    schema: SchemaRef,
+    fill: impl FnOnce(&mut ArrowWriter<std::fs::File>) -> Result<(), parquet::errors::ParquetError>,
+) -> Result<(TempFile, u64), LakeError> {
     let perr = |reason: String| LakeError::Parquet {
         path: path.display().to_string(),
         reason,
@@ -398,6 +421,5 @@ fn write_into(
     let file = writer.into_inner().map_err(|e| perr(e.to_string()))?;
     file.sync_all().map_err(io_err(tmp.path()))?;
     let bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
-    tmp.persist(path).map_err(io_err(path))?;
-    Ok(bytes)
+    Ok((tmp, bytes))
 }

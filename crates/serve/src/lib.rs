@@ -410,6 +410,7 @@ fn command_error(e: ApiError) -> Response {
     let status = match e.code {
         ErrorCode::NotFound => StatusCode::NOT_FOUND,
         ErrorCode::InvalidInput | ErrorCode::Filter | ErrorCode::Schema => StatusCode::BAD_REQUEST,
+        ErrorCode::Busy => StatusCode::CONFLICT,
         _ => StatusCode::UNPROCESSABLE_ENTITY,
     };
     error(status, e)

@@ -81,6 +81,61 @@ pub struct ExportArgs {
     pub path: PathBuf,
 }
 
+/// Which part of the lake a compaction or prune touches (all of it by default).
+#[derive(Debug, Default, Deserialize, TS)]
+pub struct LakeScopeArgs {
+    #[serde(default)]
+    #[ts(optional)]
+    pub connection: Option<String>,
+    #[serde(default)]
+    #[ts(optional)]
+    pub source: Option<String>,
+}
+
+impl LakeScopeArgs {
+    fn scope(self) -> crate::LakeScope {
+        crate::LakeScope {
+            connection: self.connection,
+            source: self.source,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, TS)]
+pub struct CompactArgs {
+    #[serde(flatten)]
+    pub scope: LakeScopeArgs,
+    /// Merged files grow to about this size (`64MiB` by default).
+    #[serde(default)]
+    #[ts(optional)]
+    pub target_size: Option<String>,
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Deserialize, TS)]
+pub struct PruneArgs {
+    #[serde(flatten)]
+    pub scope: LakeScopeArgs,
+    /// `30d`, `12h`, `2w`: events older than this go.
+    pub older_than: String,
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Deserialize, TS)]
+pub struct BundleExportArgs {
+    pub filter: String,
+    #[ts(type = "string")]
+    pub path: PathBuf,
+}
+
+#[derive(Debug, Deserialize, TS)]
+pub struct BundleImportArgs {
+    #[ts(type = "string")]
+    pub path: PathBuf,
+}
+
 const PREVIEW_CHARS: usize = 240;
 const PAGE_ROWS: u64 = 100;
 
@@ -183,6 +238,41 @@ impl Session {
             offset: a.offset,
             rows: events.iter().map(row).collect(),
         })
+    }
+
+    /// Merges small lake files (`sluice lake compact`).
+    pub fn lake_compact(&self, a: CompactArgs) -> Result<crate::CompactReport> {
+        self.lake_compact_with(a, &mut |_| true)
+    }
+
+    /// `lake_compact`, told after each partition folder; returning false stops there.
+    pub fn lake_compact_with(
+        &self,
+        a: CompactArgs,
+        progress: &mut dyn FnMut(&crate::CompactReport) -> bool,
+    ) -> Result<crate::CompactReport> {
+        self.sluice().compact(
+            a.scope.scope(),
+            a.target_size.as_deref(),
+            a.dry_run,
+            progress,
+        )
+    }
+
+    /// Writes matching events with their schemas and mappings to one file.
+    pub fn bundle_export(&self, a: BundleExportArgs) -> Result<crate::BundleManifest> {
+        self.sluice().bundle_export(&a.filter, &a.path)
+    }
+
+    /// Makes a bundle's events searchable and replayable here.
+    pub fn bundle_import(&self, a: BundleImportArgs) -> Result<crate::BundleImported> {
+        self.sluice().bundle_import(&a.path)
+    }
+
+    /// Removes old events (`sluice lake prune`).
+    pub fn lake_prune(&self, a: PruneArgs) -> Result<crate::PruneReport> {
+        self.sluice()
+            .prune(a.scope.scope(), &a.older_than, a.dry_run)
     }
 
     pub fn count(&self, a: FilterArgs) -> Result<u64> {

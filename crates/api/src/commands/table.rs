@@ -88,6 +88,10 @@ commands! {
     replay_start(ReplayArgs) -> u64;
     replay_history(NoArgs) -> Vec<ReplayRecord>;
     export(ExportArgs) -> u64;
+    lake_compact(CompactArgs) -> sluice_lake::CompactReport;
+    lake_prune(PruneArgs) -> sluice_lake::PruneReport;
+    bundle_export(BundleExportArgs) -> crate::BundleManifest;
+    bundle_import(BundleImportArgs) -> crate::BundleImported;
 }
 
 /// Declares one named type (and, through the test below, proves nothing it needs is missing).
@@ -182,6 +186,16 @@ declared_types!(
     PlanRow,
     ReplayRecord,
     ExportArgs,
+    LakeScopeArgs,
+    CompactArgs,
+    PruneArgs,
+    sluice_lake::CompactReport,
+    sluice_lake::PruneReport,
+    BundleExportArgs,
+    BundleImportArgs,
+    crate::BundleManifest,
+    crate::BundleImported,
+    sluice_lake::SourceCount,
 );
 
 /// The UI's `bindings.ts`: every type the commands use and the `Commands` map.
