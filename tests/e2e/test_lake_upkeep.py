@@ -151,3 +151,46 @@ def test_a_bundle_carries_events_schemas_and_mappings_to_a_machine_without_the_b
 
     empty = sluice.run("bundle", "export", "status = NOPE_NOT_A_STATUS", "-o", tmp_path / "x.sluice", check=False)
     assert empty.returncode != 0 and "nothing to bundle" in empty.stderr
+
+
+def test_schemas_and_mappings_kept_with_the_lake_decode_alike_for_everyone_who_opens_it(sluice, topic, pb, tmp_path):
+    t = topic("shared")
+    produce(t, orders(pb, 20))
+    # The writer keeps the schemas and the mapping with the lake, not in their own config.
+    out = sluice("schema", "add", "--shared", ROOT / "protos")
+    assert "shop.v1.Order" in out
+    out = sluice("schema", "map", "--shared", "local", t, "shop.v1.Order")
+    assert "kept with the lake" in out
+    assert (Path(sluice.lake) / "_sluice" / "mappings.toml").exists()
+    assert not (Path(sluice.config) / "schemas").exists()
+    sluice("capture", "local", t, "--stop-at-end", "--json")
+
+    # A colleague opens the same lake with a config of their own: same types, same mapping.
+    colleague = Sluice(tmp_path / "colleague")
+    colleague.env["SLUICE_LAKE"] = str(sluice.lake)
+    colleague.lake = sluice.lake
+    colleague("connection", "add", "kafka", "local", "--brokers", BROKER, "--password", "s3cret-pw")
+    listing = json.loads(colleague("schema", "list", "--format", "json"))
+    assert "shop.v1.Order" in listing["message_types"]
+    assert {"connection": "local", "topic": t, "value_type": "shop.v1.Order", "shared": True} in listing["mappings"]
+    assert "(shared, in the lake)" in colleague("schema", "list")
+    # New events they capture decode with the shared mapping.
+    produce(t, orders(pb, 5, start_ts=1795168900000))
+    colleague("capture", "local", t, "--stop-at-end", "--json")
+    hits = colleague.jsonl("search", f'topic = "{t}"', "--format", "jsonl", "--limit", "100")
+    assert len(hits) == 25 and all(h["schema"] == "shop.v1.Order" and h["decode_error"] is None for h in hits)
+    # Their own mapping wins for them, and only for them.
+    colleague("schema", "map", "local", t, "shop.v1.Customer", "--no-redecode")
+    mine = json.loads(colleague("schema", "list", "--format", "json"))["mappings"]
+    assert [m["value_type"] for m in mine if m["topic"] == t] == ["shop.v1.Customer"]
+    theirs = json.loads(sluice("schema", "list", "--format", "json"))["mappings"]
+    assert [m["value_type"] for m in theirs if m["topic"] == t] == ["shop.v1.Order"]
+    # Nothing secret is kept with the lake.
+    for f in (Path(sluice.lake) / "_sluice").rglob("*"):
+        if f.is_file():
+            assert b"s3cret-pw" not in f.read_bytes(), f
+    # A bundle carries the shared schemas too.
+    b = tmp_path / "shared.sluice"
+    sluice("bundle", "export", f'topic = "{t}"', "-o", b)
+    with zipfile.ZipFile(b) as z:
+        assert any(n.startswith("schemas/") for n in z.namelist())

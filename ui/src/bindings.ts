@@ -342,7 +342,12 @@ consumers?: number,
  */
 last_delivered?: string, };
 export type SchemaListing = { message_types: Array<string>, mappings: Array<Mapping>, };
-export type Mapping = { connection: string, topic: string, value_type: string, key_type?: string | null, };
+export type Mapping = { connection: string, topic: string, value_type: string, key_type?: string | null, 
+/**
+ * Kept with the lake (`LAKE/_sluice/mappings.toml`) for everyone who opens it, rather
+ * than in this user's config; a mapping of the user's own for the same source wins.
+ */
+shared?: boolean, };
 export type DroppedFile = { path: string, base64: string, };
 export type SchemaDropArgs = { files: Array<DroppedFile>, };
 export type SchemaAdded = { files: Array<string>, message_types: Array<string>, errors: Array<SchemaProblem>, 
@@ -361,7 +366,11 @@ export type SchemaProblem = { file: string | null, line: number | null, column: 
  * `file:line:col: message`, ready to print.
  */
 display: string, };
-export type SchemaMapArgs = { connection: string, topic: string, value_type: string, key_type: string | null, };
+export type SchemaMapArgs = { connection: string, topic: string, value_type: string, key_type: string | null, 
+/**
+ * Keep the mapping with the lake, for everyone who opens it.
+ */
+shared?: boolean, };
 export type ReplayEdit = { 
 /**
  * The event's id; none means "the one event the filter matches".
@@ -647,6 +656,31 @@ files_removed: number,
  * Files holding events on both sides of it, written again with the newer ones only.
  */
 files_rewritten: number, events_removed: number, bytes_removed: number, files_skipped: number, left_for_later: number, };
+export type BundleExportArgs = { filter: string, path: string, };
+export type BundleImportArgs = { path: string, };
+export type BundleManifest = { format: string, version: number, 
+/**
+ * The Sluice that wrote it.
+ */
+sluice_version: string, created_at: string, filter: string, events: number, sources: Array<SourceCount>, mappings: Array<Mapping>, 
+/**
+ * Member names under `schemas/`.
+ */
+schemas: Array<string>, };
+export type BundleImported = { events_in_bundle: number, imported: number, 
+/**
+ * Events whose ids the lake held already (a bundle imported twice adds nothing).
+ */
+already_in_lake: number, schema_files: number, mappings_added: number, 
+/**
+ * Mappings of the bundle left out because this machine maps the same source itself.
+ */
+mappings_kept_local: number, manifest: BundleManifest, };
+export type SourceCount = { connection: string, source: string, bus: string, events: number, 
+/**
+ * The message types their payloads decoded with.
+ */
+schemas: Array<string>, };
 
 export type Commands = {
   app_info: { args: NoArgs; result: AppInfo };
@@ -681,4 +715,6 @@ export type Commands = {
   export: { args: ExportArgs; result: number };
   lake_compact: { args: CompactArgs; result: CompactReport };
   lake_prune: { args: PruneArgs; result: PruneReport };
+  bundle_export: { args: BundleExportArgs; result: BundleManifest };
+  bundle_import: { args: BundleImportArgs; result: BundleImported };
 };

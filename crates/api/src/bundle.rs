@@ -90,23 +90,22 @@ impl Sluice {
                 format!("no events match {filter:?}: nothing to bundle"),
             ));
         }
-        let config = self.config()?;
-        let mappings: Vec<Mapping> = config
-            .mappings
-            .iter()
+        let mappings: Vec<Mapping> = self
+            .mappings()?
+            .into_iter()
             .filter(|m| {
                 sources
                     .iter()
                     .any(|s| s.connection == m.connection && s.source == m.topic)
             })
-            .cloned()
+            .map(|m| Mapping { shared: false, ..m })
             .collect();
         let mut types: BTreeSet<String> = sources.iter().flat_map(|s| s.schemas.clone()).collect();
         for m in &mappings {
             types.insert(m.value_type.clone());
             types.extend(m.key_type.clone());
         }
-        let schema_files = schemas::files_defining(&self.config_dir, &types)?;
+        let schema_files = schemas::files_defining(&self.schema_roots(), &types)?;
 
         let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
         let dir = dir.unwrap_or(Path::new("."));

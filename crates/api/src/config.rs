@@ -89,6 +89,66 @@ pub struct Mapping {
     pub value_type: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_type: Option<String>,
+    /// Kept with the lake (`LAKE/_sluice/mappings.toml`) for everyone who opens it, rather
+    /// than in this user's config; a mapping of the user's own for the same source wins.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub shared: bool,
+}
+
+/// The mappings kept with a lake, in `LAKE/_sluice/mappings.toml`: only mappings, never a
+/// connection or anything secret, since everyone who can read the lake reads this file.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub(crate) struct SharedMappings {
+    #[serde(default)]
+    pub mappings: Vec<Mapping>,
+}
+
+impl SharedMappings {
+    fn path(shared_dir: &Path) -> PathBuf {
+        shared_dir.join("mappings.toml")
+    }
+
+    pub(crate) fn load(shared_dir: &Path) -> Result<SharedMappings> {
+        let path = Self::path(shared_dir);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => toml::from_str(&text).map_err(|e| {
+                ApiError::new(
+                    ErrorCode::Config,
+                    format!("{}: {}", path.display(), e.to_string().trim()),
+                )
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(SharedMappings::default()),
+            Err(e) => Err(ApiError::new(
+                ErrorCode::Io,
+                format!("{}: {e}", path.display()),
+            )),
+        }
+    }
+
+    /// Writes atomically (aside, then renamed), readable by everyone who reads the lake.
+    pub(crate) fn save(&self, shared_dir: &Path) -> Result<()> {
+        let path = Self::path(shared_dir);
+        let io =
+            |e: std::io::Error| ApiError::new(ErrorCode::Io, format!("{}: {e}", path.display()));
+        std::fs::create_dir_all(shared_dir).map_err(io)?;
+        let mut stored = self.clone();
+        for m in &mut stored.mappings {
+            m.shared = false;
+        }
+        let text = toml::to_string_pretty(&stored)
+            .map_err(|e| ApiError::new(ErrorCode::Config, e.to_string()))?;
+        let tmp = shared_dir.join(format!(
+            ".mappings.toml.{}.tmp",
+            uuid::Uuid::new_v4().simple()
+        ));
+        std::fs::write(&tmp, text)
+            .and_then(|_| std::fs::rename(&tmp, &path))
+            .map_err(io)
+    }
+
+    pub(crate) fn fingerprint_path(shared_dir: &Path) -> PathBuf {
+        Self::path(shared_dir)
+    }
 }
 
 pub(crate) fn validate_name(name: &str) -> Result<()> {

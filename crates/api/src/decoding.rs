@@ -2,7 +2,7 @@
 //! lake holds, and the decoders a capture or tail builds from them.
 
 use crate::capture::{EventBuilder, TopicDecoders};
-use crate::config::{Config, Mapping};
+use crate::config::{Config, Mapping, SharedMappings};
 use crate::error::{ApiError, ErrorCode, Result};
 use crate::{registry, schemas, SchemaAdded, Sluice};
 use serde::Serialize;
@@ -27,26 +27,39 @@ impl Sluice {
         schemas::add(&self.config_dir, paths, includes)
     }
 
+    /// `schema_add` into the lake's shared store (`LAKE/_sluice/schemas`), which everyone who
+    /// opens the lake loads.
+    pub fn schema_add_shared(
+        &self,
+        paths: &[PathBuf],
+        includes: &[PathBuf],
+    ) -> Result<SchemaAdded> {
+        schemas::add(&self.shared_dir(), paths, includes)
+    }
+
     pub fn schema_list(&self) -> Result<SchemaListing> {
         Ok(SchemaListing {
-            message_types: schemas::load(&self.config_dir)?.message_types(),
-            mappings: self.config()?.mappings,
+            message_types: schemas::load(&self.schema_roots())?.message_types(),
+            mappings: self.mappings()?,
         })
     }
 
+    /// Maps a topic to a type: in the user's config, or with `shared` in the lake's
+    /// `_sluice/mappings.toml` for everyone who opens it.
     pub fn schema_map(
         &self,
         connection: &str,
         topic: &str,
         value_type: &str,
         key_type: Option<&str>,
+        shared: bool,
     ) -> Result<Mapping> {
         let mut cfg = self.config()?;
         let bus = cfg.connection(connection)?.settings.bus();
         // As the lake stores the source (`orders` read from PostgreSQL is `public.orders`).
         let topic = sluice_bus::conventions(bus).source_name(topic);
         let topic = topic.as_str();
-        let set = schemas::load(&self.config_dir)?;
+        let set = schemas::load(&self.schema_roots())?;
         let value_type = set.type_codec(value_type)?.type_name().to_string();
         let key_type = key_type
             .map(|k| set.type_codec(k).map(|c| c.type_name().to_string()))
@@ -56,7 +69,16 @@ impl Sluice {
             topic: topic.into(),
             value_type,
             key_type,
+            shared,
         };
+        if shared {
+            let mut s = SharedMappings::load(&self.shared_dir())?;
+            s.mappings
+                .retain(|m| !(m.connection == connection && m.topic == topic));
+            s.mappings.push(mapping.clone());
+            s.save(&self.shared_dir())?;
+            return Ok(mapping);
+        }
         cfg.mappings
             .retain(|m| !(m.connection == connection && m.topic == topic));
         cfg.mappings.push(mapping.clone());
@@ -108,7 +130,7 @@ impl Sluice {
         topic: &str,
         sample: usize,
     ) -> Result<Vec<sluice_codec::Candidate>> {
-        let set = schemas::load(&self.config_dir)?;
+        let set = schemas::load(&self.schema_roots())?;
         if set.message_types().is_empty() {
             return Err(ApiError::new(
                 ErrorCode::InvalidInput,
@@ -160,8 +182,7 @@ impl Sluice {
     /// should re-decode.
     pub fn mappings_using(&self, types: &[String]) -> Result<Vec<Mapping>> {
         Ok(self
-            .config()?
-            .mappings
+            .mappings()?
             .into_iter()
             .filter(|m| {
                 types
@@ -181,12 +202,15 @@ impl Sluice {
             let modified = m.as_ref().and_then(|m| m.modified().ok());
             (p, modified, m.map_or(0, |m| m.len()))
         };
-        let mut out = vec![stat(Config::path(&self.config_dir))];
-        if let Ok(rd) = std::fs::read_dir(self.config_dir.join("schemas")) {
-            let mut files: Vec<PathBuf> = rd.flatten().map(|e| e.path()).collect();
-            files.sort();
-            out.extend(files.into_iter().map(stat));
-        }
+        let mut out = vec![
+            stat(Config::path(&self.config_dir)),
+            stat(SharedMappings::fingerprint_path(&self.shared_dir())),
+        ];
+        out.extend(
+            schemas::stored_files(&self.schema_roots())
+                .into_iter()
+                .map(stat),
+        );
         out
     }
 
@@ -197,10 +221,16 @@ impl Sluice {
         max_payload_bytes: usize,
     ) -> Result<EventBuilder> {
         let cfg = self.config()?;
+        let mappings = self.mappings()?;
+        let mapping = |t: &str| {
+            mappings
+                .iter()
+                .find(|m| m.connection == connection && m.topic == t)
+        };
         let mut decoders = HashMap::new();
-        let needs_schemas = topics.iter().any(|t| cfg.mapping(connection, t).is_some());
+        let needs_schemas = topics.iter().any(|t| mapping(t).is_some());
         let set = if needs_schemas {
-            Some(schemas::load(&self.config_dir)?)
+            Some(schemas::load(&self.schema_roots())?)
         } else {
             None
         };
@@ -211,7 +241,7 @@ impl Sluice {
                 value: Decoder::sniffing().with_registry(registry.clone()),
                 key: None,
             };
-            if let (Some(m), Some(set)) = (cfg.mapping(connection, t), &set) {
+            if let (Some(m), Some(set)) = (mapping(t), &set) {
                 d.value =
                     Decoder::typed(set.type_codec(&m.value_type)?).with_registry(registry.clone());
                 if let Some(k) = &m.key_type {

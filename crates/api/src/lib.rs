@@ -107,4 +107,31 @@ impl Sluice {
     pub(crate) fn lake(&self) -> Result<Lake> {
         Ok(Lake::open(&self.lake_dir)?)
     }
+
+    /// What is kept with the lake for everyone who opens it: schemas and mappings.
+    pub(crate) fn shared_dir(&self) -> PathBuf {
+        self.lake_dir.join("_sluice")
+    }
+
+    /// The schema stores, in the order they load: the lake's shared one, then the user's own
+    /// (which wins for a file of the same name).
+    pub(crate) fn schema_roots(&self) -> Vec<PathBuf> {
+        vec![self.shared_dir(), self.config_dir.clone()]
+    }
+
+    /// Every mapping in force: the user's own, then the lake's shared ones for sources the
+    /// user maps no differently (marked `shared`).
+    pub(crate) fn mappings(&self) -> Result<Vec<config::Mapping>> {
+        let mut all = self.config()?.mappings;
+        for mut m in config::SharedMappings::load(&self.shared_dir())?.mappings {
+            if !all
+                .iter()
+                .any(|l| l.connection == m.connection && l.topic == m.topic)
+            {
+                m.shared = true;
+                all.push(m);
+            }
+        }
+        Ok(all)
+    }
 }

@@ -102,7 +102,11 @@ impl Sluice {
         // A collector's sources are whatever clients name: decoders for every source mapped
         // on the connection (others are sniffed).
         let decoded = if caps.listens {
-            self.config()?.mapped_sources(connection)
+            self.mappings()?
+                .into_iter()
+                .filter(|m| m.connection == connection)
+                .map(|m| m.topic)
+                .collect()
         } else {
             opts.sources.clone()
         };

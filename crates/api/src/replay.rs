@@ -62,7 +62,7 @@ impl Sluice {
         let mut load = |event: &Event| -> Result<Decoder> {
             let set = match &schemas {
                 Some(s) => s,
-                None => schemas.insert(schemas::load(&self.config_dir)?),
+                None => schemas.insert(schemas::load(&self.schema_roots())?),
             };
             // The event's own type when it is known here (a registry's types may not be).
             let decoder = match event.schema.as_deref().map(|t| set.type_codec(t)) {

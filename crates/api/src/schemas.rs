@@ -43,20 +43,51 @@ fn stored_sets(config_dir: &Path) -> Result<Vec<(PathBuf, FileDescriptorSet)>> {
         .collect()
 }
 
-pub(crate) fn load(config_dir: &Path) -> Result<SchemaSet> {
-    let sets = stored_sets(config_dir)?;
-    let records = parse_avro(&stored_avro(config_dir)).records;
-    let set = SchemaSet::from_sets(sets.into_iter().map(|(_, s)| s)).map_err(|e| {
+/// The schemas of every store in `roots`, a later store's winning over an earlier one's for a
+/// file of the same name (the lake's shared store first, then the user's own).
+pub(crate) fn load(roots: &[PathBuf]) -> Result<SchemaSet> {
+    let mut sets = Vec::new();
+    for r in roots {
+        sets.extend(stored_sets(r)?.into_iter().map(|(_, s)| s));
+    }
+    let records = parse_avro(&stored_avro_of(roots)).records;
+    let set = SchemaSet::from_sets(sets).map_err(|e| {
         // Sets stored before they were checked on add can hold what is refused now.
+        let folders: Vec<String> = roots.iter().map(|r| dir(r).display().to_string()).collect();
         ApiError::new(
             ErrorCode::Schema,
             format!(
                 "the stored schemas in {}: {e}; add a corrected version of that file (a file added later replaces one of the same name) or remove it from that folder",
-                dir(config_dir).display()
+                folders.join(" and ")
             ),
         )
     })?;
     Ok(set.with_avro(records))
+}
+
+/// `stored_avro` over several stores, a later store's copy of a file name winning.
+fn stored_avro_of(roots: &[PathBuf]) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    for r in roots {
+        for (name, text) in stored_avro(r) {
+            out.retain(|(n, _)| *n != name);
+            out.push((name, text));
+        }
+    }
+    out
+}
+
+/// Every stored schema file of the stores, for the decoding fingerprint.
+pub(crate) fn stored_files(roots: &[PathBuf]) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for r in roots {
+        if let Ok(rd) = std::fs::read_dir(dir(r)) {
+            let mut files: Vec<PathBuf> = rd.flatten().map(|e| e.path()).collect();
+            files.sort();
+            out.extend(files);
+        }
+    }
+    out
 }
 
 /// Stored Avro schemas as (file name, text), the latest copy of each file name.
@@ -354,7 +385,7 @@ fn defined_types(set: &FileDescriptorSet) -> Vec<String> {
 /// bytes): each descriptor set that defines one of them (a set holds its imports), and the
 /// Avro files when one is an Avro record (they may name each other's types, so all of them).
 pub(crate) fn files_defining(
-    config_dir: &Path,
+    roots: &[PathBuf],
     types: &std::collections::BTreeSet<String>,
 ) -> Result<Vec<(String, Vec<u8>)>> {
     fn messages(prefix: &str, m: &prost_types::DescriptorProto, out: &mut Vec<String>) {
@@ -365,7 +396,11 @@ pub(crate) fn files_defining(
         out.push(name);
     }
     let mut out = Vec::new();
-    for (path, set) in stored_sets(config_dir)? {
+    let mut sets = Vec::new();
+    for r in roots {
+        sets.extend(stored_sets(r)?);
+    }
+    for (path, set) in sets {
         let mut names = Vec::new();
         for f in &set.file {
             let prefix = match f.package() {
@@ -386,7 +421,7 @@ pub(crate) fn files_defining(
             out.push((name, bytes));
         }
     }
-    let avro = stored_avro(config_dir);
+    let avro = stored_avro_of(roots);
     let records = parse_avro(&avro).records;
     if records.keys().any(|r| types.contains(r)) {
         out.extend(avro.into_iter().map(|(n, t)| (n, t.into_bytes())));

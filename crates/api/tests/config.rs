@@ -264,7 +264,7 @@ fn schemas_persist_and_mappings_resolve_short_names() {
     // A fresh instance over the same folders sees the same schemas (they survive restarts).
     let again = Sluice::new(Some(s.config_dir.clone()), Some(d.path().join("lake"))).unwrap();
     let m = again
-        .schema_map("local", "orders", "Order", Some("OrderKey"))
+        .schema_map("local", "orders", "Order", Some("OrderKey"), false)
         .unwrap();
     assert_eq!(
         (m.value_type.as_str(), m.key_type.as_deref()),
@@ -273,14 +273,14 @@ fn schemas_persist_and_mappings_resolve_short_names() {
     assert_eq!(again.schema_list().unwrap().mappings.len(), 1);
     assert_eq!(
         again
-            .schema_map("local", "orders", "Nope", None)
+            .schema_map("local", "orders", "Nope", None, false)
             .unwrap_err()
             .code,
         ErrorCode::Schema
     );
     assert_eq!(
         again
-            .schema_map("ghost", "orders", "Order", None)
+            .schema_map("ghost", "orders", "Order", None, false)
             .unwrap_err()
             .code,
         ErrorCode::NotFound

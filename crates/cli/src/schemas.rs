@@ -18,6 +18,9 @@ pub(crate) enum SchemaCmd {
         /// Extra import root
         #[arg(short = 'I', long = "include")]
         includes: Vec<PathBuf>,
+        /// Keep them with the lake (LAKE/_sluice/schemas) for everyone who opens it
+        #[arg(long)]
+        shared: bool,
     },
     /// List known message types and topic mappings
     List {
@@ -35,6 +38,10 @@ pub(crate) enum SchemaCmd {
         /// Leave the events already in the lake as they were decoded
         #[arg(long)]
         no_redecode: bool,
+        /// Keep the mapping with the lake (LAKE/_sluice/mappings.toml) for everyone who opens
+        /// it; a mapping of a user's own for the same topic wins for that user
+        #[arg(long)]
+        shared: bool,
     },
     /// Decode CONNECTION's TOPIC events in the lake again with the current mapping
     Redecode { connection: String, topic: String },
@@ -56,8 +63,12 @@ pub(crate) enum SchemaCmd {
 
 pub(crate) fn run(session: &Session, cmd: SchemaCmd) -> Result<()> {
     match cmd {
-        SchemaCmd::Add { paths, includes } => {
-            let added = session.schema_add(&paths, &includes)?;
+        SchemaCmd::Add {
+            paths,
+            includes,
+            shared,
+        } => {
+            let added = session.schema_add_to(&paths, &includes, shared)?;
             let r = added.added;
             for e in &r.errors {
                 eprintln!("error: {}", e.display);
@@ -106,7 +117,15 @@ pub(crate) fn run(session: &Session, cmd: SchemaCmd) -> Result<()> {
                                 .as_ref()
                                 .map(|k| format!(" (key: {k})"))
                                 .unwrap_or_default();
-                            println!("{}:{} -> {}{key}", m.connection, m.topic, m.value_type);
+                            let shared = if m.shared {
+                                " (shared, in the lake)"
+                            } else {
+                                ""
+                            };
+                            println!(
+                                "{}:{} -> {}{key}{shared}",
+                                m.connection, m.topic, m.value_type
+                            );
                         }
                     }
                 }
@@ -118,6 +137,7 @@ pub(crate) fn run(session: &Session, cmd: SchemaCmd) -> Result<()> {
             value_type,
             key_type,
             no_redecode,
+            shared,
         } => {
             let (m, work) = session.schema_map_job(args(
                 "schema_map",
@@ -126,6 +146,7 @@ pub(crate) fn run(session: &Session, cmd: SchemaCmd) -> Result<()> {
                     "topic": topic,
                     "value_type": value_type,
                     "key_type": key_type,
+                    "shared": shared,
                 }),
             )?)?;
             let key = m
@@ -134,8 +155,15 @@ pub(crate) fn run(session: &Session, cmd: SchemaCmd) -> Result<()> {
                 .map(|k| format!(", keys as {k}"))
                 .unwrap_or_default();
             println!(
-                "{}:{} values decode as {}{key}",
-                m.connection, m.topic, m.value_type
+                "{}:{} values decode as {}{key}{}",
+                m.connection,
+                m.topic,
+                m.value_type,
+                if m.shared {
+                    " (kept with the lake, for everyone who opens it)"
+                } else {
+                    ""
+                }
             );
             if !no_redecode {
                 redecode(work.label().to_string(), |stop, on| {

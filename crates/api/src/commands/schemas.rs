@@ -30,6 +30,10 @@ pub struct SchemaMapArgs {
     pub value_type: String,
     #[serde(default)]
     pub key_type: Option<String>,
+    /// Keep the mapping with the lake, for everyone who opens it.
+    #[serde(default)]
+    #[ts(optional)]
+    pub shared: Option<bool>,
 }
 
 /// One connection's topic, exchange or queue.
@@ -101,8 +105,22 @@ impl Session {
     /// Adds .proto files, folders and descriptor sets from this machine (`sluice schema add`;
     /// a window drops files instead, see `schema_drop`), with the re-decodes that follow.
     pub fn schema_add(&self, paths: &[PathBuf], includes: &[PathBuf]) -> Result<SchemasAdded> {
+        self.schema_add_to(paths, includes, false)
+    }
+
+    /// `schema_add`, into the lake's shared store when `shared`.
+    pub fn schema_add_to(
+        &self,
+        paths: &[PathBuf],
+        includes: &[PathBuf],
+        shared: bool,
+    ) -> Result<SchemasAdded> {
         let sluice = self.sluice();
-        let added = sluice.schema_add(paths, includes)?;
+        let added = if shared {
+            sluice.schema_add_shared(paths, includes)?
+        } else {
+            sluice.schema_add(paths, includes)?
+        };
         let redecodes = sluice
             .mappings_using(&added.defined_types)?
             .into_iter()
@@ -185,6 +203,7 @@ impl Session {
             &a.topic,
             &a.value_type,
             a.key_type.as_deref().filter(|k| !k.is_empty()),
+            a.shared.unwrap_or(false),
         )?;
         let work = self.redecode_job(SourceArgs {
             connection: a.connection,
@@ -278,6 +297,7 @@ mod tests {
                 topic: "t".into(),
                 value_type: "p.M".into(),
                 key_type: Some(String::new()),
+                shared: None,
             })
             .unwrap();
         assert_eq!(mapping.key_type, None, "an empty key type is none");
