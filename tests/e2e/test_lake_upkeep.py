@@ -149,6 +149,18 @@ def test_a_bundle_carries_events_schemas_and_mappings_to_a_machine_without_the_b
     assert p.returncode != 0 and "newer Sluice" in p.stderr, p.stderr
     assert third("search", "", "--count").strip() == "0"
 
+    # Events that are not a Sluice export: refused, and no schema or mapping was added first.
+    garbage = tmp_path / "garbage.sluice"
+    with zipfile.ZipFile(bundle) as src, zipfile.ZipFile(garbage, "w") as dst:
+        for n in src.namelist():
+            dst.writestr(n, b"not parquet at all" if n == "events.parquet" else src.read(n))
+    p = third.run("bundle", "import", garbage, check=False)
+    assert p.returncode != 0 and "not a complete Sluice bundle" in p.stderr, p.stderr
+    assert json.loads(third("schema", "list", "--format", "json")) == {"message_types": [], "mappings": []}
+    # Into a machine with a connection of the same name: refused (their ids would mix).
+    p = sluice.run("bundle", "import", bundle, check=False)
+    assert p.returncode != 0 and 'connection named "local"' in p.stderr, p.stderr
+
     empty = sluice.run("bundle", "export", "status = NOPE_NOT_A_STATUS", "-o", tmp_path / "x.sluice", check=False)
     assert empty.returncode != 0 and "nothing to bundle" in empty.stderr
 

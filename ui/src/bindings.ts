@@ -643,8 +643,8 @@ events: number, bytes_before: number, bytes_after: number,
  */
 files_skipped: number, 
 /**
- * Merged files still on disk because searches were reading them; hidden from every
- * reader, deleted by the next compaction or prune.
+ * Files left unmerged because searches kept the lake busy for the whole wait; a later
+ * run merges them.
  */
 left_for_later: number, };
 export type PruneReport = { dry_run: boolean, folders: number, 
@@ -655,7 +655,12 @@ files_removed: number,
 /**
  * Files holding events on both sides of it, written again with the newer ones only.
  */
-files_rewritten: number, events_removed: number, bytes_removed: number, files_skipped: number, left_for_later: number, };
+files_rewritten: number, events_removed: number, bytes_removed: number, files_skipped: number, 
+/**
+ * Files left as they were because searches kept the lake busy for the whole wait; a
+ * later run prunes them.
+ */
+left_for_later: number, };
 export type BundleExportArgs = { filter: string, path: string, };
 export type BundleImportArgs = { path: string, };
 export type BundleManifest = { format: string, version: number, 
@@ -671,7 +676,11 @@ export type BundleImported = { events_in_bundle: number, imported: number,
 /**
  * Events whose ids the lake held already (a bundle imported twice adds nothing).
  */
-already_in_lake: number, schema_files: number, mappings_added: number, 
+already_in_lake: number, 
+/**
+ * Rows of the bundle without an id, or repeating one: not imported.
+ */
+skipped_in_bundle: number, schema_files: number, mappings_added: number, 
 /**
  * Mappings of the bundle left out because this machine maps the same source itself.
  */

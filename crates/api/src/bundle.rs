@@ -29,6 +29,7 @@ const EVENTS: &str = "events.parquet";
 const SCHEMAS: &str = "schemas/";
 /// Caps on what import reads from a member, whatever the archive claims.
 const MAX_MANIFEST_BYTES: u64 = 16 << 20;
+/// All schema members together.
 const MAX_SCHEMA_BYTES: u64 = 256 << 20;
 const MAX_MEMBERS: usize = 10_000;
 
@@ -55,6 +56,8 @@ pub struct BundleImported {
     pub imported: u64,
     /// Events whose ids the lake held already (a bundle imported twice adds nothing).
     pub already_in_lake: u64,
+    /// Rows of the bundle without an id, or repeating one: not imported.
+    pub skipped_in_bundle: u64,
     pub schema_files: u64,
     pub mappings_added: u64,
     /// Mappings of the bundle left out because this machine maps the same source itself.
@@ -139,10 +142,34 @@ impl Sluice {
             return Err(damaged(path, format!("{} members", zip.len())));
         }
         let manifest = read_manifest(path, &mut zip)?;
-        let scratch = tempfile::tempdir().map_err(io(path))?;
+        // Events of a connection this machine also has would share its ids and positions:
+        // a later capture there would take them for its own and skip real messages.
+        let config = self.config()?;
+        if let Some(s) = manifest
+            .sources
+            .iter()
+            .find(|s| config.connections.contains_key(&s.connection))
+        {
+            return Err(ApiError::new(
+                ErrorCode::AlreadyExists,
+                format!(
+                    "{}: its events come from a connection named {:?}, and this machine has a connection of that name: they would mix with its own (same ids and offsets). Import into a lake of its own (--lake DIR), or rename your connection",
+                    path.display(),
+                    s.connection
+                ),
+            ));
+        }
+        // Beside the lake, not in /tmp (often RAM): the events may be large.
+        let lake_dir = &self.lake_dir;
+        std::fs::create_dir_all(lake_dir).map_err(io(lake_dir))?;
+        let scratch = tempfile::Builder::new()
+            .prefix(".sluice-bundle-")
+            .tempdir_in(lake_dir)
+            .map_err(io(lake_dir))?;
 
         // Every member is read and checked before anything changes here.
         let mut schema_paths = Vec::new();
+        let mut schema_budget = MAX_SCHEMA_BYTES;
         for name in &manifest.schemas {
             let plain = !name.is_empty()
                 && !name.contains(['/', '\\'])
@@ -152,17 +179,26 @@ impl Sluice {
                 return Err(damaged(path, format!("schema member name {name:?}")));
             }
             let to = scratch.path().join(name);
-            extract(
+            let n = extract(
                 path,
                 &mut zip,
                 &format!("{SCHEMAS}{name}"),
                 &to,
-                MAX_SCHEMA_BYTES,
+                schema_budget,
             )?;
+            schema_budget -= n;
             schema_paths.push(to);
         }
-        let events_file = scratch.path().join(EVENTS);
-        extract(path, &mut zip, EVENTS, &events_file, u64::MAX)?;
+        // Stored, never compressed: it cannot be larger than the bundle itself.
+        let bundle_bytes = std::fs::metadata(path).map_err(io(path))?.len();
+        // Not `*.parquet`: other engines globbing the lake must not read it.
+        let events_file = scratch.path().join("events.importing");
+        extract(path, &mut zip, EVENTS, &events_file, bundle_bytes)?;
+        let lake = self.lake()?;
+        let query = Query::open(&lake)?;
+        let (total, distinct) = query
+            .check_export(&events_file)
+            .map_err(|e| damaged(path, format!("{EVENTS}: {e}")))?;
 
         let schema_files = schema_paths.len() as u64;
         if !schema_paths.is_empty() {
@@ -178,7 +214,7 @@ impl Sluice {
                 ));
             }
         }
-        let mut config = self.config()?;
+        let mut config = config;
         let (mut mappings_added, mut mappings_kept_local) = (0, 0);
         for m in &manifest.mappings {
             if config.mapping(&m.connection, &m.topic).is_some() {
@@ -192,12 +228,10 @@ impl Sluice {
             config.save(&self.config_dir)?;
         }
 
-        let lake = self.lake()?;
-        let query = Query::open(&lake)?;
         let mut writer = LakeWriter::new(lake.clone(), FlushPolicy::default());
         let mut imported = 0u64;
         let mut failed = None;
-        let total = query.events_missing_from(&events_file, |e| match writer.push(e) {
+        let read = query.events_missing_from(&events_file, |e| match writer.push(e) {
             Ok(_) => {
                 imported += 1;
                 true
@@ -207,7 +241,7 @@ impl Sluice {
                 false
             }
         });
-        let total = total.map_err(|e| damaged(path, e))?;
+        read.map_err(|e| damaged(path, format!("{EVENTS}: {e}")))?;
         if let Some(e) = failed {
             return Err(e.into());
         }
@@ -215,7 +249,8 @@ impl Sluice {
         Ok(BundleImported {
             events_in_bundle: total,
             imported,
-            already_in_lake: total.saturating_sub(imported),
+            already_in_lake: distinct.saturating_sub(imported),
+            skipped_in_bundle: total.saturating_sub(distinct),
             schema_files,
             mappings_added,
             mappings_kept_local,
@@ -288,7 +323,7 @@ fn extract(
     member: &str,
     to: &Path,
     max: u64,
-) -> Result<()> {
+) -> Result<u64> {
     let mut m = zip
         .by_name(member)
         .map_err(|e| damaged(path, format!("{member}: {e}")))?;
@@ -304,5 +339,5 @@ fn extract(
             format!("{member}: {copied} of {} bytes", m.size()),
         ));
     }
-    Ok(())
+    Ok(copied)
 }

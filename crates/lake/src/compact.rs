@@ -1,7 +1,8 @@
 //! Compaction (many small files of a partition folder merged into few) and pruning (events
 //! older than a cutoff removed), both safe beside running captures and searches: new files
-//! appear whole, and old ones leave through retire records (see `retire`), so a reader sees
-//! either the old files or their replacement, never both and never neither.
+//! are written whole under temp names, and each folder switches to them at once, when no
+//! reader is listing or reading it (see `retire`), so a reader sees either the old files or
+//! their replacement, never both and never neither.
 //!
 //! Captures flush every half second by default, so a capture left running writes about
 //! 170,000 files a day: each search then lists and opens them all. Compaction is what keeps
@@ -9,7 +10,7 @@
 
 use crate::columns::arrow_schema;
 use crate::layout::{escape, file_times, io_err, Lake, LakeError};
-use crate::retire::{self, Maintenance};
+use crate::retire::{self, Prepared};
 use crate::sketch;
 use crate::temp::TempFile;
 use crate::writer::{fill_temp, part_name, row_times};
@@ -34,8 +35,8 @@ pub struct CompactOptions {
     pub target_bytes: u64,
     /// Say what would be done, change nothing.
     pub dry_run: bool,
-    /// How long to wait for searches still reading the old files before leaving their
-    /// deletion to a later run (they are hidden from new readers at once either way).
+    /// How long a folder's switch waits for running searches to end before it gives up
+    /// (changing nothing there; a later run tries again).
     pub reader_wait: Duration,
 }
 
@@ -65,8 +66,8 @@ pub struct CompactReport {
     pub bytes_after: u64,
     /// Files left as they were: not written by Sluice, or by a newer Sluice.
     pub files_skipped: u64,
-    /// Merged files still on disk because searches were reading them; hidden from every
-    /// reader, deleted by the next compaction or prune.
+    /// Files left unmerged because searches kept the lake busy for the whole wait; a later
+    /// run merges them.
     pub left_for_later: u64,
 }
 
@@ -91,6 +92,8 @@ pub struct PruneReport {
     pub events_removed: u64,
     pub bytes_removed: u64,
     pub files_skipped: u64,
+    /// Files left as they were because searches kept the lake busy for the whole wait; a
+    /// later run prunes them.
     pub left_for_later: u64,
 }
 
@@ -148,12 +151,14 @@ impl Lake {
             ..CompactReport::default()
         };
         if !opts.dry_run {
-            // What an earlier run could not delete goes first.
-            m.finish(&dirs, Duration::ZERO)?;
+            // What a killed run left half switched goes first.
+            m.finish_leftovers(&dirs, opts.reader_wait)?;
         }
         let schema = arrow_schema(false);
         for dir in &dirs {
             r.folders += 1;
+            let mut prepared = Vec::new();
+            let mut done = CompactReport::default();
             let mut small: Vec<Part> = parts(dir)
                 .into_iter()
                 .filter(|p| p.bytes < opts.target_bytes / 2)
@@ -175,19 +180,26 @@ impl Lake {
                     continue;
                 }
                 let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
-                let bytes = write_replacement(&m, dir, &schema, &batches, &used)?;
-                r.files_merged += used.len() as u64;
-                r.files_written += 1;
-                r.events += rows as u64;
-                r.bytes_before += used.iter().map(|p| p.bytes).sum::<u64>();
-                r.bytes_after += bytes;
+                let (p, bytes) = prepare_replacement(dir, &schema, &batches, &used)?;
+                prepared.push(p);
+                done.files_merged += used.len() as u64;
+                done.files_written += 1;
+                done.events += rows as u64;
+                done.bytes_before += used.iter().map(|p| p.bytes).sum::<u64>();
+                done.bytes_after += bytes;
+            }
+            if m.switch(dir, prepared, &[], opts.reader_wait)? {
+                r.files_merged += done.files_merged;
+                r.files_written += done.files_written;
+                r.events += done.events;
+                r.bytes_before += done.bytes_before;
+                r.bytes_after += done.bytes_after;
+            } else {
+                r.left_for_later += done.files_merged;
             }
             if !progress(&r) {
                 break;
             }
-        }
-        if !opts.dry_run {
-            r.left_for_later = m.finish(&dirs, opts.reader_wait)?;
         }
         Ok(r)
     }
@@ -202,19 +214,21 @@ impl Lake {
             ..PruneReport::default()
         };
         if !opts.dry_run {
-            m.finish(&dirs, Duration::ZERO)?;
+            m.finish_leftovers(&dirs, opts.reader_wait)?;
         }
         let schema = arrow_schema(false);
         for dir in &dirs {
             r.folders += 1;
             let mut gone = Vec::new();
+            let mut prepared = Vec::new();
+            let mut done = PruneReport::default();
             for p in parts(dir) {
                 match p.times {
                     Some((_, max)) if max < opts.before_us => {
                         // Whole file: its row count is all that is read.
-                        r.events_removed += file_rows(&p.path).unwrap_or(0);
-                        r.files_removed += 1;
-                        r.bytes_removed += p.bytes;
+                        done.events_removed += file_rows(&p.path).unwrap_or(0);
+                        done.files_removed += 1;
+                        done.bytes_removed += p.bytes;
                         gone.push(p.name);
                     }
                     Some((min, _)) if min >= opts.before_us => {}
@@ -227,26 +241,29 @@ impl Lake {
                         if removed == 0 {
                             continue;
                         }
-                        r.events_removed += removed;
+                        done.events_removed += removed;
                         if kept.iter().all(|b| b.num_rows() == 0) {
-                            r.files_removed += 1;
-                            r.bytes_removed += p.bytes;
+                            done.files_removed += 1;
+                            done.bytes_removed += p.bytes;
                             gone.push(p.name);
                         } else {
-                            r.files_rewritten += 1;
+                            done.files_rewritten += 1;
                             if !opts.dry_run {
-                                write_replacement(&m, dir, &schema, &kept, &[p])?;
+                                prepared.push(prepare_replacement(dir, &schema, &kept, &[p])?.0);
                             }
                         }
                     }
                 }
             }
-            if !gone.is_empty() && !opts.dry_run {
-                m.replace(dir, &gone, None)?;
+            let switched = opts.dry_run || m.switch(dir, prepared, &gone, opts.reader_wait)?;
+            if switched {
+                r.events_removed += done.events_removed;
+                r.files_removed += done.files_removed;
+                r.files_rewritten += done.files_rewritten;
+                r.bytes_removed += done.bytes_removed;
+            } else {
+                r.left_for_later += done.files_removed + done.files_rewritten;
             }
-        }
-        if !opts.dry_run {
-            r.left_for_later = m.finish(&dirs, opts.reader_wait)?;
         }
         Ok(r)
     }
@@ -339,8 +356,16 @@ fn conform(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch, Strin
         .iter()
         .map(|f| match batch.column_by_name(f.name()) {
             Some(c) if c.data_type() == f.data_type() => Ok(c.clone()),
-            Some(c) => arrow::compute::cast(c, f.data_type())
-                .map_err(|e| format!("column {:?}: {e}", f.name())),
+            // Unsafe casts fail instead of turning a value that does not fit into null.
+            Some(c) => arrow::compute::cast_with_options(
+                c,
+                f.data_type(),
+                &arrow::compute::CastOptions {
+                    safe: false,
+                    ..Default::default()
+                },
+            )
+            .map_err(|e| format!("column {:?}: {e}", f.name())),
             None => Ok(new_null_array(f.data_type(), batch.num_rows())),
         })
         .collect::<Result<_, _>>()?;
@@ -378,15 +403,14 @@ fn split_file(
     Some((kept, removed))
 }
 
-/// Writes `batches` as one new file of `dir` that replaces `old`, sketch first; returns its
-/// size. The old files stay until `Maintenance::finish` deletes them.
-fn write_replacement<P: std::borrow::Borrow<Part>>(
-    m: &Maintenance,
+/// Writes `batches` as one new file of `dir` to replace `old`, sketch first, under its temp
+/// name (`Maintenance::switch` puts it in place); returns it and its size.
+fn prepare_replacement<P: std::borrow::Borrow<Part>>(
     dir: &Path,
     schema: &SchemaRef,
     batches: &[RecordBatch],
     old: &[P],
-) -> Result<u64, LakeError> {
+) -> Result<(Prepared, u64), LakeError> {
     let (mut min, mut max) = (i64::MAX, 0);
     for b in batches {
         for t in row_times(b) {
@@ -409,10 +433,10 @@ fn write_replacement<P: std::borrow::Borrow<Part>>(
             return Err(e);
         }
     };
-    let names: Vec<String> = old.iter().map(|p| p.borrow().name.clone()).collect();
-    m.replace(dir, &names, Some((tmp, &path)))
-        .inspect_err(|_| {
-            let _ = std::fs::remove_file(sketch::sketch_path(&path));
-        })?;
-    Ok(bytes)
+    let prepared = Prepared {
+        tmp,
+        target: path,
+        old: old.iter().map(|p| p.borrow().name.clone()).collect(),
+    };
+    Ok((prepared, bytes))
 }

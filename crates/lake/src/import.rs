@@ -58,28 +58,57 @@ impl Query {
         Ok(out)
     }
 
-    /// Events in `file`, a standalone export, in its order: how many it holds, and each one
-    /// whose id this lake does not hold yet handed to `f` (until it says stop).
+    /// Checks that `file` is a standalone export this version reads, before anything is
+    /// imported: (rows, rows with an id of their own, each id counted once).
+    pub fn check_export(&self, file: &Path) -> Result<(u64, u64), LakeError> {
+        let source = export_source(file);
+        let first_line = |e: duckdb::Error| {
+            let m = e.to_string();
+            LakeError::Query(m.lines().next().unwrap_or_default().to_string())
+        };
+        self.conn()
+            .execute_batch(&format!(
+                "SELECT {} FROM {source} LIMIT 0",
+                select_list(Columns::All)
+            ))
+            .map_err(first_line)?;
+        let (total, distinct): (i64, i64) = self
+            .conn()
+            .query_row(
+                &format!(
+                    "SELECT count(*), count(DISTINCT id) FILTER (WHERE id <> '') FROM {source}"
+                ),
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .map_err(first_line)?;
+        Ok((total as u64, distinct as u64))
+    }
+
+    /// The events of `file`, a standalone export, in its order, once per id, leaving out rows
+    /// without an id and the ids this lake holds already; each handed to `f` until it says
+    /// stop.
     pub fn events_missing_from(
         &self,
         file: &Path,
         f: impl FnMut(Event) -> bool,
-    ) -> Result<u64, LakeError> {
-        let source = format!(
-            "read_parquet({}, union_by_name = true)",
-            sql_string_literal(&file.display().to_string())
-        );
-        let total: i64 = self
-            .conn()
-            .query_row(&format!("SELECT count(*) FROM {source}"), [], |r| r.get(0))
-            .map_err(qerr)?;
+    ) -> Result<(), LakeError> {
+        let source = export_source(file);
         let lake = crate::query::whole_lake_source(self.lake())
             .unwrap_or_else(|| "(SELECT NULL::VARCHAR AS id WHERE false)".into());
         let sql = format!(
-            "SELECT {} FROM {source} WHERE id NOT IN (SELECT id FROM {lake})",
+            "SELECT {} FROM (SELECT * FROM {source} WHERE id <> '' \
+             QUALIFY row_number() OVER (PARTITION BY id) = 1) \
+             WHERE id NOT IN (SELECT id FROM {lake} WHERE id IS NOT NULL)",
             select_list(Columns::All)
         );
-        self.stream_with(&sql, [], f)?;
-        Ok(total as u64)
+        self.stream_with(&sql, [], f)
     }
+}
+
+fn export_source(file: &Path) -> String {
+    format!(
+        "read_parquet({}, union_by_name = true)",
+        sql_string_literal(&file.display().to_string())
+    )
 }

@@ -137,7 +137,10 @@ fn gather(dir: &Path, out: &mut Vec<PathBuf>) -> Vec<PathBuf> {
         let p = e.path();
         let name = e.file_name().to_string_lossy().to_string();
         if p.is_dir() {
-            subs.push(p);
+            // Hidden folders are scratch space (a bundle being imported), never lake data.
+            if !name.starts_with('.') {
+                subs.push(p);
+            }
         } else if name.ends_with(".parquet") && !name.starts_with('.') {
             files.insert(name);
         } else if retire::is_record(&name) {

@@ -1,26 +1,28 @@
-//! Removing lake files while captures write and searches read, so that no reader ever sees an
-//! event twice or misses one.
+//! Replacing and removing lake files while captures write and searches read, so that no
+//! reader ever sees an event twice or misses one.
 //!
 //! Compaction and pruning replace some files of a partition folder by one new file (or by
-//! none). Doing that as "write the new file, delete the old ones" leaves two windows: between
-//! the two steps a reader lists both (events doubled), and a reader that listed the old files
-//! just before their deletion fails to open one (events missing). So:
+//! none). Readers hold a shared lock on `ROOT/.sluice-readers.lock` from before they list files
+//! until their query ends; the switch (the new file renamed into place, the old ones deleted)
+//! happens only under the exclusive lock, so no reader lists a folder halfway through a switch
+//! and none has listed a file that is then deleted under it. A directory listing is no
+//! snapshot, so nothing a reader must see together may change while one lists. When readers
+//! keep the lock busy past the wait, the prepared files are dropped and the old ones stay:
+//! nothing changes, and a later run tries again.
 //!
-//! 1. A *retire record* `_retired-ID.json` names the old files and the file replacing them. It
-//!    is written before the new file is renamed into place, and counts only once that file
-//!    exists (or at once, when nothing replaces them): the rename is the one atomic switch,
-//!    and every listing (`Lake::files`) leaves out what a record in force names.
-//! 2. Readers hold a shared lock on `ROOT/.sluice-readers.lock` from before they list files
-//!    until their query ends; the old files are deleted only under the exclusive lock, so never
-//!    under a reader that may still open them. When readers keep the lock busy past the wait,
-//!    the files stay retired (invisible) and a later compaction or prune deletes them.
-//! 3. One compaction or prune at a time, and none beside a re-decode
-//!    (`.sluice-maintenance.lock`): each rewrites files, and two of them on one file could
-//!    undo each other.
+//! A kill between the rename and the last deletion would leave the new file beside some old
+//! ones, so a *retire record* `_retired-ID.json` naming both is written before the switch and
+//! removed after it. While a record's new file exists, every listing (`Lake::files`) leaves out
+//! the old files it names, and the next compaction or prune deletes them. A record whose new
+//! file never appeared is a run that died before its switch and is simply removed.
+//!
+//! One compaction or prune at a time, and none beside a re-decode
+//! (`.sluice-maintenance.lock`): each rewrites files, and two of them on one file could undo
+//! each other.
 //!
 //! Record names start with `_`, which Spark and Hive skip; other engines read `*.parquet`
-//! only. An engine that lists the folder between the rename and the deletion sees both the
-//! old files and the new one: the README says how to skip duplicate ids there.
+//! only, and one that lists a folder during a switch can see the replaced events twice: the
+//! README says how to skip duplicate ids there.
 
 use crate::layout::{io_err, LakeError};
 use crate::sketch;
@@ -40,8 +42,8 @@ const RECORD_SUFFIX: &str = ".json";
 /// Files of one partition folder that are no longer part of the lake.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Record {
-    /// The file holding their events now; `None` when their events were removed (prune).
-    replaced_by: Option<String>,
+    /// The file holding their events now.
+    replaced_by: String,
     /// Base names in the same folder.
     retired: Vec<String>,
 }
@@ -59,7 +61,7 @@ pub(crate) fn retired_in(
     let mut out = HashSet::new();
     for name in records {
         if let Some(r) = read_record(&dir.join(name)) {
-            if r.replaced_by.as_ref().is_none_or(|f| present.contains(f)) {
+            if present.contains(&r.replaced_by) {
                 out.extend(r.retired);
             }
         }
@@ -148,104 +150,174 @@ fn maintenance_lock(root: &Path, what: &str, op: libc::c_int) -> Result<Maintena
     })
 }
 
+/// A new file of a folder, written and fsynced under its temp name, and the files it replaces.
+pub(crate) struct Prepared {
+    pub(crate) tmp: TempFile,
+    pub(crate) target: PathBuf,
+    pub(crate) old: Vec<String>,
+}
+
+impl Prepared {
+    /// Drops the new file and its sketch (the temp file goes as it drops).
+    fn abandon(self) {
+        let _ = std::fs::remove_file(sketch::sketch_path(&self.target));
+    }
+}
+
 impl Maintenance {
-    /// Retires `old` (base names in `dir`), replaced by `new` when given: the record is
-    /// written, then `new` renamed into place from `tmp`, which puts the record in force.
-    pub(crate) fn replace(
+    /// Puts the prepared files of `dir` in place of the files they replace, and deletes
+    /// `gone` (files whose every event goes), all under the readers' exclusive lock, waiting
+    /// at most `wait` for readers to finish. Returns false, having changed nothing, when
+    /// readers kept the lake busy all along.
+    pub(crate) fn switch(
         &self,
         dir: &Path,
-        old: &[String],
-        new: Option<(TempFile, &Path)>,
-    ) -> Result<(), LakeError> {
-        let record = Record {
-            replaced_by: new
-                .as_ref()
-                .and_then(|(_, p)| p.file_name())
-                .map(|n| n.to_string_lossy().to_string()),
-            retired: old.to_vec(),
-        };
-        let name = format!(
-            "{RECORD_PREFIX}{}{RECORD_SUFFIX}",
-            &uuid::Uuid::new_v4().simple().to_string()[..12]
-        );
-        let path = dir.join(name);
-        let tmp = TempFile::beside(&path).map_err(io_err(dir))?;
-        let bytes = serde_json::to_vec(&record).map_err(|e| LakeError::Io {
-            path: path.display().to_string(),
-            source: std::io::Error::other(e),
-        })?;
-        {
-            use std::io::Write;
-            let mut f = tmp.handle().map_err(io_err(tmp.path()))?;
-            f.write_all(&bytes).map_err(io_err(tmp.path()))?;
-            f.sync_all().map_err(io_err(tmp.path()))?;
+        prepared: Vec<Prepared>,
+        gone: &[String],
+        wait: Duration,
+    ) -> Result<bool, LakeError> {
+        if prepared.is_empty() && gone.is_empty() {
+            return Ok(true);
         }
-        tmp.persist(&path).map_err(io_err(&path))?;
-        if let Some((tmp, target)) = new {
-            if let Err(e) = tmp.persist(target) {
-                let _ = std::fs::remove_file(&path);
-                return Err(io_err(target)(e));
+        let mut records = Vec::new();
+        for p in &prepared {
+            let record = Record {
+                replaced_by: p
+                    .target
+                    .file_name()
+                    .map(|n| n.to_string_lossy().to_string())
+                    .unwrap_or_default(),
+                retired: p.old.clone(),
+            };
+            match write_record(dir, &record) {
+                Ok(path) => records.push(path),
+                Err(e) => {
+                    remove_all(&records);
+                    prepared.into_iter().for_each(Prepared::abandon);
+                    return Err(e);
+                }
             }
         }
-        if let Ok(d) = File::open(dir) {
-            let _ = d.sync_all();
+        let Some(_exclusive) = self.readers_exclusive(wait)? else {
+            remove_all(&records);
+            prepared.into_iter().for_each(Prepared::abandon);
+            return Ok(false);
+        };
+        for p in prepared {
+            let target = p.target.clone();
+            p.tmp.persist(&target).map_err(io_err(&target))?;
+            delete_all(dir, &p.old)?;
         }
-        Ok(())
+        delete_all(dir, gone)?;
+        sync_dir(dir);
+        remove_all(&records);
+        sync_dir(dir);
+        Ok(true)
     }
 
-    /// Deletes the files that records in force retire, and the records, under the readers'
-    /// exclusive lock, waiting at most `wait` for readers to finish; records of runs that
-    /// died before their rename are removed. Returns how many retired files are left for a
-    /// later run because readers held the lake all along.
-    pub(crate) fn finish(&self, dirs: &[PathBuf], wait: Duration) -> Result<u64, LakeError> {
-        let mut pending: Vec<(PathBuf, Option<Record>)> = Vec::new();
+    /// Finishes what runs killed mid-switch left in `dirs`: the old files a record in force
+    /// names are deleted (under the readers' exclusive lock), records of runs that died before
+    /// their switch are removed. Busy when readers kept the lake busy past `wait`: new
+    /// records must not be written beside unfinished ones.
+    pub(crate) fn finish_leftovers(
+        &self,
+        dirs: &[PathBuf],
+        wait: Duration,
+    ) -> Result<(), LakeError> {
+        let mut in_force = Vec::new();
         for dir in dirs {
             let Ok(entries) = std::fs::read_dir(dir) else {
                 continue;
             };
             for e in entries.flatten() {
                 let name = e.file_name().to_string_lossy().to_string();
-                if is_record(&name) {
-                    let path = e.path();
-                    let record = read_record(&path);
-                    pending.push((path, record));
+                if !is_record(&name) {
+                    continue;
+                }
+                let path = e.path();
+                match read_record(&path) {
+                    Some(r) if dir.join(&r.replaced_by).exists() => in_force.push((path, r)),
+                    _ => std::fs::remove_file(&path).map_err(io_err(&path))?,
                 }
             }
         }
-        if pending.is_empty() {
-            return Ok(0);
+        if in_force.is_empty() {
+            return Ok(());
         }
-        let lock = lock_file(&self.root, READERS_LOCK).map_err(io_err(&self.root))?;
-        let start = Instant::now();
-        while !flock(&lock, libc::LOCK_EX | libc::LOCK_NB).map_err(io_err(&self.root))? {
-            if start.elapsed() >= wait {
-                let left = pending
-                    .iter()
-                    .filter_map(|(_, r)| r.as_ref())
-                    .map(|r| r.retired.len() as u64)
-                    .sum();
-                return Ok(left);
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        for (path, record) in pending {
+        let Some(_exclusive) = self.readers_exclusive(wait)? else {
+            return Err(LakeError::Busy(format!(
+                "cannot finish an interrupted compaction in {}: searches kept the lake busy; try again when they end",
+                self.root.display()
+            )));
+        };
+        for (path, r) in in_force {
             let dir = path.parent().unwrap_or(Path::new("."));
-            if let Some(r) = record {
-                let in_force = r.replaced_by.as_ref().is_none_or(|f| dir.join(f).exists());
-                if in_force {
-                    for f in &r.retired {
-                        let file = dir.join(f);
-                        let _ = std::fs::remove_file(sketch::sketch_path(&file));
-                        match std::fs::remove_file(&file) {
-                            Ok(()) => {}
-                            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                            Err(e) => return Err(io_err(&file)(e)),
-                        }
-                    }
-                }
-            }
+            delete_all(dir, &r.retired)?;
+            sync_dir(dir);
             std::fs::remove_file(&path).map_err(io_err(&path))?;
         }
-        Ok(0)
+        Ok(())
+    }
+
+    fn readers_exclusive(&self, wait: Duration) -> Result<Option<File>, LakeError> {
+        let lock = lock_file(&self.root, READERS_LOCK).map_err(io_err(&self.root))?;
+        let start = Instant::now();
+        loop {
+            if flock(&lock, libc::LOCK_EX | libc::LOCK_NB).map_err(io_err(&self.root))? {
+                return Ok(Some(lock));
+            }
+            if start.elapsed() >= wait {
+                return Ok(None);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+fn write_record(dir: &Path, record: &Record) -> Result<PathBuf, LakeError> {
+    let name = format!(
+        "{RECORD_PREFIX}{}{RECORD_SUFFIX}",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    );
+    let path = dir.join(name);
+    let tmp = TempFile::beside(&path).map_err(io_err(dir))?;
+    let bytes = serde_json::to_vec(record).map_err(|e| LakeError::Io {
+        path: path.display().to_string(),
+        source: std::io::Error::other(e),
+    })?;
+    {
+        use std::io::Write;
+        let mut f = tmp.handle().map_err(io_err(tmp.path()))?;
+        f.write_all(&bytes).map_err(io_err(tmp.path()))?;
+        f.sync_all().map_err(io_err(tmp.path()))?;
+    }
+    tmp.persist(&path).map_err(io_err(&path))?;
+    sync_dir(dir);
+    Ok(path)
+}
+
+/// Deletes files of `dir` and their sketches; one already gone is fine.
+fn delete_all(dir: &Path, names: &[String]) -> Result<(), LakeError> {
+    for f in names {
+        let file = dir.join(f);
+        let _ = std::fs::remove_file(sketch::sketch_path(&file));
+        match std::fs::remove_file(&file) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_err(&file)(e)),
+        }
+    }
+    Ok(())
+}
+
+fn remove_all(paths: &[PathBuf]) {
+    for p in paths {
+        let _ = std::fs::remove_file(p);
+    }
+}
+
+fn sync_dir(dir: &Path) {
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
     }
 }

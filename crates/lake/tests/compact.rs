@@ -191,10 +191,11 @@ fn readers_beside_a_compaction_and_a_prune_never_see_an_event_missing_or_doubled
 }
 
 #[test]
-fn files_a_reader_still_holds_are_hidden_at_once_and_deleted_by_a_later_run() {
+fn a_folder_that_readers_keep_busy_is_left_as_it_was_and_merged_by_a_later_run() {
     let dir = tempfile::tempdir().unwrap();
     let lake = Lake::open(dir.path()).unwrap();
     write_small_files(&lake, "orders", 0, 5, 10);
+    let before: BTreeSet<_> = lake.files().into_iter().collect();
     let holder = Query::open(&lake).unwrap();
     let r = lake
         .compact(
@@ -205,25 +206,72 @@ fn files_a_reader_still_holds_are_hidden_at_once_and_deleted_by_a_later_run() {
             &mut |_| true,
         )
         .unwrap();
-    assert_eq!((r.files_merged, r.left_for_later), (5, 5));
-    assert_eq!(lake.files().len(), 1, "the old files are hidden already");
-    // The query opened before the compaction still reads the old files it listed.
-    assert_eq!(holder.count(&compile("")).unwrap(), 50);
-    assert_eq!(count(&lake, ""), 50);
-    drop(holder);
-    let folder = lake.files()[0].parent().unwrap().to_path_buf();
-    let parquet_on_disk = || {
+    assert_eq!(
+        (r.files_merged, r.files_written, r.left_for_later),
+        (0, 0, 5)
+    );
+    let folder = before
+        .iter()
+        .next()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let names = || -> BTreeSet<String> {
         std::fs::read_dir(&folder)
             .unwrap()
             .flatten()
-            .filter(|e| e.file_name().to_string_lossy().ends_with(".parquet"))
-            .count()
+            .map(|e| e.file_name().to_string_lossy().to_string())
+            .filter(|n| !n.ends_with(".sketch"))
+            .collect()
     };
-    assert_eq!(parquet_on_disk(), 6);
+    assert_eq!(
+        lake.files().into_iter().collect::<BTreeSet<_>>(),
+        before,
+        "nothing changed: {:?}",
+        names()
+    );
+    assert!(names()
+        .iter()
+        .all(|n| !n.starts_with('_') && !n.ends_with(".tmp")));
+    assert_eq!(holder.count(&compile("")).unwrap(), 50);
+    drop(holder);
     let later = lake.compact(&tiny_target(), &mut |_| true).unwrap();
-    assert_eq!(later.left_for_later, 0);
-    assert_eq!(parquet_on_disk(), 1);
+    assert_eq!((later.files_merged, later.left_for_later), (5, 0));
+    assert_eq!(lake.files().len(), 1);
     assert_eq!(count(&lake, ""), 50);
+}
+
+#[test]
+fn a_run_killed_between_its_rename_and_its_deletions_is_finished_by_the_next() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = Lake::open(dir.path()).unwrap();
+    write_small_files(&lake, "orders", 0, 2, 10);
+    let files = lake.files();
+    let folder = files[0].parent().unwrap().to_path_buf();
+    // As a killed run leaves it: the new file (here a copy of the first) is in place, the
+    // record naming what it replaces too, and the old file not yet deleted.
+    let merged = folder.join("part-9-1-merged00.parquet");
+    std::fs::copy(&files[0], &merged).unwrap();
+    let old = files[0].file_name().unwrap().to_string_lossy().to_string();
+    std::fs::write(
+        folder.join("_retired-killed000000.json"),
+        serde_json::json!({"replaced_by": "part-9-1-merged00.parquet", "retired": [old]})
+            .to_string(),
+    )
+    .unwrap();
+    assert_eq!(
+        count(&lake, ""),
+        20,
+        "the old file is left out while its record holds"
+    );
+    assert!(!lake.files().contains(&files[0]));
+    lake.compact(&tiny_target(), &mut |_| true).unwrap();
+    assert!(!files[0].exists(), "the next run deleted it");
+    assert!(!folder.join("_retired-killed000000.json").exists());
+    assert_eq!(count(&lake, ""), 20);
+    let ids = all_ids(&lake, "");
+    assert_eq!(ids.iter().collect::<BTreeSet<_>>().len(), 20);
 }
 
 #[test]
