@@ -596,6 +596,11 @@ retain?: boolean,
 keep_ids?: boolean, };
 export type ReplayPlan = { total: number, 
 /**
+ * Events redacted at capture (they carry `sluice-redacted`): their redacted values are
+ * sent as the lake holds them.
+ */
+redacted: number, 
+/**
  * The first events only (the table shows these; `total` counts all).
  */
 rows: Array<PlanRow>, };
@@ -690,6 +695,30 @@ export type SourceCount = { connection: string, source: string, bus: string, eve
  * The message types their payloads decoded with.
  */
 schemas: Array<string>, };
+export type RedactRemoveArgs = { 
+/**
+ * As `redact_list` numbers the rules, from 1.
+ */
+index: number, };
+export type RedactRule = { connection: string, 
+/**
+ * One source (topic, queue, ...); every source of the connection when absent.
+ */
+source?: string, 
+/**
+ * Decoded field paths: `customer.email`, `items[*].card`, `lines[0].iban`.
+ */
+fields?: Array<string>, 
+/**
+ * Header names (any case).
+ */
+headers?: Array<string>, 
+/**
+ * Regular expressions over every text value: decoded strings, payload text, header values.
+ */
+patterns?: Array<string>, action: RedactAction, at: RedactAt, };
+export type RedactAction = "hash" | "drop";
+export type RedactAt = "capture" | "view";
 
 export type Commands = {
   app_info: { args: NoArgs; result: AppInfo };
@@ -726,4 +755,7 @@ export type Commands = {
   lake_prune: { args: PruneArgs; result: PruneReport };
   bundle_export: { args: BundleExportArgs; result: BundleManifest };
   bundle_import: { args: BundleImportArgs; result: BundleImported };
+  redact_list: { args: NoArgs; result: Array<RedactRule> };
+  redact_add: { args: RedactRule; result: Array<RedactRule> };
+  redact_remove: { args: RedactRemoveArgs; result: Array<RedactRule> };
 };

@@ -114,7 +114,13 @@ impl Sluice {
         let dir = dir.unwrap_or(Path::new("."));
         let scratch = tempfile::tempdir_in(dir).map_err(io(dir))?;
         let events_file = scratch.path().join(EVENTS);
-        let written = query.export_parquet(&c, &events_file)?;
+        // A bundle is an export: view-time masks apply to it too.
+        let mask = self.view_mask()?;
+        let written = query.export_parquet(&c, &events_file, &mut |e| {
+            if let Some(m) = &mask {
+                m.apply(e);
+            }
+        })?;
         let manifest = BundleManifest {
             format: FORMAT.into(),
             version: BUNDLE_VERSION,

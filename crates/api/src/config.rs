@@ -14,6 +14,9 @@ pub struct Config {
     pub connections: BTreeMap<String, ConnectionProfile>,
     #[serde(default)]
     pub mappings: Vec<Mapping>,
+    /// Redaction rules (`sluice redact add`), in the order they were added.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub redactions: Vec<sluice_capture::RedactRule>,
 }
 
 /// Where a connection's password is kept.
@@ -101,6 +104,9 @@ pub struct Mapping {
 pub(crate) struct SharedMappings {
     #[serde(default)]
     pub mappings: Vec<Mapping>,
+    /// Redaction rules (`sluice redact add`), in the order they were added.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub redactions: Vec<sluice_capture::RedactRule>,
 }
 
 impl SharedMappings {
@@ -109,20 +115,7 @@ impl SharedMappings {
     }
 
     pub(crate) fn load(shared_dir: &Path) -> Result<SharedMappings> {
-        let path = Self::path(shared_dir);
-        match std::fs::read_to_string(&path) {
-            Ok(text) => toml::from_str(&text).map_err(|e| {
-                ApiError::new(
-                    ErrorCode::Config,
-                    format!("{}: {}", path.display(), e.to_string().trim()),
-                )
-            }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(SharedMappings::default()),
-            Err(e) => Err(ApiError::new(
-                ErrorCode::Io,
-                format!("{}: {e}", path.display()),
-            )),
-        }
+        read_toml(&Self::path(shared_dir))
     }
 
     /// Writes atomically (aside, then renamed), readable by everyone who reads the lake.
@@ -151,6 +144,23 @@ impl SharedMappings {
     }
 }
 
+/// A TOML file's contents, the default when it does not exist.
+fn read_toml<T: serde::de::DeserializeOwned + Default>(path: &Path) -> Result<T> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => toml::from_str(&text).map_err(|e| {
+            ApiError::new(
+                ErrorCode::Config,
+                format!("{}: {}", path.display(), e.to_string().trim()),
+            )
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(T::default()),
+        Err(e) => Err(ApiError::new(
+            ErrorCode::Io,
+            format!("{}: {e}", path.display()),
+        )),
+    }
+}
+
 pub(crate) fn validate_name(name: &str) -> Result<()> {
     let ok = !name.is_empty()
         && name.len() <= 64
@@ -174,20 +184,7 @@ impl Config {
     }
 
     pub fn load(dir: &Path) -> Result<Config> {
-        let path = Self::path(dir);
-        match std::fs::read_to_string(&path) {
-            Ok(text) => toml::from_str(&text).map_err(|e| {
-                ApiError::new(
-                    ErrorCode::Config,
-                    format!("{}: {}", path.display(), e.to_string().trim()),
-                )
-            }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Config::default()),
-            Err(e) => Err(ApiError::new(
-                ErrorCode::Io,
-                format!("{}: {e}", path.display()),
-            )),
-        }
+        read_toml(&Self::path(dir))
     }
 
     /// Writes atomically with owner-only permissions.

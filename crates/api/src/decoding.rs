@@ -257,6 +257,7 @@ impl Sluice {
             decoders,
             max_payload_bytes,
             decode: true,
+            redact: self.capture_redactors(connection, topics)?,
         })
     }
 }

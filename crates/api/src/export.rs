@@ -17,6 +17,12 @@ impl Sluice {
     pub fn export(&self, filter: &str, format: ExportFormat, path: &Path) -> Result<u64> {
         let c = Self::compile(filter)?;
         let query = Query::open(&self.lake()?)?;
+        let mask = self.view_mask()?;
+        let mut shown = |e: &mut Event| {
+            if let Some(m) = &mask {
+                m.apply(e);
+            }
+        };
         let io =
             |e: std::io::Error| ApiError::new(ErrorCode::Io, format!("{}: {e}", path.display()));
         let tmp = path.with_file_name(format!(
@@ -26,7 +32,7 @@ impl Sluice {
                 .unwrap_or_default()
         ));
         if format == ExportFormat::Parquet {
-            return Ok(query.export_parquet(&c, path)?);
+            return Ok(query.export_parquet(&c, path, &mut shown)?);
         }
         // Text formats: one line or record per event, oldest first, stopping at the first
         // write error.
@@ -34,7 +40,8 @@ impl Sluice {
         let mut each =
             |write: &mut dyn FnMut(&Event) -> std::result::Result<(), String>| -> Result<()> {
                 let mut failed = None;
-                query.for_each_in_order(&c, None, sluice_lake::Columns::All, |e| {
+                query.for_each_in_order(&c, None, sluice_lake::Columns::All, |mut e| {
+                    shown(&mut e);
                     n += 1;
                     match write(&e) {
                         Ok(()) => true,

@@ -19,6 +19,7 @@ mod error;
 mod export;
 mod jobs;
 mod reading;
+mod redaction;
 mod registry;
 mod render;
 mod replay;
@@ -45,6 +46,7 @@ pub use sluice_bus::Listening;
 pub use sluice_bus::{
     BusKind, Capabilities, Delivery, Health, QueueRead, ReadOptions, Settings, SourceInfo,
 };
+pub use sluice_capture::{RedactAction, RedactAt, RedactRule, REDACTED_HEADER};
 pub use sluice_lake::{run_if_worker, SqlLimits};
 pub use sluice_lake::{
     CompactReport, FlushPolicy, PruneReport, RedecodeProgress, Scope as LakeScope, SqlResult,

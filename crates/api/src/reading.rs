@@ -110,6 +110,14 @@ impl Sluice {
         } else {
             opts.sources.clone()
         };
+        if !opts.decode && self.redacts_at_capture(connection)? {
+            return Err(ApiError::new(
+                ErrorCode::InvalidInput,
+                format!(
+                    "{connection} has redaction rules, which need decoding: capture without --no-decode (sluice redact list)"
+                ),
+            ));
+        }
         let build = || -> Result<EventBuilder> {
             let b = self.event_builder(connection, &decoded, opts.max_payload_bytes)?;
             Ok(EventBuilder {

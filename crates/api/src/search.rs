@@ -26,9 +26,14 @@ impl Sluice {
     }
 
     /// Matching events, newest first.
+    /// Matches newest first, as shown: view-time redaction rules applied.
     pub fn search(&self, filter: &str, limit: u64, skip: u64) -> Result<Vec<Event>> {
         let c = Self::compile(filter)?;
-        Ok(Query::open(&self.lake()?)?.search(&c, limit, skip)?)
+        let mut events = Query::open(&self.lake()?)?.search(&c, limit, skip)?;
+        if let Some(mask) = self.view_mask()? {
+            events.iter_mut().for_each(|e| mask.apply(e));
+        }
+        Ok(events)
     }
 
     pub fn count(&self, filter: &str) -> Result<u64> {

@@ -9,6 +9,7 @@ mod connections;
 mod lake;
 mod output;
 mod reading;
+mod redact;
 mod replay;
 mod schemas;
 
@@ -132,6 +133,9 @@ enum Command {
     /// Carry events with their schemas and mappings to another machine in one file
     #[command(subcommand)]
     Bundle(lake::BundleCmd),
+    /// Hash or drop secrets and personal data: at capture (never written) or at view
+    #[command(subcommand)]
+    Redact(redact::RedactCmd),
     /// Keep the lake small: compact small files, prune old events
     #[command(subcommand)]
     Lake(lake::LakeCmd),
@@ -276,6 +280,7 @@ fn run(cli: Cli) -> Result<()> {
         } => lake::export(&session, filter, format, output),
         Command::Lake(cmd) => lake::maintain(&session, cmd),
         Command::Bundle(cmd) => lake::bundle(&session, cmd),
+        Command::Redact(cmd) => redact::run(&session, cmd),
         Command::Dev(DevCmd::Bindings) => {
             print!("{}", sluice_api::typescript());
             Ok(())

@@ -112,10 +112,17 @@ pub(crate) fn run(session: &Session, f: ReplayFlags) -> Result<()> {
     if f.dry_run {
         let plan = args("replay_plan", fields)?;
         let mut out = std::io::stdout().lock();
+        let mut redacted = 0u64;
         let n = session.replay_plan_each(&plan, &mut |e, origin| {
+            redacted += u64::from(e.header(sluice_api::REDACTED_HEADER).is_some());
             output::plan_line(&mut out, e, origin)
         })?;
         println!("dry run: {n} events would be sent to {dest}; nothing was sent");
+        if redacted > 0 {
+            println!(
+                "note: {redacted} of them were redacted at capture: their redacted values are sent as the lake holds them (see the sluice-redacted header)"
+            );
+        }
         return Ok(());
     }
     let work = session.replay_job(args("replay_start", fields)?)?;

@@ -416,7 +416,7 @@ mod tests {
         let out = dir.path().join("export.parquet");
         let q = Query::open(&lake).unwrap();
         let all = sluice_filter::to_sql("", 0).unwrap();
-        assert_eq!(q.export_parquet(&all, &out).unwrap(), 1);
+        assert_eq!(q.export_parquet(&all, &out, &mut |_| {}).unwrap(), 1);
         assert_eq!(
             shape(&schema_of(&out)),
             table_shape(&[Place::File, Place::FolderAndExports])

@@ -201,8 +201,14 @@ impl Query {
     }
 
     /// Writes the matches, oldest first, to a standalone Parquet file (partition columns
-    /// included), streaming: rows go out in batches, never all held in memory.
-    pub fn export_parquet(&self, filter: &Compiled, path: &Path) -> Result<u64, LakeError> {
+    /// included), streaming: rows go out in batches, never all held in memory. `shown` gets
+    /// each event first (the caller's view-time masks).
+    pub fn export_parquet(
+        &self,
+        filter: &Compiled,
+        path: &Path,
+        shown: &mut dyn FnMut(&mut Event),
+    ) -> Result<u64, LakeError> {
         const BATCH_ROWS: usize = 50_000;
         let mut n = 0;
         // A failed read is returned as itself (an unknown bus, say), not as a write error.
@@ -210,8 +216,9 @@ impl Query {
         let written = write_atomically(path, arrow_schema(true), |w| {
             let mut rows = RowBuilder::new(true);
             let mut failed = None;
-            let read = self.for_each_in_order(filter, None, Columns::All, |e| {
+            let read = self.for_each_in_order(filter, None, Columns::All, |mut e| {
                 n += 1;
+                shown(&mut e);
                 rows.append(&EventRef::of(&e));
                 if rows.len() >= BATCH_ROWS {
                     if let Err(err) = rows

@@ -26,11 +26,10 @@
 
 use crate::layout::{io_err, LakeError};
 use crate::sketch;
-use crate::temp::TempFile;
+use crate::temp::{flock, TempFile};
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 use std::fs::File;
-use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -77,21 +76,6 @@ fn read_record(path: &Path) -> Option<Record> {
             // Written atomically, so only a hand edit or a damaged disk gets here.
             tracing::warn!("ignoring unreadable retire record {}: {e}", path.display());
             None
-        }
-    }
-}
-
-fn flock(file: &File, op: libc::c_int) -> std::io::Result<bool> {
-    loop {
-        // SAFETY: flock on a descriptor this function borrows; no memory is passed.
-        if unsafe { libc::flock(file.as_raw_fd(), op) } == 0 {
-            return Ok(true);
-        }
-        let e = std::io::Error::last_os_error();
-        match e.raw_os_error() {
-            Some(libc::EINTR) => continue,
-            Some(libc::EWOULDBLOCK) => return Ok(false),
-            _ => return Err(e),
         }
     }
 }

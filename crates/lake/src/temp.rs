@@ -85,7 +85,11 @@ impl Drop for TempFile {
 }
 
 fn lock(file: &File, wait: bool) -> std::io::Result<bool> {
-    let op = libc::LOCK_EX | if wait { 0 } else { libc::LOCK_NB };
+    flock(file, libc::LOCK_EX | if wait { 0 } else { libc::LOCK_NB })
+}
+
+/// `flock(2)` with `op`, again after a signal; false when `LOCK_NB` found it held.
+pub(crate) fn flock(file: &File, op: libc::c_int) -> std::io::Result<bool> {
     loop {
         // SAFETY: flock on a descriptor this function borrows; no memory is passed.
         if unsafe { libc::flock(file.as_raw_fd(), op) } == 0 {

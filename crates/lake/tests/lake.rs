@@ -450,7 +450,11 @@ fn parquet_export_streams_a_standalone_file() {
     let out = tempfile::tempdir().unwrap();
     let path = out.path().join("x.parquet");
     let n = q
-        .export_parquet(&sluice_filter::to_sql("partition = 0", 0).unwrap(), &path)
+        .export_parquet(
+            &sluice_filter::to_sql("partition = 0", 0).unwrap(),
+            &path,
+            &mut |_| {},
+        )
         .unwrap();
     assert_eq!(n, 2);
     let conn = duckdb::Connection::open_in_memory().unwrap();
@@ -893,7 +897,7 @@ fn an_event_of_a_bus_this_build_does_not_know_is_an_error_not_kafka() {
     }
     let out = tempfile::tempdir().unwrap();
     unknown(
-        q.export_parquet(&compile(""), &out.path().join("x.parquet"))
+        q.export_parquet(&compile(""), &out.path().join("x.parquet"), &mut |_| {})
             .map(drop),
     );
     let e = q.search(&compile(""), 10, 0).unwrap_err().to_string();

@@ -124,6 +124,12 @@ pub struct PruneArgs {
 }
 
 #[derive(Debug, Deserialize, TS)]
+pub struct RedactRemoveArgs {
+    /// As `redact_list` numbers the rules, from 1.
+    pub index: usize,
+}
+
+#[derive(Debug, Deserialize, TS)]
 pub struct BundleExportArgs {
     pub filter: String,
     #[ts(type = "string")]
@@ -267,6 +273,19 @@ impl Session {
     /// Makes a bundle's events searchable and replayable here.
     pub fn bundle_import(&self, a: BundleImportArgs) -> Result<crate::BundleImported> {
         self.sluice().bundle_import(&a.path)
+    }
+
+    pub fn redact_list(&self, _: super::app::NoArgs) -> Result<Vec<crate::RedactRule>> {
+        self.sluice().redact_list()
+    }
+
+    /// Adds a redaction rule; the rules after it.
+    pub fn redact_add(&self, a: crate::RedactRule) -> Result<Vec<crate::RedactRule>> {
+        self.sluice().redact_add(a)
+    }
+
+    pub fn redact_remove(&self, a: RedactRemoveArgs) -> Result<Vec<crate::RedactRule>> {
+        self.sluice().redact_remove(a.index)
     }
 
     /// Removes old events (`sluice lake prune`).

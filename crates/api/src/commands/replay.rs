@@ -63,6 +63,9 @@ pub struct PlanRow {
 #[derive(Debug, Serialize, TS)]
 pub struct ReplayPlan {
     pub total: u64,
+    /// Events redacted at capture (they carry `sluice-redacted`): their redacted values are
+    /// sent as the lake holds them.
+    pub redacted: u64,
     /// The first events only (the table shows these; `total` counts all).
     pub rows: Vec<PlanRow>,
 }
@@ -171,7 +174,9 @@ impl Session {
     /// The dry run as the replay dialog's table: the first rows and the total.
     pub fn replay_plan(&self, a: ReplayArgs) -> Result<ReplayPlan> {
         let mut rows = Vec::new();
+        let mut redacted = 0;
         let total = self.replay_plan_each(&a, &mut |e, origin| {
+            redacted += u64::from(e.header(crate::REDACTED_HEADER).is_some());
             if rows.len() < PLAN_ROWS {
                 let destination = match origin {
                     Some(Ok(to)) => to,
@@ -188,7 +193,11 @@ impl Session {
                 });
             }
         })?;
-        Ok(ReplayPlan { total, rows })
+        Ok(ReplayPlan {
+            total,
+            redacted,
+            rows,
+        })
     }
 
     /// Sends the matching events; the job's progress is `ReplayProgress` (its last report, `done`,

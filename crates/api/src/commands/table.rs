@@ -92,6 +92,9 @@ commands! {
     lake_prune(PruneArgs) -> sluice_lake::PruneReport;
     bundle_export(BundleExportArgs) -> crate::BundleManifest;
     bundle_import(BundleImportArgs) -> crate::BundleImported;
+    redact_list(NoArgs) -> Vec<crate::RedactRule>;
+    redact_add(crate::RedactRule) -> Vec<crate::RedactRule>;
+    redact_remove(RedactRemoveArgs) -> Vec<crate::RedactRule>;
 }
 
 /// Declares one named type (and, through the test below, proves nothing it needs is missing).
@@ -196,6 +199,10 @@ declared_types!(
     crate::BundleManifest,
     crate::BundleImported,
     sluice_lake::SourceCount,
+    RedactRemoveArgs,
+    crate::RedactRule,
+    crate::RedactAction,
+    crate::RedactAt,
 );
 
 /// The UI's `bindings.ts`: every type the commands use and the `Commands` map.
