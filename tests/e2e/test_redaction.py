@@ -114,3 +114,30 @@ def test_bad_rules_are_refused_with_the_reason(sluice):
     assert p.returncode != 0 and "at least one" in p.stderr
     p = sluice.run("redact", "remove", "3", check=False)
     assert p.returncode != 0 and "no redaction rule 3" in p.stderr
+
+
+def test_rules_reach_sources_named_only_when_events_arrive_and_keys_and_redecoding(tmp_path):
+    # A collector's clients name their sources: a connection-wide rule covers every one.
+    from conftest import Sluice
+    from test_collector import Collector
+
+    s = Sluice(tmp_path)
+    s("connection", "add", "collector", "in")
+    s("redact", "add", "in", "--field", "email", "--pattern", "secret-[0-9]+")
+    c = Collector(s)
+    try:
+        r = c.post("orders", json.dumps({"email": "ada@example.com", "n": "secret-42"}).encode(),
+                   headers={"content-type": "application/json"})
+        assert r.status_code < 300, r.text
+        r = c.post("anything-else", b'{"email":"eve@example.com"}', headers={"content-type": "application/json"})
+        assert r.status_code < 300, r.text
+    finally:
+        code, _, err = c.stop()
+    assert code == 0, err
+    stored = lake_text(s.lake)
+    for secret in ("ada@example.com", "secret-42", "eve@example.com"):
+        assert secret not in stored, secret
+    # Re-decoding cannot bring back what redaction took: redacted events keep their decoding.
+    before = s.jsonl("search", 'source = "orders"', "--format", "jsonl")[0]["decoded"]
+    s("schema", "redecode", "in", "orders")
+    assert s.jsonl("search", 'source = "orders"', "--format", "jsonl")[0]["decoded"] == before

@@ -118,7 +118,7 @@ impl Sluice {
         let mask = self.view_mask()?;
         let written = query.export_parquet(&c, &events_file, &mut |e| {
             if let Some(m) = &mask {
-                m.apply(e);
+                crate::redaction::mask_event(m, e);
             }
         })?;
         let manifest = BundleManifest {

@@ -59,8 +59,28 @@ impl Sluice {
         // As the lake stores the source (`orders` read from PostgreSQL is `public.orders`).
         let topic = sluice_bus::conventions(bus).source_name(topic);
         let topic = topic.as_str();
-        let set = schemas::load(&self.schema_roots())?;
-        let value_type = set.type_codec(value_type)?.type_name().to_string();
+        // A shared mapping is read by people who have only the shared schemas: its types
+        // must be among those (or built in), not only in this user's own store.
+        let roots = if shared {
+            vec![self.shared_dir()]
+        } else {
+            self.schema_roots()
+        };
+        let set = schemas::load(&roots)?;
+        let value_type = set
+            .type_codec(value_type)
+            .map_err(|e| {
+                if shared {
+                    ApiError::new(
+                        ErrorCode::Schema,
+                        format!("{e}: a shared mapping needs its type in the lake's shared schemas (sluice schema add --shared FILE)"),
+                    )
+                } else {
+                    e.into()
+                }
+            })?
+            .type_name()
+            .to_string();
         let key_type = key_type
             .map(|k| set.type_codec(k).map(|c| c.type_name().to_string()))
             .transpose()?;
@@ -102,8 +122,16 @@ impl Sluice {
         let builder = self.event_builder(connection, &topics, usize::MAX)?;
         let d = builder.decoders.get(topic).cloned().unwrap_or_default();
         let decode = move |s: StoredPayload<'_>| {
+            // A redacted event's decoding is what is left of it (its bytes may not have been
+            // kept): decoding the stored bytes again could only lose it.
+            if s.headers
+                .iter()
+                .any(|(k, _)| *k == sluice_capture::REDACTED_HEADER)
+            {
+                return None;
+            }
             let (decoded, key_decoded) = d.decode(s.payload, !s.truncated, s.key, &s.headers);
-            Redecoded {
+            Some(Redecoded {
                 schema: decoded.schema,
                 encoding: decoded
                     .encoding
@@ -114,7 +142,7 @@ impl Sluice {
                 payload_text: decoded.text,
                 decode_error: decoded.error,
                 key_decoded,
-            }
+            })
         };
         Ok(self
             .lake()?
@@ -143,7 +171,7 @@ impl Sluice {
             sluice_filter::quote(topic)
         );
         let mut payloads: Vec<Vec<u8>> = self
-            .search(&filter, sample as u64, 0)?
+            .search_stored(&filter, sample as u64, 0)?
             .into_iter()
             .filter(|e| !e.truncated)
             .map(|e| e.payload)
@@ -257,7 +285,7 @@ impl Sluice {
             decoders,
             max_payload_bytes,
             decode: true,
-            redact: self.capture_redactors(connection, topics)?,
+            redact: self.capture_redactions()?,
         })
     }
 }

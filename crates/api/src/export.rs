@@ -20,7 +20,7 @@ impl Sluice {
         let mask = self.view_mask()?;
         let mut shown = |e: &mut Event| {
             if let Some(m) = &mask {
-                m.apply(e);
+                crate::redaction::mask_event(m, e);
             }
         };
         let io =

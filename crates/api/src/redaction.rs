@@ -5,11 +5,10 @@
 
 use crate::error::{ApiError, ErrorCode, Result};
 use crate::Sluice;
-use sluice_capture::{RedactAt, RedactRule, Redactor};
+use sluice_capture::{RedactAt, RedactRule, Redactions};
 use sluice_model::Event;
-use std::collections::HashMap;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 const KEY_FILE: &str = "redaction.key";
 
@@ -38,14 +37,28 @@ fn key(config_dir: &Path) -> Result<Vec<u8>> {
         use std::os::unix::fs::OpenOptionsExt;
         opts.mode(0o600);
     }
-    match opts.open(&path) {
-        Ok(mut f) => {
-            use std::io::Write;
-            f.write_all(&k).and_then(|_| f.sync_all()).map_err(io)?;
-            Ok(k)
+    // Written whole under a name of its own, then linked into place: a reader never sees a
+    // short key, and of two processes making one at once, one key wins for both.
+    let tmp = config_dir.join(format!(".{KEY_FILE}.{}.tmp", uuid::Uuid::new_v4().simple()));
+    {
+        use std::io::Write;
+        let mut f = opts.open(&tmp).map_err(io)?;
+        f.write_all(&k).and_then(|_| f.sync_all()).map_err(io)?;
+    }
+    let linked = std::fs::hard_link(&tmp, &path);
+    let _ = std::fs::remove_file(&tmp);
+    match linked {
+        Ok(()) => Ok(k),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            let theirs = std::fs::read(&path).map_err(io)?;
+            if theirs.len() < 16 {
+                return Err(ApiError::new(
+                    ErrorCode::Config,
+                    format!("{}: too short to be a redaction key", path.display()),
+                ));
+            }
+            Ok(theirs)
         }
-        // Another process made it first: use theirs.
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => std::fs::read(&path).map_err(io),
         Err(e) => Err(io(e)),
     }
 }
@@ -54,54 +67,20 @@ fn rule_error(e: sluice_capture::RuleError) -> ApiError {
     ApiError::new(ErrorCode::InvalidInput, e.to_string())
 }
 
-/// Each (connection, source)'s compiled masks; `None` when no rule applies to it.
-type PerSource = HashMap<(String, String), Option<Arc<Redactor>>>;
-
-/// View-time masks, compiled once per source as events of it come by.
-pub(crate) struct ViewMask {
-    rules: Vec<RedactRule>,
-    key: Vec<u8>,
-    compiled: Mutex<PerSource>,
-}
-
-impl ViewMask {
-    pub(crate) fn apply(&self, e: &mut Event) {
-        let at = (e.connection.clone(), e.source.clone());
-        let r = {
-            let mut c = self.compiled.lock().unwrap_or_else(|p| p.into_inner());
-            c.entry(at)
-                .or_insert_with(|| {
-                    let mine: Vec<RedactRule> = self
-                        .rules
-                        .iter()
-                        .filter(|r| r.applies_to(&e.connection, &e.source))
-                        .cloned()
-                        .collect();
-                    // Checked when added; a rule edited by hand into something broken
-                    // masks nothing rather than failing every search.
-                    Redactor::new(&mine, &self.key)
-                        .ok()
-                        .filter(|r| !r.is_empty())
-                        .map(Arc::new)
-                })
-                .clone()
-        };
-        if let Some(r) = r {
-            r.event(e);
-        }
-    }
-}
-
 impl Sluice {
     pub fn redact_list(&self) -> Result<Vec<RedactRule>> {
         Ok(self.config()?.redactions)
     }
 
     /// Adds a rule after checking it (paths parse, patterns compile, the connection exists).
-    pub fn redact_add(&self, rule: RedactRule) -> Result<Vec<RedactRule>> {
+    pub fn redact_add(&self, mut rule: RedactRule) -> Result<Vec<RedactRule>> {
         rule.check().map_err(rule_error)?;
         let mut cfg = self.config()?;
-        cfg.connection(&rule.connection)?;
+        let bus = cfg.connection(&rule.connection)?.settings.bus();
+        // As the lake stores the source (`orders` read from PostgreSQL is `public.orders`).
+        rule.source = rule
+            .source
+            .map(|s| sluice_bus::conventions(bus).source_name(&s));
         cfg.redactions.push(rule);
         cfg.save(&self.config_dir)?;
         Ok(cfg.redactions)
@@ -124,39 +103,12 @@ impl Sluice {
         Ok(cfg.redactions)
     }
 
-    /// The capture-time redactors of `connection`'s `sources` that have rules.
-    pub(crate) fn capture_redactors(
-        &self,
-        connection: &str,
-        sources: &[String],
-    ) -> Result<HashMap<String, Arc<Redactor>>> {
-        let rules: Vec<RedactRule> = self
-            .config()?
-            .redactions
-            .into_iter()
-            .filter(|r| r.at == RedactAt::Capture && r.connection == connection)
-            .collect();
-        if rules.is_empty() {
-            return Ok(HashMap::new());
-        }
-        let key = key(&self.config_dir)?;
-        let mut out = HashMap::new();
-        for s in sources {
-            let mine: Vec<RedactRule> = rules
-                .iter()
-                .filter(|r| r.applies_to(connection, s))
-                .cloned()
-                .collect();
-            if !mine.is_empty() {
-                let r = Redactor::new(&mine, &key).map_err(rule_error)?;
-                out.insert(s.clone(), Arc::new(r));
-            }
-        }
-        Ok(out)
+    /// The capture-time rules, `None` when there are none.
+    pub(crate) fn capture_redactions(&self) -> Result<Option<Arc<Redactions>>> {
+        self.redactions(RedactAt::Capture)
     }
 
-    /// Whether `connection` has capture-time rules for any source (a collector's sources are
-    /// not known in advance).
+    /// Whether `connection` has capture-time rules.
     pub(crate) fn redacts_at_capture(&self, connection: &str) -> Result<bool> {
         Ok(self
             .config()?
@@ -166,20 +118,23 @@ impl Sluice {
     }
 
     /// The view-time masks, `None` when there are none.
-    pub(crate) fn view_mask(&self) -> Result<Option<ViewMask>> {
-        let rules: Vec<RedactRule> = self
-            .config()?
-            .redactions
-            .into_iter()
-            .filter(|r| r.at == RedactAt::View)
-            .collect();
-        if rules.is_empty() {
+    pub(crate) fn view_mask(&self) -> Result<Option<Arc<Redactions>>> {
+        self.redactions(RedactAt::View)
+    }
+
+    fn redactions(&self, at: RedactAt) -> Result<Option<Arc<Redactions>>> {
+        let rules = self.config()?.redactions;
+        if !rules.iter().any(|r| r.at == at) {
             return Ok(None);
         }
-        Ok(Some(ViewMask {
-            rules,
-            key: key(&self.config_dir)?,
-            compiled: Mutex::new(HashMap::new()),
-        }))
+        let key = key(&self.config_dir)?;
+        Ok(Redactions::new(&rules, at, key).map(Arc::new))
+    }
+}
+
+/// Applies view-time masks to an event about to be shown.
+pub(crate) fn mask_event(mask: &Redactions, e: &mut Event) {
+    if let Some(r) = mask.for_source(&e.connection, &e.source) {
+        r.event(e);
     }
 }

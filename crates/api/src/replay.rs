@@ -100,7 +100,7 @@ impl Sluice {
                     } else {
                         format!("({filter}) and {this}")
                     };
-                    self.search(&filter, 1, 0)?.pop().ok_or_else(|| {
+                    self.search_stored(&filter, 1, 0)?.pop().ok_or_else(|| {
                         ApiError::new(
                             ErrorCode::InvalidInput,
                             format!("edit for event {id}: the filter does not match that event"),

@@ -28,12 +28,20 @@ impl Sluice {
     /// Matching events, newest first.
     /// Matches newest first, as shown: view-time redaction rules applied.
     pub fn search(&self, filter: &str, limit: u64, skip: u64) -> Result<Vec<Event>> {
-        let c = Self::compile(filter)?;
-        let mut events = Query::open(&self.lake()?)?.search(&c, limit, skip)?;
+        let mut events = self.search_stored(filter, limit, skip)?;
         if let Some(mask) = self.view_mask()? {
-            events.iter_mut().for_each(|e| mask.apply(e));
+            events
+                .iter_mut()
+                .for_each(|e| crate::redaction::mask_event(&mask, e));
         }
         Ok(events)
+    }
+
+    /// `search` as the lake holds the events, for work that sends or decodes them (replay
+    /// edits, type detection), never for showing them.
+    pub(crate) fn search_stored(&self, filter: &str, limit: u64, skip: u64) -> Result<Vec<Event>> {
+        let c = Self::compile(filter)?;
+        Ok(Query::open(&self.lake()?)?.search(&c, limit, skip)?)
     }
 
     pub fn count(&self, filter: &str) -> Result<u64> {

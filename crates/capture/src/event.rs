@@ -57,9 +57,9 @@ pub struct EventBuilder {
     pub decoders: HashMap<String, TopicDecoders>,
     pub max_payload_bytes: usize,
     pub decode: bool,
-    /// Capture-time redaction, per source: applied to each message as it is decoded, so
-    /// what it removes is never written.
-    pub redact: HashMap<String, std::sync::Arc<crate::Redactor>>,
+    /// Capture-time redaction: applied to each message as it is decoded, so what it removes
+    /// is never written.
+    pub redact: Option<std::sync::Arc<crate::Redactions>>,
 }
 
 /// What decoding one message produced, kept beside the message so a row can borrow both.
@@ -107,10 +107,14 @@ impl EventBuilder {
             .iter()
             .filter_map(|h| Some((h.key.as_str(), h.value.as_deref()?)))
             .collect();
-        let (mut decoded, key_decoded) =
+        let (mut decoded, mut key_decoded) =
             d.decode(&msg.payload, !truncated, msg.key.as_deref(), &headers);
-        if let Some(r) = self.redact.get(&msg.source) {
-            r.message(msg, &mut decoded, &d.value);
+        let redactor = self
+            .redact
+            .as_ref()
+            .and_then(|r| r.for_source(&self.connection, &msg.source));
+        if let Some(r) = redactor {
+            r.message(msg, &mut decoded, &mut key_decoded, &d.value, truncated);
         }
         Parts {
             decoded,
@@ -268,7 +272,7 @@ mod tests {
             decoders: [("typed".to_string(), typed)].into(),
             max_payload_bytes: 40,
             decode: true,
-            redact: HashMap::new(),
+            redact: None,
         };
         let mut msgs: Vec<Message> = (0..20 * PARALLEL_MIN + 17)
             .map(|i| {
@@ -316,7 +320,7 @@ mod tests {
             decoders: HashMap::new(),
             max_payload_bytes: 4,
             decode,
-            redact: HashMap::new(),
+            redact: None,
         }
     }
 

@@ -22,7 +22,9 @@ mod redact;
 pub use error::CaptureError;
 pub use event::{is_own_replay, EventBuilder, Parts, TopicDecoders, VALUE_SCHEMA_HEADER};
 pub use pipeline::run_capture;
-pub use redact::{RedactAction, RedactAt, RedactRule, Redactor, RuleError, REDACTED_HEADER};
+pub use redact::{
+    RedactAction, RedactAt, RedactRule, Redactions, Redactor, RuleError, REDACTED_HEADER,
+};
 
 use serde::Serialize;
 use sluice_bus::ReadOptions;

@@ -330,7 +330,7 @@ mod tests {
             decoders: HashMap::new(),
             max_payload_bytes: 1 << 20,
             decode: true,
-            redact: HashMap::new(),
+            redact: None,
         }
     }
 

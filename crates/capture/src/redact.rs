@@ -153,6 +153,54 @@ pub struct Redactor {
     key: Vec<u8>,
 }
 
+/// Every rule of one kind (`at`), with the hash key, compiled per source on first use: a
+/// capture's sources are not all known in advance (a collector's clients name theirs, a Redis
+/// pattern matches channels).
+#[derive(Debug)]
+pub struct Redactions {
+    rules: Vec<RedactRule>,
+    key: Vec<u8>,
+    compiled: std::sync::Mutex<PerSource>,
+}
+
+type PerSource = std::collections::HashMap<(String, String), Option<std::sync::Arc<Redactor>>>;
+
+impl Redactions {
+    /// `None` when no rule is of kind `at`.
+    pub fn new(rules: &[RedactRule], at: RedactAt, key: Vec<u8>) -> Option<Redactions> {
+        let rules: Vec<RedactRule> = rules.iter().filter(|r| r.at == at).cloned().collect();
+        (!rules.is_empty()).then(|| Redactions {
+            rules,
+            key,
+            compiled: Default::default(),
+        })
+    }
+
+    /// The rules for `connection`'s `source`, compiled; `None` when none applies. Rules are
+    /// checked when added, so one edited by hand into something broken is skipped, logged.
+    pub fn for_source(&self, connection: &str, source: &str) -> Option<std::sync::Arc<Redactor>> {
+        let mut c = self.compiled.lock().unwrap_or_else(|p| p.into_inner());
+        c.entry((connection.to_string(), source.to_string()))
+            .or_insert_with(|| {
+                let mine: Vec<RedactRule> = self
+                    .rules
+                    .iter()
+                    .filter(|r| r.applies_to(connection, source))
+                    .cloned()
+                    .collect();
+                match Redactor::new(&mine, &self.key) {
+                    Ok(r) if !r.is_empty() => Some(std::sync::Arc::new(r)),
+                    Ok(_) => None,
+                    Err(e) => {
+                        tracing::warn!("redaction rule skipped: {e}");
+                        None
+                    }
+                }
+            })
+            .clone()
+    }
+}
+
 /// What one redaction did, for the `sluice-redacted` header.
 #[derive(Default)]
 struct Done {
@@ -214,7 +262,7 @@ impl Redactor {
     /// A text with every pattern match replaced; `None` when nothing matched.
     fn text(&self, text: &str, done: &mut Done) -> Option<String> {
         let mut out: Option<String> = None;
-        for (re, action) in &self.patterns {
+        for (n, (re, action)) in self.patterns.iter().enumerate() {
             let current = out.as_deref().unwrap_or(text);
             if !re.is_match(current) {
                 continue;
@@ -225,7 +273,8 @@ impl Redactor {
                     RedactAction::Drop => DROPPED.to_string(),
                 })
                 .into_owned();
-            done.note(format!("pattern:{}", re.as_str()));
+            // The rule's number, not its text: a pattern may spell the secret it removes.
+            done.note(format!("pattern:{}", n + 1));
             out = Some(replaced);
         }
         out
@@ -235,9 +284,20 @@ impl Redactor {
     /// `typed` is true when the bytes are encoded again from it with a schema, which wants a
     /// hashed field to stay a string: a hashed non-string is dropped instead.
     fn json(&self, v: &mut Value, typed: bool, done: &mut Done) {
+        self.json_as(v, typed, false, done)
+    }
+
+    /// `json`, with every field rule dropping its value when `drop_all` (what a schema always
+    /// takes back).
+    fn json_as(&self, v: &mut Value, typed: bool, drop_all: bool, done: &mut Done) {
         for (path, name, action) in &self.fields {
+            let action = if drop_all {
+                RedactAction::Drop
+            } else {
+                *action
+            };
             if walk(v, path, &mut |parent, last| {
-                redact_at(parent, last, *action, typed, &|s| self.hash(s))
+                redact_at(parent, last, action, typed, &|s| self.hash(s))
             }) {
                 done.note(name.clone());
             }
@@ -288,11 +348,77 @@ impl Redactor {
         });
     }
 
+    /// A key's bytes and decoded JSON: a JSON or text key is redacted in place; any other
+    /// key a rule changed the decoding of is not kept.
+    fn key(&self, key: &mut Option<Vec<u8>>, decoded: &mut Option<String>, done: &mut Done) {
+        let before = done.what.len();
+        if let Some(k) = decoded.as_mut() {
+            if let Ok(mut v) = serde_json::from_str::<Value>(k) {
+                self.json(&mut v, false, done);
+                if done.what.len() > before {
+                    *k = v.to_string();
+                }
+            }
+        }
+        let Some(bytes) = key.as_ref() else {
+            return;
+        };
+        let changed_decoding = done.what.len() > before;
+        let as_json = serde_json::from_slice::<Value>(bytes)
+            .ok()
+            .filter(|v| v.is_object() || v.is_array());
+        if let Some(mut v) = as_json {
+            let mut mine = Done::default();
+            self.json(&mut v, false, &mut mine);
+            if !mine.what.is_empty() {
+                *key = Some(v.to_string().into_bytes());
+                mine.what.iter().for_each(|w| done.note(format!("key:{w}")));
+            }
+        } else if let Ok(text) = std::str::from_utf8(bytes) {
+            if let Some(t) = self.text(text, done) {
+                *key = Some(t.into_bytes());
+            } else if changed_decoding {
+                *key = None;
+                done.note("key bytes not kept");
+            }
+        } else if changed_decoding {
+            *key = None;
+            done.note("key bytes not kept");
+        }
+    }
+
+    /// The string values of a properties object (routing keys, correlation ids, topics).
+    fn properties(&self, props: &mut Option<String>, done: &mut Done) {
+        let Some(p) = props.as_mut() else {
+            return;
+        };
+        if self.patterns.is_empty() {
+            return;
+        }
+        if let Ok(mut v) = serde_json::from_str::<Value>(p) {
+            let before = done.what.len();
+            self.strings(&mut v, done);
+            if done.what.len() > before {
+                *p = v.to_string();
+            }
+        }
+    }
+
     /// Redacts a message about to be stored, and what it decoded to, in place. `decoder` is
-    /// the source's, used to encode the payload bytes again.
-    pub fn message(&self, msg: &mut Message, decoded: &mut Decoded, decoder: &Decoder) {
+    /// the source's, used to encode the payload bytes again; `truncated` says the payload
+    /// was cut at the size cap.
+    pub fn message(
+        &self,
+        msg: &mut Message,
+        decoded: &mut Decoded,
+        key_decoded: &mut Option<String>,
+        decoder: &Decoder,
+        truncated: bool,
+    ) {
         let mut done = Done::default();
         self.headers(&mut msg.headers, &mut done);
+        self.key(&mut msg.key, key_decoded, &mut done);
+        self.properties(&mut msg.properties, &mut done);
         let header = |name: &str| {
             msg.headers
                 .iter()
@@ -300,11 +426,18 @@ impl Redactor {
                 .and_then(|h| h.value.clone())
         };
         let schema_header = header(crate::VALUE_SCHEMA_HEADER);
-        let payload = redact_payload(self, &msg.payload, decoded, &mut done, |original, json| {
-            decoder
-                .encode(original, schema_header.as_deref(), json)
-                .ok()
-        });
+        let payload = redact_payload(
+            self,
+            &msg.payload,
+            decoded,
+            &mut done,
+            |original, json| {
+                decoder
+                    .encode(original, schema_header.as_deref(), json)
+                    .ok()
+            },
+            truncated,
+        );
         if let Some(p) = payload {
             msg.payload = p;
         }
@@ -315,6 +448,8 @@ impl Redactor {
     pub fn event(&self, e: &mut Event) {
         let mut done = Done::default();
         self.headers(&mut e.headers, &mut done);
+        self.key(&mut e.key, &mut e.key_decoded, &mut done);
+        self.properties(&mut e.properties, &mut done);
         let mut decoded = Decoded {
             encoding: Some(e.encoding),
             schema: e.schema.clone(),
@@ -323,22 +458,26 @@ impl Redactor {
             error: None,
         };
         // Shown bytes are never encoded again: masked, they are not shown at all.
-        if let Some(p) = redact_payload(self, &e.payload, &mut decoded, &mut done, |_, _| None) {
+        let truncated = e.truncated;
+        if let Some(p) = redact_payload(
+            self,
+            &e.payload,
+            &mut decoded,
+            &mut done,
+            |_, _| None,
+            truncated,
+        ) {
             e.payload = p;
         }
         e.decoded = decoded.json;
         e.payload_text = decoded.text;
-        if let Some(k) = e.key_decoded.as_mut() {
-            if let Ok(mut v) = serde_json::from_str::<Value>(k) {
-                let mut key_done = Done::default();
-                self.json(&mut v, false, &mut key_done);
-                if !key_done.what.is_empty() {
-                    *k = v.to_string();
-                }
-            }
-        }
         mark(&mut e.headers, &done);
     }
+}
+
+/// Text that may hold JSON fields: a JSON document cut short or too deep to parse.
+fn looks_structured(text: &str) -> bool {
+    matches!(text.trim_start().as_bytes().first(), Some(b'{' | b'['))
 }
 
 /// The payload bytes to store (or show) after redacting `decoded`; `None` when they stay.
@@ -348,7 +487,22 @@ fn redact_payload(
     decoded: &mut Decoded,
     done: &mut Done,
     encode: impl Fn(&[u8], &str) -> Option<Vec<u8>>,
+    truncated: bool,
 ) -> Option<Vec<u8>> {
+    let not_kept = |done: &mut Done, why: &str| {
+        done.note(format!("payload bytes not kept ({why})"));
+        Some(Vec::new())
+    };
+    let fields = !r.fields.is_empty();
+    // A field-number tree: no field path can name what is in it, nor can it be encoded back.
+    if fields && decoded.encoding == Some(Encoding::ProtobufRaw) {
+        decoded.json = None;
+        decoded.text = None;
+        return not_kept(
+            done,
+            "schemaless protobuf, its fields could not be redacted",
+        );
+    }
     if let Some(json) = decoded.json.take() {
         let typed = matches!(
             decoded.encoding,
@@ -364,39 +518,49 @@ fn redact_payload(
             decoded.json = Some(json);
             return None;
         }
-        let text = v.to_string();
+        let mut text = v.to_string();
         let bytes = match decoded.encoding {
             Some(Encoding::Json) => Some(text.clone().into_bytes()),
-            _ if typed => encode(original, &text),
+            _ if typed => encode(original, &text).or_else(|| {
+                // The type refused a hashed value (an int64 or enum field is text in JSON):
+                // the fields are dropped instead, which every schema takes.
+                let mut dropped: Value = serde_json::from_str(&json).ok()?;
+                r.json_as(&mut dropped, typed, true, &mut Done::default());
+                let t = dropped.to_string();
+                let b = encode(original, &t)?;
+                text = t;
+                Some(b)
+            }),
             _ => None,
         };
         decoded.json = Some(text);
-        return Some(bytes.unwrap_or_else(|| {
-            done.note("payload bytes not kept");
-            Vec::new()
-        }));
+        // What else was shown of the payload (the base64 text of an encoded layer) goes too.
+        if decoded.encoding != Some(Encoding::Json) {
+            decoded.text = None;
+        }
+        return bytes.or_else(|| not_kept(done, "it could not be encoded again"));
     }
-    if let Some(text) = decoded.text.as_deref() {
-        let t = r.text(text, done)?;
+    if let Some(text) = decoded.text.clone() {
+        if fields && (truncated || looks_structured(&text)) {
+            decoded.text = None;
+            return not_kept(done, "its fields could not be redacted");
+        }
+        let t = r.text(&text, done)?;
         let bytes =
             matches!(decoded.encoding, Some(Encoding::Text)).then(|| t.clone().into_bytes());
         decoded.text = Some(t);
-        return Some(bytes.unwrap_or_else(|| {
-            done.note("payload bytes not kept");
-            Vec::new()
-        }));
+        return bytes.or_else(|| not_kept(done, "it could not be written again"));
     }
     // Bytes that decoded to nothing a rule can look into: fields may be inside, so with
     // field rules they are not kept; patterns still apply to them as bytes.
     if original.is_empty() {
         return None;
     }
-    if !r.fields.is_empty() {
-        done.note("payload bytes not kept (not decoded, so its fields could not be redacted)");
-        return Some(Vec::new());
+    if fields {
+        return not_kept(done, "not decoded, so its fields could not be redacted");
     }
     let mut out: Option<Vec<u8>> = None;
-    for (re, action) in &r.patterns {
+    for (n, (re, action)) in r.patterns.iter().enumerate() {
         let Ok(bytes_re) = regex::bytes::Regex::new(re.as_str()) else {
             continue;
         };
@@ -410,7 +574,7 @@ fn redact_payload(
                 RedactAction::Drop => DROPPED.as_bytes().to_vec(),
             })
             .into_owned();
-        done.note(format!("pattern:{}", re.as_str()));
+        done.note(format!("pattern:{}", n + 1));
         out = Some(replaced);
     }
     out
@@ -626,7 +790,7 @@ mod tests {
         let (mut msg, mut d) = json_message(
             r#"{"customer":{"email":"ada@example.com","id":7},"cards":["4111","5500"],"note":"x","n":"ring 555-0100"}"#,
         );
-        r.message(&mut msg, &mut d, &Decoder::sniffing());
+        r.message(&mut msg, &mut d, &mut None, &Decoder::sniffing(), false);
         let json = d.json.unwrap();
         let payload = String::from_utf8(msg.payload).unwrap();
         assert_eq!(json, payload, "bytes and decoded JSON agree");
@@ -676,7 +840,7 @@ mod tests {
             encoding: Some(Encoding::Binary),
             ..Decoded::default()
         };
-        r.message(&mut msg, &mut d, &Decoder::sniffing());
+        r.message(&mut msg, &mut d, &mut None, &Decoder::sniffing(), false);
         assert!(msg.payload.is_empty());
         assert!(msg.headers.iter().any(|h| h.key == REDACTED_HEADER));
         // Untouched when no rule finds anything.
@@ -686,8 +850,107 @@ mod tests {
             json: Some(r#"{"other":1}"#.into()),
             ..Decoded::default()
         };
-        r.message(&mut quiet, &mut d, &Decoder::sniffing());
+        r.message(&mut quiet, &mut d, &mut None, &Decoder::sniffing(), false);
         assert_eq!(quiet.payload, br#"{"other":1}"#);
         assert!(quiet.headers.is_empty());
+    }
+
+    #[test]
+    fn keys_properties_and_every_other_form_of_the_payload_lose_the_values_too() {
+        let r = Redactor::new(
+            &[rule(
+                &["email"],
+                &[],
+                &[r"ada@example\.com"],
+                RedactAction::Hash,
+            )],
+            b"k",
+        )
+        .unwrap();
+        // A JSON key, a text key and the properties object.
+        let mut msg = message(br#"{"n":1}"#, vec![]);
+        msg.key = Some(br#"{"email":"eve@example.com"}"#.to_vec());
+        msg.properties = Some(r#"{"reply_to":"ada@example.com"}"#.into());
+        let mut d = Decoded {
+            encoding: Some(Encoding::Json),
+            json: Some(r#"{"n":1}"#.into()),
+            ..Decoded::default()
+        };
+        let mut key_decoded = Some(r#"{"email":"eve@example.com"}"#.to_string());
+        r.message(
+            &mut msg,
+            &mut d,
+            &mut key_decoded,
+            &Decoder::sniffing(),
+            false,
+        );
+        let key = String::from_utf8(msg.key.clone().unwrap()).unwrap();
+        assert!(!key.contains("eve@") && key.contains("redacted:"), "{key}");
+        assert!(!key_decoded.unwrap().contains("eve@"));
+        assert!(!msg.properties.as_ref().unwrap().contains("ada@"));
+        let marker = msg
+            .headers
+            .iter()
+            .find(|h| h.key == REDACTED_HEADER)
+            .unwrap();
+        let marker = String::from_utf8_lossy(marker.value.as_ref().unwrap()).into_owned();
+        assert!(
+            marker.contains("pattern:1") && !marker.contains("example"),
+            "{marker}"
+        );
+
+        // JSON cut at the size cap sniffs as text: with field rules it is not kept.
+        let mut cut = message(br#"{"email":"bob@example.org","pad":"#, vec![]);
+        let mut d = Decoded {
+            encoding: Some(Encoding::Text),
+            text: Some(r#"{"email":"bob@example.org","pad":"#.into()),
+            ..Decoded::default()
+        };
+        r.message(&mut cut, &mut d, &mut None, &Decoder::sniffing(), true);
+        assert!(cut.payload.is_empty() && d.text.is_none());
+
+        // A base64 layer: the JSON is redacted, and the base64 text shown beside it goes.
+        let mut b64 = message(b"eyJlbWFpbCI6ImJvYkBleGFtcGxlLm9yZyJ9", vec![]);
+        let mut d = Decoded {
+            encoding: Some(Encoding::Base64),
+            json: Some(r#"{"email":"bob@example.org"}"#.into()),
+            text: Some("eyJlbWFpbCI6ImJvYkBleGFtcGxlLm9yZyJ9".into()),
+            ..Decoded::default()
+        };
+        r.message(&mut b64, &mut d, &mut None, &Decoder::sniffing(), false);
+        assert!(b64.payload.is_empty() && d.text.is_none());
+        assert!(!d.json.unwrap().contains("bob@"));
+
+        // A schemaless protobuf tree: field names cannot reach into it, so it is not kept.
+        let mut raw = message(&[0x0a, 0x03, b'b', b'o', b'b'], vec![]);
+        let mut d = Decoded {
+            encoding: Some(Encoding::ProtobufRaw),
+            json: Some(r##"{"#1":"bob"}"##.into()),
+            ..Decoded::default()
+        };
+        r.message(&mut raw, &mut d, &mut None, &Decoder::sniffing(), false);
+        assert!(raw.payload.is_empty() && d.json.is_none());
+    }
+
+    #[test]
+    fn a_typed_field_the_schema_cannot_hold_a_hash_in_is_dropped_not_the_payload() {
+        let set = sluice_codec::SchemaSet::from_proto_source(
+            "p.proto",
+            r#"syntax = "proto3"; message P { string id = 1; int64 n = 2; string email = 3; }"#,
+        )
+        .unwrap();
+        let decoder = Decoder::typed(set.type_codec("P").unwrap());
+        let original = decoder
+            .encode(&[], None, r#"{"id":"a","n":"42","email":"x@y"}"#)
+            .unwrap();
+        let mut msg = message(&original, vec![]);
+        let mut d = decoder.decode(&original, true);
+        let r =
+            Redactor::new(&[rule(&["n", "email"], &[], &[], RedactAction::Hash)], b"k").unwrap();
+        r.message(&mut msg, &mut d, &mut None, &decoder, false);
+        assert!(!msg.payload.is_empty(), "the bytes are kept");
+        let back = decoder.decode(&msg.payload, true).json.unwrap();
+        assert!(!back.contains("42") && !back.contains("x@y"), "{back}");
+        assert!(back.contains(r#""id":"a""#), "{back}");
     }
 }

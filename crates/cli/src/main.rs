@@ -4,6 +4,7 @@
 //! terminal or a pipe. It holds no logic of its own beyond presentation; the few commands a
 //! window has no counterpart for (`sql`, `serve`, `dev bindings`) call the API directly.
 
+mod agent;
 mod collect;
 mod connections;
 mod lake;
@@ -133,6 +134,13 @@ enum Command {
     /// Carry events with their schemas and mappings to another machine in one file
     #[command(subcommand)]
     Bundle(lake::BundleCmd),
+    /// Run the captures an agent file lists as a long-lived service, with /healthz and
+    /// /metrics, restarting failed ones with backoff
+    Agent {
+        /// The agent file (TOML): `metrics`, `config_dir`, `lake` and `[[capture]]` tables
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
     /// Hash or drop secrets and personal data: at capture (never written) or at view
     #[command(subcommand)]
     Redact(redact::RedactCmd),
@@ -243,7 +251,14 @@ pub(crate) fn args<T: serde::de::DeserializeOwned>(
 }
 
 fn run(cli: Cli) -> Result<()> {
-    let session = Session::new(Sluice::new(cli.config, cli.lake)?);
+    // `sluice agent --config FILE` names its agent file with the flag every other command
+    // reads as the config folder (clap fills both): the agent's folder comes from
+    // SLUICE_CONFIG or the agent file instead.
+    let config = match cli.command {
+        Command::Agent { .. } => std::env::var_os("SLUICE_CONFIG").map(PathBuf::from),
+        _ => cli.config,
+    };
+    let session = Session::new(Sluice::new(config, cli.lake)?);
     match cli.command {
         Command::Connection(cmd) => connections::run(&session, cmd),
         Command::Topics { name, only, format } => connections::topics(&session, name, only, format),
@@ -281,6 +296,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Lake(cmd) => lake::maintain(&session, cmd),
         Command::Bundle(cmd) => lake::bundle(&session, cmd),
         Command::Redact(cmd) => redact::run(&session, cmd),
+        Command::Agent { config } => agent::run(session, config),
         Command::Dev(DevCmd::Bindings) => {
             print!("{}", sluice_api::typescript());
             Ok(())

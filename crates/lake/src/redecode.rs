@@ -57,14 +57,15 @@ impl Lake {
         out
     }
 
-    /// Re-decodes every stored event of `connection`/`source` with `decode`. `progress` is
-    /// called after each file; returning false stops before the next one (files already
-    /// rewritten stay rewritten, the rest keep their old decoding: both are whole files).
+    /// Re-decodes every stored event of `connection`/`source` with `decode`; a row it answers
+    /// `None` for keeps its decoding as it is. `progress` is called after each file; returning
+    /// false stops before the next one (files already rewritten stay rewritten, the rest keep
+    /// their old decoding: both are whole files).
     pub fn redecode(
         &self,
         connection: &str,
         source: &str,
-        decode: &(dyn Fn(StoredPayload<'_>) -> Redecoded + Sync),
+        decode: &(dyn Fn(StoredPayload<'_>) -> Option<Redecoded> + Sync),
         progress: &mut dyn FnMut(&RedecodeProgress) -> bool,
     ) -> Result<RedecodeProgress, LakeError> {
         let _not_beside_compaction = crate::retire::redecode_lock(self.root())?;
@@ -115,7 +116,7 @@ impl Lake {
 fn redecode_batch(
     path: &Path,
     batch: &RecordBatch,
-    decode: &(dyn Fn(StoredPayload<'_>) -> Redecoded + Sync),
+    decode: &(dyn Fn(StoredPayload<'_>) -> Option<Redecoded> + Sync),
     p: &mut RedecodeProgress,
 ) -> Result<RecordBatch, LakeError> {
     let bad = |column: &str, why: &str| LakeError::Parquet {
@@ -162,6 +163,11 @@ fn redecode_batch(
         old(&col::PAYLOAD_TEXT),
         old(&col::DECODE_ERROR),
     );
+    let (old_schema, old_encoding, old_key) = (
+        old(&col::SCHEMA),
+        old(&col::ENCODING),
+        old(&col::KEY_DECODED),
+    );
     let mut schema_of = StringBuilder::new();
     let mut encoding = StringBuilder::new();
     let mut decoded = StringBuilder::new();
@@ -189,12 +195,21 @@ fn redecode_batch(
     // Decoding is the work here: all cores share it (rayon keeps the rows' order), and the
     // columns are then built on this thread.
     use rayon::prelude::*;
-    let results: Vec<Redecoded> = (0..batch.num_rows())
+    let results: Vec<Option<Redecoded>> = (0..batch.num_rows())
         .into_par_iter()
         .with_min_len(256)
         .map(|i| decode(stored(i)))
         .collect();
     for (i, r) in results.into_iter().enumerate() {
+        let text = |c: &Option<StringArray>| at(c, i).map(str::to_string);
+        let r = r.unwrap_or_else(|| Redecoded {
+            schema: text(&old_schema),
+            encoding: text(&old_encoding).unwrap_or_else(|| "binary".into()),
+            decoded: text(&old_decoded),
+            payload_text: text(&old_text),
+            decode_error: text(&old_error),
+            key_decoded: text(&old_key),
+        });
         p.events += 1;
         if r.decode_error.is_some() {
             p.errors += 1;

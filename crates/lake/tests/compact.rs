@@ -338,10 +338,12 @@ fn one_compaction_at_a_time_and_none_beside_a_redecode() {
     lake.redecode(
         "local",
         "orders",
-        &|s| sluice_lake::Redecoded {
-            encoding: "text".into(),
-            payload_text: Some(String::from_utf8_lossy(s.payload).into()),
-            ..Default::default()
+        &|s| {
+            Some(sluice_lake::Redecoded {
+                encoding: "text".into(),
+                payload_text: Some(String::from_utf8_lossy(s.payload).into()),
+                ..Default::default()
+            })
         },
         &mut |_| {
             during_redecode

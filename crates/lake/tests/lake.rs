@@ -508,15 +508,17 @@ fn redecode_rewrites_decode_columns_in_place_and_search_sees_them() {
     assert!(lake.source_files("local", "elsewhere").is_empty());
     let q = Query::open(&lake).unwrap();
     let total = q.count(&compile("")).unwrap();
-    let upper = |s: StoredPayload<'_>| Redecoded {
-        schema: Some("test.Upper".into()),
-        encoding: "json".into(),
-        decoded: Some(format!(
-            r#"{{"shout":{}}}"#,
-            serde_json::to_string(&String::from_utf8_lossy(s.payload).to_uppercase()).unwrap()
-        )),
-        key_decoded: s.key.map(|k| format!("\"{}\"", String::from_utf8_lossy(k))),
-        ..Redecoded::default()
+    let upper = |s: StoredPayload<'_>| {
+        Some(Redecoded {
+            schema: Some("test.Upper".into()),
+            encoding: "json".into(),
+            decoded: Some(format!(
+                r#"{{"shout":{}}}"#,
+                serde_json::to_string(&String::from_utf8_lossy(s.payload).to_uppercase()).unwrap()
+            )),
+            key_decoded: s.key.map(|k| format!("\"{}\"", String::from_utf8_lossy(k))),
+            ..Redecoded::default()
+        })
     };
     let mut seen = Vec::new();
     let done = lake
@@ -553,7 +555,12 @@ fn redecode_rewrites_decode_columns_in_place_and_search_sees_them() {
     assert_eq!(ev[0].key_decoded.as_deref(), Some("\"k1\""));
     // Stopping after the first file leaves whole files either way.
     let again = lake
-        .redecode("local", "orders", &|_| Redecoded::default(), &mut |_| false)
+        .redecode(
+            "local",
+            "orders",
+            &|_| Some(Redecoded::default()),
+            &mut |_| false,
+        )
         .unwrap();
     assert_eq!(again.files_done, 1);
     assert_eq!(

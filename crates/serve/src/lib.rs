@@ -13,11 +13,14 @@
 //! names and refuses cross-site POSTs; connections, request sizes, header and body times and
 //! concurrent command calls are bounded ([`Limits`]); memory goes back to the OS after a burst;
 //! SIGINT and SIGTERM both stop it the same way, captures flushed first.
+//!
+//! `status` is the other, much smaller edge: a headless agent's health and metrics.
 
 mod calls;
 mod edge;
 mod listen;
 mod memory;
+pub mod status;
 
 use axum::body::Body;
 use axum::extract::{Path, State};
