@@ -729,6 +729,16 @@ mod tests {
         }
     }
 
+    /// The `sluice-redacted` header's text.
+    fn marker(msg: &Message) -> String {
+        let h = msg
+            .headers
+            .iter()
+            .find(|h| h.key == REDACTED_HEADER)
+            .unwrap();
+        String::from_utf8_lossy(h.value.as_ref().unwrap()).into_owned()
+    }
+
     fn json_message(payload: &str) -> (Message, Decoded) {
         let msg = message(
             payload.as_bytes(),
@@ -792,7 +802,7 @@ mod tests {
         );
         r.message(&mut msg, &mut d, &mut None, &Decoder::sniffing(), false);
         let json = d.json.unwrap();
-        let payload = String::from_utf8(msg.payload).unwrap();
+        let payload = String::from_utf8(msg.payload.clone()).unwrap();
         assert_eq!(json, payload, "bytes and decoded JSON agree");
         for secret in ["ada@example.com", "4111", "5500", "555-0100", "Bearer"] {
             assert!(!json.contains(secret), "{secret} in {json}");
@@ -811,12 +821,7 @@ mod tests {
             msg.headers[1].value.as_deref(),
             Some(&b"call [redacted] now"[..])
         );
-        let marker = msg
-            .headers
-            .iter()
-            .find(|h| h.key == REDACTED_HEADER)
-            .unwrap();
-        let marker = String::from_utf8_lossy(marker.value.as_ref().unwrap()).into_owned();
+        let marker = marker(&msg);
         assert!(
             marker.contains("customer.email") && marker.contains("header:Authorization"),
             "{marker}"
@@ -888,12 +893,7 @@ mod tests {
         assert!(!key.contains("eve@") && key.contains("redacted:"), "{key}");
         assert!(!key_decoded.unwrap().contains("eve@"));
         assert!(!msg.properties.as_ref().unwrap().contains("ada@"));
-        let marker = msg
-            .headers
-            .iter()
-            .find(|h| h.key == REDACTED_HEADER)
-            .unwrap();
-        let marker = String::from_utf8_lossy(marker.value.as_ref().unwrap()).into_owned();
+        let marker = marker(&msg);
         assert!(
             marker.contains("pattern:1") && !marker.contains("example"),
             "{marker}"

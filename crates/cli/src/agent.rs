@@ -316,60 +316,66 @@ fn render(stats: &BTreeMap<String, Stats>, started: Instant) -> sluice_serve::st
             ));
         }
     };
-    family(
-        "sluice_capture_events_total",
-        "Events written to the lake.",
-        "counter",
-        &|s| s.total(|p| p.captured),
-    );
-    family(
-        "sluice_capture_read_total",
-        "Messages read from the bus.",
-        "counter",
-        &|s| s.total(|p| p.read),
-    );
-    family(
-        "sluice_capture_bytes_total",
-        "Payload bytes read.",
-        "counter",
-        &|s| s.total(|p| p.bytes),
-    );
-    family(
-        "sluice_capture_decode_errors_total",
-        "Events stored with a decode error.",
-        "counter",
-        &|s| s.total(|p| p.decode_errors),
-    );
-    family(
-        "sluice_capture_duplicates_skipped_total",
-        "Messages skipped as already in the lake.",
-        "counter",
-        &|s| s.total(|p| p.skipped_duplicates),
-    );
-    family(
-        "sluice_capture_files_total",
-        "Lake files written.",
-        "counter",
-        &|s| s.total(|p| p.files),
-    );
-    family(
-        "sluice_capture_errors_total",
-        "Runs that ended with an error.",
-        "counter",
-        &|s| s.errors,
-    );
-    family(
-        "sluice_capture_restarts_total",
-        "Runs started again after an error.",
-        "counter",
-        &|s| s.restarts,
-    );
-    family(
-        "sluice_capture_up",
-        "1 while the capture runs, 0 in backoff or stopped.",
-        "gauge",
-        &|s| u64::from(s.state == "running"),
-    );
+    type Value = fn(&Stats) -> u64;
+    const FAMILIES: &[(&str, &str, &str, Value)] = &[
+        (
+            "sluice_capture_events_total",
+            "Events written to the lake.",
+            "counter",
+            |s| s.total(|p| p.captured),
+        ),
+        (
+            "sluice_capture_read_total",
+            "Messages read from the bus.",
+            "counter",
+            |s| s.total(|p| p.read),
+        ),
+        (
+            "sluice_capture_bytes_total",
+            "Payload bytes read.",
+            "counter",
+            |s| s.total(|p| p.bytes),
+        ),
+        (
+            "sluice_capture_decode_errors_total",
+            "Events stored with a decode error.",
+            "counter",
+            |s| s.total(|p| p.decode_errors),
+        ),
+        (
+            "sluice_capture_duplicates_skipped_total",
+            "Messages skipped as already in the lake.",
+            "counter",
+            |s| s.total(|p| p.skipped_duplicates),
+        ),
+        (
+            "sluice_capture_files_total",
+            "Lake files written.",
+            "counter",
+            |s| s.total(|p| p.files),
+        ),
+        (
+            "sluice_capture_errors_total",
+            "Runs that ended with an error.",
+            "counter",
+            |s| s.errors,
+        ),
+        (
+            "sluice_capture_restarts_total",
+            "Runs started again after an error.",
+            "counter",
+            |s| s.restarts,
+        ),
+        (
+            "sluice_capture_up",
+            "1 while the capture runs, 0 in backoff or stopped.",
+            "gauge",
+            |s| u64::from(s.state == "running"),
+        ),
+    ];
+    for (name, help, kind, value) in FAMILIES {
+        family(name, help, kind, value);
+    }
     m.push_str(&format!(
         "# HELP sluice_agent_uptime_seconds Seconds since the agent started.\n# TYPE sluice_agent_uptime_seconds gauge\nsluice_agent_uptime_seconds {}\n",
         started.elapsed().as_secs()
