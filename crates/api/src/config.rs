@@ -121,27 +121,49 @@ impl SharedMappings {
     /// Writes atomically (aside, then renamed), readable by everyone who reads the lake.
     pub(crate) fn save(&self, shared_dir: &Path) -> Result<()> {
         let path = Self::path(shared_dir);
-        let io =
-            |e: std::io::Error| ApiError::new(ErrorCode::Io, format!("{}: {e}", path.display()));
-        std::fs::create_dir_all(shared_dir).map_err(io)?;
         let mut stored = self.clone();
         for m in &mut stored.mappings {
             m.shared = false;
         }
         let text = toml::to_string_pretty(&stored)
             .map_err(|e| ApiError::new(ErrorCode::Config, e.to_string()))?;
-        let tmp = shared_dir.join(format!(
-            ".mappings.toml.{}.tmp",
-            uuid::Uuid::new_v4().simple()
-        ));
-        std::fs::write(&tmp, text)
-            .and_then(|_| std::fs::rename(&tmp, &path))
-            .map_err(io)
+        write_aside(&path, text.as_bytes(), false)
     }
 
     pub(crate) fn fingerprint_path(shared_dir: &Path) -> PathBuf {
         Self::path(shared_dir)
     }
+}
+
+/// Writes `bytes` to `path` whole or not at all: into a temp file of its own beside it (two
+/// writers never share one), fsynced, then renamed. `private` files are owner-only (0600).
+pub(crate) fn write_aside(path: &Path, bytes: &[u8], private: bool) -> Result<()> {
+    let io = |e: std::io::Error| ApiError::new(ErrorCode::Io, format!("{}: {e}", path.display()));
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(io)?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.{}.tmp", uuid::Uuid::new_v4().simple()));
+    let written = (|| {
+        use std::io::Write;
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true).create_new(true);
+        #[cfg(unix)]
+        if private {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(0o600);
+        }
+        let mut f = opts.open(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written.map_err(io)
 }
 
 /// A TOML file's contents, the default when it does not exist.
@@ -189,26 +211,9 @@ impl Config {
 
     /// Writes atomically with owner-only permissions.
     pub fn save(&self, dir: &Path) -> Result<()> {
-        let io =
-            |e: std::io::Error| ApiError::new(ErrorCode::Io, format!("{}: {e}", dir.display()));
-        std::fs::create_dir_all(dir).map_err(io)?;
         let text = toml::to_string_pretty(self)
             .map_err(|e| ApiError::new(ErrorCode::Config, e.to_string()))?;
-        let tmp = dir.join(".config.toml.tmp");
-        {
-            use std::io::Write;
-            let mut opts = std::fs::OpenOptions::new();
-            opts.write(true).create(true).truncate(true);
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::OpenOptionsExt;
-                opts.mode(0o600);
-            }
-            let mut f = opts.open(&tmp).map_err(io)?;
-            f.write_all(text.as_bytes()).map_err(io)?;
-            f.sync_all().map_err(io)?;
-        }
-        std::fs::rename(&tmp, Self::path(dir)).map_err(io)
+        write_aside(&Self::path(dir), text.as_bytes(), true)
     }
 
     pub fn connection(&self, name: &str) -> Result<&ConnectionProfile> {

@@ -122,11 +122,7 @@ fn keep(config_dir: &Path, suffix: &str, bytes: &[u8]) -> Result<()> {
         .map_err(|e| ApiError::new(ErrorCode::Io, format!("{}: {e}", d.display())))?;
     let n = std::fs::read_dir(&d).map(|r| r.count()).unwrap_or(0);
     let path = d.join(format!("{:05}-{}{suffix}", n + 1, sluice_model::now_us()));
-    // A name of its own: two people may add to a lake's shared store at once.
-    let tmp = d.join(format!(".adding.{}.tmp", uuid::Uuid::new_v4().simple()));
-    std::fs::write(&tmp, bytes)
-        .and_then(|_| std::fs::rename(&tmp, &path))
-        .map_err(|e| ApiError::new(ErrorCode::Io, format!("{}: {e}", path.display())))
+    crate::config::write_aside(&path, bytes, false)
 }
 
 /// Adds .proto files, descriptor sets and .avsc files, and folders of them (walked once each,

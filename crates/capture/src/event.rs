@@ -226,24 +226,30 @@ pub fn is_own_replay(msg: &Message, lake_id: &str) -> bool {
     })
 }
 
+/// A message of source `orders` at partition 0, offset 7, for this crate's tests.
+#[cfg(test)]
+pub(crate) fn test_message(headers: Vec<sluice_model::Header>, payload: &[u8]) -> Message {
+    Message {
+        id: None,
+        source: "orders".into(),
+        partition: Some(0),
+        offset: Some(7),
+        sub_offset: None,
+        key: None,
+        headers,
+        timestamp_us: None,
+        payload: payload.to_vec(),
+        properties: None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use sluice_model::Header;
 
     fn message(headers: Vec<Header>, payload: &[u8]) -> Message {
-        Message {
-            id: None,
-            source: "orders".into(),
-            partition: Some(0),
-            offset: Some(7),
-            sub_offset: None,
-            key: None,
-            headers,
-            timestamp_us: None,
-            payload: payload.to_vec(),
-            properties: None,
-        }
+        test_message(headers, payload)
     }
 
     fn replay_id(value: &str) -> Vec<Header> {

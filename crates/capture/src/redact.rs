@@ -715,18 +715,7 @@ mod tests {
     }
 
     fn message(payload: &[u8], headers: Vec<Header>) -> Message {
-        Message {
-            id: None,
-            source: "s".into(),
-            partition: Some(0),
-            offset: Some(1),
-            sub_offset: None,
-            key: None,
-            headers,
-            timestamp_us: None,
-            payload: payload.to_vec(),
-            properties: None,
-        }
+        crate::event::test_message(headers, payload)
     }
 
     /// The `sluice-redacted` header's text.

@@ -14,7 +14,7 @@ use parquet::errors::ParquetError;
 use sluice_filter::{Compiled, Param};
 use sluice_model::Event;
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 pub(crate) fn qerr(e: impl std::fmt::Display) -> LakeError {
     LakeError::Query(e.to_string())
@@ -370,9 +370,15 @@ pub(crate) fn whole_lake_source(lake: &Lake) -> Option<String> {
     if files.is_empty() {
         return None;
     }
-    let list: Vec<String> = files
-        .iter()
+    Some(parquet_source(&file_list(
+        files.iter().map(PathBuf::as_path),
+    )))
+}
+
+/// Files as a DuckDB list literal, `['a', 'b']`.
+pub(crate) fn file_list<'a>(paths: impl Iterator<Item = &'a Path>) -> String {
+    let list: Vec<String> = paths
         .map(|p| sql_string_literal(&p.display().to_string()))
         .collect();
-    Some(parquet_source(&format!("[{}]", list.join(", "))))
+    format!("[{}]", list.join(", "))
 }

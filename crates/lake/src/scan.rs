@@ -3,7 +3,7 @@
 //! names each row's file and row number (which search uses to fetch a page by row).
 
 use crate::layout::{file_max_time, file_times};
-use crate::query::{parquet_source, sql_string_literal, Query};
+use crate::query::{file_list, parquet_source, Query};
 use crate::sketch;
 use sluice_filter::{Compiled, Needs};
 use std::path::{Path, PathBuf};
@@ -86,13 +86,9 @@ impl FileScan {
 /// row groups outside them.
 pub(crate) fn parquet_source_with_names(files: &[FileScan]) -> String {
     let source = |paths: &[&Path]| {
-        let list: Vec<String> = paths
-            .iter()
-            .map(|p| sql_string_literal(&p.display().to_string()))
-            .collect();
         parquet_source(&format!(
-            "[{}], filename = true, file_row_number = true",
-            list.join(", ")
+            "{}, filename = true, file_row_number = true",
+            file_list(paths.iter().copied())
         ))
     };
     let whole: Vec<&Path> = files

@@ -1,39 +1,12 @@
 """Option A: DuckDB reads the lake itself (local files or s3:// via httpfs). Median of N.
 usage: bench_a.py local|s3 [endpoint] [label] [N]"""
 from common import *
+from bench_a_queries import queries
 import json, sys
 mode = sys.argv[1]; ep = sys.argv[2] if len(sys.argv) > 2 else "127.0.0.1:15999"
 label = sys.argv[3] if len(sys.argv) > 3 else mode; N = int(sys.argv[4]) if len(sys.argv) > 4 else 5
 s3 = mode == "s3"
-files = s3_files() if s3 else LOCAL_FILES
-by_new = sorted(files, key=newest, reverse=True)
-pattern = f"s3://{BUCKET}/{PREFIX}/**/*.parquet" if s3 else f"{ROOT}/**/*.parquet"
-ORDER = 'ORDER BY coalesce(timestamp, captured_at) DESC, captured_at DESC, "offset" DESC, sub_offset DESC'
-
-def sluice_page(c):
-    """search.rs: sort keys of newest group (4 files), then fetch the 100 rows by row number."""
-    grp = by_new[:4]
-    hits = c.sql(f"SELECT filename, file_row_number, epoch_us(timestamp), epoch_us(captured_at), \"offset\", sub_offset "
-                 f"FROM {src(grp, ', filename = true, file_row_number = true')} AS events WHERE true {ORDER} LIMIT 100").fetchall()
-    assert hits[-1][2] > newest(by_new[4])  # search stops after the first group
-    byf = {}
-    for h in hits: byf.setdefault(h[0], []).append(h[1])
-    n = 0
-    for f, rows in byf.items():
-        n += len(c.sql(f"SELECT file_row_number, * FROM {src([f], ', filename = true, file_row_number = true')} "
-                       f"WHERE file_row_number IN ({', '.join(map(str, rows))})").fetchall())
-    assert n == 100
-
-Q = {
- "a_count": lambda c: c.sql(f"SELECT count(*) FROM {src(files)}").fetchall(),
- "b_count_partition1": lambda c: c.sql(f"SELECT count(*) FROM {src(files)} WHERE partition = 1").fetchall(),
- "c_page_all_files": lambda c: c.sql(f"SELECT * FROM {src(files)} {ORDER} LIMIT 100").fetchall(),
- "c_page_newest2": lambda c: c.sql(f"SELECT * FROM {src(by_new[:2])} {ORDER} LIMIT 100").fetchall(),
- "c_page_sluice_2phase": sluice_page,
- "d_glob_only": lambda c: c.sql(f"SELECT count(*) FROM glob('{pattern}')").fetchall(),
- "d_count_via_glob": lambda c: c.sql(f"SELECT count(*) FROM read_parquet('{pattern}', hive_partitioning=true)").fetchall(),
- "e_like_rare": lambda c: c.sql(f"SELECT count(*) FROM {src(files)} WHERE decoded LIKE '%rare%'").fetchall(),
-}
+Q = queries(s3)
 only = os.environ.get("ONLY", "").split(",") if os.environ.get("ONLY") else list(Q)
 threads = os.environ.get("THREADS")
 res = {}
